@@ -1,0 +1,24 @@
+# The two set-up commands of the README: `make demo` (the main job) and `make test`.
+# Each creates the virtual environment in .venv when it is missing.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: demo test install clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned in the same command: an unpinned torch would pull a CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0 -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/pascal-fpga demo
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs/demo

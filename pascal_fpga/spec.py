@@ -1,0 +1,297 @@
+"""Model specs: one YAML file describes one QCFS network, its level counts and weight bits per layer.
+
+A spec is validated completely on load, shapes included, so that every later stage can trust it:
+every error is one line naming the spec file, the layer index and the field at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import PascalError
+
+LAYER_TYPES = ("conv", "linear", "maxpool", "avgpool", "flatten", "block")
+WEIGHT_BITS_RANGE = (2, 16)
+INPUT_BITS_RANGE = (1, 16)
+LEVELS_MAX = 256
+
+# The fields each layer type accepts; a value of REQUIRED has no default.
+REQUIRED = object()
+_LAYER_FIELDS: dict[str, dict[str, Any]] = {
+    "conv": {"channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "padding": 0,
+             "levels": None, "weight_bits": None, "batchnorm": True},
+    "linear": {"features": REQUIRED, "levels": None, "weight_bits": None, "batchnorm": True},
+    "maxpool": {"kernel": REQUIRED, "stride": None},
+    "avgpool": {"kernel": REQUIRED, "stride": None},
+    "flatten": {},
+    "block": {"channels": REQUIRED, "stride": 1, "levels": None, "weight_bits": None,
+              "add_bits": 8},
+}
+_INT_FIELDS = ("channels", "kernel", "stride", "padding", "features", "levels", "weight_bits",
+               "add_bits")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The network input: ``channels`` x ``height`` x ``width`` unsigned ``bits``-bit pixels."""
+
+    channels: int
+    height: int
+    width: int
+    bits: int
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer, with its defaults resolved (``levels``/``weight_bits`` filled in where they apply).
+
+    ``in_shape``/``out_shape`` are (C, H, W) for spatial tensors and (F,) after a flatten.
+    """
+
+    index: int
+    type: str
+    channels: int | None = None
+    kernel: int | None = None
+    stride: int | None = None
+    padding: int | None = None
+    features: int | None = None
+    levels: int | None = None
+    weight_bits: int | None = None
+    batchnorm: bool | None = None
+    add_bits: int | None = None
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+
+    @property
+    def has_weights(self) -> bool:
+        return self.type in ("conv", "linear", "block")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The layer as it would be written in a spec, defaults resolved."""
+        out: dict[str, Any] = {"type": self.type}
+        for name in _LAYER_FIELDS[self.type]:
+            val = getattr(self, name)
+            if val is not None:
+                out[name] = val
+        return out
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A validated network spec. ``layers[-1]`` is the classifier (a linear with ``classes``
+    outputs, no activation); every other conv, linear and block has a QCFS activation."""
+
+    name: str
+    input: InputSpec
+    classes: int
+    weight_bits: int
+    levels: int
+    layers: tuple[LayerSpec, ...]
+    source: str = "<spec>"
+
+    @property
+    def classifier(self) -> LayerSpec:
+        return self.layers[-1]
+
+    def qcfs_layers(self) -> list[LayerSpec]:
+        """Layers that end in a QCFS activation, in order (every conv/linear/block but the last)."""
+        return [layer for layer in self.layers[:-1] if layer.has_weights]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec (every layer's levels and weight bits explicit)."""
+        return {
+            "name": self.name,
+            "input": dataclasses.asdict(self.input),
+            "classes": self.classes,
+            "weight_bits": self.weight_bits,
+            "levels": self.levels,
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
+
+    def with_levels(self, levels: list[int]) -> "ModelSpec":
+        """A copy with the level count of each QCFS layer (in ``qcfs_layers`` order) replaced."""
+        qcfs = self.qcfs_layers()
+        if len(levels) != len(qcfs):
+            raise PascalError(f"{self.source}: {len(levels)} level counts given for "
+                              f"{len(qcfs)} QCFS layers")
+        raw = self.to_dict()
+        for layer, level in zip(qcfs, levels):
+            raw["layers"][layer.index]["levels"] = int(level)
+        return parse_spec(raw, self.source)
+
+    def dump(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate a spec file; raises PascalError naming the file, layer and field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PascalError(f"{path}: cannot read the spec ({exc.strerror})") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise PascalError(f"{path}: not valid YAML{where}") from exc
+    return parse_spec(raw, str(path))
+
+
+def _int_field(value: Any, where: str, name: str, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PascalError(f"{where}: field '{name}' must be an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        raise PascalError(f"{where}: field '{name}' must be {bound}, got {value}")
+    return value
+
+
+def _int_range_check(name: str, value: int, where: str) -> int:
+    if name == "weight_bits":
+        return _int_field(value, where, name, *WEIGHT_BITS_RANGE)
+    if name == "levels":
+        return _int_field(value, where, name, 1, LEVELS_MAX)
+    if name == "add_bits":
+        return _int_field(value, where, name, 2, 16)
+    if name == "padding":
+        return _int_field(value, where, name, 0)
+    return _int_field(value, where, name, 1)
+
+
+def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
+    """Validate a spec given as a dict (as read from YAML) and resolve its defaults and shapes."""
+    if not isinstance(raw, dict):
+        raise PascalError(f"{source}: a spec must be a mapping with name, input, classes and layers")
+    known = {"name", "input", "classes", "weight_bits", "levels", "layers"}
+    for key in raw:
+        if key not in known:
+            raise PascalError(f"{source}: unknown top-level field '{key}' "
+                              f"(known: {', '.join(sorted(known))})")
+    for key in ("name", "input", "classes", "layers"):
+        if key not in raw:
+            raise PascalError(f"{source}: missing top-level field '{key}'")
+    name = raw["name"]
+    if not isinstance(name, str) or not name:
+        raise PascalError(f"{source}: field 'name' must be a non-empty string")
+
+    inp = raw["input"]
+    if not isinstance(inp, dict):
+        raise PascalError(f"{source}: field 'input' must be a mapping of channels, height, width, bits")
+    for key in inp:
+        if key not in ("channels", "height", "width", "bits"):
+            raise PascalError(f"{source}: input: unknown field '{key}'")
+    for key in ("channels", "height", "width", "bits"):
+        if key not in inp:
+            raise PascalError(f"{source}: input: missing field '{key}'")
+    input_spec = InputSpec(
+        channels=_int_field(inp["channels"], f"{source}: input", "channels", 1),
+        height=_int_field(inp["height"], f"{source}: input", "height", 1),
+        width=_int_field(inp["width"], f"{source}: input", "width", 1),
+        bits=_int_field(inp["bits"], f"{source}: input", "bits", *INPUT_BITS_RANGE),
+    )
+    classes = _int_field(raw["classes"], source, "classes", 2)
+    weight_bits = _int_range_check("weight_bits", raw.get("weight_bits", 4), source)
+    levels = _int_range_check("levels", raw.get("levels", 4), source)
+
+    layers_raw = raw["layers"]
+    if not isinstance(layers_raw, list) or not layers_raw:
+        raise PascalError(f"{source}: field 'layers' must be a non-empty list")
+
+    shape: tuple[int, ...] = (input_spec.channels, input_spec.height, input_spec.width)
+    layers: list[LayerSpec] = []
+    for index, entry in enumerate(layers_raw):
+        where = f"{source}: layer {index}"
+        if not isinstance(entry, dict):
+            raise PascalError(f"{where}: a layer must be a mapping with a 'type'")
+        if "type" not in entry:
+            raise PascalError(f"{where}: missing field 'type'")
+        kind = entry["type"]
+        if kind not in _LAYER_FIELDS:
+            raise PascalError(f"{where}: field 'type': unknown layer type {kind!r} "
+                              f"(known: {', '.join(LAYER_TYPES)})")
+        where = f"{where} ({kind})"
+        fields = _LAYER_FIELDS[kind]
+        values: dict[str, Any] = {}
+        for key, val in entry.items():
+            if key == "type":
+                continue
+            if key not in fields:
+                raise PascalError(f"{where}: unknown field '{key}' for a {kind} layer "
+                                  f"(known: {', '.join(fields) or 'none'})")
+            if key == "batchnorm":
+                if not isinstance(val, bool):
+                    raise PascalError(f"{where}: field 'batchnorm' must be true or false, got {val!r}")
+                values[key] = val
+            elif key in _INT_FIELDS:
+                values[key] = _int_range_check(key, val, where)
+        for key, default in fields.items():
+            if key in values:
+                continue
+            if default is REQUIRED:
+                raise PascalError(f"{where}: missing field '{key}'")
+            values[key] = default
+        if kind in ("conv", "linear", "block"):
+            values["levels"] = values["levels"] if values["levels"] is not None else levels
+            values["weight_bits"] = (values["weight_bits"] if values["weight_bits"] is not None
+                                     else weight_bits)
+        if kind in ("maxpool", "avgpool") and values["stride"] is None:
+            values["stride"] = values["kernel"]
+        out_shape = _out_shape(kind, values, shape, where)
+        layers.append(LayerSpec(index=index, type=kind, in_shape=shape, out_shape=out_shape,
+                                **values))
+        shape = out_shape
+
+    last = layers[-1]
+    where = f"{source}: layer {last.index} ({last.type})"
+    if last.type != "linear":
+        raise PascalError(f"{where}: field 'type': the last layer must be a linear classifier "
+                          f"with {classes} features, got a {last.type}")
+    if last.features != classes:
+        raise PascalError(f"{where}: field 'features': the classifier must have classes = "
+                          f"{classes} outputs, got {last.features}")
+    # The classifier has no activation: its levels/batchnorm do not apply.
+    layers[-1] = dataclasses.replace(last, levels=None, batchnorm=False)
+    return ModelSpec(name=name, input=input_spec, classes=classes, weight_bits=weight_bits,
+                     levels=levels, layers=tuple(layers), source=source)
+
+
+def _out_shape(kind: str, values: dict[str, Any], shape: tuple[int, ...],
+               where: str) -> tuple[int, ...]:
+    if kind == "linear":
+        if len(shape) != 1:
+            # A linear directly on a spatial tensor flattens it implicitly.
+            shape = (math.prod(shape),)
+        return (values["features"],)
+    if kind == "flatten":
+        return (math.prod(shape),)
+    if len(shape) != 3:
+        raise PascalError(f"{where}: field 'type': a {kind} needs a spatial (C, H, W) input, "
+                          f"but its input is flat ({shape[0]} features)")
+    channels, height, width = shape
+    if kind == "block":
+        kernel, padding, stride = 3, 1, values["stride"]
+        out_channels = values["channels"]
+    elif kind == "conv":
+        kernel, padding, stride = values["kernel"], values["padding"], values["stride"]
+        out_channels = values["channels"]
+    else:  # pooling
+        kernel, padding, stride = values["kernel"], 0, values["stride"]
+        out_channels = channels
+    if kernel > height + 2 * padding or kernel > width + 2 * padding:
+        raise PascalError(f"{where}: field 'kernel': kernel {kernel} is larger than its "
+                          f"{height}x{width} input (padding {padding})")
+    if kind == "conv" and padding >= kernel:
+        raise PascalError(f"{where}: field 'padding': padding {padding} must be smaller than "
+                          f"the kernel {kernel}")
+    out_h = (height + 2 * padding - kernel) // stride + 1
+    out_w = (width + 2 * padding - kernel) // stride + 1
+    return (out_channels, out_h, out_w)
+

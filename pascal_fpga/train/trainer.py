@@ -1,0 +1,322 @@
+"""Training of a QCFS network (or its float twin) from a spec, single- or multi-process.
+
+A run directory holds what later stages read:
+  spec.yaml           the resolved spec (every layer's L and weight bits explicit)
+  checkpoint.pt       model, optimizer and schedule state after the last finished epoch
+  metrics.json        test accuracy, epochs, train seconds, per-layer L, data set, the config
+  training_curve.png  loss and accuracy per epoch
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..datasets import Dataset, load_dataset
+from ..errors import PascalError
+from ..model.network import QCFSNet, lambda_parameter, levels_of
+from ..spec import ModelSpec, load_spec, parse_spec
+from .calibrate import calibrate
+
+CALIBRATION_BATCHES = 4
+EVAL_BATCH = 500
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; stored in metrics.json and the checkpoint."""
+
+    spec: str                      # path of the spec file
+    dataset: str                   # digits | fashion-mnist | cifar10
+    out: str                       # the run directory
+    data_dir: str | None = None    # folder of the data set files (fashion-mnist, cifar10)
+    epochs: int = 10               # 0: calibrate only, no training
+    batch_size: int = 128          # global batch (split across processes)
+    lr: float = 2e-3               # Adam learning rate, cosine-annealed to 0
+    weight_decay: float = 0.0      # on weights only, never on lambdas or BatchNorm
+    seed: int = 0
+    resume: bool = False           # continue from out/checkpoint.pt
+    quantized: bool = True         # False: the float ReLU twin (a baseline)
+    world_size: int = 1            # processes (torchrun sets WORLD_SIZE; read at the CLI)
+    rank: int = 0
+
+
+def images_to_tensor(images: np.ndarray) -> Tensor:
+    """Raw uint8 pixels (N, C, H, W) -> float32 tensor of the same integer values."""
+    return torch.from_numpy(np.ascontiguousarray(images)).float()
+
+
+def _augment(batch: Tensor, dataset: str, generator: torch.Generator) -> Tensor:
+    """Random crop (pad 4) and horizontal flip for CIFAR-10; other sets are used as they are."""
+    if dataset != "cifar10":
+        return batch
+    n, _, h, w = batch.shape
+    padded = F.pad(batch, (4, 4, 4, 4))
+    dy = torch.randint(0, 9, (n,), generator=generator)
+    dx = torch.randint(0, 9, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    out = torch.empty_like(batch)
+    for i in range(n):
+        crop = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        out[i] = crop.flip(-1) if flip[i] else crop
+    return out
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, images: Tensor, labels: Tensor, batch_size: int = EVAL_BATCH
+             ) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``net`` in eval mode."""
+    was_training = net.training
+    net.eval()
+    correct, loss = 0, 0.0
+    for start in range(0, len(images), batch_size):
+        logits = net(images[start:start + batch_size])
+        target = labels[start:start + batch_size]
+        correct += int((logits.argmax(1) == target).sum())
+        loss += float(F.cross_entropy(logits, target, reduction="sum"))
+    net.train(was_training)
+    return correct / len(images), loss / len(images)
+
+
+def check_dataset_fits(spec: ModelSpec, data: Dataset) -> None:
+    """The spec's input must match the data set's image shape, classes and pixel range."""
+    if tuple(data.shape) != (spec.input.channels, spec.input.height, spec.input.width):
+        c, h, w = data.shape
+        raise PascalError(f"{spec.source}: input: the spec's {spec.input.channels}x"
+                          f"{spec.input.height}x{spec.input.width} input does not match "
+                          f"{data.name}'s {c}x{h}x{w} images")
+    if data.pixel_max > 2 ** spec.input.bits - 1:
+        raise PascalError(f"{spec.source}: input: field 'bits': {spec.input.bits} bits cannot hold "
+                          f"{data.name}'s pixels (0..{data.pixel_max})")
+    if spec.classes != data.classes:
+        raise PascalError(f"{spec.source}: field 'classes': {spec.classes} classes, but "
+                          f"{data.name} has {data.classes}")
+
+
+def layer_levels(spec: ModelSpec) -> list[dict[str, Any]]:
+    """Per QCFS layer: index, type and L (for metrics and reports)."""
+    return [{"layer": layer.index, "type": layer.type, "levels": layer.levels}
+            for layer in spec.qcfs_layers()]
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint; an unreadable file is a PascalError naming it."""
+    if not path.is_file():
+        raise PascalError(f"{path}: no checkpoint here (train first, or check the run directory)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise PascalError(f"{path}: unreadable checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(state, dict) or "model" not in state or "spec" not in state:
+        raise PascalError(f"{path}: not a pascal-fpga checkpoint (no model or spec in it)")
+    return state
+
+
+def _optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, param in net.named_parameters():
+        is_weight = name.endswith("weight") and param.dim() > 1
+        (decay if is_weight else no_decay).append(param)
+    return torch.optim.Adam([{"params": decay, "weight_decay": config.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+
+
+def _lr_at(step: int, total: int, base: float) -> float:
+    return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train (or calibrate, with epochs = 0) and write the run directory; returns the metrics.
+
+    Deterministic for a given seed on one machine: the shuffling of each epoch comes from a
+    generator seeded with (seed, epoch), so a resumed run repeats an uninterrupted one exactly.
+    """
+    out = Path(config.out)
+    ckpt_path = out / "checkpoint.pt"
+    if config.resume:
+        state = load_checkpoint(ckpt_path)
+        spec = parse_spec(state["spec"], str(out / "spec.yaml"))
+    else:
+        spec = load_spec(config.spec)
+        if (out / "checkpoint.pt").exists():
+            raise PascalError(f"{out}: already holds a run (checkpoint.pt); use --resume to "
+                              f"continue it or choose another --out")
+        state = None
+    if config.epochs < 0:
+        raise PascalError(f"--epochs must be >= 0, got {config.epochs}")
+    if config.batch_size < config.world_size:
+        raise PascalError(f"--batch-size {config.batch_size} is smaller than the "
+                          f"{config.world_size} processes")
+    data = load_dataset(config.dataset, config.data_dir)
+    check_dataset_fits(spec, data)
+
+    torch.manual_seed(config.seed)
+    net = QCFSNet(spec, quantized=config.quantized)
+    train_x, train_y = images_to_tensor(data.train_images), torch.from_numpy(data.train_labels)
+    test_x, test_y = images_to_tensor(data.test_images), torch.from_numpy(data.test_labels)
+    steps_per_epoch = len(train_x) // config.batch_size
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = _optimizer(net, config)
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    train_seconds = 0.0
+    if state is not None:
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = state["history"]
+        start_epoch = state["epoch"]
+        train_seconds = state["train_seconds"]
+    else:
+        gen = torch.Generator().manual_seed(config.seed)
+        idx = torch.randperm(len(train_x), generator=gen)[:CALIBRATION_BATCHES * config.batch_size]
+        batches = list(torch.split(train_x[idx], config.batch_size))
+        calibrate(net, batches)
+
+    is_main = config.rank == 0
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        spec.dump(out / "spec.yaml")
+    model: nn.Module = net
+    if config.world_size > 1:
+        model = nn.parallel.DistributedDataParallel(net)
+
+    local_batch = config.batch_size // config.world_size
+    bar = None
+    if progress and is_main and config.epochs > start_epoch:
+        from tqdm import tqdm
+        bar = tqdm(total=(config.epochs - start_epoch) * steps_per_epoch, unit="batch",
+                   desc=f"train {spec.name}")
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        perm = torch.randperm(len(train_x), generator=gen)[:steps_per_epoch * config.batch_size]
+        model.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for step in range(steps_per_epoch):
+            batch_idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
+            batch_idx = batch_idx[config.rank * local_batch:(config.rank + 1) * local_batch]
+            images = _augment(train_x[batch_idx], data.name, gen)
+            labels = train_y[batch_idx]
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(epoch * steps_per_epoch + step, total_steps, config.lr)
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                for act in net.qcfs_activations() + net.add_quantizers():
+                    lambda_parameter(act).clamp_(min=1e-3)
+            loss_sum += float(loss.detach()) * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}")
+        train_seconds += time.perf_counter() - started
+        if config.world_size > 1:
+            torch.distributed.barrier()
+        if is_main:
+            test_acc, test_loss = evaluate(net, test_x, test_y)
+            history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+                            "train_accuracy": correct / max(seen, 1), "test_loss": test_loss,
+                            "test_accuracy": test_acc})
+            save_checkpoint(ckpt_path, {
+                "spec": spec.to_dict(), "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history,
+                "train_seconds": train_seconds, "config": dataclasses.asdict(config),
+                "quantized": config.quantized})
+        if config.world_size > 1:
+            torch.distributed.barrier()
+    if bar is not None:
+        bar.close()
+    if not is_main:
+        return {}
+
+    test_acc, test_loss = evaluate(net, test_x, test_y)
+    if not ckpt_path.exists():  # epochs = 0: the calibrated, untrained network
+        save_checkpoint(ckpt_path, {
+            "spec": spec.to_dict(), "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(), "epoch": 0, "history": history,
+            "train_seconds": train_seconds, "config": dataclasses.asdict(config),
+            "quantized": config.quantized})
+    metrics = {
+        "name": spec.name,
+        "dataset": data.name,
+        "data_dir": config.data_dir,
+        "quantized": config.quantized,
+        "test_accuracy": test_acc,
+        "test_loss": test_loss,
+        "epochs": config.epochs,
+        "train_seconds": round(train_seconds, 3),
+        "train_images": len(train_x),
+        "test_images": len(test_x),
+        "levels": layer_levels(spec),
+        "mean_levels": (sum(layer.levels for layer in spec.qcfs_layers())
+                        / max(len(spec.qcfs_layers()), 1)),
+        "lambdas": [float(lambda_parameter(a)) for a in net.qcfs_activations()],
+        "history": history,
+        "config": dataclasses.asdict(config),
+    }
+    _atomic_write(out / "metrics.json",
+                  lambda tmp: tmp.write_text(json.dumps(metrics, indent=2) + "\n"))
+    if history:
+        from .plots import plot_training_curve
+        plot_training_curve(history, out / "training_curve.png", title=spec.name)
+    return metrics
+
+
+def load_run(run_dir: str | Path) -> tuple[ModelSpec, QCFSNet, dict[str, Any]]:
+    """The spec, the trained network (eval mode) and the metrics of a run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PascalError(f"{run_dir}: no such run directory")
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    spec = parse_spec(state["spec"], str(run_dir / "spec.yaml"))
+    net = QCFSNet(spec, quantized=state.get("quantized", True))
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise PascalError(f"{run_dir / 'checkpoint.pt'}: its weights do not fit its spec") from exc
+    net.eval()
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics.setdefault("dataset", state.get("config", {}).get("dataset"))
+    metrics.setdefault("data_dir", state.get("config", {}).get("data_dir"))
+    return spec, net, metrics
+
+
+def evaluate_run(run_dir: str | Path, dataset: str | None = None,
+                 data_dir: str | None = None) -> dict[str, Any]:
+    """Test accuracy of a trained run on its data set (or another one of the same shape)."""
+    spec, net, metrics = load_run(run_dir)
+    name = dataset or metrics.get("dataset")
+    if name is None:
+        raise PascalError(f"{run_dir}: the run does not say its data set; pass --dataset")
+    data = load_dataset(name, data_dir if data_dir is not None else metrics.get("data_dir"))
+    check_dataset_fits(spec, data)
+    acc, loss = evaluate(net, images_to_tensor(data.test_images), torch.from_numpy(data.test_labels))
+    return {"run": str(run_dir), "name": spec.name, "dataset": data.name,
+            "test_images": len(data.test_images), "test_accuracy": acc, "test_loss": loss,
+            "levels": layer_levels(spec)}
