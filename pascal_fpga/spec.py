@@ -136,6 +136,8 @@ def load_spec(path: str | Path) -> ModelSpec:
         text = path.read_text()
     except OSError as exc:
         raise PascalError(f"{path}: cannot read the spec ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise PascalError(f"{path}: not a text (UTF-8) file, so not a YAML spec") from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -214,7 +216,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
         if "type" not in entry:
             raise PascalError(f"{where}: missing field 'type'")
         kind = entry["type"]
-        if kind not in _LAYER_FIELDS:
+        if not isinstance(kind, str) or kind not in _LAYER_FIELDS:
             raise PascalError(f"{where}: field 'type': unknown layer type {kind!r} "
                               f"(known: {', '.join(LAYER_TYPES)})")
         where = f"{where} ({kind})"

@@ -32,13 +32,16 @@ def level_bit_width(levels: int) -> int:
 
 
 class HalfUpRoundSte(nn.Module):
-    """floor(x + 1/2) forward, identity gradient (straight-through)."""
+    """Round half up, floor(x + 1/2) exactly for every float x; identity gradient (STE)."""
 
     def __init__(self):
         super().__init__()
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + (torch.floor(x + 0.5) - x).detach()
+        # floor(x + 0.5) in float32 rounds 0.5 - 2^-25 up to 1: compare the fraction instead.
+        low = torch.floor(x)
+        rounded = torch.where(x - low >= 0.5, low + 1.0, low)
+        return x + (rounded - x).detach()
 
 
 class LevelIntScaling(nn.Module):

@@ -177,12 +177,14 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     test_x, test_y = images_to_tensor(data.test_images), torch.from_numpy(data.test_labels)
     steps_per_epoch = len(train_x) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
-    optimizer = _optimizer(net, config)
     history: list[dict[str, float]] = []
     start_epoch = 0
     train_seconds = 0.0
     if state is not None:
         net.load_state_dict(state["model"])
+        # After load_state_dict: Brevitas' scaling modules replace their lambda Parameter objects
+        # when loading, so an optimizer made before would update stale copies.
+        optimizer = _optimizer(net, config)
         optimizer.load_state_dict(state["optimizer"])
         history = state["history"]
         start_epoch = state["epoch"]
@@ -192,6 +194,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         idx = torch.randperm(len(train_x), generator=gen)[:CALIBRATION_BATCHES * config.batch_size]
         batches = list(torch.split(train_x[idx], config.batch_size))
         calibrate(net, batches)
+        optimizer = _optimizer(net, config)
 
     is_main = config.rank == 0
     if is_main:
@@ -275,7 +278,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         "levels": layer_levels(spec),
         "mean_levels": (sum(layer.levels for layer in spec.qcfs_layers())
                         / max(len(spec.qcfs_layers()), 1)),
-        "lambdas": [float(lambda_parameter(a)) for a in net.qcfs_activations()],
+        "lambdas": [float(lambda_parameter(a).detach()) for a in net.qcfs_activations()],
         "history": history,
         "config": dataclasses.asdict(config),
     }

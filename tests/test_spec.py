@@ -1,0 +1,522 @@
+"""Tests for pascal_fpga.spec: shipped specs, defaults, shapes, round trips and every bad input.
+
+Every bad input must raise a PascalError whose message is one line naming the spec file, the
+layer index (where a layer is at fault) and the field.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pascal_fpga.errors import PascalError
+from pascal_fpga.spec import LayerSpec, ModelSpec, load_spec, parse_spec
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+SHIPPED = sorted(MODELS.glob("*.yaml"))
+
+
+def _base() -> dict:
+    """A small valid spec (8x8 grey input) that the bad-input cases mutate.
+
+    Layers: 0 conv 8x8x8, 1 maxpool 8x4x4, 2 conv 16x4x4, 3 flatten 256, 4 linear 32, 5 linear 10.
+    """
+    return {
+        "name": "small",
+        "input": {"channels": 1, "height": 8, "width": 8, "bits": 5},
+        "classes": 10,
+        "weight_bits": 4,
+        "levels": 4,
+        "layers": [
+            {"type": "conv", "channels": 8, "kernel": 3, "padding": 1},
+            {"type": "maxpool", "kernel": 2},
+            {"type": "conv", "channels": 16, "kernel": 3, "padding": 1},
+            {"type": "flatten"},
+            {"type": "linear", "features": 32},
+            {"type": "linear", "features": 10},
+        ],
+    }
+
+
+def _spec(layers: list[dict], *, height: int = 8, width: int = 8, channels: int = 1,
+          **top) -> dict:
+    raw = {"name": "t", "input": {"channels": channels, "height": height, "width": width,
+                                  "bits": 8},
+           "classes": 10, "layers": layers}
+    raw.update(top)
+    return raw
+
+
+def _write(tmp_path: Path, raw, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    if isinstance(raw, (str, bytes)):
+        (path.write_bytes if isinstance(raw, bytes) else path.write_text)(raw)
+    else:
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+# --------------------------------------------------------------------------------- shipped specs
+
+
+def test_models_folder_has_specs():
+    names = {p.stem for p in SHIPPED}
+    assert {"digits-cnn", "fmnist-cnn", "cifar10-vgg11", "cifar10-resnet18"} <= names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_spec_loads_and_chains(path):
+    spec = load_spec(path)
+    assert isinstance(spec, ModelSpec)
+    assert spec.source == str(path)
+    assert spec.name == path.stem
+    inp = spec.input
+    assert spec.layers[0].in_shape == (inp.channels, inp.height, inp.width)
+    for prev, layer in zip(spec.layers, spec.layers[1:]):
+        assert layer.in_shape == prev.out_shape, f"layer {layer.index}"
+    assert [layer.index for layer in spec.layers] == list(range(len(spec.layers)))
+    for layer in spec.layers:
+        assert all(isinstance(d, int) and d >= 1 for d in layer.out_shape)
+    # The classifier: a linear with `classes` outputs and no activation.
+    clf = spec.classifier
+    assert clf is spec.layers[-1]
+    assert clf.type == "linear" and clf.features == spec.classes
+    assert clf.out_shape == (spec.classes,)
+    assert clf.levels is None
+    assert clf.batchnorm is False
+    assert clf.weight_bits is not None
+    # Every other weighted layer has a QCFS activation with resolved levels and weight bits.
+    qcfs = spec.qcfs_layers()
+    assert qcfs and clf not in qcfs
+    for layer in qcfs:
+        assert layer.has_weights
+        assert 1 <= layer.levels <= 256
+        assert 2 <= layer.weight_bits <= 16
+
+
+def test_fmnist_cnn_shapes_and_defaults():
+    spec = load_spec(MODELS / "fmnist-cnn.yaml")
+    assert spec.input.channels == 1 and spec.input.height == 28 and spec.input.width == 28
+    assert spec.input.bits == 8
+    assert spec.classes == 10 and spec.weight_bits == 4 and spec.levels == 4
+    shapes = [(layer.type, layer.in_shape, layer.out_shape) for layer in spec.layers]
+    assert shapes == [
+        ("conv", (1, 28, 28), (32, 28, 28)),
+        ("maxpool", (32, 28, 28), (32, 14, 14)),
+        ("conv", (32, 14, 14), (64, 14, 14)),
+        ("avgpool", (64, 14, 14), (64, 7, 7)),
+        ("flatten", (64, 7, 7), (3136,)),
+        ("linear", (3136,), (128,)),
+        ("linear", (128,), (10,)),
+    ]
+    assert [layer.levels for layer in spec.qcfs_layers()] == [8, 4, 2]
+    assert [layer.index for layer in spec.qcfs_layers()] == [0, 2, 5]
+    assert all(layer.weight_bits == 4 for layer in spec.layers if layer.has_weights)
+    # Pooling stride defaults to the kernel.
+    assert spec.layers[1].stride == 2 and spec.layers[3].stride == 2
+    # Conv defaults.
+    assert spec.layers[2].stride == 1 and spec.layers[2].padding == 1
+    assert spec.layers[0].batchnorm is True
+    assert spec.classifier.levels is None
+
+
+def test_digits_cnn_shapes():
+    spec = load_spec(MODELS / "digits-cnn.yaml")
+    assert [layer.out_shape for layer in spec.layers] == [
+        (16, 8, 8), (32, 8, 8), (32, 4, 4), (512,), (64,), (10,)]
+    assert [layer.levels for layer in spec.qcfs_layers()] == [8, 4, 2]
+
+
+def test_resnet18_blocks_downsample_to_one_pixel():
+    spec = load_spec(MODELS / "cifar10-resnet18.yaml")
+    blocks = [layer for layer in spec.layers if layer.type == "block"]
+    assert [b.out_shape for b in blocks] == [
+        (64, 32, 32), (64, 32, 32), (128, 16, 16), (128, 16, 16),
+        (256, 8, 8), (256, 8, 8), (512, 4, 4), (512, 4, 4)]
+    assert all(b.add_bits == 8 for b in blocks)
+    assert spec.layers[-3].type == "avgpool" and spec.layers[-3].out_shape == (512, 1, 1)
+    assert spec.layers[-2].out_shape == (512,)
+
+
+def test_vgg11_shapes():
+    spec = load_spec(MODELS / "cifar10-vgg11.yaml")
+    assert spec.layers[-5].type == "avgpool"
+    assert spec.layers[-5].in_shape == (512, 2, 2) and spec.layers[-5].out_shape == (512, 1, 1)
+    assert spec.layers[-4].out_shape == (512,)  # flatten
+    assert [layer.out_shape for layer in spec.layers[-3:]] == [(512,), (512,), (10,)]
+    assert len(spec.qcfs_layers()) == 10
+    assert spec.qcfs_layers()[0].levels == 8
+    assert all(layer.levels == 4 for layer in spec.qcfs_layers()[1:])
+
+
+# -------------------------------------------------------------------------------------- defaults
+
+
+def test_top_level_defaults_fill_layers_and_own_values_win():
+    raw = _spec([
+        {"type": "conv", "channels": 4, "kernel": 3, "padding": 1},
+        {"type": "conv", "channels": 4, "kernel": 3, "padding": 1, "levels": 16,
+         "weight_bits": 8},
+        {"type": "linear", "features": 12, "weight_bits": 2},
+        {"type": "linear", "features": 10},
+    ], levels=6, weight_bits=3)
+    spec = parse_spec(raw, "x.yaml")
+    assert spec.levels == 6 and spec.weight_bits == 3
+    l0, l1, l2, clf = spec.layers
+    assert (l0.levels, l0.weight_bits) == (6, 3)
+    assert (l1.levels, l1.weight_bits) == (16, 8)
+    assert (l2.levels, l2.weight_bits) == (6, 2)
+    assert clf.weight_bits == 3 and clf.levels is None
+
+
+def test_builtin_defaults_without_top_level_values():
+    spec = parse_spec(_spec([{"type": "linear", "features": 5}, {"type": "linear",
+                                                                    "features": 10}]))
+    assert spec.levels == 4 and spec.weight_bits == 4
+    assert spec.layers[0].levels == 4 and spec.layers[0].weight_bits == 4
+    assert spec.source == "<spec>"
+
+
+def test_batchnorm_false_is_kept():
+    raw = _spec([
+        {"type": "conv", "channels": 4, "kernel": 3, "batchnorm": False},
+        {"type": "linear", "features": 7, "batchnorm": False},
+        {"type": "linear", "features": 12},
+        {"type": "linear", "features": 10},
+    ])
+    spec = parse_spec(raw)
+    assert spec.layers[0].batchnorm is False
+    assert spec.layers[1].batchnorm is False
+    assert spec.layers[2].batchnorm is True
+    again = parse_spec(spec.to_dict())
+    assert [layer.batchnorm for layer in again.layers] == [False, False, True, False]
+
+
+def test_block_defaults():
+    spec = parse_spec(_spec([{"type": "conv", "channels": 4, "kernel": 3, "padding": 1},
+                             {"type": "block", "channels": 4},
+                             {"type": "linear", "features": 10}], levels=5))
+    block = spec.layers[1]
+    assert block.stride == 1 and block.add_bits == 8 and block.levels == 5
+    assert block.weight_bits == 4
+    assert block.out_shape == (4, 8, 8)
+    assert block.to_dict() == {"type": "block", "channels": 4, "stride": 1, "levels": 5,
+                               "weight_bits": 4, "add_bits": 8}
+
+
+# ---------------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_to_dict_parse_round_trip(path):
+    spec = load_spec(path)
+    raw = spec.to_dict()
+    again = parse_spec(raw, spec.source)
+    assert again == spec
+    assert again.to_dict() == raw
+    # Resolved: every weighted non-classifier layer states its levels and weight bits.
+    for layer_raw, layer in zip(raw["layers"], spec.layers):
+        if layer.has_weights:
+            assert "weight_bits" in layer_raw
+        if layer in spec.qcfs_layers():
+            assert layer_raw["levels"] == layer.levels
+    assert "levels" not in raw["layers"][-1]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_dump_load_round_trip(path, tmp_path):
+    spec = load_spec(path)
+    out = tmp_path / "resolved.yaml"
+    spec.dump(out)
+    again = load_spec(out)
+    assert again.source == str(out)
+    assert again == dataclasses.replace(spec, source=str(out))
+    # The dumped file is plain YAML with the resolved fields.
+    raw = yaml.safe_load(out.read_text())
+    assert raw == spec.to_dict()
+
+
+def test_with_levels_replaces_levels():
+    spec = load_spec(MODELS / "fmnist-cnn.yaml")
+    changed = spec.with_levels([3, 5, 7])
+    assert [layer.levels for layer in changed.qcfs_layers()] == [3, 5, 7]
+    assert changed.source == spec.source
+    assert changed.classifier.levels is None
+    # Everything else is unchanged.
+    for old, new in zip(spec.layers, changed.layers):
+        assert dataclasses.replace(new, levels=old.levels) == old
+    # The original is untouched (frozen dataclasses).
+    assert [layer.levels for layer in spec.qcfs_layers()] == [8, 4, 2]
+    # Accepts any int-like sequence values.
+    assert changed.with_levels([8, 4, 2]) == spec
+
+
+def test_with_levels_on_resnet_blocks():
+    spec = load_spec(MODELS / "cifar10-resnet18.yaml")
+    n = len(spec.qcfs_layers())
+    assert n == 9
+    changed = spec.with_levels(list(range(1, n + 1)))
+    assert [layer.levels for layer in changed.qcfs_layers()] == list(range(1, n + 1))
+
+
+@pytest.mark.parametrize("levels", [[], [4, 4], [4, 4, 4, 4]])
+def test_with_levels_rejects_wrong_count(levels):
+    spec = load_spec(MODELS / "fmnist-cnn.yaml")
+    with pytest.raises(PascalError) as info:
+        spec.with_levels(levels)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert spec.source in msg
+    assert f"{len(levels)} level counts" in msg and "3 QCFS layers" in msg
+
+
+def test_with_levels_rejects_out_of_range_level():
+    spec = load_spec(MODELS / "fmnist-cnn.yaml")
+    with pytest.raises(PascalError, match="'levels'"):
+        spec.with_levels([8, 0, 2])
+
+
+# ----------------------------------------------------------------------------- shape arithmetic
+
+
+@pytest.mark.parametrize("padding, expected", [(0, (6, 12, 12)), (2, (6, 14, 14))])
+def test_conv_kernel5_stride2(padding, expected):
+    spec = parse_spec(_spec([{"type": "conv", "channels": 6, "kernel": 5, "stride": 2,
+                              "padding": padding},
+                             {"type": "linear", "features": 10}], height=28, width=28))
+    assert spec.layers[0].out_shape == expected
+
+
+def test_non_square_input():
+    spec = parse_spec(_spec([
+        {"type": "conv", "channels": 4, "kernel": 5, "stride": 2},        # 4 x 4 x 8
+        {"type": "conv", "channels": 4, "kernel": 3, "padding": 1},      # 4 x 4 x 8
+        {"type": "maxpool", "kernel": 2},                                # 4 x 2 x 4
+        {"type": "avgpool", "kernel": 2, "stride": 1},                   # 4 x 1 x 3
+        {"type": "flatten"},                                             # 12
+        {"type": "linear", "features": 10},
+    ], height=12, width=20))
+    assert [layer.out_shape for layer in spec.layers] == [
+        (4, 4, 8), (4, 4, 8), (4, 2, 4), (4, 1, 3), (12,), (10,)]
+    assert spec.layers[3].stride == 1
+
+
+def test_kernel_equal_to_input_gives_one_pixel():
+    spec = parse_spec(_spec([{"type": "conv", "channels": 3, "kernel": 8},
+                             {"type": "linear", "features": 10}]))
+    assert spec.layers[0].out_shape == (3, 1, 1)
+
+
+def test_block_with_stride_2():
+    spec = parse_spec(_spec([
+        {"type": "conv", "channels": 8, "kernel": 3, "padding": 1},
+        {"type": "block", "channels": 16, "stride": 2},
+        {"type": "block", "channels": 16, "stride": 2},
+        {"type": "block", "channels": 16},
+        {"type": "linear", "features": 10},
+    ], height=9, width=16))
+    assert [layer.out_shape for layer in spec.layers[:4]] == [
+        (8, 9, 16), (16, 5, 8), (16, 3, 4), (16, 3, 4)]
+    assert spec.layers[1].in_shape == (8, 9, 16)
+
+
+def test_implicit_flatten_linear_after_input():
+    spec = parse_spec(_spec([{"type": "linear", "features": 20},
+                             {"type": "linear", "features": 10}], channels=2, height=3,
+                            width=5))
+    first = spec.layers[0]
+    assert first.out_shape == (20,)
+    assert first.in_shape in ((2, 3, 5), (30,))
+    assert spec.layers[1].in_shape == (20,)
+    assert spec.qcfs_layers() == [first]
+
+
+def test_implicit_flatten_linear_after_conv():
+    spec = parse_spec(_spec([{"type": "conv", "channels": 4, "kernel": 3},
+                             {"type": "linear", "features": 10}]))
+    assert spec.layers[0].out_shape == (4, 6, 6)
+    assert spec.layers[1].in_shape in ((4, 6, 6), (144,))
+    assert spec.layers[1].out_shape == (10,)
+
+
+def test_layer_to_dict_of_pool_and_flatten():
+    spec = load_spec(MODELS / "fmnist-cnn.yaml")
+    assert spec.layers[1].to_dict() == {"type": "maxpool", "kernel": 2, "stride": 2}
+    assert spec.layers[4].to_dict() == {"type": "flatten"}
+    assert isinstance(spec.layers[4], LayerSpec) and not spec.layers[4].has_weights
+
+
+# ------------------------------------------------------------------------------------ bad input
+
+
+def _with_layer(index: int, layer, base=None) -> dict:
+    raw = copy.deepcopy(base or _base())
+    raw["layers"][index] = layer
+    return raw
+
+
+def _with_top(**fields) -> dict:
+    raw = _base()
+    raw.update(fields)
+    return raw
+
+
+def _without_top(key: str) -> dict:
+    raw = _base()
+    del raw[key]
+    return raw
+
+
+def _with_input(**fields) -> dict:
+    raw = _base()
+    raw["input"].update(fields)
+    return raw
+
+
+_CONV2 = {"type": "conv", "channels": 16, "kernel": 3, "padding": 1}
+
+# (id, spec content, layer index or None for a top-level error, text the message must contain)
+BAD_SPECS = [
+    # layer type
+    ("unknown-type", _with_layer(2, {**_CONV2, "type": "deconv"}), 2, "'type'"),
+    ("type-is-list", _with_layer(2, {**_CONV2, "type": ["conv"]}), 2, "'type'"),
+    ("type-is-int", _with_layer(2, {**_CONV2, "type": 3}), 2, "'type'"),
+    ("missing-type", _with_layer(2, {"channels": 16, "kernel": 3}), 2, "'type'"),
+    ("layer-not-mapping", _with_layer(2, "conv"), 2, "'type'"),
+    # missing required fields
+    ("conv-no-channels", _with_layer(2, {"type": "conv", "kernel": 3}), 2, "'channels'"),
+    ("conv-no-kernel", _with_layer(2, {"type": "conv", "channels": 16}), 2, "'kernel'"),
+    ("maxpool-no-kernel", _with_layer(1, {"type": "maxpool"}), 1, "'kernel'"),
+    ("linear-no-features", _with_layer(4, {"type": "linear"}), 4, "'features'"),
+    ("block-no-channels", _with_layer(2, {"type": "block"}), 2, "'channels'"),
+    # mistyped fields
+    ("channels-str", _with_layer(2, {**_CONV2, "channels": "32"}), 2, "'channels'"),
+    ("kernel-float", _with_layer(2, {**_CONV2, "kernel": 3.5}), 2, "'kernel'"),
+    ("kernel-null", _with_layer(2, {**_CONV2, "kernel": None}), 2, "'kernel'"),
+    ("batchnorm-str", _with_layer(2, {**_CONV2, "batchnorm": "yes"}), 2, "'batchnorm'"),
+    ("batchnorm-int", _with_layer(4, {"type": "linear", "features": 32, "batchnorm": 1}), 4,
+     "'batchnorm'"),
+    ("levels-bool", _with_layer(2, {**_CONV2, "levels": True}), 2, "'levels'"),
+    ("features-list", _with_layer(4, {"type": "linear", "features": [32]}), 4, "'features'"),
+    # unknown fields
+    ("conv-unknown-field", _with_layer(2, {**_CONV2, "dilation": 2}), 2, "'dilation'"),
+    ("maxpool-weight-bits", _with_layer(1, {"type": "maxpool", "kernel": 2, "weight_bits": 4}),
+     1, "'weight_bits'"),
+    ("flatten-field", _with_layer(3, {"type": "flatten", "features": 256}), 3, "'features'"),
+    # out-of-range values per layer
+    ("levels-0", _with_layer(2, {**_CONV2, "levels": 0}), 2, "'levels'"),
+    ("levels-neg", _with_layer(2, {**_CONV2, "levels": -1}), 2, "'levels'"),
+    ("levels-257", _with_layer(2, {**_CONV2, "levels": 257}), 2, "'levels'"),
+    ("weight-bits-1", _with_layer(2, {**_CONV2, "weight_bits": 1}), 2, "'weight_bits'"),
+    ("weight-bits-17", _with_layer(2, {**_CONV2, "weight_bits": 17}), 2, "'weight_bits'"),
+    ("linear-weight-bits-17", _with_layer(4, {"type": "linear", "features": 32,
+                                              "weight_bits": 17}), 4, "'weight_bits'"),
+    ("classifier-weight-bits-1", _with_layer(5, {"type": "linear", "features": 10,
+                                                 "weight_bits": 1}), 5, "'weight_bits'"),
+    ("stride-0", _with_layer(2, {**_CONV2, "stride": 0}), 2, "'stride'"),
+    ("padding-neg", _with_layer(2, {**_CONV2, "padding": -1}), 2, "'padding'"),
+    ("channels-0", _with_layer(2, {**_CONV2, "channels": 0}), 2, "'channels'"),
+    ("padding-not-below-kernel", _with_layer(2, {**_CONV2, "padding": 3}), 2, "'padding'"),
+    ("block-add-bits-1", _with_layer(2, {"type": "block", "channels": 16, "add_bits": 1}), 2,
+     "'add_bits'"),
+    # shapes
+    ("kernel-9-on-8x8", _with_layer(0, {"type": "conv", "channels": 8, "kernel": 9}), 0,
+     "'kernel'"),
+    ("kernel-5-on-4x4", _with_layer(2, {"type": "conv", "channels": 16, "kernel": 5}), 2,
+     "'kernel'"),
+    ("pool-larger-than-input", _with_layer(1, {"type": "maxpool", "kernel": 9}), 1, "'kernel'"),
+    ("kernel-wider-than-input", _spec([{"type": "conv", "channels": 4, "kernel": 5},
+                                       {"type": "linear", "features": 10}], height=8, width=4),
+     0, "'kernel'"),
+    ("maxpool-after-flatten", {**_base(), "layers": _base()["layers"][:4]
+                               + [{"type": "maxpool", "kernel": 2}]
+                               + _base()["layers"][4:]}, 4, "'type'"),
+    ("conv-after-linear", {**_base(), "layers": _base()["layers"][:5]
+                           + [{"type": "conv", "channels": 4, "kernel": 1}]
+                           + _base()["layers"][5:]}, 5, "'type'"),
+    # the classifier
+    ("last-not-linear", {**_base(), "layers": _base()["layers"][:3]}, 2, "'type'"),
+    ("last-is-flatten", {**_base(), "layers": _base()["layers"][:4]}, 3, "'type'"),
+    ("last-features-not-classes", _with_layer(5, {"type": "linear", "features": 12}), 5,
+     "'features'"),
+    # top level
+    ("top-weight-bits-1", _with_top(weight_bits=1), None, "'weight_bits'"),
+    ("top-weight-bits-17", _with_top(weight_bits=17), None, "'weight_bits'"),
+    ("top-weight-bits-str", _with_top(weight_bits="4"), None, "'weight_bits'"),
+    ("top-levels-0", _with_top(levels=0), None, "'levels'"),
+    ("top-levels-neg", _with_top(levels=-1), None, "'levels'"),
+    ("classes-1", _with_top(classes=1), None, "'classes'"),
+    ("classes-str", _with_top(classes="10"), None, "'classes'"),
+    ("name-empty", _with_top(name=""), None, "'name'"),
+    ("layers-empty", _with_top(layers=[]), None, "'layers'"),
+    ("layers-mapping", _with_top(layers={"type": "linear"}), None, "'layers'"),
+    ("unknown-top-field", _with_top(optimizer="adam"), None, "'optimizer'"),
+    ("missing-name", _without_top("name"), None, "'name'"),
+    ("missing-input", _without_top("input"), None, "'input'"),
+    ("missing-classes", _without_top("classes"), None, "'classes'"),
+    ("missing-layers", _without_top("layers"), None, "'layers'"),
+    ("input-not-mapping", _with_top(input=[1, 8, 8]), None, "'input'"),
+    ("input-missing-bits", {**_base(), "input": {"channels": 1, "height": 8, "width": 8}},
+     None, "'bits'"),
+    ("input-bits-0", _with_input(bits=0), None, "'bits'"),
+    ("input-height-float", _with_input(height=8.0), None, "'height'"),
+    ("input-unknown-field", _with_input(depth=3), None, "'depth'"),
+    # the file itself
+    ("invalid-yaml", "name: x\nlayers: [\n  {type: conv\n", None, "YAML"),
+    ("tab-yaml", "name: x\n\tclasses: 10\n", None, "YAML"),
+    ("non-mapping-list", "- a\n- b\n", None, "mapping"),
+    ("non-mapping-scalar", "just a string\n", None, "mapping"),
+    ("empty-file", "", None, "mapping"),
+    ("binary-file", b"\x80\x81\xff\x00PK\x03\x04", None, "YAML"),
+]
+
+
+@pytest.mark.parametrize("content, layer, needle", [case[1:] for case in BAD_SPECS],
+                         ids=[case[0] for case in BAD_SPECS])
+def test_bad_spec(tmp_path, content, layer, needle):
+    path = _write(tmp_path, content)
+    with pytest.raises(PascalError) as info:
+        load_spec(path)
+    msg = str(info.value)
+    assert "\n" not in msg and "\r" not in msg, msg
+    assert msg.startswith(str(path)), msg
+    assert needle in msg, msg
+    rest = msg[len(str(path)):]
+    if layer is None:
+        assert re.search(r"layer \d", rest) is None, msg
+    else:
+        found = re.findall(r"layer (\d+)", rest)
+        assert found and int(found[0]) == layer, msg
+
+
+def test_bad_spec_reports_first_bad_layer(tmp_path):
+    raw = _base()
+    raw["layers"][2]["levels"] = 0
+    raw["layers"][4]["weight_bits"] = 99
+    with pytest.raises(PascalError, match=r"layer 2 .*'levels'"):
+        load_spec(_write(tmp_path, raw))
+
+
+def test_missing_spec_file(tmp_path):
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(PascalError) as info:
+        load_spec(path)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg and "cannot read" in msg
+
+
+def test_spec_path_is_a_directory(tmp_path):
+    with pytest.raises(PascalError) as info:
+        load_spec(tmp_path)
+    assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_parse_spec_names_its_source():
+    with pytest.raises(PascalError, match=r"^my/spec\.yaml: layer 0 \(conv\): .*'channels'"):
+        parse_spec(_spec([{"type": "conv", "kernel": 3}, {"type": "linear", "features": 10}]),
+                   "my/spec.yaml")
