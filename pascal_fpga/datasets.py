@@ -89,7 +89,6 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     raise PascalError(f"unknown data set {name!r}; known data sets: {', '.join(DATASETS)}")
 
 
-# --------------------------------------------------------------------------------------- digits
 
 
 def _load_digits() -> Dataset:
@@ -127,7 +126,6 @@ def _load_digits() -> Dataset:
     )
 
 
-# -------------------------------------------------------------------------------- fashion-mnist
 
 
 def _fashion_mnist_missing(what: str) -> PascalError:
@@ -243,7 +241,6 @@ def _load_fashion_mnist(data_dir: str | os.PathLike | None) -> Dataset:
     )
 
 
-# ------------------------------------------------------------------------------------- cifar10
 
 
 def _cifar10_missing(what: str) -> PascalError:

@@ -22,7 +22,6 @@ from pascal_fpga.errors import PascalError
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
-# ---------------------------------------------------------------------------------------- digits
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +72,6 @@ def test_digits_split_is_deterministic_and_a_partition(digits):
     assert key(ours, ours_labels) == key(whole.data.astype(np.uint8), whole.target)
 
 
-# --------------------------------------------------------------------------------- fashion-mnist
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -217,7 +215,6 @@ def test_fashion_debian_files():
     assert ds.train_images.max() == 255
 
 
-# --------------------------------------------------------------------------------------- cifar10
 
 
 def cifar_images(n: int, batch: int) -> np.ndarray:
@@ -324,7 +321,6 @@ def test_cifar_malformed_batch(tmp_path, content, words):
     assert str(tmp_path / "data_batch_2") in str(err.value) and words in str(err.value)
 
 
-# ----------------------------------------------------------------------------------------- names
 
 
 def test_unknown_name():

@@ -123,7 +123,7 @@ def test_weights_are_signed_integers_of_weight_bits(weight_bits):
     assert qw.scale.shape[0] == 4  # one scale per output channel
 
 
-def test_classifier_bias_is_an_integer_on_the_accumulator_scale():
+def test_classifier_is_integer_accumulators_plus_an_integer_bias():
     torch.manual_seed(0)
     net = QCFSNet(parse_spec(SPEC)).eval()
     with torch.no_grad():
@@ -143,3 +143,7 @@ def test_classifier_bias_is_an_integer_on_the_accumulator_scale():
     expected = (torch.round(q_prev).double() @ qw.int().double().T) * acc_scale.double()
     expected += torch.round(bias_int).double() * acc_scale.double()
     assert torch.allclose(logits.double(), expected, rtol=1e-5, atol=1e-5)
+    # one weight scale for every class: the argmax of the integer accumulators is the class
+    assert qw.scale.numel() == 1
+    acc = torch.round(q_prev).double() @ qw.int().double().T + torch.round(bias_int).double()
+    assert torch.equal(acc.argmax(1), logits.argmax(1))

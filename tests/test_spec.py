@@ -61,7 +61,6 @@ def _write(tmp_path: Path, raw, name: str = "spec.yaml") -> Path:
     return path
 
 
-# --------------------------------------------------------------------------------- shipped specs
 
 
 def test_models_folder_has_specs():
@@ -154,7 +153,6 @@ def test_vgg11_shapes():
     assert all(layer.levels == 4 for layer in spec.qcfs_layers()[1:])
 
 
-# -------------------------------------------------------------------------------------- defaults
 
 
 def test_top_level_defaults_fill_layers_and_own_values_win():
@@ -209,7 +207,6 @@ def test_block_defaults():
                                "weight_bits": 4, "add_bits": 8}
 
 
-# ---------------------------------------------------------------------------------- round trips
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
@@ -281,7 +278,6 @@ def test_with_levels_rejects_out_of_range_level():
         spec.with_levels([8, 0, 2])
 
 
-# ----------------------------------------------------------------------------- shape arithmetic
 
 
 @pytest.mark.parametrize("padding, expected", [(0, (6, 12, 12)), (2, (6, 14, 14))])
@@ -351,7 +347,6 @@ def test_layer_to_dict_of_pool_and_flatten():
     assert isinstance(spec.layers[4], LayerSpec) and not spec.layers[4].has_weights
 
 
-# ------------------------------------------------------------------------------------ bad input
 
 
 def _with_layer(index: int, layer, base=None) -> dict:

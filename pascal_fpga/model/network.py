@@ -15,7 +15,8 @@ from brevitas.quant import Int32Bias
 from torch import Tensor, nn
 
 from ..spec import LayerSpec, ModelSpec
-from .quant import LevelClamp, PixelInputQuant, QCFSActQuant, SignedAddQuant, SignedWeightQuant
+from .quant import (ClassifierWeightQuant, LevelClamp, PixelInputQuant, QCFSActQuant,
+                    SignedAddQuant, SignedWeightQuant)
 
 # Lambda before calibration; calibrate() replaces it with a percentile of the pre-activations.
 LAMBDA_INIT = 4.0
@@ -40,10 +41,12 @@ def _conv(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, bias:
                            bias_quant=Int32Bias if bias else None)
 
 
-def _linear(in_f: int, out_f: int, bias: bool, weight_bits: int, quantized: bool) -> nn.Module:
+def _linear(in_f: int, out_f: int, bias: bool, weight_bits: int, quantized: bool,
+            classifier: bool = False) -> nn.Module:
     if not quantized:
         return nn.Linear(in_f, out_f, bias=bias)
-    return qnn.QuantLinear(in_f, out_f, bias=bias, weight_quant=SignedWeightQuant,
+    return qnn.QuantLinear(in_f, out_f, bias=bias,
+                           weight_quant=ClassifierWeightQuant if classifier else SignedWeightQuant,
                            weight_bit_width=weight_bits, bias_quant=Int32Bias if bias else None)
 
 
@@ -63,7 +66,7 @@ class ConvUnit(nn.Module):
 
 class LinearUnit(nn.Module):
     """(flatten) -> linear -> BatchNorm (optional) -> QCFS; the classifier has neither BN nor
-    activation and returns plain logits."""
+    activation, one weight scale for all classes, and returns plain logits."""
 
     def __init__(self, layer: LayerSpec, quantized: bool, classifier: bool):
         super().__init__()
@@ -72,7 +75,8 @@ class LinearUnit(nn.Module):
             in_features *= dim
         self.classifier = classifier
         use_bn = layer.batchnorm and not classifier
-        self.linear = _linear(in_features, layer.features, not use_bn, layer.weight_bits, quantized)
+        self.linear = _linear(in_features, layer.features, not use_bn, layer.weight_bits, quantized,
+                              classifier)
         self.bn = nn.BatchNorm1d(layer.features) if use_bn else nn.Identity()
         self.act = nn.Identity() if classifier else _activation(layer.levels, quantized)
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from brevitas.core.scaling import ScalingImplType
 from brevitas.quant.base import UintQuant, PerTensorFloatScaling8bit
-from brevitas.quant.scaled_int import Int8WeightPerChannelFloat
+from brevitas.quant.scaled_int import Int8WeightPerChannelFloat, Int8WeightPerTensorFloat
 from brevitas.quant.solver import ActQuantSolver
 from brevitas.inject import value
 
@@ -120,3 +120,8 @@ class SignedAddQuant(UintQuant, PerTensorFloatScaling8bit, ActQuantSolver):
     @value
     def scaling_init(lambda_init):
         return lambda_init
+
+
+class ClassifierWeightQuant(Int8WeightPerTensorFloat):
+    """Signed, narrow-range integer weights with ONE scale for the whole classifier, so that every
+    class's integer accumulator is on the same scale and the argmax of the integers is the class."""
