@@ -50,6 +50,30 @@ def _add_eval(sub) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def _add_snn(sub) -> None:
+    p = sub.add_parser("snn", help="simulate the converted SNN (PASCAL) against its ANN and the "
+                                   "baseline conversion")
+    p.add_argument("run_dir")
+    p.add_argument("--dataset", help="default: the run's own data set")
+    p.add_argument("--data-dir")
+    p.add_argument("--samples", type=int, help="first N test images (default: all)")
+    p.add_argument("--no-float", action="store_true", help="skip the float-mode simulation")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _add_adapt(sub) -> None:
+    p = sub.add_parser("adapt", help="Adaptive Layerwise levels: choose L per layer, fine-tune")
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True, help="the new run directory")
+    p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
+    p.add_argument("--budget", type=float, default=3.0, help="largest mean L (default 3)")
+    p.add_argument("--candidates", default="1,2,4,8", help="level counts to choose from")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--calibration", type=int, default=2000,
+                   help="training images for the metric (default 2000)")
+    p.add_argument("--json", action="store_true")
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the whole pipeline on the embedded digits set")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
@@ -62,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
     _add_eval(sub)
+    _add_snn(sub)
+    _add_adapt(sub)
     _add_demo(sub)
     return parser
 
@@ -117,6 +143,88 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_snn(args) -> int:
+    from .snn.report import snn_report, write_report
+
+    report = snn_report(args.run_dir, args.dataset, args.data_dir, args.samples,
+                        float_mode=not args.no_float, progress=sys.stderr.isatty())
+    folder = write_report(Path(args.run_dir), report)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(format_snn_report(report))
+    print(f"report and plots in {folder}")
+    return 0
+
+
+def format_snn_report(report: dict) -> str:
+    """The human-readable summary of an snn report."""
+    pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
+    bre = report["brevitas_vs_integer"]
+    lines = [
+        f"{report['name']} on {report['dataset']}, {report['samples']} test images, "
+        f"L per layer {report['levels']}",
+        f"  ANN (Brevitas) accuracy      {pct(report['ann_accuracy'])}",
+        f"  SNN (PASCAL, integer)        {pct(report['snn_accuracy'])}   samples differing from "
+        f"the integer ANN (output or any level): {report['mismatched_samples']}",
+        f"  Brevitas vs integer ANN      {bre['differing_levels']} differing levels "
+        f"({bre['ties']} at ties), {bre['prediction_differs']} differing predictions",
+    ]
+    if "float_snn" in report:
+        fl = report["float_snn"]
+        lines.append(f"  SNN (PASCAL, float32)        {pct(fl['accuracy'])}   differing levels "
+                     f"{fl['differing_levels']} ({fl['ties']} at ties), "
+                     f"{fl['mismatched_samples']} samples")
+    lines.append(f"  latency                      {report['latency_timesteps']} timesteps "
+                 f"(integrate + correct, summed over layers)")
+    base = "  ".join(f"T={t}: {100 * v:.2f}" for t, v in report["baseline"].items())
+    lines.append(f"  baseline QCFS conversion (%) {base}")
+    en = report["energy"]
+    lines.append(f"  spikes per image {report['spikes_per_image']:.0f}, ACs per image "
+                 f"{report['synops_per_image']:.0f}, first-layer MACs {report['first_layer_macs_per_image']:.0f}")
+    lines.append(f"  energy per image: SNN {en['snn_uj_per_image']:.3f} uJ, ANN "
+                 f"{en['ann_uj_per_image']:.3f} uJ ({en['ann_over_snn']:.2f}x; {en['convention']})")
+    lines.append("  layer        T_in   L  window  spikes/img  inhib/img    ACs/img")
+    for l in report["layers"]:
+        lines.append(f"  {l['layer']:>2} {l['kind']:<8} {l['t_in']:>5} {l['levels'] or '-':>3} "
+                     f"{l['window']:>7} {l['spikes_per_image']:>11.1f} {l['inhibitory_per_image']:>10.1f} "
+                     f"{l['synops_per_image']:>9.0f}")
+    return "\n".join(lines)
+
+
+def _candidates(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise PascalError(f"--candidates must be integers separated by commas, got {text!r}")
+    if not values or min(values) < 1:
+        raise PascalError(f"--candidates must be level counts >= 1, got {text!r}")
+    return values
+
+
+def cmd_adapt(args) -> int:
+    from .snn.adapt import adapt_run
+
+    report = adapt_run(args.run_dir, args.out, epochs=args.epochs, budget=args.budget,
+                       candidates=_candidates(args.candidates), calibration_images=args.calibration,
+                       lr=args.lr, progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"Adaptive Layerwise levels (budget: mean L <= {report['budget']}, candidates "
+          f"{report['candidates']})")
+    print("  layer  type     metric     A      b     L before  L after")
+    for l in report["layers"]:
+        print(f"  {l['layer']:>5}  {l['type']:<7} {l['metric']:>7.3f} {l['A']:>6.2f} {l['b']:>6.2f} "
+              f"{l['levels_before']:>9} {l['levels_after']:>8}")
+    print(f"  mean L {report['mean_levels_before']:.2f} -> {report['mean_levels_after']:.2f}; "
+          f"accuracy {100 * report['accuracy_before']:.2f}% -> "
+          f"{100 * report['accuracy_switched']:.2f}% (L switched) -> "
+          f"{100 * report['accuracy_after']:.2f}% after {report['fine_tune_epochs']} epochs; "
+          f"run in {args.out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -124,7 +232,8 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "snn": cmd_snn, "adapt": cmd_adapt,
+            "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,7 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False           # continue from out/checkpoint.pt
     quantized: bool = True         # False: the float ReLU twin (a baseline)
+    init_from: str | None = None   # start from this checkpoint's weights (fine-tuning), no calibration
     world_size: int = 1            # processes (torchrun sets WORLD_SIZE; read at the CLI)
     rank: int = 0
 
@@ -189,6 +190,13 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         history = state["history"]
         start_epoch = state["epoch"]
         train_seconds = state["train_seconds"]
+    elif config.init_from is not None:
+        init = load_checkpoint(Path(config.init_from))
+        try:
+            net.load_state_dict(init["model"])
+        except RuntimeError as exc:
+            raise PascalError(f"{config.init_from}: its weights do not fit {spec.source}") from exc
+        optimizer = _optimizer(net, config)
     else:
         gen = torch.Generator().manual_seed(config.seed)
         idx = torch.randperm(len(train_x), generator=gen)[:CALIBRATION_BATCHES * config.batch_size]
