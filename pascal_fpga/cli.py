@@ -25,8 +25,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _debug_option() -> argparse.ArgumentParser:
+    """--debug after the subcommand too; SUPPRESS keeps the subcommand from resetting it."""
+    parent = _Parser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of errors")
+    return parent
+
+
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a QCFS network from a spec")
+    p = sub.add_parser("train", parents=[_debug_option()],
+                       help="train a QCFS network from a spec")
     p.add_argument("spec", help="model spec (YAML), e.g. models/fmnist-cnn.yaml")
     p.add_argument("--dataset", required=True, help="digits | fashion-mnist | cifar10")
     p.add_argument("--data-dir", help="folder of the data set's files")
@@ -43,7 +52,7 @@ def _add_train(sub) -> None:
 
 
 def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="test accuracy of a trained run")
+    p = sub.add_parser("eval", parents=[_debug_option()], help="test accuracy of a trained run")
     p.add_argument("run_dir")
     p.add_argument("--dataset", help="default: the run's own data set")
     p.add_argument("--data-dir")
@@ -51,8 +60,8 @@ def _add_eval(sub) -> None:
 
 
 def _add_snn(sub) -> None:
-    p = sub.add_parser("snn", help="simulate the converted SNN (PASCAL) against its ANN and the "
-                                   "baseline conversion")
+    p = sub.add_parser("snn", parents=[_debug_option()],
+                       help="simulate the converted SNN (PASCAL) against its ANN and the baseline")
     p.add_argument("run_dir")
     p.add_argument("--dataset", help="default: the run's own data set")
     p.add_argument("--data-dir")
@@ -62,7 +71,8 @@ def _add_snn(sub) -> None:
 
 
 def _add_adapt(sub) -> None:
-    p = sub.add_parser("adapt", help="Adaptive Layerwise levels: choose L per layer, fine-tune")
+    p = sub.add_parser("adapt", parents=[_debug_option()],
+                       help="Adaptive Layerwise levels: choose L per layer, fine-tune")
     p.add_argument("run_dir")
     p.add_argument("--out", required=True, help="the new run directory")
     p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
@@ -75,7 +85,8 @@ def _add_adapt(sub) -> None:
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="the whole pipeline on the embedded digits set")
+    p = sub.add_parser("demo", parents=[_debug_option()],
+                       help="the whole pipeline on the embedded digits set")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's)")
 

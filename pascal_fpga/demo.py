@@ -1,6 +1,6 @@
 """The main job: the whole pipeline on the embedded digits set, with one summary at the end.
 
-For now the pipeline is train and evaluate; each later stage adds its step here. Everything is built
+For now: train, evaluate, adapt (AL levels), and the SNN check; each later stage adds its step here. Everything is built
 in a temporary folder beside ``out`` and moved into place at the end, so a failed demo leaves no
 half-written folder.
 """
@@ -17,10 +17,14 @@ from .errors import PascalError
 DEMO_SPEC = "digits-cnn.yaml"
 DEMO_DATASET = "digits"
 DEMO_EPOCHS = 30
+DEMO_BUDGET = 3.0
+DEMO_ADAPT_EPOCHS = 5
 
 
 def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: bool = False) -> dict:
     """Run the demo into ``out`` and print its summary; returns the summary rows."""
+    from .snn.adapt import adapt_run
+    from .snn.report import snn_report, write_report
     from .train import TrainConfig, evaluate_run, train
 
     spec_path = models_dir / DEMO_SPEC
@@ -33,20 +37,44 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
     started = time.perf_counter()
     try:
         run_dir = staging / "run"
-        print(f"[1/2] train {DEMO_SPEC} on {DEMO_DATASET}", flush=True)
+        print(f"[1/4] train {DEMO_SPEC} on {DEMO_DATASET}", flush=True)
         metrics = train(TrainConfig(spec=str(spec_path), dataset=DEMO_DATASET, out=str(run_dir),
                                     epochs=DEMO_EPOCHS if epochs is None else epochs,
                                     batch_size=64, lr=2e-3, seed=0), progress=progress)
-        print("[2/2] evaluate the trained QCFS network", flush=True)
+        print("[2/4] evaluate the trained QCFS network", flush=True)
         result = evaluate_run(run_dir)
+        print(f"[3/4] adapt: Adaptive Layerwise L (mean L <= {DEMO_BUDGET}), fine-tune "
+              f"{DEMO_ADAPT_EPOCHS} epochs", flush=True)
+        adapted_dir = staging / "adapted"
+        plan = adapt_run(run_dir, adapted_dir, epochs=DEMO_ADAPT_EPOCHS, budget=DEMO_BUDGET,
+                         progress=progress)
+        print("[4/4] snn: PASCAL simulation of the adapted network on every test image",
+              flush=True)
+        report = snn_report(adapted_dir, progress=progress)
+        write_report(adapted_dir, report)
+        levels = lambda rows, key: " ".join(str(r[key]) for r in rows)  # noqa: E731
         summary = {
             "spec": DEMO_SPEC,
             "dataset": f"{DEMO_DATASET} ({metrics['train_images']} train / "
                        f"{result['test_images']} test)",
             "epochs": metrics["epochs"],
             "train seconds": f"{metrics['train_seconds']:.1f}",
-            "L per QCFS layer": " ".join(str(layer["levels"]) for layer in metrics["levels"]),
+            "L per QCFS layer": levels(metrics["levels"], "levels"),
             "QCFS test accuracy": f"{100 * result['test_accuracy']:.2f}%",
+            "AL metric per layer": " ".join(f"{r['metric']:.2f}" for r in plan["layers"]),
+            "AL L per layer": levels(plan["layers"], "levels_after"),
+            "AL accuracy": f"{100 * plan['accuracy_after']:.2f}% (mean L "
+                           f"{plan['mean_levels_after']:.2f}, {DEMO_ADAPT_EPOCHS} fine-tune epochs)",
+            "SNN accuracy (integer)": f"{100 * report['snn_accuracy']:.2f}% on "
+                                      f"{report['samples']} images, "
+                                      f"{report['latency_timesteps']} timesteps",
+            "SNN vs ANN mismatches": f"{report['mismatched_samples']} samples "
+                                     f"(Brevitas vs integer: "
+                                     f"{report['brevitas_vs_integer']['differing_levels']} levels, "
+                                     f"{report['brevitas_vs_integer']['ties']} ties)",
+            "baseline (Bu et al.) T=4/16/64": " / ".join(
+                f"{100 * report['baseline'][t]:.2f}%" for t in ("4", "16", "64")),
+            "energy ANN / SNN": f"{report['energy']['ann_over_snn']:.2f}x",
         }
         if out.exists():
             shutil.rmtree(out)
@@ -54,7 +82,7 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    summary["run directory"] = str(out / "run")
+    summary["run directories"] = f"{out / 'run'}, {out / 'adapted'} (snn/ plots inside)"
     summary["total seconds"] = f"{time.perf_counter() - started:.1f}"
     width = max(len(key) for key in summary)
     print("\npascal-fpga demo summary")

@@ -107,6 +107,20 @@ def choose_levels(metrics: list[float], budget: float = DEFAULT_BUDGET,
         levels[best] = candidates[position[best]]
 
 
+def _per_spec_layer(spec, metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One metric per spec layer: a residual block has two QCFS activations sharing one L, and
+    takes the one with the lower metric (the one that needs more levels)."""
+    grouped, position = [], 0
+    for layer in spec.qcfs_layers():
+        count = 2 if layer.type == "block" else 1
+        grouped.append(min(metrics[position:position + count], key=lambda m: m["metric"]))
+        position += count
+    if position != len(metrics):
+        raise PascalError(f"{spec.source}: {len(metrics)} QCFS activations for "
+                          f"{len(spec.qcfs_layers())} QCFS layers")
+    return grouped
+
+
 def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
               budget: float = DEFAULT_BUDGET, candidates: tuple[int, ...] = CANDIDATES,
               calibration_images: int = 2000, lr: float = 5e-4, batch_size: int = 128,
@@ -137,7 +151,7 @@ def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
     test_x = images_to_tensor(data.test_images)
     test_y = torch.from_numpy(data.test_labels)
 
-    layer_metrics = [al_metric(values) for values in layer_outputs(net, calib)]
+    layer_metrics = _per_spec_layer(spec, [al_metric(v) for v in layer_outputs(net, calib)])
     before = [layer.levels for layer in spec.qcfs_layers()]
     after = choose_levels([m["metric"] for m in layer_metrics], budget, candidates)
     adapted = spec.with_levels(after)

@@ -13,26 +13,56 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .convert import IntegerNetwork, pool_or_flatten
+from .convert import IntBlock, IntegerNetwork, pool_or_flatten
 from .simulate import _frame_accumulate
 
 BASELINE_TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
 
 
+def _view(layer) -> tuple[int, ...]:
+    return (1, -1, 1, 1) if layer.kind == "conv" else (1, -1)
+
+
+class _IFPopulation:
+    """IF neurons with threshold lambda, membrane starting at lambda / 2, reset by subtraction."""
+
+    def __init__(self, lam: float):
+        self.lam = lam
+        self.mem: Tensor | None = None
+
+    def step(self, current: Tensor) -> Tensor:
+        if self.mem is None:
+            self.mem = torch.full_like(current, self.lam / 2)
+        self.mem = self.mem + current
+        spikes = (self.mem >= self.lam).float()
+        self.mem = self.mem - self.lam * spikes
+        return spikes
+
+
+def _current(layer, x: Tensor) -> Tensor:
+    """z = a * acc + b of a weighted layer for input x in level units (float32)."""
+    acc = _frame_accumulate(layer, x, torch.from_numpy(layer.weight).float())
+    scale = torch.from_numpy(layer.scale).float().view(_view(layer))
+    return scale * acc + torch.from_numpy(layer.offset).float().view(_view(layer))
+
+
 @torch.no_grad()
 def simulate_baseline(net: IntegerNetwork, pixels: Tensor,
                       timesteps: tuple[int, ...] = BASELINE_TIMESTEPS) -> dict[int, Tensor]:
-    """Predicted classes (N,) at each T in ``timesteps``."""
-    weights = {id(layer): torch.from_numpy(layer.weight).float()
-               for layer in net.layers if layer.weighted}
-    params = {}
-    for layer in net.layers:
-        if layer.weighted and not layer.classifier:
-            view = (1, -1, 1, 1) if layer.kind == "conv" else (1, -1)
-            params[id(layer)] = (torch.from_numpy(layer.scale).float().view(view),
-                                 torch.from_numpy(layer.offset).float().view(view),
-                                 layer.levels * layer.step)
-    membranes: dict[int, Tensor] = {}
+    """Predicted classes (N,) at each T in ``timesteps``.
+
+    A residual block runs as two IF populations: conv1's, and the output's, whose current is the
+    residual (BN2(conv2)) plus the shortcut (the input's value, or BN(conv1x1)); the rate-coded
+    baseline has no add quantizer.
+    """
+    populations: dict[tuple[int, str], _IFPopulation] = {}
+
+    def population(layer, part: str, lam: float) -> _IFPopulation:
+        key = (id(layer), part)
+        if key not in populations:
+            populations[key] = _IFPopulation(lam)
+        return populations[key]
+
     total = None
     wanted = set(timesteps)
     predictions: dict[int, Tensor] = {}
@@ -40,23 +70,28 @@ def simulate_baseline(net: IntegerNetwork, pixels: Tensor,
     for t in range(1, max(timesteps) + 1):
         x = x_pixels  # level units: a pixel is its integer value
         for layer in net.layers:
+            if isinstance(layer, IntBlock):
+                conv1 = layer.conv1
+                mid = population(layer, "conv1", conv1.levels * conv1.step).step(
+                    _current(conv1, x)) * conv1.levels
+                residual = _current(layer.conv2, mid)
+                if layer.shortcut is None:
+                    shortcut = layer.in_scale * x
+                else:
+                    shortcut = _current(layer.shortcut, x)
+                lam = layer.levels * layer.step
+                x = population(layer, "out", lam).step(residual + shortcut) * layer.levels
+                continue
             if not layer.weighted:
                 x = F.max_pool2d(x, layer.kernel, layer.stride) if layer.kind == "maxpool" \
                     else pool_or_flatten(layer, x)
                 continue
-            acc = _frame_accumulate(layer, x, weights[id(layer)])
             if layer.classifier:
+                acc = _frame_accumulate(layer, x, torch.from_numpy(layer.weight).float())
                 out = acc + torch.from_numpy(layer.bias).float()
                 total = out if total is None else total + out
                 break
-            scale, offset, lam = params[id(layer)]
-            current = scale * acc + offset
-            mem = membranes.get(id(layer))
-            if mem is None:
-                mem = torch.full_like(current, lam / 2)
-            mem = mem + current
-            spikes = (mem >= lam).float()
-            membranes[id(layer)] = mem - lam * spikes
+            spikes = population(layer, "", layer.levels * layer.step).step(_current(layer, x))
             x = spikes * layer.levels  # a spike carries lambda = L steps, in level units
         if t in wanted:
             predictions[t] = total.argmax(1)

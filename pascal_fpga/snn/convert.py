@@ -10,11 +10,15 @@ all folded into the thresholds (computed in float64 and checked). The classifier
 accumulators plus an integer bias. This integer network is "the ANN" that the spiking simulation
 must reproduce exactly; its agreement with the float32 Brevitas model is measured separately
 (differences there can only be ties at a threshold).
+
+A residual block (``type: block``) becomes an :class:`IntBlock`: conv1 is a normal layer; conv2
+and a projection shortcut requantize their accumulators onto the add quantizer's signed integers
+with 2M thresholds each (an identity shortcut uses a lookup table); the block output is
+q_out = #{k : q_r + q_s >= U_k}. See :class:`IntBlock`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +73,102 @@ class IntLayer:
 
 
 @dataclass
+class IntBlock:
+    """A residual block in integer form (DESIGN.md 2, "Residual adds").
+
+    With the add quantizer's scale s_add and M = 2^(add_bits - 1) - 1, Brevitas computes
+    q_r = clamp(halfup(r / s_add), -M, M) for the residual r = BN2(conv2(act1)) and q_s likewise for
+    the shortcut, then act2: q_out = clip(halfup(s_add * (q_r + q_s) / s_out), 0, L). Here:
+
+    - ``conv1``: conv3x3(stride) + BN1 + act1, a normal PASCAL layer (T_in = the block input's
+      timesteps, L levels);
+    - ``conv2``: conv3x3 weights (rows negated where the folded BN2 scale a2 < 0) and
+      ``thresholds`` R (out, 2M): q_r = -M + #{j : acc2 >= R_j}, R_j the integer thresholds of the
+      boundaries (j - M - 1/2) * s_add on r = a2 * acc2 + b2 (``levels`` = 2M, ``step`` = s_add);
+    - the shortcut: ``shortcut`` None and ``identity_table`` (int64, one entry per input value
+      v = 0..in_max of the block input's integer sum) q_s = clamp(halfup(s_in * v / s_add), -M, M);
+      or ``shortcut`` a conv1x1(stride) + BN layer with the same kind of 2M-threshold table S on
+      acc_sc: q_s = -M + #{j : acc_sc >= S_j};
+    - ``out_thresholds`` U (L,): q_out = #{k : q_r + q_s >= U_k},
+      U_k = ceil((k - 1/2) s_out / s_add).
+
+    The block is also act2's entry in :meth:`IntegerNetwork.hidden`: its "accumulator" is the
+    integer sum n = q_r + q_s, with the float view z = ``scale`` * n + ``offset`` = s_add * n
+    (act2's exact input) and ``step`` = s_out.
+    """
+
+    index: int
+    conv1: IntLayer
+    conv2: IntLayer
+    shortcut: IntLayer | None
+    identity_table: np.ndarray | None
+    out_thresholds: np.ndarray
+    add_max: int                     # M
+    add_scale: float                 # s_add
+    in_scale: float                  # s_in, the scale of the block input's integers
+    t_in: int                        # timesteps of the block input
+    levels: int                      # L of act1 and act2
+    step: float                      # s_out = lambda_2 / L
+    scale: np.ndarray                # s_add per output channel (act2's float view)
+    offset: np.ndarray               # zeros
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+    first: bool = False
+    acc_bound: int = 0               # the largest |acc| of conv2 or the shortcut (worst case)
+    kind: str = "block"
+
+    weighted = False                 # not a plain weighted layer: callers must handle blocks
+    classifier = False
+
+    @property
+    def identity(self) -> bool:
+        return self.shortcut is None
+
+    def residual_level(self, acc2: Tensor) -> Tensor:
+        """q_r in -M..M from conv2's accumulator."""
+        return count_at_least(self.conv2.thresholds, acc2) - self.add_max
+
+    def shortcut_level(self, sc: Tensor) -> Tensor:
+        """q_s in -M..M: ``sc`` is the block input's integer sum (identity) or acc_sc."""
+        if self.shortcut is None:
+            table = torch.from_numpy(self.identity_table).to(sc.dtype)
+            return table[sc.long()]
+        return count_at_least(self.shortcut.thresholds, sc) - self.add_max
+
+    def total(self, acc2: Tensor, sc: Tensor) -> Tensor:
+        """n = q_r + q_s, the integer on scale s_add that act2 thresholds."""
+        return self.residual_level(acc2) + self.shortcut_level(sc)
+
+    def out_level(self, total: Tensor) -> Tensor:
+        """q_out = #{k : n >= U_k}."""
+        levels = torch.zeros_like(total)
+        for u in self.out_thresholds.tolist():
+            levels += (total >= u).to(total.dtype)
+        return levels
+
+    def shortcut_accumulate(self, x: Tensor) -> Tensor:
+        """The shortcut's accumulator: the input itself (identity) or acc_sc = W_sc . x."""
+        return x if self.shortcut is None else accumulate(self.shortcut, x)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(acc1, act1 levels, n = q_r + q_s, act2 levels) for an integer input x (float64)."""
+        acc1 = accumulate(self.conv1, x)
+        level1 = fire(self.conv1, acc1)
+        total = self.total(accumulate(self.conv2, level1), self.shortcut_accumulate(x))
+        return acc1, level1, total, self.out_level(total)
+
+
+def count_at_least(thresholds: np.ndarray, acc: Tensor) -> Tensor:
+    """#{j : acc >= T_j} per channel (dim 1) for ascending rows T (out, J), in acc's dtype."""
+    table = torch.from_numpy(thresholds).to(torch.float64)  # sentinels 2^40: exact
+    channels = acc.shape[1]
+    values = acc.double().transpose(0, 1).reshape(channels, -1).contiguous()
+    counts = torch.searchsorted(table.contiguous(), values, right=True)
+    shape = (channels, acc.shape[0]) + tuple(acc.shape[2:])
+    return counts.reshape(shape).transpose(0, 1).to(acc.dtype)
+
+
+@dataclass
 class IntegerNetwork:
     """The integer form of a QCFS network: run it with :meth:`run`."""
 
@@ -78,9 +178,17 @@ class IntegerNetwork:
     classes: int
     notes: list[str] = field(default_factory=list)
 
-    def hidden(self) -> list[IntLayer]:
-        """The QCFS (thresholded) layers, in order."""
-        return [layer for layer in self.layers if layer.weighted and not layer.classifier]
+    def hidden(self) -> list["IntLayer | IntBlock"]:
+        """The QCFS (thresholded) layers, in order: one entry per QCFS activation, as in
+        ``QCFSNet.qcfs_activations()``. A block gives two: its conv1 (act1), then the block itself
+        (act2, whose float view is z = s_add * (q_r + q_s), see :class:`IntBlock`)."""
+        hidden: list[IntLayer | IntBlock] = []
+        for layer in self.layers:
+            if isinstance(layer, IntBlock):
+                hidden += [layer.conv1, layer]
+            elif layer.weighted and not layer.classifier:
+                hidden.append(layer)
+        return hidden
 
     @torch.no_grad()
     def run(self, pixels: Tensor, accumulators: list[Tensor] | None = None
@@ -88,11 +196,17 @@ class IntegerNetwork:
         """(classifier accumulators int64 (N, classes), per-hidden-layer levels int64).
 
         In float64, which holds every accumulator exactly. Pass a list as ``accumulators`` to
-        receive each hidden layer's accumulator too."""
+        receive each hidden layer's accumulator too (aligned with :meth:`hidden`; for a block:
+        conv1's accumulator, then the integer sum q_r + q_s that act2 thresholds)."""
         x = pixels.double()
         levels = []
         for layer in self.layers:
-            if layer.weighted:
+            if isinstance(layer, IntBlock):
+                acc1, level1, total, x = layer.forward(x)
+                levels += [level1.long(), x.long()]
+                if accumulators is not None:
+                    accumulators += [acc1, total]
+            elif layer.weighted:
                 acc = accumulate(layer, x)
                 if layer.classifier:
                     return (acc + torch.from_numpy(layer.bias).double()).long(), levels
@@ -124,6 +238,9 @@ def fire(layer: IntLayer, acc: Tensor) -> Tensor:
 
 
 def pool_or_flatten(layer: IntLayer, x: Tensor) -> Tensor:
+    if layer.kind == "block":  # never silently flatten a block (a caller that lacks block support)
+        raise PascalError(f"layer {layer.index} (block): residual blocks are not supported here "
+                          f"(only by IntegerNetwork.run and the PASCAL simulation)")
     if layer.kind == "maxpool":
         return F.max_pool2d(x, layer.kernel, layer.stride)
     if layer.kind == "avgpool":  # a sum pool; the 1/k^2 is in the next layer's thresholds
@@ -131,45 +248,56 @@ def pool_or_flatten(layer: IntLayer, x: Tensor) -> Tensor:
     return torch.flatten(x, 1)
 
 
-def _thresholds(a: np.ndarray, b: np.ndarray, step: float, levels: int,
+def _thresholds(a: np.ndarray, b: np.ndarray, boundaries: np.ndarray,
                 bias_int: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer thresholds T (out, L) and the sign (+1/-1) folded into each weight row.
+    """Integer thresholds T (out, J) and the sign (+1/-1) folded into each weight row.
 
-    q >= k  <=>  a * (acc + bias) + b >= (k - 1/2) * step  (DESIGN.md 2). For a > 0 that is
-    acc >= ceil(tau_k) - bias with tau_k = ((k - 1/2) step - b) / a; for a < 0 the row is negated
-    and -acc >= ceil(-tau_k) + bias; for a = 0 the level is the constant clip(floor(b/step + 1/2)).
+    For ascending real ``boundaries`` beta_1 < ... < beta_J of z = a * (acc + bias) + b, T_j is the
+    smallest integer with z >= beta_j, so that #{j : acc >= T_j} = #{j : z >= beta_j}. A QCFS layer
+    has beta_k = (k - 1/2) * step, k = 1..L (DESIGN.md 2); the add quantizer of a block has
+    beta_j = (j - M - 1/2) * s_add, j = 1..2M. For a > 0 that is acc >= ceil(tau_j) - bias with
+    tau_j = (beta_j - b) / a; for a < 0 the row is negated and -acc >= ceil(-tau_j) + bias; for
+    a = 0 the count is the constant #{j : b >= beta_j} (sentinel thresholds ALWAYS / NEVER).
     """
     out = len(a)
-    ks = np.arange(1, levels + 1, dtype=np.float64)
-    thresholds = np.zeros((out, levels), dtype=np.int64)
+    boundaries = np.asarray(boundaries, dtype=np.float64)
+    thresholds = np.zeros((out, len(boundaries)), dtype=np.int64)
     sign = np.ones(out, dtype=np.int64)
     for c in range(out):
         if a[c] == 0.0:
-            constant = min(max(math.floor(b[c] / step + 0.5), 0), levels)
-            thresholds[c] = np.where(ks <= constant, ALWAYS, NEVER)
+            thresholds[c] = np.where(b[c] >= boundaries, ALWAYS, NEVER)
             continue
-        tau = ((ks - 0.5) * step - b[c]) / a[c]
+        tau = (boundaries - b[c]) / a[c]
         if a[c] > 0:
             thresholds[c] = np.ceil(tau).astype(np.int64) - bias_int[c]
         else:
             sign[c] = -1
             thresholds[c] = np.ceil(-tau).astype(np.int64) + bias_int[c]
-        _check_thresholds(thresholds[c], sign[c], a[c], b[c], bias_int[c], step)
+        _check_thresholds(thresholds[c], sign[c], a[c], b[c], bias_int[c], boundaries)
     return thresholds, sign
 
 
+def _level_boundaries(step: float, levels: int) -> np.ndarray:
+    """The rounding boundaries (k - 1/2) * step, k = 1..L, of a QCFS activation."""
+    return (np.arange(1, levels + 1, dtype=np.float64) - 0.5) * step
+
+
+def _add_boundaries(add_scale: float, add_max: int) -> np.ndarray:
+    """The rounding boundaries (j - M - 1/2) * s_add, j = 1..2M, of the signed add quantizer."""
+    return (np.arange(1, 2 * add_max + 1, dtype=np.float64) - add_max - 0.5) * add_scale
+
+
 def _check_thresholds(row: np.ndarray, sign: int, a: float, b: float, bias: int,
-                      step: float) -> None:
-    """Each T_k is the smallest integer accumulator reaching level k (in float64)."""
-    for k, t in enumerate(row, start=1):
+                      boundaries: np.ndarray) -> None:
+    """Each T_j is the smallest integer accumulator reaching boundary j (in float64)."""
+    for j, (t, boundary) in enumerate(zip(row, boundaries), start=1):
         acc = sign * float(t)
         acc_below = sign * float(t - 1)
         z_at = a * (acc + bias) + b
         z_below = a * (acc_below + bias) + b
-        boundary = (k - 0.5) * step
-        if not (z_at >= boundary - 1e-9 * max(abs(boundary), 1.0)
-                and z_below < boundary + 1e-9 * max(abs(boundary), 1.0)):
-            raise PascalError(f"threshold check failed at level {k}: T = {t}")
+        tol = 1e-9 * max(abs(boundary), 1.0)
+        if not (z_at >= boundary - tol and z_below < boundary + tol):
+            raise PascalError(f"threshold check failed at boundary {j}: T = {t}")
 
 
 def _bn_fold(bn: nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
@@ -181,50 +309,169 @@ def _bn_fold(bn: nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
     return gain, shift
 
 
+def _quantized_weight(module: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """Brevitas' integer weights (int64) and the per-output-channel weight scale (float64)."""
+    qweight = module.quant_weight()
+    weight = qweight.int().long().numpy().astype(np.int64)
+    w_scale = qweight.scale.double().flatten().numpy()
+    if w_scale.size == 1:
+        w_scale = np.full(weight.shape[0], w_scale[0])
+    return weight, w_scale
+
+
+def _row_bound(weight: np.ndarray) -> int:
+    """The largest sum of |weights| of one output (times the largest input: the |acc| bound)."""
+    return int(np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1).max())
+
+
+def _scale_of(x) -> float:
+    return float(x.scale.double().flatten()[0])
+
+
+def _folded_layer(weight: np.ndarray, acc_scale: np.ndarray, bn: nn.Module,
+                  boundaries: np.ndarray, bias_int: np.ndarray, step: float, levels: int,
+                  **common) -> IntLayer:
+    """A thresholded layer: BatchNorm folded into z = a * (acc + bias) + b, thresholds on the
+    ascending ``boundaries`` of z, weight rows negated where a < 0 (``levels`` = #boundaries)."""
+    folded = _bn_fold(bn)
+    gain, shift = folded if folded is not None else (np.ones_like(acc_scale),
+                                                     np.zeros_like(acc_scale))
+    a = gain * acc_scale
+    b = shift
+    thresholds, sign = _thresholds(a, b, boundaries, bias_int)
+    view = (-1,) + (1,) * (weight.ndim - 1)
+    return IntLayer(weight=weight * sign.reshape(view), thresholds=thresholds, levels=levels,
+                    scale=np.abs(a), offset=b + a * bias_int, step=step, **common)
+
+
+def _check_add_quantizer(block: BasicBlock, add_max: int, add_scale: float, where: str) -> None:
+    """Brevitas' add quantizer is clamp(halfup(x / s_add), -M, M) (narrow signed range)."""
+    grid = np.arange(-add_max - 3, add_max + 4, dtype=np.float64)
+    grid = np.concatenate([grid - 0.3, grid, grid + 0.3])
+    x = torch.from_numpy(grid).float() * torch.tensor(add_scale, dtype=torch.float32)
+    got = block.add_quant(x).int().long().numpy()
+    expected = np.clip(np.floor(x.double().numpy() / add_scale + 0.5), -add_max, add_max)
+    if not np.array_equal(got, expected):
+        raise PascalError(f"{where}: the add quantizer is not clamp(halfup(x / s_add), -M, M) with "
+                          f"M = {add_max} (check add_bits and SignedAddQuant)")
+
+
+def _identity_table(block: BasicBlock, in_scale: float, x_scale: Tensor, add_scale: float,
+                    add_max: int, size: int, where: str) -> np.ndarray:
+    """q_s = clamp(halfup(s_in * v / s_add), -M, M) for v = 0..size-1, in float64, checked
+    against Brevitas (which may differ only at a tie: within 1e-4 of a rounding boundary)."""
+    values = np.arange(size, dtype=np.float64)
+    exact = in_scale * values / add_scale
+    table = np.clip(np.floor(exact + 0.5), -add_max, add_max).astype(np.int64)
+    brevitas_in = torch.arange(size, dtype=torch.float32) * x_scale.detach().float().flatten()[0]
+    brevitas = block.add_quant(brevitas_in).int().long().numpy()
+    differ = brevitas != table
+    tie = np.abs(exact - np.floor(exact) - 0.5) <= 1e-4
+    if np.any(differ & ~tie):
+        v = int(np.flatnonzero(differ & ~tie)[0])
+        raise PascalError(f"{where}: identity shortcut table check failed at input {v}: "
+                          f"{table[v]} (float64) vs {brevitas[v]} (Brevitas)")
+    return table
+
+
+def _convert_block(block: BasicBlock, layer, inputs: dict, t_in: int, first: bool,
+                   in_max: int) -> IntBlock:
+    where = f"layer {layer.index} (block)"
+    x_in = inputs[block]
+    in_scale = _scale_of(x_in)
+    levels = layer.levels
+    add_max = 2 ** (layer.add_bits - 1) - 1
+    add_scale = float(block.add_quant.act_quant.scale().double())
+    _check_add_quantizer(block, add_max, add_scale, where)
+    step1 = float(block.act1.act_quant.scale().double())
+    step_out = float(block.act2.act_quant.scale().double())
+    add_bounds = _add_boundaries(add_scale, add_max)
+    input_max = in_max * t_in  # the largest integer sum of the block input over its timesteps
+    shapes = dict(index=layer.index, in_shape=layer.in_shape, out_shape=layer.out_shape)
+
+    weight1, w_scale1 = _quantized_weight(block.conv1)
+    conv1 = _folded_layer(
+        weight1, in_scale * w_scale1, block.bn1, _level_boundaries(step1, levels),
+        np.zeros(len(weight1), dtype=np.int64), step1, levels, kind="conv", kernel=3,
+        stride=layer.stride, padding=1, t_in=t_in, first=first,
+        acc_bound=_row_bound(weight1) * input_max, **shapes)
+
+    weight2, w_scale2 = _quantized_weight(block.conv2)
+    scale2 = _scale_of(inputs[block.conv2])  # act1's step, as Brevitas feeds it to conv2
+    conv2 = _folded_layer(
+        weight2, scale2 * w_scale2, block.bn2, add_bounds, np.zeros(len(weight2), dtype=np.int64),
+        add_scale, 2 * add_max, kind="conv", kernel=3, stride=1, padding=1, t_in=levels,
+        acc_bound=_row_bound(weight2) * levels, index=layer.index, in_shape=layer.out_shape,
+        out_shape=layer.out_shape)
+
+    shortcut = table = None
+    if isinstance(block.shortcut, nn.Identity):
+        table = _identity_table(block, in_scale, x_in.scale, add_scale, add_max, input_max + 1,
+                                where)
+        sc_bound = input_max
+    else:
+        conv_sc, bn_sc = block.shortcut[0], block.shortcut[1]
+        weight_sc, w_scale_sc = _quantized_weight(conv_sc)
+        shortcut = _folded_layer(
+            weight_sc, in_scale * w_scale_sc, bn_sc, add_bounds,
+            np.zeros(len(weight_sc), dtype=np.int64), add_scale, 2 * add_max, kind="conv",
+            kernel=1, stride=layer.stride, padding=0, t_in=t_in, first=first,
+            acc_bound=_row_bound(weight_sc) * input_max, **shapes)
+        sc_bound = shortcut.acc_bound
+
+    # U_k: the smallest integer n with s_add * n >= (k - 1/2) * s_out (checked in float64)
+    out_thresholds, _ = _thresholds(np.array([add_scale]), np.zeros(1),
+                                    _level_boundaries(step_out, levels), np.zeros(1, np.int64))
+    channels = layer.channels
+    return IntBlock(index=layer.index, conv1=conv1, conv2=conv2, shortcut=shortcut,
+                    identity_table=table, out_thresholds=out_thresholds[0], add_max=add_max,
+                    add_scale=add_scale, in_scale=in_scale, t_in=t_in, levels=levels,
+                    step=step_out, scale=np.full(channels, add_scale), offset=np.zeros(channels),
+                    in_shape=layer.in_shape, out_shape=layer.out_shape, first=first,
+                    acc_bound=max(conv2.acc_bound, sc_bound))
+
+
 @torch.no_grad()
 def convert(net: QCFSNet) -> IntegerNetwork:
     """The integer network of a trained (eval-mode) QCFS network."""
     spec = net.spec
     if not net.quantized:
         raise PascalError(f"{spec.name}: a float network has no integer form (train without --float)")
-    for layer in spec.layers:
-        if layer.type == "block":
-            raise PascalError(f"{spec.source}: layer {layer.index} (block): field 'type': residual "
-                              f"blocks are not supported by the spiking conversion yet")
     net.eval()
     # One forward pass records the exact float32 scales Brevitas uses at every layer input.
     inputs: dict[nn.Module, object] = {}
+    watched = list(net.units) + [unit.conv2 for unit in net.units if isinstance(unit, BasicBlock)]
     hooks = [unit.register_forward_pre_hook(lambda m, args: inputs.__setitem__(m, args[0]))
-             for unit in net.units]
+             for unit in watched]
     shape = (1, spec.input.channels, spec.input.height, spec.input.width)
     net(torch.zeros(shape))
     for hook in hooks:
         hook.remove()
 
-    layers: list[IntLayer] = []
+    layers: list[IntLayer | IntBlock] = []
     t_in = 1
     first = True
     in_max = 2 ** spec.input.bits - 1  # the largest input value of one frame
     for unit, layer in zip(net.units, spec.layers):
-        if isinstance(unit, (ConvUnit, LinearUnit)):
+        if isinstance(unit, BasicBlock):
+            layers.append(_convert_block(unit, layer, inputs, t_in, first, in_max))
+            t_in = layer.levels
+            first = False
+            in_max = 1  # spikes
+        elif isinstance(unit, (ConvUnit, LinearUnit)):
             module = unit.conv if isinstance(unit, ConvUnit) else unit.linear
             x_in = inputs[unit]
-            in_scale = float(x_in.scale.double().flatten()[0])
-            qweight = module.quant_weight()
-            weight = qweight.int().long().numpy().astype(np.int64)
-            w_scale = qweight.scale.double().flatten().numpy()
-            if w_scale.size == 1:
-                w_scale = np.full(weight.shape[0], w_scale[0])
+            in_scale = _scale_of(x_in)
+            weight, w_scale = _quantized_weight(module)
             bias_int = np.zeros(weight.shape[0], dtype=np.int64)
             if module.bias is not None:
                 flat_in = torch.flatten(x_in, 1) if isinstance(unit, LinearUnit) and \
                     x_in.value.dim() > 2 else x_in
-                qbias = module.bias_quant(module.bias, flat_in, qweight)
+                qbias = module.bias_quant(module.bias, flat_in, module.quant_weight())
                 bias_int = qbias.int().long().numpy().astype(np.int64)
             acc_scale = in_scale * w_scale
             kind = "conv" if isinstance(unit, ConvUnit) else "linear"
-            row_sums = np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1)
-            acc_bound = int(row_sums.max()) * in_max * t_in
+            acc_bound = _row_bound(weight) * in_max * t_in
             common = dict(kind=kind, index=layer.index, t_in=t_in, first=first,
                           in_shape=layer.in_shape, out_shape=layer.out_shape, acc_bound=acc_bound)
             if kind == "conv":
@@ -233,17 +480,10 @@ def convert(net: QCFSNet) -> IntegerNetwork:
                 layers.append(IntLayer(weight=weight, bias=bias_int, out_scale=float(acc_scale[0]),
                                        scale=acc_scale, offset=np.zeros_like(acc_scale), **common))
                 break
-            folded = _bn_fold(unit.bn)
-            gain, shift = folded if folded is not None else (np.ones_like(acc_scale),
-                                                             np.zeros_like(acc_scale))
-            a = gain * acc_scale
-            b = shift
             step = float(unit.act.act_quant.scale().double())
-            thresholds, sign = _thresholds(a, b, step, layer.levels, bias_int)
-            view = (-1,) + (1,) * (weight.ndim - 1)
-            layers.append(IntLayer(
-                weight=weight * sign.reshape(view), thresholds=thresholds, levels=layer.levels,
-                scale=np.abs(a), offset=b + a * bias_int, step=step, **common))
+            layers.append(_folded_layer(weight, acc_scale, unit.bn,
+                                        _level_boundaries(step, layer.levels), bias_int, step,
+                                        layer.levels, **common))
             t_in = layer.levels
             first = False
             in_max = 1  # spikes

@@ -15,6 +15,18 @@ timestep, count unclipped until the emission; its differences from integer mode 
 The first layer is direct-coded (one frame of integer pixels, multiply-accumulate). Max pooling is a
 per-timestep OR of spikes, average pooling a per-timestep sum (its 1/k^2 is in the next thresholds).
 The loop over timesteps is the simulation; batch and neurons are vectorised.
+
+A residual block (:class:`.convert.IntBlock`) is two populations, each with its own LayerStats:
+conv1, a normal PASCAL layer (kind 'block.conv1'), then the block's output neurons (kind 'block').
+These integrate conv2's input spikes (conv1's L frames) and the shortcut's spikes (the block
+input's T_in frames, kept from before the block) over max(L, T_in) timesteps (frame t of each
+stream; none once a stream has ended), correct for max(L, T_in) - 1 timesteps, then emit L frames.
+Integer mode: the running state is the pair (acc2, shortcut accumulator), and the target level is
+#{k : q_r(acc2) + q_s(shortcut) >= U_k} (the add quantizer's requantizations, then act2's
+thresholds), so the count moves one step per timestep towards it and ends exactly at the integer
+ANN's level. Float mode: the add quantizer is itself a population of float PASCAL neurons per
+operand (threshold s_add, 2M levels, membrane offset by M * s_add: count = q + M), and the output
+neuron is the paper's float neuron fed with z = s_add * (q_r + q_s).
 """
 
 from __future__ import annotations
@@ -26,14 +38,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .convert import IntegerNetwork, IntLayer, fire, pool_or_flatten
+from .convert import IntBlock, IntegerNetwork, IntLayer, fire, pool_or_flatten
 
 @dataclass
 class LayerStats:
     """Totals over the simulated images for one weighted layer."""
 
     index: int
-    kind: str
+    kind: str                   # 'conv', 'linear'; a block: 'block.conv1', then 'block'
     t_in: int
     levels: int
     window: int                 # timesteps: integrate + correct
@@ -97,15 +109,16 @@ def _simulate(net: IntegerNetwork, pixels: Tensor, mode: str) -> SimResult:
     stats: list[LayerStats] = []
     images = len(pixels)
     for layer in net.layers:
+        if isinstance(layer, IntBlock):
+            frames = _block(layer, frames, mode, images, levels, stats)
+            continue
         if not layer.weighted:
             if layer.kind == "maxpool":  # per-timestep OR = max of 0/1 frames
                 frames = [F.max_pool2d(f, layer.kernel, layer.stride) for f in frames]
             else:
                 frames = [pool_or_flatten(layer, f) for f in frames]
             continue
-        # float32 holds every partial sum exactly while |acc| < 2^24; float mode is the paper's
-        # float32 arithmetic anyway.
-        dtype = torch.float32 if mode == "float" or layer.acc_bound < 2 ** 24 else torch.float64
+        dtype = _dtype(layer, mode)
         frames = [f.to(dtype) for f in frames]
         weight = torch.from_numpy(layer.weight).to(dtype)
         st = LayerStats(index=layer.index, kind=layer.kind, t_in=len(frames),
@@ -125,18 +138,131 @@ def _simulate(net: IntegerNetwork, pixels: Tensor, mode: str) -> SimResult:
             else:
                 out = acc.double().round().long() + torch.from_numpy(layer.bias)
             return SimResult(acc=out, levels=levels, stats=stats, images=images)
-        if mode == "integer":
-            count, frames = _pascal_integer(layer, frames, weight, st, fan)
-        else:
-            count, frames = _pascal_float(layer, frames, weight, st, fan)
-        st.dense_macs = _dense_macs(layer, count.shape) * images
-        if layer.first:
-            st.macs = st.dense_macs
+        count, frames = _hidden_layer(layer, frames, weight, st, fan, mode, images)
         frames = [f.to(dtype) for f in frames]
         levels.append(count)
-        st.out_spikes = int(count.sum().item())
         stats.append(st)
     raise ValueError(f"{net.name}: no classifier at the end of the network")
+
+
+def _dtype(layer: IntLayer | IntBlock, mode: str) -> torch.dtype:
+    # float32 holds every partial sum exactly while |acc| < 2^24; float mode is the paper's
+    # float32 arithmetic anyway.
+    return torch.float32 if mode == "float" or layer.acc_bound < 2 ** 24 else torch.float64
+
+
+def _hidden_layer(layer: IntLayer, frames: list[Tensor], weight: Tensor, st: LayerStats,
+                  fan: Tensor, mode: str, images: int) -> tuple[Tensor, list[Tensor]]:
+    """One thresholded layer of PASCAL neurons: its count and its L output frames; fills st."""
+    if mode == "integer":
+        count, out = _pascal_integer(layer, frames, weight, st, fan)
+    else:
+        count, out = _pascal_float(layer, frames, weight, st, fan)
+    st.dense_macs = _dense_macs(layer, count.shape) * images
+    if layer.first:
+        st.macs = st.dense_macs
+    st.out_spikes = int(count.sum().item())
+    return count, out
+
+
+def _block(block: IntBlock, frames: list[Tensor], mode: str, images: int,
+           levels: list[Tensor], stats: list[LayerStats]) -> list[Tensor]:
+    """A residual block (see the module docstring); appends act1's and act2's counts to
+    ``levels`` and two LayerStats (conv1, then the block output) to ``stats``.
+
+    ACs of the block output: conv2's (one per spike per synapse), the projection shortcut's (like
+    a 1x1 conv), or the identity shortcut's (one add per input spike per output neuron: the input
+    channel's own neuron). A first (pixel-fed) block multiplies: conv1 and a projection shortcut
+    count MACs, an identity shortcut one add per pixel and output neuron."""
+    conv1, conv2, shortcut = block.conv1, block.conv2, block.shortcut
+    dtype = torch.float32 if mode == "float" else torch.float64
+    if mode == "integer" and max(conv1.acc_bound, block.acc_bound) < 2 ** 24:
+        dtype = torch.float32
+    inputs = [f.to(dtype) for f in frames]
+    st1 = LayerStats(index=block.index, kind="block.conv1", t_in=len(inputs),
+                     levels=conv1.levels, window=_window(len(inputs), conv1.levels))
+    fan3 = torch.ones((1, 1, 3, 3), dtype=dtype)
+    count1, frames1 = _hidden_layer(conv1, inputs, torch.from_numpy(conv1.weight).to(dtype), st1,
+                                    fan3, mode, images)
+    frames1 = [f.to(dtype) for f in frames1]
+    levels.append(count1)
+    stats.append(st1)
+
+    steps = max(block.levels, len(inputs))  # the integrate phase: both streams, frame by frame
+    st = LayerStats(index=block.index, kind="block", t_in=steps, levels=block.levels,
+                    window=_window(steps, block.levels))
+    weight2 = torch.from_numpy(conv2.weight).to(dtype)
+    weight_sc = None if shortcut is None else torch.from_numpy(shortcut.weight).to(dtype)
+    fan1 = torch.ones((1, 1, 1, 1), dtype=dtype)
+    zeros = torch.zeros(count1.shape, dtype=dtype)
+
+    def residual_stream() -> Iterator[Tensor]:
+        for t in range(steps):
+            if t < len(frames1):
+                st.synops += _synops(conv2, frames1[t], fan3)
+                yield _frame_accumulate(conv2, frames1[t], weight2)
+            else:
+                yield zeros
+
+    def shortcut_stream() -> Iterator[Tensor]:
+        for t in range(steps):
+            if t >= len(inputs):
+                yield zeros
+            elif shortcut is None:  # identity: the input spikes themselves, channel to channel
+                if block.first:
+                    st.synops += inputs[t][0].numel() * len(inputs[t])
+                else:
+                    st.synops += int(inputs[t].sum().item())
+                yield inputs[t]
+            else:
+                if not block.first:
+                    st.synops += _synops(shortcut, inputs[t], fan1)
+                yield _frame_accumulate(shortcut, inputs[t], weight_sc)
+
+    counter = SpikeCounter()
+    if mode == "integer":
+        stacked = (torch.stack(pair) for pair in zip(residual_stream(), shortcut_stream()))
+        count = integer_neuron(stacked, lambda acc: block.out_level(block.total(acc[0], acc[1])),
+                               steps, block.levels, counter)
+    else:
+        count = _float_block(block, residual_stream(), shortcut_stream(), steps, counter)
+    st.positive, st.inhibitory = counter.positive, counter.inhibitory
+    st.dense_macs = _dense_macs(conv2, count.shape) * images
+    if shortcut is not None:
+        sc_macs = _dense_macs(shortcut, count.shape) * images
+        st.dense_macs += sc_macs
+        if block.first:
+            st.macs = sc_macs
+    st.out_spikes = int(count.sum().item())
+    levels.append(count)
+    stats.append(st)
+    return [f.to(dtype) for f in emit(count, block.levels)]
+
+
+def _float_block(block: IntBlock, residual: Iterator[Tensor], shortcut: Iterator[Tensor],
+                 steps: int, counter: SpikeCounter) -> Tensor:
+    """Float mode of a block's output: each add-quantizer operand is a population of float PASCAL
+    neurons (threshold s_add, 2M levels, membrane offset by M * s_add, so count = q + M, clipped
+    to 0..2M as the quantizer clamps to [-M, M]); the output neuron is the paper's float neuron
+    (threshold s_out) fed at once with z = s_add * (q_r + q_s). Spikes of the output neurons only
+    are counted."""
+    view = (1, -1, 1, 1)
+    add_max, theta = block.add_max, block.add_scale
+    conv2 = block.conv2
+    q_r = float_neuron(
+        (torch.from_numpy(conv2.scale).float().view(view) * c for c in residual), theta,
+        torch.from_numpy(conv2.offset).float().view(view) + add_max * theta, steps,
+        2 * add_max) - add_max
+    if block.shortcut is None:
+        currents = (block.in_scale * c.float() for c in shortcut)
+        offset: Tensor | float = add_max * theta
+    else:
+        currents = (torch.from_numpy(block.shortcut.scale).float().view(view) * c
+                    for c in shortcut)
+        offset = torch.from_numpy(block.shortcut.offset).float().view(view) + add_max * theta
+    q_s = float_neuron(currents, theta, offset, steps, 2 * add_max) - add_max
+    z = theta * (q_r + q_s).float()
+    return float_neuron(iter([z]), block.step, 0.0, 1, block.levels, counter)
 
 
 def emit(count: Tensor, levels: int) -> list[Tensor]:
@@ -161,7 +287,9 @@ def integer_neuron(contributions: Iterable[Tensor], level_of: Callable[[Tensor],
     """The integer PASCAL neuron; returns the count it emits (0..L).
 
     ``contributions`` yields the input of each of the T_in timesteps (integer tensors),
-    ``level_of(acc)`` is #{k : acc >= T_k} for ascending thresholds. Phase 1 (integrate): the
+    ``level_of(acc)`` is #{k : acc >= T_k} for ascending thresholds, or any function of the running
+    accumulator giving its target level (the accumulator may stack several, as in a residual
+    block: the count has the shape of the level). Phase 1 (integrate): the
     accumulator adds each input, and a neuron fires when acc >= T_{count+1}, i.e. when
     level_of(acc) > count. Phase 2 (correct, max(T_in, L) - 1 timesteps without input): a positive
     spike when level_of(acc) > count, an inhibitory one when acc < T_count, i.e. level_of(acc) < count.
@@ -171,9 +299,9 @@ def integer_neuron(contributions: Iterable[Tensor], level_of: Callable[[Tensor],
     acc = count = target = None
     for contrib in contributions:
         acc = contrib if acc is None else acc + contrib
-        if count is None:
-            count = torch.zeros(acc.shape, dtype=torch.long)
         target = level_of(acc).long()  # acc changed: its level may have too
+        if count is None:
+            count = torch.zeros(target.shape, dtype=torch.long)
         up = target > count
         counter.add(up, torch.zeros((), dtype=torch.bool))
         count = count + up.long()

@@ -13,6 +13,7 @@ from ..model.network import QCFSNet, lambda_parameter
 
 # Lambda of a QCFS layer = this percentile of its positive pre-activations.
 LAMBDA_PERCENTILE = 99.9
+LAMBDA_NUDGE = 1.0 + 1.0 / 1021
 
 
 def _percentile(values: Tensor, q: float) -> float:
@@ -61,7 +62,9 @@ def calibrate(net: QCFSNet, batches: list[Tensor]) -> list[float]:
             lam = _percentile(inputs.abs(), LAMBDA_PERCENTILE)
         else:
             lam = _percentile(inputs[inputs > 0], LAMBDA_PERCENTILE)
-        lam = max(lam, 1e-3)
+        # Off any grid the inputs may sit on (a residual sum is a multiple of s_add): a lambda on
+        # it would put rounding boundaries exactly on reachable values, ties that float32 decides.
+        lam = max(lam, 1e-3) * LAMBDA_NUDGE
         lambda_parameter(quantizer).fill_(lam)
         lambdas.append(lam)
     _run(net, batches, bns)  # final BatchNorm statistics, with every lambda set
