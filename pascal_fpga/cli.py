@@ -179,7 +179,8 @@ def format_snn_report(report: dict) -> str:
         f"  SNN (PASCAL, integer)        {pct(report['snn_accuracy'])}   samples differing from "
         f"the integer ANN (output or any level): {report['mismatched_samples']}",
         f"  Brevitas vs integer ANN      {bre['differing_levels']} differing levels "
-        f"({bre['ties']} at ties), {bre['prediction_differs']} differing predictions",
+        f"({bre['ties']} at ties), {bre['prediction_differs']} differing predictions "
+        f"({bre['prediction_ties']} where two classes share the integer maximum)",
     ]
     if "float_snn" in report:
         fl = report["float_snn"]

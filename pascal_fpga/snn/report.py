@@ -3,7 +3,8 @@
 Views compared on the same test images:
 - the Brevitas model (float32, eval) and its integer form (:mod:`.convert`, exact integers): their
   levels may differ only at ties (the exact value within TIE_TOLERANCE of a step from a rounding
-  boundary, where float32 rounding decides);
+  boundary, where float32 rounding decides), and their predictions only where the integer maximum
+  is shared by two classes (the integer argmax takes the first; float rounding picks either);
 - the integer-mode SNN against the integer ANN: must agree exactly, output and every level;
 - the float-mode SNN (the paper's neuron in float32) against the integer ANN: differences counted;
 - the baseline QCFS conversion (Bu et al.) for T in 1..64.
@@ -74,7 +75,8 @@ def snn_report(run_dir: str | Path, dataset: str | None = None, data_dir: str | 
     correct = {"ann": 0, "integer_ann": 0, "snn": 0, "float_snn": 0}
     baseline_correct = {t: 0 for t in timesteps}
     mismatched = 0
-    brevitas = {"mismatched_samples": 0, "differing_levels": 0, "ties": 0, "prediction_differs": 0}
+    brevitas = {"mismatched_samples": 0, "differing_levels": 0, "ties": 0, "prediction_differs": 0,
+                "prediction_ties": 0}
     float_cmp = {"mismatched_samples": 0, "differing_levels": 0, "ties": 0}
     totals: list[LayerStats] | None = None
     bar = None
@@ -99,6 +101,8 @@ def snn_report(run_dir: str | Path, dataset: str | None = None, data_dir: str | 
         # Brevitas (float32) vs integer ANN: ties only
         bre_differs = (logits.argmax(1) != int_out.argmax(1))
         brevitas["prediction_differs"] += int(bre_differs.sum())
+        top2 = int_out.topk(2, dim=1).values  # a shared integer maximum: float rounding picks
+        brevitas["prediction_ties"] += int((bre_differs & (top2[:, 0] == top2[:, 1])).sum())
         for layer, acc, a, b in zip(hidden, accs, bre_levels, int_levels):
             diff = a != b
             bre_differs |= diff.flatten(1).any(1)
