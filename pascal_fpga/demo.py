@@ -7,12 +7,11 @@ half-written folder.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from .errors import PascalError
+from .staging import staged_folder
 
 DEMO_SPEC = "digits-cnn.yaml"
 DEMO_DATASET = "digits"
@@ -31,11 +30,8 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
     if not spec_path.is_file():
         raise PascalError(f"{spec_path}: the demo's spec is missing (run from a clone of the repo)")
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    summary: dict[str, object] = {}
     started = time.perf_counter()
-    try:
+    with staged_folder(out) as staging:
         run_dir = staging / "run"
         print(f"[1/4] train {DEMO_SPEC} on {DEMO_DATASET}", flush=True)
         metrics = train(TrainConfig(spec=str(spec_path), dataset=DEMO_DATASET, out=str(run_dir),
@@ -74,12 +70,6 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
                 f"{100 * report['baseline'][t]:.2f}%" for t in ("4", "16", "64")),
             "energy ANN / SNN": f"{report['energy']['ann_over_snn']:.2f}x",
         }
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     summary["run directories"] = f"{out / 'run'}, {out / 'adapted'} (snn/ plots inside)"
     summary["total seconds"] = f"{time.perf_counter() - started:.1f}"
     width = max(len(key) for key in summary)

@@ -23,8 +23,6 @@ layer's L halves its claim on the next one. Deterministic, no training in the lo
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from torch import Tensor
 
 from ..errors import PascalError
 from ..model.network import QCFSNet
+from ..staging import staged_folder
 
 BINS = 5
 CANDIDATES = (1, 2, 4, 8)
@@ -129,9 +128,8 @@ def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
 
     Writes a new run directory ``out`` (the adapted spec, checkpoint, metrics) plus adapt.json.
     """
-    from ..datasets import load_dataset
-    from ..train.trainer import (TrainConfig, check_dataset_fits, evaluate, images_to_tensor,
-                                 load_run, train)
+    from ..train.trainer import (TrainConfig, evaluate, images_to_tensor, load_run, run_dataset,
+                                 train)
 
     run_dir, out = Path(run_dir), Path(out)
     spec, net, metrics = load_run(run_dir)
@@ -142,11 +140,7 @@ def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
     if budget < min(candidates):
         raise PascalError(f"--budget {budget} is below the smallest candidate level count "
                           f"{min(candidates)}")
-    name = metrics.get("dataset")
-    if name is None:
-        raise PascalError(f"{run_dir}: the run does not say its data set")
-    data = load_dataset(name, metrics.get("data_dir"))
-    check_dataset_fits(spec, data)
+    data = run_dataset(run_dir, spec, metrics)
     calib = images_to_tensor(data.train_images[:calibration_images])
     test_x = images_to_tensor(data.test_images)
     test_y = torch.from_numpy(data.test_labels)
@@ -157,14 +151,12 @@ def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
     adapted = spec.with_levels(after)
     accuracy_before, _ = evaluate(net, test_x, test_y)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:
         adapted.dump(staging / "spec.yaml")
         switched = QCFSNet(adapted)
         switched.load_state_dict(net.state_dict())
         accuracy_switched, _ = evaluate(switched, test_x, test_y)
-        result = train(TrainConfig(spec=str(staging / "spec.yaml"), dataset=name,
+        result = train(TrainConfig(spec=str(staging / "spec.yaml"), dataset=data.name,
                                    data_dir=metrics.get("data_dir"), out=str(staging),
                                    epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                    init_from=str(run_dir / "checkpoint.pt")), progress=progress)
@@ -183,10 +175,4 @@ def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
             "fine_tune_epochs": epochs,
         }
         (staging / "adapt.json").write_text(json.dumps(report, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return report

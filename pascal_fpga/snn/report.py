@@ -13,8 +13,6 @@ Views compared on the same test images:
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..datasets import load_dataset
 from ..errors import PascalError
-from ..train.trainer import check_dataset_fits, images_to_tensor, load_run
+from ..staging import staged_folder
+from ..train.trainer import images_to_tensor, load_run, run_dataset
 from .baseline import BASELINE_TIMESTEPS, simulate_baseline
 from .convert import IntegerNetwork, convert
 from .simulate import LayerStats, simulate
@@ -59,11 +57,7 @@ def snn_report(run_dir: str | Path, dataset: str | None = None, data_dir: str | 
                progress: bool = False) -> dict[str, Any]:
     """Compute the report of ``pascal-fpga snn`` (see the module docstring)."""
     spec, net, metrics = load_run(run_dir)
-    name = dataset or metrics.get("dataset")
-    if name is None:
-        raise PascalError(f"{run_dir}: the run does not say its data set; pass --dataset")
-    data = load_dataset(name, data_dir if data_dir is not None else metrics.get("data_dir"))
-    check_dataset_fits(spec, data)
+    data = run_dataset(run_dir, spec, metrics, dataset, data_dir)
     count = len(data.test_images) if samples is None else min(samples, len(data.test_images))
     if count < 1:
         raise PascalError(f"--samples must be >= 1, got {samples}")
@@ -103,25 +97,15 @@ def snn_report(run_dir: str | Path, dataset: str | None = None, data_dir: str | 
         brevitas["prediction_differs"] += int(bre_differs.sum())
         top2 = int_out.topk(2, dim=1).values  # a shared integer maximum: float rounding picks
         brevitas["prediction_ties"] += int((bre_differs & (top2[:, 0] == top2[:, 1])).sum())
-        for layer, acc, a, b in zip(hidden, accs, bre_levels, int_levels):
-            diff = a != b
-            bre_differs |= diff.flatten(1).any(1)
-            n_diff = int(diff.sum())
-            if n_diff:
-                brevitas["differing_levels"] += n_diff
-                brevitas["ties"] += _ties(layer, acc, diff)
+        if hidden:
+            bre_differs |= _compare_levels(hidden, accs, bre_levels, int_levels, brevitas)
         brevitas["mismatched_samples"] += int(bre_differs.sum())
         if float_mode:
             fres = simulate(inet, x, "float")
             correct["float_snn"] += int((fres.acc.argmax(1) == y).sum())
             f_differs = fres.acc.argmax(1) != int_out.argmax(1)
-            for layer, acc, a, b in zip(hidden, accs, fres.levels, int_levels):
-                diff = a != b
-                f_differs |= diff.flatten(1).any(1)
-                n_diff = int(diff.sum())
-                if n_diff:
-                    float_cmp["differing_levels"] += n_diff
-                    float_cmp["ties"] += _ties(layer, acc, diff)
+            if hidden:
+                f_differs |= _compare_levels(hidden, accs, fres.levels, int_levels, float_cmp)
             float_cmp["mismatched_samples"] += int(f_differs.sum())
         for t, pred in simulate_baseline(inet, x, timesteps).items():
             baseline_correct[t] += int((pred == y).sum())
@@ -137,6 +121,21 @@ def snn_report(run_dir: str | Path, dataset: str | None = None, data_dir: str | 
         bar.close()
     return _assemble(spec, data.name, count, inet, correct, mismatched, brevitas,
                      float_cmp if float_mode else None, baseline_correct, totals)
+
+
+def _compare_levels(hidden, accs: list[Tensor], levels: list[Tensor], reference: list[Tensor],
+                    counts: dict[str, int]) -> Tensor:
+    """Add the differing levels (and how many are ties) to ``counts``; returns, per sample,
+    whether any level differs."""
+    differs = torch.zeros(len(accs[0]) if accs else 0, dtype=torch.bool)
+    for layer, acc, a, b in zip(hidden, accs, levels, reference):
+        diff = a != b
+        differs |= diff.flatten(1).any(1)
+        n_diff = int(diff.sum())
+        if n_diff:
+            counts["differing_levels"] += n_diff
+            counts["ties"] += _ties(layer, acc, diff)
+    return differs
 
 
 def _ties(layer, acc: Tensor, diff: Tensor) -> int:
@@ -235,14 +234,7 @@ def plot_report(report: dict[str, Any], folder: Path) -> list[Path]:
 def write_report(run_dir: Path, report: dict[str, Any]) -> Path:
     """RUN_DIR/snn/ with report.json and the two plots, replaced as a whole."""
     out = Path(run_dir) / "snn"
-    staging = Path(tempfile.mkdtemp(prefix=".snn.", dir=run_dir))
-    try:
+    with staged_folder(out) as staging:
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         plot_report(report, staging)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -318,15 +318,22 @@ def load_run(run_dir: str | Path) -> tuple[ModelSpec, QCFSNet, dict[str, Any]]:
     return spec, net, metrics
 
 
-def evaluate_run(run_dir: str | Path, dataset: str | None = None,
-                 data_dir: str | None = None) -> dict[str, Any]:
-    """Test accuracy of a trained run on its data set (or another one of the same shape)."""
-    spec, net, metrics = load_run(run_dir)
+def run_dataset(run_dir: str | Path, spec: ModelSpec, metrics: dict[str, Any],
+                dataset: str | None = None, data_dir: str | None = None) -> Dataset:
+    """The data set a run was trained on (or ``dataset``, which must fit the spec)."""
     name = dataset or metrics.get("dataset")
     if name is None:
         raise PascalError(f"{run_dir}: the run does not say its data set; pass --dataset")
     data = load_dataset(name, data_dir if data_dir is not None else metrics.get("data_dir"))
     check_dataset_fits(spec, data)
+    return data
+
+
+def evaluate_run(run_dir: str | Path, dataset: str | None = None,
+                 data_dir: str | None = None) -> dict[str, Any]:
+    """Test accuracy of a trained run on its data set (or another one of the same shape)."""
+    spec, net, metrics = load_run(run_dir)
+    data = run_dataset(run_dir, spec, metrics, dataset, data_dir)
     acc, loss = evaluate(net, images_to_tensor(data.test_images), torch.from_numpy(data.test_labels))
     return {"run": str(run_dir), "name": spec.name, "dataset": data.name,
             "test_images": len(data.test_images), "test_accuracy": acc, "test_loss": loss,
