@@ -19,7 +19,7 @@ q_out = #{k : q_r + q_s >= U_k}. See :class:`IntBlock`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -176,7 +176,6 @@ class IntegerNetwork:
     layers: list[IntLayer]
     input_bits: int
     classes: int
-    notes: list[str] = field(default_factory=list)
 
     def hidden(self) -> list["IntLayer | IntBlock"]:
         """The QCFS (thresholded) layers, in order: one entry per QCFS activation, as in

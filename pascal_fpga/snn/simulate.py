@@ -175,9 +175,7 @@ def _block(block: IntBlock, frames: list[Tensor], mode: str, images: int,
     channel's own neuron). A first (pixel-fed) block multiplies: conv1 and a projection shortcut
     count MACs, an identity shortcut one add per pixel and output neuron."""
     conv1, conv2, shortcut = block.conv1, block.conv2, block.shortcut
-    dtype = torch.float32 if mode == "float" else torch.float64
-    if mode == "integer" and max(conv1.acc_bound, block.acc_bound) < 2 ** 24:
-        dtype = torch.float32
+    dtype = torch.promote_types(_dtype(conv1, mode), _dtype(block, mode))
     inputs = [f.to(dtype) for f in frames]
     st1 = LayerStats(index=block.index, kind="block.conv1", t_in=len(inputs),
                      levels=conv1.levels, window=_window(len(inputs), conv1.levels))
