@@ -84,6 +84,38 @@ def _add_adapt(sub) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", parents=[_debug_option()],
+                       help="export a trained run to QONNX (QCFS quantizers made exact)")
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_compile(sub) -> None:
+    p = sub.add_parser("compile", parents=[_debug_option()],
+                       help="QONNX model -> spiking IR (BUILD_DIR/ir/)")
+    p.add_argument("model", help="a QONNX model from `pascal-fpga export`")
+    p.add_argument("--out", required=True, help="the build folder to write")
+    p.add_argument("--folding", help="JSON: {layer: {\"pe\": P, \"simd\": S}} (default: "
+                   "largest divisors up to 8)")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_verify(sub) -> None:
+    p = sub.add_parser("verify", parents=[_debug_option()],
+                       help="check the views of a build against each other on test images")
+    p.add_argument("build_dir")
+    p.add_argument("--dataset", help="default: the data set of the model's run")
+    p.add_argument("--data-dir")
+    p.add_argument("--samples", type=int, help="first N test images (default: all)")
+    p.add_argument("--random", type=int, metavar="N",
+                   help="N images of random pixels instead of a data set")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
+    p.add_argument("--no-snn", action="store_true", help="skip the PASCAL simulation")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", parents=[_debug_option()],
                        help="the whole pipeline on the embedded digits set")
@@ -99,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_snn(sub)
     _add_adapt(sub)
+    _add_export(sub)
+    _add_compile(sub)
+    _add_verify(sub)
     _add_demo(sub)
     return parser
 
@@ -237,6 +272,73 @@ def cmd_adapt(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .compiler.export import export_run
+
+    info = export_run(args.run_dir, args.out)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    levels = " ".join(str(row["levels"]) for row in info["activations"])
+    print(f"{info['name']}: exported to {args.out} ({len(info['activations'])} QCFS activations, "
+          f"L = {levels}, rounding HALF_UP)")
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from .compiler.build import compile_model
+
+    result = compile_model(args.model, args.out, args.folding)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['name']}: spiking IR in {args.out}/{result['ir']}")
+    print("  layer        op                 in -> out           T_in   L  acc bits  PE SIMD")
+    for row in result["layers"]:
+        shape = lambda v: "x".join(str(d) for d in v)  # noqa: E731
+        print(f"  {row['layer']:<12} {row['op']:<18} {shape(row['in_shape']):>8} -> "
+              f"{shape(row['out_shape']):<9} {row['t_in']:>4} {row['levels'] or '-':>3} "
+              f"{row.get('acc_bits') or '-':>9} {row['pe']:>3} {row['simd']:>4}")
+    print(f"  steps: {', '.join(step['step'] for step in result['steps'])} (one model each in "
+          f"{args.out}/ir)")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .compiler.build import load_build
+    from .compiler.verify import verify_build, verify_images
+
+    build = load_build(args.build_dir)
+    if args.random is not None and (args.dataset or args.samples):
+        raise PascalError("--random replaces the data set: do not combine it with --dataset or "
+                          "--samples")
+    images, labels, what = verify_images(build, args.dataset, args.data_dir, args.samples,
+                                         args.random, args.seed)
+    report = verify_build(args.build_dir, images, labels, progress=sys.stderr.isatty(),
+                          snn=not args.no_snn)
+    report["images"] = what
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['name']}: verify on {what}")
+        for check in report["checks"]:
+            extra = ""
+            if "largest_logit_difference" in check:
+                extra = f", largest logit difference {check['largest_logit_difference']:.3g}"
+            print(f"  {check['name']:<18} compared {check['compared']:>6}  mismatched "
+                  f"{check['mismatched']:>4}  ties {check['ties']:>4}  (differing levels "
+                  f"{check['differing_levels']}, at ties {check['tie_levels']}{extra})")
+        for skipped in report["skipped"]:
+            print(f"  {skipped['name']:<18} skipped: {skipped['reason']}")
+        if "accuracy" in report:
+            print("  accuracy: " + ", ".join(f"{view} {100 * acc:.2f}%"
+                                             for view, acc in report["accuracy"].items()))
+        print("  all views agree" + (" (ties aside)" if any(c["ties"] for c in report["checks"])
+                                     else "") if report["passed"] else
+              "  MISMATCH: some differences are not ties")
+    return 0 if report["passed"] else 1
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -245,7 +347,7 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "snn": cmd_snn, "adapt": cmd_adapt,
-            "demo": cmd_demo}
+            "export": cmd_export, "compile": cmd_compile, "verify": cmd_verify, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,181 @@
+"""`pascal-fpga compile`: QONNX model -> BUILD_DIR/ir/ (the spiking IR after every step).
+
+BUILD_DIR/
+  build.json        where the model came from (run, data set), the steps, the final IR's path
+  ir/00_qonnx.onnx  the input model; then one model per transformation step (NN_<step>.onnx)
+  ir/folding.json   PE and SIMD per layer, as used (the --folding file, or the default)
+  ir/layers.json    the layer table (shapes, L, T_in/T_out, weight/accumulator/threshold bits)
+  ir/layers.md      the same table for reading
+
+Everything is built in a temporary folder and moved into place at the end: a failed compile
+leaves no BUILD_DIR behind (and an existing one untouched).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import PascalError
+from ..staging import staged_folder
+from .export import model_source
+from .transforms import ApplyFolding, default_folding, layer_nodes, pipeline
+
+BUILD_FILE = "build.json"
+FINAL_STEP = "apply_folding"
+
+
+def load_qonnx(path: str | Path):
+    """A ModelWrapper of an ONNX file; a missing or malformed file is one clear error."""
+    import onnx
+    from google.protobuf.message import DecodeError
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    path = Path(path)
+    if not path.is_file():
+        raise PascalError(f"{path}: no such model file")
+    try:
+        proto = onnx.load(str(path))
+    except (DecodeError, OSError, ValueError, RuntimeError) as exc:
+        raise PascalError(f"{path}: not an ONNX model ({type(exc).__name__})") from exc
+    if not proto.graph.node:
+        raise PascalError(f"{path}: not an ONNX model (no graph nodes)")
+    if not any(n.op_type == "Quant" for n in proto.graph.node):
+        raise PascalError(f"{path}: not a QONNX model (no Quant nodes); export a trained run "
+                          f"with `pascal-fpga export`")
+    return ModelWrapper(proto)
+
+
+def load_folding(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise PascalError(f"{path}: no such folding config")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PascalError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    if not isinstance(config, dict):
+        raise PascalError(f"{path}: expected an object of layer name -> {{\"pe\": .., "
+                          f"\"simd\": ..}}")
+    return config.get("layers", config) if isinstance(config.get("layers"), dict) else config
+
+
+def layer_table(model) -> list[dict[str, Any]]:
+    """One row per IR layer: what the hardware needs to know about it."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    rows = []
+    for node in layer_nodes(model):
+        inst = getCustomOp(node)
+        attrs = {name: inst.get_nodeattr(name) for name in inst.get_nodeattr_types()}
+        row = {
+            "layer": node.name,
+            "op": node.op_type,
+            "in_shape": list(attrs["in_shape"]),
+            "out_shape": list(attrs["out_shape"]),
+            "t_in": attrs["t_in"],
+            "levels": attrs["t_out"] if node.op_type != "SpikingClassifier" else None,
+            "t_out": attrs["t_out"],
+            "in_max": attrs["in_max"],
+            "pe": attrs["pe"],
+            "simd": attrs["simd"],
+            "source": attrs["layer"].decode() if isinstance(attrs["layer"], bytes)
+            else attrs["layer"],
+        }
+        if "acc_bits" in attrs:
+            row.update(kernel=attrs.get("kernel"), stride=attrs.get("stride"),
+                       pad=attrs.get("pad"), weight_bits=attrs["weight_bits"],
+                       acc_min=attrs["acc_min"], acc_max=attrs["acc_max"],
+                       acc_bits=attrs["acc_bits"],
+                       threshold_bits=attrs.get("threshold_bits") or None)
+        else:
+            row.update(kernel=attrs["kernel"], stride=attrs["stride"])
+        rows.append(row)
+    return rows
+
+
+def _markdown(rows: list[dict[str, Any]], title: str) -> str:
+    columns = [("layer", "layer"), ("op", "op"), ("in_shape", "in"), ("out_shape", "out"),
+               ("t_in", "T_in"), ("levels", "L"), ("in_max", "in max"),
+               ("weight_bits", "w bits"), ("acc_min", "acc min"), ("acc_max", "acc max"),
+               ("acc_bits", "acc bits"), ("threshold_bits", "thr bits"), ("pe", "PE"),
+               ("simd", "SIMD"), ("source", "QONNX nodes")]
+
+    def cell(value) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, list):
+            return "x".join(str(v) for v in value)
+        return str(value)
+
+    lines = [f"# {title}: spiking IR layers", "",
+             "T_in: input timesteps (the previous layer's L; 1 for pixels). L: output levels = "
+             "output timesteps. in max: the largest input level. Accumulator ranges are the exact "
+             "worst case over all inputs; thresholds are clamped into [acc min, acc max + 1].", "",
+             "| " + " | ".join(h for _, h in columns) + " |",
+             "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(row.get(key)) for key, _ in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def compile_model(model_path: str | Path, out: str | Path,
+                  folding_path: str | Path | None = None, progress: bool = False
+                  ) -> dict[str, Any]:
+    """Run the transformation pass on a QONNX model; writes BUILD_DIR (see the module doc)."""
+    model = load_qonnx(model_path)
+    folding_config = load_folding(folding_path) if folding_path is not None else None
+    source = model_source(model)
+    out = Path(out)
+    with staged_folder(out) as staging:
+        ir_dir = staging / "ir"
+        ir_dir.mkdir()
+        model.save(str(ir_dir / "00_qonnx.onnx"))
+        steps = [{"step": "qonnx", "model": "ir/00_qonnx.onnx"}]
+        for number, step in enumerate(pipeline(), start=1):
+            if progress:
+                print(f"  [{number}] {step.name}", flush=True)
+            model = model.transform(step.transformation)
+            name = f"ir/{number:02d}_{step.name}.onnx"
+            model.save(str(staging / name))
+            steps.append({"step": step.name, "model": name,
+                          "ops": [n.op_type for n in model.graph.node]})
+        folding = default_folding(model)
+        if folding_config is not None:
+            model = model.transform(ApplyFolding(folding_config, str(folding_path)))
+            for name, config in folding_config.items():
+                folding[name] = {"pe": config.get("pe", 1), "simd": config.get("simd", 1)}
+        model = model.transform(ApplyFolding(folding, "default folding"))
+        number = len(steps)
+        final = f"ir/{number:02d}_{FINAL_STEP}.onnx"
+        model.save(str(staging / final))
+        steps.append({"step": FINAL_STEP, "model": final})
+        rows = layer_table(model)
+        _write_json(ir_dir / "folding.json", folding)
+        _write_json(ir_dir / "layers.json", rows)
+        title = source.get("name", Path(model_path).stem)
+        (ir_dir / "layers.md").write_text(_markdown(rows, title))
+        build = {"name": title, "model": str(Path(model_path).resolve()), "source": {
+            key: source.get(key) for key in ("run_dir", "dataset", "data_dir")},
+            "spec": source.get("spec"), "steps": steps, "ir": final,
+            "folding": "ir/folding.json", "folding_from": str(folding_path) if folding_path
+            else "default (PE, SIMD: largest divisors up to 8)"}
+        _write_json(staging / BUILD_FILE, build)
+    return {"build_dir": str(out), "layers": rows, **build}
+
+
+def load_build(build_dir: str | Path) -> dict[str, Any]:
+    build_dir = Path(build_dir)
+    path = build_dir / BUILD_FILE
+    if not path.is_file():
+        raise PascalError(f"{build_dir}: not a build folder (no {BUILD_FILE}; run "
+                          f"`pascal-fpga compile` first)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PascalError(f"{path}: not valid JSON (line {exc.lineno})") from exc

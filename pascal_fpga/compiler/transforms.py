@@ -1,0 +1,638 @@
+"""The spiking transformation pass: small qonnx Transformations from QONNX to the spiking IR.
+
+In order (``PIPELINE``), each saved by ``pascal-fpga compile`` as BUILD_DIR/ir/NN_<step>.onnx:
+
+1. :class:`CheckSupported` - rejects what the pass cannot map (one clear line, naming the node);
+2. :class:`BatchNormToAffine` - BatchNormalization becomes Mul and Add (qonnx's own pass);
+3. :class:`FoldWeightQuant` - weight and bias quantizers become integer initializers;
+4. :class:`ActivationsToThresholds` - every QCFS activation becomes a MultiThreshold with exactly
+   L integer thresholds per channel on the integer accumulator: the input scale, the weight scale,
+   BatchNorm, biases and the average-pool divisor are absorbed; tensors become integer levels;
+5. :class:`LowerToSpikingOps` - each layer becomes one op of :mod:`.ops` (our domain);
+6. :class:`ApplyFolding` - PE and SIMD per layer.
+
+Every intermediate graph executes under qonnx's ``execute_onnx`` and gives the same levels as the
+one before it (the tests run each step on data and compare exactly). The pass walks the graph
+tensor by tensor (producers and consumers), not as a list of layers, so branches and adds can be
+added; residual adds are rejected for now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine as _QonnxBatchNormToAffine
+from qonnx.transformation.general import RemoveUnusedTensors, SortGraph
+from qonnx.transformation.infer_shapes import InferShapes
+
+from ..errors import PascalError
+from ..snn.convert import _thresholds
+from . import ops
+from .export import level_count
+from .widths import accumulator_range, signed_bits, unsigned_bits
+
+QONNX_DOMAIN = "qonnx.custom_op.general"
+ACTIVATIONS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardTanh", "HardSigmoid",
+               "Softmax", "Elu", "Selu", "PRelu", "BipolarQuant", "Trunc", "MultiThreshold"}
+SUPPORTED = {"Quant", "Conv", "Gemm", "BatchNormalization", "Mul", "Add", "MaxPool",
+             "AveragePool", "Reshape", "Flatten"}
+
+
+def _attr(node, name: str, default=None):
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return helper.get_attribute_value(attribute)
+    return default
+
+
+def _where(node) -> str:
+    return f"node {node.name} ({node.op_type})"
+
+
+def _is_const(model, name: str) -> bool:
+    return model.get_initializer(name) is not None
+
+
+def _const(model, name: str) -> np.ndarray:
+    return np.asarray(model.get_initializer(name), dtype=np.float64)
+
+
+def _only_consumer(model, tensor: str, after) -> Any:
+    consumers = model.find_consumers(tensor)
+    if len(consumers) > 1:
+        raise PascalError(f"{_where(after)}: its output feeds {len(consumers)} nodes (a branch); "
+                          f"branching graphs (residual blocks) are not supported yet")
+    return consumers[0] if consumers else None
+
+
+def _is_qcfs(node) -> bool:
+    return node.op_type == "Quant" and not _attr(node, "signed", 1)
+
+
+def _square(node, name: str, default: int) -> int:
+    values = _attr(node, name)
+    if values is None:
+        return default
+    values = list(values)
+    if len(set(values)) != 1:
+        raise PascalError(f"{_where(node)}: {name} {values} is not square/symmetric; only square "
+                          f"kernels, strides and symmetric padding are supported")
+    return int(values[0])
+
+
+class CheckSupported(Transformation):
+    """Expects: a cleaned QONNX graph (``pascal-fpga export``). Guarantees (or raises a
+    PascalError naming the node): one input and one output; only the ops of ``SUPPORTED``; every
+    activation is a QCFS Quant (unsigned, zero point 0, HALF_UP, L = 2^bitwidth - 1); no residual
+    add; convolutions and pools square, ungrouped, undilated, without ceil mode. Changes nothing."""
+
+    def apply(self, model):
+        graph = model.graph
+        if len(graph.input) != 1 or len(graph.output) != 1:
+            raise PascalError(f"the graph has {len(graph.input)} inputs and {len(graph.output)} "
+                              f"outputs; one of each is supported")
+        for node in graph.node:
+            where = _where(node)
+            if node.op_type in ACTIVATIONS:
+                raise PascalError(f"{where}: a non-QCFS activation; the spiking compiler needs "
+                                  f"QCFS activations (Quant, HALF_UP, L levels)")
+            if node.op_type not in SUPPORTED:
+                raise PascalError(f"{where}: op type not supported by the spiking compiler")
+            if node.op_type == "Add" and not any(_is_const(model, i) for i in node.input):
+                raise PascalError(f"{where}: a residual add of two computed tensors; residual "
+                                  f"graphs are not supported yet")
+            if node.op_type == "Mul" and not any(_is_const(model, i) for i in node.input):
+                raise PascalError(f"{where}: a product of two computed tensors is not supported")
+            if node.op_type == "Quant":
+                self._check_quant(model, node)
+            if node.op_type == "Conv":
+                if _attr(node, "group", 1) != 1:
+                    raise PascalError(f"{where}: grouped convolutions are not supported")
+                if set(_attr(node, "dilations", [1])) != {1}:
+                    raise PascalError(f"{where}: dilated convolutions are not supported")
+                _square(node, "kernel_shape", 1), _square(node, "strides", 1)
+                _square(node, "pads", 0)
+            if node.op_type in ("MaxPool", "AveragePool"):
+                if _attr(node, "ceil_mode", 0) or set(_attr(node, "pads", [0])) != {0}:
+                    raise PascalError(f"{where}: pooling with padding or ceil mode is not "
+                                      f"supported")
+                _square(node, "kernel_shape", 1), _square(node, "strides", 1)
+            if node.op_type == "Gemm" and (_attr(node, "transA", 0) or not _attr(node, "transB", 0)
+                                           or _attr(node, "alpha", 1.0) != 1.0
+                                           or _attr(node, "beta", 1.0) != 1.0):
+                raise PascalError(f"{where}: only Gemm with transB=1, alpha = beta = 1 is "
+                                  f"supported")
+        return model, False
+
+    @staticmethod
+    def _check_quant(model, node) -> None:
+        where = _where(node)
+        if _is_const(model, node.input[0]):
+            return  # a weight or bias quantizer: FoldWeightQuant checks it
+        if not all(_is_const(model, name) for name in node.input[1:]):
+            raise PascalError(f"{where}: scale, zero point and bit width must be constants")
+        if _attr(node, "signed", 1):
+            raise PascalError(f"{where}: a signed activation quantizer (a residual block's add "
+                              f"quantizer?); residual graphs are not supported yet")
+        if np.any(_const(model, node.input[2]) != 0):
+            raise PascalError(f"{where}: a nonzero zero point is not a QCFS activation")
+        if node.input[0] == model.graph.input[0].name:
+            return  # the pixel quantizer: ActivationsToThresholds checks it
+        mode = _attr(node, "rounding_mode", b"ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode.upper() != "HALF_UP":
+            raise PascalError(f"{where}: rounding_mode {mode} is not a QCFS activation (QCFS "
+                              f"rounds half up; export with `pascal-fpga export`)")
+        if _const(model, node.input[1]).size != 1:
+            raise PascalError(f"{where}: a per-channel activation scale is not supported")
+
+
+class BatchNormToAffine(_QonnxBatchNormToAffine):
+    """Expects: BatchNormalization nodes in inference form. Guarantees: none is left; each became
+    Mul(A) then Add(B), A = gamma / sqrt(var + eps), B = beta - A * mean (qonnx's pass, float32)."""
+
+    def apply(self, model):
+        model, _ = super().apply(model)
+        if model.get_nodes_by_op_type("BatchNormalization"):
+            raise PascalError("BatchNormalization left after BatchNormToAffine")
+        return model, False
+
+
+def _run_quant(model, node) -> tuple[np.ndarray, np.ndarray, int]:
+    """(integer values, scale, bit width) of a Quant node on a constant."""
+    from qonnx.custom_op.general.intquant import int_quant
+
+    value = _const(model, node.input[0])
+    scale = _const(model, node.input[1])
+    zero = _const(model, node.input[2])
+    bits = _const(model, node.input[3])
+    if np.any(zero != 0):
+        raise PascalError(f"{_where(node)}: a nonzero zero point on weights is not supported")
+    if bits.size != 1 or float(bits) != int(bits):
+        raise PascalError(f"{_where(node)}: weight bit width {bits} is not an integer")
+    mode = _attr(node, "rounding_mode", b"ROUND")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    quantized = int_quant(value.astype(np.float32), scale.astype(np.float32), zero, bits,
+                          _attr(node, "signed", 1), _attr(node, "narrow", 0), mode)
+    integers = np.asarray(quantized, dtype=np.float64) / scale
+    rounded = np.rint(integers)
+    if np.max(np.abs(integers - rounded), initial=0.0) > 1e-3:
+        raise PascalError(f"{_where(node)}: quantized values are not integers times the scale")
+    return rounded, scale, int(bits)
+
+
+class FoldWeightQuant(Transformation):
+    """Expects: Conv/Gemm whose weight (and bias) come from Quant nodes on constants (Brevitas'
+    weight and Int32Bias quantizers). Guarantees: each Conv/Gemm has an integer weight
+    initializer (datatype INT<bits> annotated) and no bias; after it, Mul(weight scale) and, where
+    there was a bias, Add(the quantized bias as a float constant). Same values up to float32
+    rounding of the reassociated product."""
+
+    def apply(self, model):
+        for node in list(model.graph.node):
+            if node.op_type not in ("Conv", "Gemm"):
+                continue
+            quant = model.find_producer(node.input[1])
+            if quant is None or quant.op_type != "Quant":
+                raise PascalError(f"{_where(node)}: its weights are not quantized (no Quant "
+                                  f"node); train and export with pascal-fpga")
+            weight, scale, bits = _run_quant(model, quant)
+            out_channels = weight.shape[0]
+            if scale.size not in (1, out_channels):
+                raise PascalError(f"{_where(quant)}: weight scale of shape {scale.shape} is "
+                                  f"neither per tensor nor per output channel")
+            view = (1, -1, 1, 1) if node.op_type == "Conv" else (1, -1)
+            bias = None
+            if len(node.input) > 2 and node.input[2]:
+                bias_quant = model.find_producer(node.input[2])
+                if bias_quant is None or bias_quant.op_type != "Quant":
+                    raise PascalError(f"{_where(node)}: its bias is not quantized (Int32Bias)")
+                bias_int, bias_scale, _ = _run_quant(model, bias_quant)
+                bias = (bias_int * bias_scale).astype(np.float32)
+            weight_name = model.make_new_valueinfo_name()
+            model.set_initializer(weight_name, weight.astype(np.float32))
+            model.set_tensor_datatype(weight_name, DataType[f"INT{bits}"])
+            acc = model.make_new_valueinfo_name()
+            out = node.output[0]
+            new = helper.make_node(node.op_type, [node.input[0], weight_name], [acc],
+                                   name=node.name)
+            new.attribute.extend(node.attribute)
+            scale_name = model.make_new_valueinfo_name()
+            model.set_initializer(scale_name, np.broadcast_to(
+                scale.astype(np.float32).reshape(-1), (out_channels,)).reshape(view).copy())
+            scaled = out if bias is None else model.make_new_valueinfo_name()
+            added = [helper.make_node("Mul", [acc, scale_name], [scaled],
+                                      name=f"{node.name}_weight_scale")]
+            if bias is not None:
+                bias_name = model.make_new_valueinfo_name()
+                model.set_initializer(bias_name, bias.reshape(view))
+                added.append(helper.make_node("Add", [scaled, bias_name], [out],
+                                              name=f"{node.name}_bias"))
+            index = model.get_node_index(node)
+            model.graph.node.remove(node)
+            for offset, item in enumerate([new] + added):
+                model.graph.node.insert(index + offset, item)
+        for node in list(model.graph.node):  # the weight and bias quantizers, now unused
+            if node.op_type == "Quant" and _is_const(model, node.input[0]) \
+                    and not model.find_consumers(node.output[0]):
+                model.graph.node.remove(node)
+        model = model.transform(RemoveUnusedTensors()).transform(InferShapes())
+        return model, False  # one pass does it all (qonnx repeats a pass while it says True)
+
+
+@dataclass
+class IntView:
+    """A tensor's integer form: real value = scale * level, level in 0..level_max."""
+
+    scale: float
+    level_max: int
+
+
+class ActivationsToThresholds(Transformation):
+    """Expects: the output of FoldWeightQuant. Guarantees: tensors between layers are integer
+    levels. The pixel quantizer (scale 1, zero point 0) is removed: the graph takes the integer
+    pixels. Each chain Conv/Gemm -> Mul/Add constants -> QCFS Quant becomes Conv/Gemm ->
+    MultiThreshold with L thresholds per channel, T_k the smallest integer accumulator whose real
+    pre-activation reaches (k - 1/2) * step (float64, checked), clamped to the accumulator's exact
+    range [acc_min, acc_max + 1]; rows with a negative folded scale are negated. Each AveragePool
+    becomes a sum (a depthwise Conv of ones; its 1/k^2 goes into the next thresholds). The last
+    chain (no activation: the classifier) becomes Gemm -> Add(integer bias) -> Mul(out_scale)."""
+
+    def apply(self, model):
+        graph = model.graph
+        views: dict[str, IntView] = {}
+        for node in list(graph.node):
+            if node not in graph.node:
+                continue  # removed as part of an earlier chain
+            op = node.op_type
+            if op == "Quant" and node.input[0] == graph.input[0].name:
+                self._pixel_quant(model, node, views)
+            elif op in ("MaxPool", "Reshape", "Flatten"):
+                views[node.output[0]] = self._view(node, views)
+            elif op == "AveragePool":
+                self._sum_pool(model, node, views)
+            elif op in ("Conv", "Gemm"):
+                self._chain(model, node, views)
+            elif op in ("Mul", "Add", "Quant"):
+                raise PascalError(f"{_where(node)}: not part of a layer (a weighted layer, its "
+                                  f"affine ops, then a QCFS activation)")
+        model = model.transform(RemoveUnusedTensors()).transform(InferShapes())
+        return model, False
+
+    @staticmethod
+    def _view(node, views) -> IntView:
+        if node.input[0] not in views:
+            raise PascalError(f"{_where(node)}: its input is not a quantized activation")
+        return views[node.input[0]]
+
+    @staticmethod
+    def _pixel_quant(model, node, views) -> None:
+        scale = _const(model, node.input[1])
+        bits = _const(model, node.input[3])
+        if scale.size != 1 or float(scale) != 1.0 or float(bits) != int(bits):
+            raise PascalError(f"{_where(node)}: the input quantizer must take integer pixels "
+                              f"(scale 1, integer bit width); got scale {scale}, bits {bits}")
+        source = model.graph.input[0].name
+        for consumer in model.find_consumers(node.output[0]):
+            for i, name in enumerate(consumer.input):
+                if name == node.output[0]:
+                    consumer.input[i] = source
+        model.graph.node.remove(node)
+        views[source] = IntView(1.0, 2 ** int(bits) - 1)
+        model.set_tensor_datatype(source, DataType[f"UINT{int(bits)}"])
+
+    def _sum_pool(self, model, node, views) -> None:
+        view = self._view(node, views)
+        kernel = _square(node, "kernel_shape", 1)
+        stride = _square(node, "strides", kernel)
+        channels = model.get_tensor_shape(node.input[0])[1]
+        ones = model.make_new_valueinfo_name()
+        model.set_initializer(ones, np.ones((channels, 1, kernel, kernel), dtype=np.float32))
+        new = helper.make_node("Conv", [node.input[0], ones], [node.output[0]], name=node.name,
+                               group=channels, kernel_shape=[kernel, kernel],
+                               strides=[stride, stride], pads=[0, 0, 0, 0])
+        index = model.get_node_index(node)
+        model.graph.node.remove(node)
+        model.graph.node.insert(index, new)
+        views[node.output[0]] = IntView(view.scale / kernel ** 2, view.level_max * kernel ** 2)
+
+    def _chain(self, model, node, views) -> None:
+        view = self._view(node, views)
+        weight = _const(model, node.input[1])
+        channels = weight.shape[0]
+        a = np.full(channels, view.scale, dtype=np.float64)
+        b = np.zeros(channels, dtype=np.float64)
+        chain = []
+        tensor = node.output[0]
+        end = None
+        while True:
+            step = _only_consumer(model, tensor, node if not chain else chain[-1])
+            if step is None:
+                break
+            if step.op_type in ("Mul", "Add"):
+                const = [i for i in step.input if _is_const(model, i)][0]
+                c = np.broadcast_to(_const(model, const).reshape(-1), (channels,)) \
+                    if _const(model, const).size in (1, channels) else None
+                if c is None:
+                    raise PascalError(f"{_where(step)}: a constant that is neither per tensor nor "
+                                      f"per channel")
+                if step.op_type == "Mul":
+                    a, b = a * c, b * c
+                else:
+                    b = b + c
+                chain.append(step)
+                tensor = step.output[0]
+                continue
+            if _is_qcfs(step):
+                end = step
+                break
+            raise PascalError(f"{_where(step)}: expected the affine ops or the QCFS activation of "
+                              f"layer {node.name}")
+        in_shape = tuple(model.get_tensor_shape(node.input[0])[1:])
+        conv = node.op_type == "Conv"
+        geometry = dict(kernel=_square(node, "kernel_shape", 1), stride=_square(node, "strides", 1),
+                        pad=_square(node, "pads", 0)) if conv else {}
+        if conv and weight.shape[1] != in_shape[0]:
+            raise PascalError(f"{_where(node)}: weight shape {weight.shape} does not fit input "
+                              f"{in_shape}")
+        for item in chain:
+            model.graph.node.remove(item)
+        if end is None:
+            if tensor != model.graph.output[0].name:
+                raise PascalError(f"{_where(node)}: the layer ends without an activation but is "
+                                  f"not the graph's output")
+            self._classifier(model, node, weight, a, b, tensor)
+            return
+        levels = level_count(_const(model, end.input[3]))
+        step_size = float(_const(model, end.input[1]))
+        boundaries = (np.arange(1, levels + 1, dtype=np.float64) - 0.5) * step_size
+        try:
+            thresholds, sign = _thresholds(a, b, boundaries, np.zeros(channels, dtype=np.int64))
+        except PascalError as exc:
+            raise PascalError(f"{_where(end)}: {exc}") from exc
+        weight = weight * sign.reshape((-1,) + (1,) * (weight.ndim - 1))
+        model.set_initializer(node.input[1], weight.astype(np.float32))
+        acc_min, acc_max = accumulator_range(weight, view.level_max, in_shape, **geometry)
+        thresholds = np.clip(thresholds, acc_min[:, None], acc_max[:, None] + 1)
+        t_name = model.make_new_valueinfo_name()
+        model.set_initializer(t_name, thresholds.astype(np.float32))
+        if np.abs(thresholds).max() >= 2 ** 24:
+            raise PascalError(f"{_where(node)}: thresholds beyond 2^24 do not fit float32")
+        mt = helper.make_node("MultiThreshold", [node.output[0], t_name], [end.output[0]],
+                              name=end.name, domain=QONNX_DOMAIN,
+                              out_dtype=f"UINT{unsigned_bits(levels)}")
+        index = model.get_node_index(end)
+        model.graph.node.remove(end)
+        model.graph.node.insert(index, mt)
+        model.set_tensor_datatype(end.output[0], DataType[f"UINT{unsigned_bits(levels)}"])
+        views[end.output[0]] = IntView(step_size, levels)
+
+    @staticmethod
+    def _classifier(model, node, weight, a, b, out) -> None:
+        if not np.allclose(a, a[0], rtol=0, atol=0):
+            raise PascalError(f"{_where(node)}: the classifier has per-channel scales; its "
+                              f"argmax needs one scale (use a per-tensor weight quantizer)")
+        scale = float(a[0])
+        bias = b / scale
+        if np.max(np.abs(bias - np.rint(bias)), initial=0.0) > 1e-3:
+            raise PascalError(f"{_where(node)}: the classifier bias is not an integer on the "
+                              f"accumulator scale (quantize it with Int32Bias)")
+        acc = node.output[0]
+        biased = model.make_new_valueinfo_name()
+        bias_name = model.make_new_valueinfo_name()
+        scale_name = model.make_new_valueinfo_name()
+        model.set_initializer(bias_name, np.rint(bias).astype(np.float32).reshape(1, -1))
+        model.set_initializer(scale_name, np.asarray(scale, dtype=np.float32))
+        model.set_metadata_prop("pascal_fpga.out_scale", repr(scale))
+        index = model.get_node_index(node)
+        model.graph.node.insert(index + 1, helper.make_node(
+            "Add", [acc, bias_name], [biased], name=f"{node.name}_bias"))
+        model.graph.node.insert(index + 2, helper.make_node(
+            "Mul", [biased, scale_name], [out], name=f"{node.name}_out_scale"))
+
+
+def output_scale(model) -> float:
+    """The classifier's logits per integer accumulator (set by ActivationsToThresholds)."""
+    value = model.get_metadata_prop("pascal_fpga.out_scale")
+    if value is None:
+        raise PascalError("the model has no classifier output scale (not a compiled IR)")
+    return float(value)
+
+
+class LowerToSpikingOps(Transformation):
+    """Expects: the output of ActivationsToThresholds. Guarantees: every node is an op of
+    :mod:`.ops` (one per hardware layer, named conv0, pool0, dense0, classifier, ... in order),
+    with its timesteps (t_in, t_out), input range, shapes, weight bits and the exact accumulator
+    range and width; the graph input is integer pixels, the output the classifier's integer
+    accumulators. Flatten/Reshape before a dense layer is absorbed (dense ops flatten C, H, W)."""
+
+    def apply(self, model):
+        graph = model.graph
+        input_name = graph.input[0].name
+        pixel_dt = model.get_tensor_datatype(input_name)
+        level_max = {input_name: int(pixel_dt.max())}
+        timesteps = {input_name: 1}
+        counters: dict[str, int] = {}
+        lowered = []
+
+        def name_for(kind: str) -> str:
+            counters[kind] = counters.get(kind, 0) + 1
+            return f"{kind}{counters[kind] - 1}"
+
+        def shape(tensor: str) -> list[int]:
+            return [int(d) for d in model.get_tensor_shape(tensor)[1:]]
+
+        for node in list(graph.node):
+            op = node.op_type
+            if op in ("Reshape", "Flatten"):
+                level_max[node.output[0]] = level_max[node.input[0]]
+                timesteps[node.output[0]] = timesteps[node.input[0]]
+                alias = node.input[0]
+                # keep the 4D source: the dense op flattens itself
+                for consumer in model.find_consumers(node.output[0]):
+                    if consumer.op_type != "Gemm":
+                        raise PascalError(f"{_where(node)}: a reshape that does not feed a dense "
+                                          f"layer is not supported")
+                    consumer.input[0] = alias
+                continue
+            if op == "MaxPool" or (op == "Conv" and _attr(node, "group", 1) > 1):
+                source = node.input[0]
+                kernel = _square(node, "kernel_shape", 1)
+                kind, op_type = ("pool", "SpikingMaxPool") if op == "MaxPool" else \
+                    ("sumpool", "SpikingSumPool")
+                factor = 1 if op == "MaxPool" else kernel * kernel
+                level_max[node.output[0]] = level_max[source] * factor
+                timesteps[node.output[0]] = timesteps[source]
+                lowered.append(ops.make_node(
+                    op_type, [source], [node.output[0]], name_for(kind), kernel=kernel,
+                    stride=_square(node, "strides", kernel), t_in=timesteps[source],
+                    t_out=timesteps[source], in_max=level_max[source], in_shape=shape(source),
+                    out_shape=shape(node.output[0]), layer=node.name))
+                continue
+            if op in ("Conv", "Gemm"):
+                lowered.append(self._weighted(model, node, level_max, timesteps, shape, name_for,
+                                              input_name))
+                continue
+            if op in ("MultiThreshold", "Add", "Mul"):
+                continue  # consumed by their weighted layer
+            raise PascalError(f"{_where(node)}: unexpected after ActivationsToThresholds")
+        del graph.node[:]
+        graph.node.extend(lowered)
+        model.set_opset_import(ops.DOMAIN, 1)
+        model = model.transform(RemoveUnusedTensors()).transform(InferShapes())
+        return model, False
+
+    @staticmethod
+    def _weighted(model, node, level_max, timesteps, shape, name_for, input_name):
+        source = node.input[0]
+        weight = _const(model, node.input[1])
+        conv = node.op_type == "Conv"
+        follower = model.find_consumers(node.output[0])
+        first = source == input_name
+        in_shape = shape(source)
+        geometry = dict(kernel=_square(node, "kernel_shape", 1),
+                        stride=_square(node, "strides", 1), pad=_square(node, "pads", 0)) \
+            if conv else {}
+        if not conv and int(np.prod(in_shape)) != weight.shape[1]:
+            raise PascalError(f"{_where(node)}: {weight.shape[1]} inputs per output, the input "
+                              f"has {in_shape}")
+        wdt = model.get_tensor_datatype(node.input[1])
+        bits = int(wdt.bitwidth()) if wdt.is_integer() and wdt.signed() else None
+        common = dict(t_in=timesteps[source], in_max=level_max[source], in_shape=in_shape,
+                      weight_bits=bits or signed_bits(int(weight.min()), int(weight.max())),
+                      **geometry)
+        if len(follower) == 1 and follower[0].op_type == "MultiThreshold":
+            mt = follower[0]
+            thresholds = _const(model, mt.input[1])
+            levels = thresholds.shape[1]
+            out = mt.output[0]
+            acc_min, acc_max = accumulator_range(weight, level_max[source], in_shape, **geometry)
+            kind = "conv" if conv else "dense"
+            op_type = ("Pixel" if first else "Spiking") + ("Conv" if conv else "Dense")
+            inputs = [source, node.input[1], mt.input[1]]
+            extra = dict(threshold_bits=signed_bits(int(thresholds.min()), int(thresholds.max())))
+            level_max[out], timesteps[out] = levels, levels
+            layer = f"{node.name}+{mt.name}"
+        else:  # the classifier: Gemm -> Add(bias) -> Mul(out_scale) -> graph output
+            add = follower[0] if len(follower) == 1 and follower[0].op_type == "Add" else None
+            mul = model.find_consumer(add.output[0]) if add is not None else None
+            if conv or mul is None or mul.op_type != "Mul":
+                raise PascalError(f"{_where(node)}: a weighted layer without activation that is "
+                                  f"not the classifier")
+            bias_name = [i for i in add.input if _is_const(model, i)][0]
+            bias = _const(model, bias_name).reshape(-1)
+            model.set_initializer(bias_name, bias.astype(np.float32))
+            acc_min, acc_max = accumulator_range(weight, level_max[source], in_shape, bias=bias)
+            levels = timesteps[source]
+            out = mul.output[0]
+            kind, op_type = "classifier", "SpikingClassifier"
+            inputs = [source, node.input[1], bias_name]
+            extra = dict(out_scale=float(_const(model, mul.input[1])))
+            if max(abs(int(acc_min.min())), abs(int(acc_max.max()))) >= 2 ** 24:
+                raise PascalError(f"{_where(node)}: classifier accumulators beyond 2^24 do not "
+                                  f"fit the float32 output")
+            layer = f"{node.name}+{add.name}+{mul.name}"
+        low, high = int(acc_min.min()), int(acc_max.max())
+        if max(abs(low), abs(high)) >= ops.EXACT_LIMIT:
+            raise PascalError(f"{_where(node)}: accumulators beyond 2^53 are not supported")
+        name = "classifier" if kind == "classifier" else name_for(kind)
+        return ops.make_node(op_type, inputs, [out], name, t_out=levels,
+                             out_shape=shape(out), acc_min=low, acc_max=high,
+                             acc_bits=signed_bits(low, high), layer=layer, **common, **extra)
+
+
+def layer_nodes(model) -> list:
+    """The IR's nodes (its layers), in order."""
+    return [n for n in model.graph.node if n.domain == ops.DOMAIN]
+
+
+def fold_limits(node) -> tuple[int, int]:
+    """(what PE must divide, what SIMD must divide) for an IR node: output channels and, for a
+    convolution, input channels; for a dense layer its fan-in; pools take SIMD 1."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    inst = getCustomOp(node)
+    out_shape = inst.get_nodeattr("out_shape")
+    in_shape = inst.get_nodeattr("in_shape")
+    if node.op_type in ("PixelConv", "SpikingConv"):
+        return out_shape[0], in_shape[0]
+    if node.op_type in ops.POOL_OPS:
+        return out_shape[0], 1
+    return out_shape[0], int(np.prod(in_shape))
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def default_folding(model, limit: int = 8) -> dict[str, dict[str, int]]:
+    """A modest default: per layer, PE and SIMD the largest divisors of their dimension up to
+    ``limit`` (8), SIMD 1 for pools."""
+    folding = {}
+    for node in layer_nodes(model):
+        pe_dim, simd_dim = fold_limits(node)
+        folding[node.name] = {"pe": _largest_divisor(pe_dim, limit),
+                              "simd": _largest_divisor(simd_dim, limit)}
+    return folding
+
+
+class ApplyFolding(Transformation):
+    """Expects: the lowered IR and a folding config {layer name: {"pe": P, "simd": S}} (layers it
+    omits keep PE = SIMD = 1). Guarantees: each layer's pe/simd attributes set; a config that names
+    a missing layer, or a PE/SIMD that does not divide the layer, raises a PascalError."""
+
+    def __init__(self, folding: dict[str, dict[str, int]], source: str = "folding config"):
+        super().__init__()
+        self.folding = folding
+        self.source = source
+
+    def apply(self, model):
+        from qonnx.custom_op.registry import getCustomOp
+
+        nodes = {n.name: n for n in layer_nodes(model)}
+        if not isinstance(self.folding, dict):
+            raise PascalError(f"{self.source}: expected an object of layer name -> "
+                              f"{{\"pe\": .., \"simd\": ..}}")
+        for name, config in self.folding.items():
+            if name not in nodes:
+                raise PascalError(f"{self.source}: layer {name!r} is not in the model (layers: "
+                                  f"{', '.join(nodes)})")
+            if not isinstance(config, dict) or set(config) - {"pe", "simd"}:
+                raise PascalError(f"{self.source}: layer {name}: expected {{\"pe\": .., "
+                                  f"\"simd\": ..}}, got {config!r}")
+            pe_dim, simd_dim = fold_limits(nodes[name])
+            for key, dim in (("pe", pe_dim), ("simd", simd_dim)):
+                value = config.get(key, 1)
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1 \
+                        or dim % value:
+                    what = "output channels" if key == "pe" else (
+                        "inputs" if simd_dim != 1 or nodes[name].op_type not in ops.POOL_OPS
+                        else "(pools take SIMD 1)")
+                    raise PascalError(f"{self.source}: layer {name}: {key} {value!r} does not "
+                                      f"divide its {dim} {what}")
+                getCustomOp(nodes[name]).set_nodeattr(key, value)
+        return model, False
+
+
+@dataclass
+class Step:
+    name: str
+    transformation: Transformation
+
+
+def pipeline() -> list[Step]:
+    """The steps before folding, each saved as ir/NN_<name>.onnx by compile."""
+    return [Step("check_supported", CheckSupported()),
+            Step("batchnorm_to_affine", BatchNormToAffine()),
+            Step("fold_weight_quant", FoldWeightQuant()),
+            Step("activations_to_thresholds", ActivationsToThresholds()),
+            Step("lower_to_spiking_ops", LowerToSpikingOps())]
+
+
+def sort_graph(model):
+    return model.transform(SortGraph())

@@ -1,0 +1,308 @@
+"""`pascal-fpga verify`: the views of one network (DESIGN.md 3) on the same images.
+
+Checks, each ``{"name", "compared", "mismatched", "ties", ...}`` over samples:
+
+- ``qonnx_vs_brevitas``: the Brevitas model (float32, PyTorch) against qonnx's execution of the
+  exported QONNX model: every QCFS level, and the predicted class;
+- ``ir_vs_qonnx``: the spiking IR (our ops, executed by qonnx) against the QONNX model: every
+  level, and the classifier's integer accumulators (QONNX logits / out_scale, rounded);
+- ``snn_vs_ir``: the PASCAL simulation (timestep by timestep, integer neurons) of the IR against
+  the IR itself: every level and accumulator, exactly.
+
+A sample is mismatched when any of its compared values differ. Float views may differ at a tie:
+a pre-activation within ``TIE_TOLERANCE`` steps of a rounding boundary, where float32 rounding
+decides the level (everything after such a level may follow it). A mismatched sample counts as a
+tie when the first layer where it differs differs only at ties; a differing prediction counts as
+a tie when the two classes share the integer maximum. The exit status is 1 when any mismatch is
+not a tie.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import PascalError
+from .build import load_build
+from .export import activation_quant_nodes
+from .transforms import layer_nodes, output_scale
+
+TIE_TOLERANCE = 1e-4  # in steps (lambda / L)
+BATCH = 250
+
+
+class _Batched:
+    """Executes a model with qonnx on any batch size (one reshaped copy per size)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.copies: dict[int, Any] = {}
+
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        from qonnx.core.onnx_exec import execute_onnx
+        from qonnx.transformation.change_batchsize import ChangeBatchSize
+        from qonnx.transformation.infer_shapes import InferShapes
+
+        size = len(x)
+        if size not in self.copies:
+            self.copies[size] = self.model.transform(ChangeBatchSize(size)).transform(
+                InferShapes())
+        model = self.copies[size]
+        return execute_onnx(model, {model.graph.input[0].name: x.astype(np.float32)},
+                            return_full_exec_context=True)
+
+
+class _Counter:
+    def __init__(self, name: str):
+        self.name = name
+        self.compared = 0
+        self.mismatched = 0
+        self.ties = 0
+        self.differing_levels = 0
+        self.tie_levels = 0
+        self.extra: dict[str, Any] = {}
+
+    def add(self, layer_diffs: list[tuple[np.ndarray, np.ndarray | None]],
+            output_diff: np.ndarray, output_tie: np.ndarray | None = None) -> None:
+        """Per layer in order (differs (N, ...), is-tie (N, ...) or None), then the output's
+        differs (N,) and whether each output difference is a tie (shared maximum)."""
+        n = len(output_diff)
+        self.compared += n
+        explained = np.zeros(n, dtype=bool)   # decided at the first differing layer
+        tie = np.zeros(n, dtype=bool)
+        mismatch = output_diff.copy()
+        for differs, ties in layer_diffs:
+            flat = differs.reshape(n, -1)
+            any_diff = flat.any(axis=1)
+            self.differing_levels += int(flat.sum())
+            if ties is not None:
+                tie_flat = ties.reshape(n, -1) & flat
+                self.tie_levels += int(tie_flat.sum())
+                only_ties = (tie_flat == flat).all(axis=1)
+            else:
+                only_ties = np.zeros(n, dtype=bool)
+            first = any_diff & ~explained
+            tie |= first & only_ties
+            explained |= any_diff
+            mismatch |= any_diff
+        output_only = output_diff & ~explained
+        if output_tie is not None:
+            tie |= output_only & output_tie
+        self.mismatched += int(mismatch.sum())
+        self.ties += int((mismatch & tie).sum())
+
+    def result(self) -> dict[str, Any]:
+        return {"name": self.name, "compared": self.compared, "mismatched": self.mismatched,
+                "ties": self.ties, "differing_levels": self.differing_levels,
+                "tie_levels": self.tie_levels, **self.extra}
+
+
+def _near_boundary(pre: np.ndarray, levels: int) -> np.ndarray:
+    """|x - nearest rounding boundary k - 1/2 (k = 1..L)| <= TIE_TOLERANCE, x in steps."""
+    k = np.clip(np.floor(pre) + 0.5, 0.5, levels - 0.5)
+    return np.abs(pre - k) <= TIE_TOLERANCE
+
+
+def _qonnx_levels(model, ctx) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(tensor name, levels, tie mask) per QCFS activation of a QONNX execution."""
+    from .export import level_count
+
+    rows = []
+    for node in activation_quant_nodes(model):
+        if model.get_initializer(node.input[1]) is None or node.input[0] == \
+                model.graph.input[0].name:
+            continue
+        scale = float(model.get_initializer(node.input[1]))
+        levels = level_count(model.get_initializer(node.input[3]))
+        value = np.rint(ctx[node.output[0]].astype(np.float64) / scale)
+        pre = ctx[node.input[0]].astype(np.float64) / scale
+        rows.append((node.output[0], value, _near_boundary(pre, levels)))
+    return rows
+
+
+def _shared_max(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether classes a and b both hold the maximum of the integer accumulators."""
+    rows = np.arange(len(acc))
+    top = acc.max(axis=1)
+    return (acc[rows, a] == top) & (acc[rows, b] == top)
+
+
+def ir_to_integer_network(model, name: str = "ir"):
+    """The IR as an :class:`IntegerNetwork` (the input of the PASCAL simulation)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from ..snn.convert import IntegerNetwork, IntLayer
+
+    layers = []
+    input_bits = 8
+    classes = 0
+    for index, node in enumerate(layer_nodes(model)):
+        inst = getCustomOp(node)
+        common = dict(index=index, t_in=inst.get_nodeattr("t_in"),
+                      levels=inst.get_nodeattr("t_out"),
+                      in_shape=tuple(inst.get_nodeattr("in_shape")),
+                      out_shape=tuple(inst.get_nodeattr("out_shape")))
+        if node.op_type in ("SpikingMaxPool", "SpikingSumPool"):
+            kind = "maxpool" if node.op_type == "SpikingMaxPool" else "avgpool"
+            layers.append(IntLayer(kind=kind, kernel=inst.get_nodeattr("kernel"),
+                                   stride=inst.get_nodeattr("stride"), **common))
+            continue
+        weight = np.rint(model.get_initializer(node.input[1])).astype(np.int64)
+        conv = node.op_type.endswith("Conv")
+        if node.op_type.startswith("Pixel"):
+            input_bits = int(inst.get_nodeattr("in_max")).bit_length()
+        extra = dict(kernel=inst.get_nodeattr("kernel"), stride=inst.get_nodeattr("stride"),
+                     padding=inst.get_nodeattr("pad")) if conv else {}
+        bound = max(abs(inst.get_nodeattr("acc_min")), abs(inst.get_nodeattr("acc_max")))
+        third = np.rint(model.get_initializer(node.input[2])).astype(np.int64)
+        if node.op_type == "SpikingClassifier":
+            classes = weight.shape[0]
+            layers.append(IntLayer(kind="linear", weight=weight, bias=third.reshape(-1),
+                                   first=False, acc_bound=bound,
+                                   out_scale=inst.get_nodeattr("out_scale"), **common))
+        else:
+            layers.append(IntLayer(kind="conv" if conv else "linear", weight=weight,
+                                   thresholds=third, first=node.op_type.startswith("Pixel"),
+                                   acc_bound=bound, **common, **extra))
+    return IntegerNetwork(name=name, layers=layers, input_bits=input_bits, classes=classes)
+
+
+def _brevitas(run_dir: str | None):
+    if not run_dir or not Path(run_dir).is_dir():
+        return None
+    from ..train.trainer import load_run
+
+    _, net, _ = load_run(run_dir)
+    return net
+
+
+def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
+                 progress: bool = False, snn: bool = True) -> dict[str, Any]:
+    """Run every view on ``images`` (N, C, H, W) raw integer pixels; the report dict (with each
+    view's accuracy when ``labels`` are given)."""
+    import torch
+
+    from ..snn.report import _brevitas_levels
+    from ..snn.simulate import simulate
+    from .build import load_qonnx
+
+    build_dir = Path(build_dir)
+    build = load_build(build_dir)
+    qonnx_model = load_qonnx(build_dir / build["steps"][0]["model"])
+    ir_model = load_qonnx_ir(build_dir / build["ir"])
+    scale = output_scale(ir_model)
+    qonnx_exec, ir_exec = _Batched(qonnx_model), _Batched(ir_model)
+    net = _brevitas(build["source"].get("run_dir"))
+    inet = ir_to_integer_network(ir_model, build["name"]) if snn else None
+    ir_out = ir_model.graph.output[0].name
+    q_out = qonnx_model.graph.output[0].name
+
+    checks = {"qonnx_vs_brevitas": _Counter("qonnx_vs_brevitas"),
+              "ir_vs_qonnx": _Counter("ir_vs_qonnx"), "snn_vs_ir": _Counter("snn_vs_ir")}
+    largest_logit = 0.0
+    predictions = {"brevitas": [], "qonnx": [], "ir": [], "snn": []}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(images), unit="img", desc="verify")
+    for start in range(0, len(images), BATCH):
+        x = np.asarray(images[start:start + BATCH], dtype=np.float32)
+        q_ctx = qonnx_exec.run(x)
+        q_levels = _qonnx_levels(qonnx_model, q_ctx)
+        q_logits = q_ctx[q_out].astype(np.float64)
+        q_acc = np.rint(q_logits / scale)
+        q_pred = q_logits.argmax(axis=1)
+        predictions["qonnx"].append(q_pred)
+
+        if net is not None:
+            with torch.no_grad():
+                b_logits, b_levels = _brevitas_levels(net, torch.from_numpy(x))
+            b_logits = b_logits.double().numpy()
+            largest_logit = max(largest_logit, float(np.abs(b_logits - q_logits).max()))
+            b_pred = b_logits.argmax(axis=1)
+            predictions["brevitas"].append(b_pred)
+            diffs = [(bl.numpy() != ql, tie) for bl, (_, ql, tie) in zip(b_levels, q_levels)]
+            checks["qonnx_vs_brevitas"].add(diffs, b_pred != q_pred,
+                                            _shared_max(q_acc, b_pred, q_pred))
+
+        ir_ctx = ir_exec.run(x)
+        ir_acc = ir_ctx[ir_out].astype(np.float64)
+        predictions["ir"].append(ir_acc.argmax(axis=1))
+        diffs = [(ir_ctx[name] != ql, tie) for name, ql, tie in q_levels]
+        checks["ir_vs_qonnx"].add(diffs, (ir_acc != q_acc).any(axis=1))
+
+        if inet is not None:
+            result = simulate(inet, torch.from_numpy(x), mode="integer")
+            ir_levels = [ir_ctx[name] for name, _, _ in q_levels]
+            diffs = [(s.numpy() != il, None) for s, il in zip(result.levels, ir_levels)]
+            checks["snn_vs_ir"].add(diffs, (result.acc.numpy() != ir_acc).any(axis=1))
+            predictions["snn"].append(result.acc.numpy().argmax(axis=1))
+        if bar is not None:
+            bar.update(len(x))
+    if bar is not None:
+        bar.close()
+    report_checks = []
+    if net is not None:
+        checks["qonnx_vs_brevitas"].extra["largest_logit_difference"] = largest_logit
+        report_checks.append(checks["qonnx_vs_brevitas"].result())
+    report_checks.append(checks["ir_vs_qonnx"].result())
+    if inet is not None:
+        report_checks.append(checks["snn_vs_ir"].result())
+    report = {"build_dir": str(build_dir), "name": build["name"], "samples": len(images),
+              "checks": report_checks,
+              "skipped": [] if net is not None else [{
+                  "name": "qonnx_vs_brevitas",
+                  "reason": f"run directory {build['source'].get('run_dir')!r} not found"}],
+              }
+    if labels is not None:
+        report["accuracy"] = {view: float(np.mean(np.concatenate(p) == labels))
+                              for view, p in predictions.items() if p}
+    report["passed"] = all(c["mismatched"] == c["ties"] for c in report_checks)
+    return report
+
+
+def load_qonnx_ir(path: Path):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    if not path.is_file():
+        raise PascalError(f"{path}: the build's IR is missing (compile again)")
+    return ModelWrapper(str(path))
+
+
+def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | None,
+                  samples: int | None, random: int | None, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The test images to verify on: the build's data set (or ``dataset``), its first
+    ``samples``; or ``random`` images of uniform random pixels. (images, labels, description)."""
+    from ..datasets import load_dataset
+
+    spec = build.get("spec") or {}
+    shape = spec.get("input", {})
+    if random is not None:
+        if random < 1:
+            raise PascalError(f"--random must be >= 1, got {random}")
+        if not shape:
+            raise PascalError("the build does not record its input shape; pass --dataset")
+        rng = np.random.default_rng(seed)
+        size = (random, shape["channels"], shape["height"], shape["width"])
+        images = rng.integers(0, 2 ** shape["bits"], size=size)
+        return images.astype(np.float32), None, f"{random} random images (seed {seed})"
+    source = build.get("source", {})
+    name = dataset or source.get("dataset")
+    if name is None:
+        raise PascalError("the build does not say its data set; pass --dataset or --random N")
+    data = load_dataset(name, data_dir if data_dir is not None else
+                        (source.get("data_dir") if dataset in (None, source.get("dataset"))
+                         else None))
+    if shape:
+        expected = (shape["channels"], shape["height"], shape["width"])
+        if tuple(data.test_images.shape[1:]) != expected:
+            raise PascalError(f"{data.name}: images of shape {data.test_images.shape[1:]}, the "
+                              f"model takes {expected}")
+    count = len(data.test_images) if samples is None else min(samples, len(data.test_images))
+    if count < 1:
+        raise PascalError(f"--samples must be >= 1, got {samples}")
+    return (data.test_images[:count].astype(np.float32), data.test_labels[:count],
+            f"{count} test images of {data.name}")
