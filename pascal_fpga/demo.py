@@ -1,6 +1,7 @@
 """The main job: the whole pipeline on the embedded digits set, with one summary at the end.
 
-For now: train, evaluate, adapt (AL levels), and the SNN check; each later stage adds its step here. Everything is built
+Train, evaluate, adapt (AL levels), the SNN check, QONNX export, compile to the spiking IR and
+verify every view on all test images; each later stage adds its step here. Everything is built
 in a temporary folder beside ``out`` and moved into place at the end, so a failed demo leaves no
 half-written folder.
 """
@@ -24,6 +25,9 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
     """Run the demo into ``out`` and print its summary; returns the summary rows."""
     from .snn.adapt import adapt_run
     from .snn.report import snn_report, write_report
+    from .compiler.build import compile_model
+    from .compiler.export import export_run
+    from .compiler.verify import verify_build, verify_images
     from .train import TrainConfig, evaluate_run, train
 
     spec_path = models_dir / DEMO_SPEC
@@ -33,21 +37,35 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
     started = time.perf_counter()
     with staged_folder(out) as staging:
         run_dir = staging / "run"
-        print(f"[1/4] train {DEMO_SPEC} on {DEMO_DATASET}", flush=True)
+        print(f"[1/7] train {DEMO_SPEC} on {DEMO_DATASET}", flush=True)
         metrics = train(TrainConfig(spec=str(spec_path), dataset=DEMO_DATASET, out=str(run_dir),
                                     epochs=DEMO_EPOCHS if epochs is None else epochs,
                                     batch_size=64, lr=2e-3, seed=0), progress=progress)
-        print("[2/4] evaluate the trained QCFS network", flush=True)
+        print("[2/7] evaluate the trained QCFS network", flush=True)
         result = evaluate_run(run_dir)
-        print(f"[3/4] adapt: Adaptive Layerwise L (mean L <= {DEMO_BUDGET}), fine-tune "
+        print(f"[3/7] adapt: Adaptive Layerwise L (mean L <= {DEMO_BUDGET}), fine-tune "
               f"{DEMO_ADAPT_EPOCHS} epochs", flush=True)
         adapted_dir = staging / "adapted"
         plan = adapt_run(run_dir, adapted_dir, epochs=DEMO_ADAPT_EPOCHS, budget=DEMO_BUDGET,
                          progress=progress)
-        print("[4/4] snn: PASCAL simulation of the adapted network on every test image",
+        print("[4/7] snn: PASCAL simulation of the adapted network on every test image",
               flush=True)
         report = snn_report(adapted_dir, progress=progress)
         write_report(adapted_dir, report)
+        print("[5/7] export the adapted network to QONNX", flush=True)
+        model_path = staging / "model.onnx"
+        export_run(adapted_dir, model_path, record_as=out / "adapted")
+        print("[6/7] compile: QONNX -> spiking IR", flush=True)
+        build_dir = staging / "build"
+        compiled = compile_model(model_path, build_dir, record_model_as=out / "model.onnx")
+        print("[7/7] verify: Brevitas, QONNX, spiking IR and PASCAL simulation on every test "
+              "image", flush=True)
+        images, labels, _ = verify_images(compiled, None, None, None, None)
+        verified = verify_build(build_dir, images, labels, progress=progress,
+                                run_dir=adapted_dir)
+        if not verified["passed"]:
+            raise PascalError(f"demo: verify found mismatches that are not ties: "
+                              f"{verified['checks']}")
         levels = lambda rows, key: " ".join(str(r[key]) for r in rows)  # noqa: E731
         summary = {
             "spec": DEMO_SPEC,
@@ -69,8 +87,15 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
             "baseline (Bu et al.) T=4/16/64": " / ".join(
                 f"{100 * report['baseline'][t]:.2f}%" for t in ("4", "16", "64")),
             "energy ANN / SNN": f"{report['energy']['ann_over_snn']:.2f}x",
+            "spiking IR layers": " ".join(f"{row['layer']}:{row['op']}"
+                                          for row in compiled["layers"]),
         }
+        for check in verified["checks"]:
+            summary[f"verify {check['name']}"] = (
+                f"{check['mismatched']} of {check['compared']} samples differ "
+                f"({check['ties']} ties)")
     summary["run directories"] = f"{out / 'run'}, {out / 'adapted'} (snn/ plots inside)"
+    summary["QONNX model, build"] = f"{out / 'model.onnx'}, {out / 'build'} (ir/ inside)"
     summary["total seconds"] = f"{time.perf_counter() - started:.1f}"
     width = max(len(key) for key in summary)
     print("\npascal-fpga demo summary")

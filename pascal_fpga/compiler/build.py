@@ -120,14 +120,15 @@ def _markdown(rows: list[dict[str, Any]], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+def _write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def compile_model(model_path: str | Path, out: str | Path,
-                  folding_path: str | Path | None = None, progress: bool = False
-                  ) -> dict[str, Any]:
-    """Run the transformation pass on a QONNX model; writes BUILD_DIR (see the module doc)."""
+                  folding_path: str | Path | None = None, progress: bool = False,
+                  record_model_as: str | Path | None = None) -> dict[str, Any]:
+    """Run the transformation pass on a QONNX model; writes BUILD_DIR (see the module doc).
+    build.json names the model's absolute path (or ``record_model_as``, where it will move)."""
     model = load_qonnx(model_path)
     folding_config = load_folding(folding_path) if folding_path is not None else None
     source = model_source(model)
@@ -156,11 +157,11 @@ def compile_model(model_path: str | Path, out: str | Path,
         model.save(str(staging / final))
         steps.append({"step": FINAL_STEP, "model": final})
         rows = layer_table(model)
-        _write_json(ir_dir / "folding.json", folding)
+        _write_json(ir_dir / "folding.json", folding, sort_keys=False)  # in layer order
         _write_json(ir_dir / "layers.json", rows)
         title = source.get("name", Path(model_path).stem)
         (ir_dir / "layers.md").write_text(_markdown(rows, title))
-        build = {"name": title, "model": str(Path(model_path).resolve()), "source": {
+        build = {"name": title, "model": str(Path(record_model_as or model_path).resolve()), "source": {
             key: source.get(key) for key in ("run_dir", "dataset", "data_dir")},
             "spec": source.get("spec"), "steps": steps, "ir": final,
             "folding": "ir/folding.json", "folding_from": str(folding_path) if folding_path

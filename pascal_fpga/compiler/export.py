@@ -109,10 +109,10 @@ def correct_qcfs_quantizers(model, net: QCFSNet) -> list[dict[str, Any]]:
     nodes = activation_quant_nodes(model)
     unsigned = [n for n in nodes if not _attr(n, "signed")]
     signed = [n for n in nodes if _attr(n, "signed")]
-    if len(unsigned) != len(acts) or len(signed) != len(adds):
+    if len(unsigned) != len(acts) or len(signed) != 2 * len(adds):
         raise PascalError(f"{net.spec.name}: the exported graph has {len(unsigned)} unsigned and "
                           f"{len(signed)} signed activation quantizers, the network {len(acts)} "
-                          f"QCFS activations and {len(adds)} add quantizers")
+                          f"QCFS activations and {len(adds)} add quantizers (used twice each)")
     rows = []
     for node, act in zip(unsigned, acts):
         levels = levels_of(act)
@@ -158,13 +158,16 @@ def export_network(net: QCFSNet, out: str | Path, source: dict[str, Any] | None 
     return info
 
 
-def export_run(run_dir: str | Path, out: str | Path) -> dict[str, Any]:
-    """Export the network of a run directory; the model records the run and its data set."""
+def export_run(run_dir: str | Path, out: str | Path, record_as: str | Path | None = None
+               ) -> dict[str, Any]:
+    """Export the network of a run directory; the model records the run (its absolute path, or
+    ``record_as`` for a run that is about to move there) and its data set."""
     from ..train.trainer import load_run
 
     run_dir = Path(run_dir).resolve()
     spec, net, metrics = load_run(run_dir)
-    source = {"run_dir": str(run_dir), "dataset": metrics.get("dataset"),
+    recorded = Path(record_as).resolve() if record_as is not None else run_dir
+    source = {"run_dir": str(recorded), "dataset": metrics.get("dataset"),
               "data_dir": metrics.get("data_dir")}
     return export_network(net, out, source)
 

@@ -179,9 +179,11 @@ def _brevitas(run_dir: str | None):
 
 
 def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
-                 progress: bool = False, snn: bool = True) -> dict[str, Any]:
+                 progress: bool = False, snn: bool = True, run_dir: str | Path | None = None
+                 ) -> dict[str, Any]:
     """Run every view on ``images`` (N, C, H, W) raw integer pixels; the report dict (with each
-    view's accuracy when ``labels`` are given)."""
+    view's accuracy when ``labels`` are given). The Brevitas model comes from the run the build
+    records, or from ``run_dir``."""
     import torch
 
     from ..snn.report import _brevitas_levels
@@ -194,7 +196,8 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
     ir_model = load_qonnx_ir(build_dir / build["ir"])
     scale = output_scale(ir_model)
     qonnx_exec, ir_exec = _Batched(qonnx_model), _Batched(ir_model)
-    net = _brevitas(build["source"].get("run_dir"))
+    run_dir = str(run_dir) if run_dir is not None else build["source"].get("run_dir")
+    net = _brevitas(run_dir)
     inet = ir_to_integer_network(ir_model, build["name"]) if snn else None
     ir_out = ir_model.graph.output[0].name
     q_out = qonnx_model.graph.output[0].name
@@ -254,7 +257,7 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
               "checks": report_checks,
               "skipped": [] if net is not None else [{
                   "name": "qonnx_vs_brevitas",
-                  "reason": f"run directory {build['source'].get('run_dir')!r} not found"}],
+                  "reason": f"run directory {run_dir!r} not found"}],
               }
     if labels is not None:
         report["accuracy"] = {view: float(np.mean(np.concatenate(p) == labels))
@@ -306,3 +309,34 @@ def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | No
         raise PascalError(f"--samples must be >= 1, got {samples}")
     return (data.test_images[:count].astype(np.float32), data.test_labels[:count],
             f"{count} test images of {data.name}")
+
+
+def qcfs_tensors(qonnx_model) -> list[str]:
+    """The QCFS activations' output tensors of an exported model; every later step keeps these
+    names for the same layers' levels."""
+    return [node.output[0] for node in activation_quant_nodes(qonnx_model)
+            if node.input[0] != qonnx_model.graph.input[0].name]
+
+
+def integer_outputs(model, ctx: dict[str, np.ndarray], names: list[str], out_scale: float
+                    ) -> dict[str, np.ndarray]:
+    """The integer content of any step's execution: each QCFS tensor as levels (a Quant's output
+    divided by its scale; later steps carry levels already) and the classifier's integer
+    accumulators (logits / out_scale, rounded, until the IR outputs them directly)."""
+    values = {}
+    for name in names:
+        producer = model.find_producer(name)
+        value = ctx[name].astype(np.float64)
+        if producer.op_type == "Quant":
+            value = np.rint(value / float(model.get_initializer(producer.input[1])))
+        values[name] = value
+    output = model.graph.output[0].name
+    value = ctx[output].astype(np.float64)
+    classifier = model.find_producer(output).op_type == "SpikingClassifier"
+    values[output] = value if classifier else np.rint(value / out_scale)
+    return values
+
+
+def run_model(model, images: np.ndarray) -> dict[str, np.ndarray]:
+    """qonnx's execution of ``model`` on a batch (every tensor of the graph)."""
+    return _Batched(model).run(images)

@@ -117,11 +117,16 @@ class BasicBlock(nn.Module):
         residual = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
         shortcut = self.shortcut(x)
         if self.add_quant is not None:
-            residual = self.add_quant(residual).value
-            shortcut = self.add_quant(shortcut).value
-        elif not isinstance(shortcut, Tensor):
-            shortcut = shortcut.value
+            residual = _plain(self.add_quant(residual))
+            shortcut = _plain(self.add_quant(shortcut))
+        else:
+            shortcut = _plain(shortcut)
         return self.act2(residual + shortcut)
+
+
+def _plain(x) -> Tensor:
+    """A QuantTensor's value; in export mode Brevitas layers return plain tensors already."""
+    return x if isinstance(x, Tensor) else x.value
 
 
 class QCFSNet(nn.Module):
