@@ -99,6 +99,9 @@ def _add_compile(sub) -> None:
     p.add_argument("--out", required=True, help="the build folder to write")
     p.add_argument("--folding", help="JSON: {layer: {\"pe\": P, \"simd\": S}} (default: "
                    "largest divisors up to 8)")
+    p.add_argument("--part", help="FPGA part of the HLS project (default xc7z020clg400-1, "
+                   "PYNQ-Z2)")
+    p.add_argument("--clock-mhz", type=float, help="target clock (default 100 MHz)")
     p.add_argument("--json", action="store_true")
 
 
@@ -113,6 +116,9 @@ def _add_verify(sub) -> None:
                    help="N images of random pixels instead of a data set")
     p.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
     p.add_argument("--no-snn", action="store_true", help="skip the PASCAL simulation")
+    p.add_argument("--csim", action="store_true",
+                   help="also build and run the HLS C simulation (g++; the ap_types headers of "
+                   "$XILINX_HLS, else of the hls4ml package)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -288,11 +294,13 @@ def cmd_export(args) -> int:
 def cmd_compile(args) -> int:
     from .compiler.build import compile_model
 
-    result = compile_model(args.model, args.out, args.folding)
+    result = compile_model(args.model, args.out, args.folding, part=args.part,
+                           clock_mhz=args.clock_mhz)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{result['name']}: spiking IR in {args.out}/{result['ir']}")
+    print(f"{result['name']}: spiking IR in {args.out}/{result['ir']}, HLS project in "
+          f"{args.out}/hls (part {result['hls']['part']}, {result['hls']['clock_mhz']:g} MHz)")
     print("  layer        op                 in -> out           T_in   L  acc bits  PE SIMD")
     for row in result["layers"]:
         shape = lambda v: "x".join(str(d) for d in v)  # noqa: E731
@@ -314,8 +322,13 @@ def cmd_verify(args) -> int:
                           "--samples")
     images, labels, what = verify_images(build, args.dataset, args.data_dir, args.samples,
                                          args.random, args.seed)
+    headers = None
+    if args.csim:
+        from .compiler.csim import ap_types_dir
+
+        headers = ap_types_dir(os.environ.get("XILINX_HLS"))
     report = verify_build(args.build_dir, images, labels, progress=sys.stderr.isatty(),
-                          snn=not args.no_snn)
+                          snn=not args.no_snn, csim_headers=headers)
     report["images"] = what
     if args.json:
         print(json.dumps(report, indent=2))

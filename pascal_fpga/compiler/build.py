@@ -126,7 +126,8 @@ def _write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
 
 def compile_model(model_path: str | Path, out: str | Path,
                   folding_path: str | Path | None = None, progress: bool = False,
-                  record_model_as: str | Path | None = None) -> dict[str, Any]:
+                  record_model_as: str | Path | None = None, part: str | None = None,
+                  clock_mhz: float | None = None) -> dict[str, Any]:
     """Run the transformation pass on a QONNX model; writes BUILD_DIR (see the module doc).
     build.json names the model's absolute path (or ``record_model_as``, where it will move)."""
     model = load_qonnx(model_path)
@@ -161,13 +162,35 @@ def compile_model(model_path: str | Path, out: str | Path,
         _write_json(ir_dir / "layers.json", rows)
         title = source.get("name", Path(model_path).stem)
         (ir_dir / "layers.md").write_text(_markdown(rows, title))
+        hls = _write_hls(model, staging / "hls", source.get("spec"), title, part, clock_mhz)
         build = {"name": title, "model": str(Path(record_model_as or model_path).resolve()), "source": {
             key: source.get(key) for key in ("run_dir", "dataset", "data_dir")},
             "spec": source.get("spec"), "steps": steps, "ir": final,
             "folding": "ir/folding.json", "folding_from": str(folding_path) if folding_path
-            else "default (PE, SIMD: largest divisors up to 8)"}
+            else "default (PE, SIMD: largest divisors up to 8)", "hls": hls}
         _write_json(staging / BUILD_FILE, build)
     return {"build_dir": str(out), "layers": rows, **build}
+
+
+def _write_hls(model, out: Path, spec: dict[str, Any] | None, name: str, part: str | None,
+               clock_mhz: float | None) -> dict[str, Any]:
+    """The HLS project, with sample images and the IR's outputs for them in tb/."""
+    import numpy as np
+
+    from .hls import DEFAULT_CLOCK_MHZ, DEFAULT_PART, generate_hls, sample_images
+    from .verify import ir_outputs
+
+    if not spec:
+        raise PascalError("the model does not record its spec (export it with "
+                          "`pascal-fpga export`)")
+    info = generate_hls(model, out, spec, name, part or DEFAULT_PART,
+                        clock_mhz if clock_mhz is not None else DEFAULT_CLOCK_MHZ)
+    images = sample_images(spec)
+    images.tofile(out / "tb" / "inputs.bin")
+    acc, classes = ir_outputs(model, images.astype(np.float32))
+    expected = np.concatenate([acc, classes[:, None]], axis=1).astype(np.int32)
+    expected.tofile(out / "tb" / "expected.bin")
+    return info
 
 
 def load_build(build_dir: str | Path) -> dict[str, Any]:

@@ -179,11 +179,13 @@ def _brevitas(run_dir: str | None):
 
 
 def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
-                 progress: bool = False, snn: bool = True, run_dir: str | Path | None = None
-                 ) -> dict[str, Any]:
+                 progress: bool = False, snn: bool = True, run_dir: str | Path | None = None,
+                 csim_headers: str | Path | None = None) -> dict[str, Any]:
     """Run every view on ``images`` (N, C, H, W) raw integer pixels; the report dict (with each
     view's accuracy when ``labels`` are given). The Brevitas model comes from the run the build
-    records, or from ``run_dir``."""
+    records, or from ``run_dir``. With ``csim_headers`` (the ap_types folder) the HLS project's C
+    simulation is built and compared with the IR too (``csim_vs_ir``: every layer's levels, the
+    accumulators and the class)."""
     import torch
 
     from ..snn.report import _brevitas_levels
@@ -203,9 +205,17 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
     q_out = qonnx_model.graph.output[0].name
 
     checks = {"qonnx_vs_brevitas": _Counter("qonnx_vs_brevitas"),
-              "ir_vs_qonnx": _Counter("ir_vs_qonnx"), "snn_vs_ir": _Counter("snn_vs_ir")}
+              "ir_vs_qonnx": _Counter("ir_vs_qonnx"), "snn_vs_ir": _Counter("snn_vs_ir"),
+              "csim_vs_ir": _Counter("csim_vs_ir")}
+    binary = None
+    ir_layers = layer_nodes(ir_model)
+    counters: dict[str, list[int]] = {}
+    if csim_headers is not None:
+        from .csim import build_csim
+
+        binary = build_csim(build_dir, Path(csim_headers))
     largest_logit = 0.0
-    predictions = {"brevitas": [], "qonnx": [], "ir": [], "snn": []}
+    predictions = {"brevitas": [], "qonnx": [], "ir": [], "snn": [], "csim": []}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -242,6 +252,24 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
             diffs = [(s.numpy() != il, None) for s, il in zip(result.levels, ir_levels)]
             checks["snn_vs_ir"].add(diffs, (result.acc.numpy() != ir_acc).any(axis=1))
             predictions["snn"].append(result.acc.numpy().argmax(axis=1))
+        if binary is not None:
+            from .csim import run_csim
+
+            outputs, dumps, counts = run_csim(binary, x, [n.name for n in ir_layers])
+            for name, values in counts.items():
+                counters[name] = [a + b for a, b in zip(counters.get(name, [0, 0, 0]), values)]
+            diffs = []
+            for node in ir_layers[:-1]:
+                ir_value = ir_ctx[node.output[0]]
+                if ir_value.ndim == 4:  # the stream's order: pixel-major, channels inside
+                    ir_value = ir_value.transpose(0, 2, 3, 1)
+                diffs.append((dumps[node.name] != ir_value.reshape(len(x), -1), None))
+            classes = ir_acc.shape[1]
+            diffs.append((dumps[ir_layers[-1].name] != ir_acc, None))
+            out_diff = (outputs[:, :classes] != ir_acc).any(axis=1) | \
+                (outputs[:, classes] != ir_acc.argmax(axis=1))
+            checks["csim_vs_ir"].add(diffs, out_diff)
+            predictions["csim"].append(outputs[:, classes])
         if bar is not None:
             bar.update(len(x))
     if bar is not None:
@@ -253,6 +281,11 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
     report_checks.append(checks["ir_vs_qonnx"].result())
     if inet is not None:
         report_checks.append(checks["snn_vs_ir"].result())
+    if binary is not None:
+        check = checks["csim_vs_ir"].result()
+        check["loop_counters"] = {name: dict(zip(("read", "compute", "write"), values))
+                                  for name, values in counters.items()}
+        report_checks.append(check)
     report = {"build_dir": str(build_dir), "name": build["name"], "samples": len(images),
               "checks": report_checks,
               "skipped": [] if net is not None else [{
@@ -335,6 +368,13 @@ def integer_outputs(model, ctx: dict[str, np.ndarray], names: list[str], out_sca
     classifier = model.find_producer(output).op_type == "SpikingClassifier"
     values[output] = value if classifier else np.rint(value / out_scale)
     return values
+
+
+def ir_outputs(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The IR's classifier accumulators (int64, N x classes) and classes (first argmax)."""
+    ctx = _Batched(model).run(images)
+    acc = np.rint(ctx[model.graph.output[0].name]).astype(np.int64)
+    return acc, acc.argmax(axis=1)
 
 
 def run_model(model, images: np.ndarray) -> dict[str, np.ndarray]:

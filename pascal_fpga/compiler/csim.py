@@ -1,0 +1,85 @@
+"""The C simulation of a build's HLS project: g++ against the ap_types headers, run on images.
+
+The headers are those of a Vitis HLS installation when its path is given (``XILINX_HLS``, read by
+the CLI), else the open-source copy that the hls4ml wheel ships (a pinned dependency).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PascalError
+
+
+def ap_types_dir(xilinx_hls: str | None = None) -> Path:
+    """The folder of ap_int.h and hls_stream.h."""
+    if xilinx_hls:
+        folder = Path(xilinx_hls) / "include"
+        if not (folder / "ap_int.h").is_file():
+            raise PascalError(f"XILINX_HLS={xilinx_hls}: no include/ap_int.h there")
+        return folder
+    spec = importlib.util.find_spec("hls4ml")
+    if spec is None or spec.origin is None:
+        raise PascalError("no ap_types headers: install hls4ml (pip install hls4ml==1.3.0) or set "
+                          "XILINX_HLS to a Vitis HLS installation")
+    folder = Path(spec.origin).parent / "templates" / "vivado" / "ap_types"
+    if not (folder / "ap_int.h").is_file():
+        raise PascalError(f"{folder}: the hls4ml package has no ap_types headers here")
+    return folder
+
+
+def _first_error(log: str) -> str:
+    for line in log.splitlines():
+        if "error" in line.lower():
+            return line.strip()[:300]
+    lines = [line for line in log.splitlines() if line.strip()]
+    return lines[-1].strip()[:300] if lines else "no output"
+
+
+def build_csim(build_dir: Path, ap_types: Path) -> Path:
+    """make csim in BUILD_DIR/hls, the binary in BUILD_DIR/csim/; the log in csim/build.log."""
+    hls = build_dir / "hls"
+    if not (hls / "Makefile").is_file():
+        raise PascalError(f"{build_dir}: no HLS project (hls/Makefile); compile again")
+    out = (build_dir / "csim").resolve()
+    out.mkdir(exist_ok=True)
+    log = out / "build.log"
+    command = ["make", "-s", "-C", str(hls), "csim", f"BUILD={out}", f"AP_TYPES={ap_types}"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise PascalError("make is not installed (apt-get install make g++)") from exc
+    log.write_text(" ".join(command) + "\n" + result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise PascalError(f"the C simulation did not compile: {_first_error(result.stderr)} "
+                          f"(full log: {log})")
+    return out / "tb_pascal"
+
+
+def run_csim(binary: Path, images: np.ndarray, layers: list[str]
+             ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, tuple[int, int, int]]]:
+    """Run images (N, C, H, W) through the csim: (outputs int64 N x (classes + 1), each layer's
+    dump as int64 N x values in stream order, loop counters per layer: (read, compute, write))."""
+    with tempfile.TemporaryDirectory(prefix="csim.", dir=binary.parent) as tmp:
+        tmp = Path(tmp)
+        np.ascontiguousarray(images, dtype=np.int32).tofile(tmp / "inputs.bin")
+        command = [str(binary), "--in", str(tmp / "inputs.bin"), "--out", str(tmp / "out.bin"),
+                   "--layers", str(tmp), "--counters", str(tmp / "counters.txt")]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise PascalError(f"the C simulation failed (status {result.returncode}): "
+                              f"{(result.stderr or result.stdout).strip()[:300]}")
+        count = len(images)
+        outputs = np.fromfile(tmp / "out.bin", dtype=np.int32).astype(np.int64).reshape(count, -1)
+        dumps = {name: np.fromfile(tmp / f"{name}.bin", dtype=np.int32).astype(np.int64)
+                 .reshape(count, -1) for name in layers}
+        counters = {}
+        for line in (tmp / "counters.txt").read_text().splitlines():
+            name, read, compute, write = line.split()
+            counters[name] = (int(read), int(compute), int(write))
+    return outputs, dumps, counters
