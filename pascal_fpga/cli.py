@@ -97,8 +97,8 @@ def _add_compile(sub) -> None:
                        help="QONNX model -> spiking IR (BUILD_DIR/ir/)")
     p.add_argument("model", help="a QONNX model from `pascal-fpga export`")
     p.add_argument("--out", required=True, help="the build folder to write")
-    p.add_argument("--folding", help="JSON: {layer: {\"pe\": P, \"simd\": S}} (default: "
-                   "largest divisors up to 8)")
+    p.add_argument("--folding", help="JSON: {layer: {\"pe\": P, \"simd\": S}}, or 'serial' "
+                   "(PE = SIMD = 1) or 'full' (fully parallel); default: largest divisors up to 8")
     p.add_argument("--part", help="FPGA part of the HLS project (default xc7z020clg400-1, "
                    "PYNQ-Z2)")
     p.add_argument("--clock-mhz", type=float, help="target clock (default 100 MHz)")
@@ -355,7 +355,8 @@ def cmd_verify(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(Path(args.out), REPO_MODELS, epochs=args.epochs, progress=sys.stderr.isatty())
+    run_demo(Path(args.out), REPO_MODELS, epochs=args.epochs, progress=sys.stderr.isatty(),
+             xilinx_hls=os.environ.get("XILINX_HLS"))
     return 0
 
 

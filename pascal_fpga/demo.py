@@ -1,7 +1,8 @@
 """The main job: the whole pipeline on the embedded digits set, with one summary at the end.
 
 Train, evaluate, adapt (AL levels), the SNN check, QONNX export, compile to the spiking IR and
-verify every view on all test images; each later stage adds its step here. Everything is built
+the HLS project, and verify every view (C simulation included) on all test images; each later
+stage adds its step here. Everything is built
 in a temporary folder beside ``out`` and moved into place at the end, so a failed demo leaves no
 half-written folder.
 """
@@ -21,11 +22,13 @@ DEMO_BUDGET = 3.0
 DEMO_ADAPT_EPOCHS = 5
 
 
-def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: bool = False) -> dict:
+def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: bool = False,
+             xilinx_hls: str | None = None) -> dict:
     """Run the demo into ``out`` and print its summary; returns the summary rows."""
     from .snn.adapt import adapt_run
     from .snn.report import snn_report, write_report
     from .compiler.build import compile_model
+    from .compiler.csim import ap_types_dir
     from .compiler.export import export_run
     from .compiler.verify import verify_build, verify_images
     from .train import TrainConfig, evaluate_run, train
@@ -55,14 +58,14 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
         print("[5/7] export the adapted network to QONNX", flush=True)
         model_path = staging / "model.onnx"
         export_run(adapted_dir, model_path, record_as=out / "adapted")
-        print("[6/7] compile: QONNX -> spiking IR", flush=True)
+        print("[6/7] compile: QONNX -> spiking IR -> HLS project", flush=True)
         build_dir = staging / "build"
         compiled = compile_model(model_path, build_dir, record_model_as=out / "model.onnx")
-        print("[7/7] verify: Brevitas, QONNX, spiking IR and PASCAL simulation on every test "
-              "image", flush=True)
+        print("[7/7] verify: Brevitas, QONNX, spiking IR, PASCAL simulation and the HLS C "
+              "simulation (g++) on every test image", flush=True)
         images, labels, _ = verify_images(compiled, None, None, None, None)
         verified = verify_build(build_dir, images, labels, progress=progress,
-                                run_dir=adapted_dir)
+                                run_dir=adapted_dir, csim_headers=ap_types_dir(xilinx_hls))
         if not verified["passed"]:
             raise PascalError(f"demo: verify found mismatches that are not ties: "
                               f"{verified['checks']}")
@@ -95,7 +98,8 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
                 f"{check['mismatched']} of {check['compared']} samples differ "
                 f"({check['ties']} ties)")
     summary["run directories"] = f"{out / 'run'}, {out / 'adapted'} (snn/ plots inside)"
-    summary["QONNX model, build"] = f"{out / 'model.onnx'}, {out / 'build'} (ir/ inside)"
+    summary["QONNX model, build"] = (f"{out / 'model.onnx'}, {out / 'build'} (ir/, hls/ and "
+                                     f"csim/ inside)")
     summary["total seconds"] = f"{time.perf_counter() - started:.1f}"
     width = max(len(key) for key in summary)
     print("\npascal-fpga demo summary")

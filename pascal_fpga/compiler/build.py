@@ -14,6 +14,7 @@ leaves no BUILD_DIR behind (and an existing one untouched).
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from .export import model_source
 from .transforms import ApplyFolding, default_folding, layer_nodes, pipeline
 
 BUILD_FILE = "build.json"
+FOLDING_PRESETS = ("serial", "full")  # --folding serial: PE = SIMD = 1; full: fully parallel
 FINAL_STEP = "apply_folding"
 
 
@@ -59,6 +61,19 @@ def load_folding(path: str | Path) -> dict[str, Any]:
         raise PascalError(f"{path}: expected an object of layer name -> {{\"pe\": .., "
                           f"\"simd\": ..}}")
     return config.get("layers", config) if isinstance(config.get("layers"), dict) else config
+
+
+def preset_folding(model, preset: str) -> dict[str, dict[str, int]]:
+    """``serial``: PE = SIMD = 1 everywhere; ``full``: PE = all output channels, SIMD = all
+    inputs (a convolution's input channels, a dense layer's fan-in)."""
+    from .transforms import fold_limits
+
+    folding = {}
+    for node in layer_nodes(model):
+        pe, simd = fold_limits(node)
+        folding[node.name] = {"pe": 1, "simd": 1} if preset == "serial" else \
+            {"pe": pe, "simd": simd}
+    return folding
 
 
 def layer_table(model) -> list[dict[str, Any]]:
@@ -131,9 +146,24 @@ def compile_model(model_path: str | Path, out: str | Path,
     """Run the transformation pass on a QONNX model; writes BUILD_DIR (see the module doc).
     build.json names the model's absolute path (or ``record_model_as``, where it will move)."""
     model = load_qonnx(model_path)
-    folding_config = load_folding(folding_path) if folding_path is not None else None
+    preset = str(folding_path) if str(folding_path) in FOLDING_PRESETS else None
+    folding_config = load_folding(folding_path) if folding_path is not None and not preset \
+        else None
     source = model_source(model)
     out = Path(out)
+    # qonnx names new tensors with random.choice: seed it (and restore it after) so that the same
+    # model gives byte-identical files
+    random_state = random.getstate()
+    random.seed(0)
+    try:
+        return _compile(model, model_path, out, folding_path, folding_config, preset, source,
+                        progress, record_model_as, part, clock_mhz)
+    finally:
+        random.setstate(random_state)
+
+
+def _compile(model, model_path, out: Path, folding_path, folding_config, preset, source,
+             progress, record_model_as, part, clock_mhz) -> dict[str, Any]:
     with staged_folder(out) as staging:
         ir_dir = staging / "ir"
         ir_dir.mkdir()
@@ -148,6 +178,8 @@ def compile_model(model_path: str | Path, out: str | Path,
             steps.append({"step": step.name, "model": name,
                           "ops": [n.op_type for n in model.graph.node]})
         folding = default_folding(model)
+        if preset is not None:
+            folding_config = preset_folding(model, preset)
         if folding_config is not None:
             model = model.transform(ApplyFolding(folding_config, str(folding_path)))
             for name, config in folding_config.items():
@@ -166,8 +198,9 @@ def compile_model(model_path: str | Path, out: str | Path,
         build = {"name": title, "model": str(Path(record_model_as or model_path).resolve()), "source": {
             key: source.get(key) for key in ("run_dir", "dataset", "data_dir")},
             "spec": source.get("spec"), "steps": steps, "ir": final,
-            "folding": "ir/folding.json", "folding_from": str(folding_path) if folding_path
-            else "default (PE, SIMD: largest divisors up to 8)", "hls": hls}
+            "folding": "ir/folding.json", "folding_from": (
+                f"preset {preset}" if preset else str(folding_path) if folding_path
+                else "default (PE, SIMD: largest divisors up to 8)"), "hls": hls}
         _write_json(staging / BUILD_FILE, build)
     return {"build_dir": str(out), "layers": rows, **build}
 

@@ -1,0 +1,134 @@
+"""The HLS project: generated C++, the g++ C simulation against the IR, layer by layer."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qonnx.core.modelwrapper import ModelWrapper
+
+from pascal_fpga.cli import main as cli_main
+from pascal_fpga.compiler.build import compile_model
+from pascal_fpga.compiler.csim import ap_types_dir
+from pascal_fpga.compiler.export import export_run
+from pascal_fpga.compiler.hls import _fold_weights
+from pascal_fpga.compiler.transforms import fold_limits, layer_nodes
+from pascal_fpga.compiler.verify import verify_build, verify_images
+from pascal_fpga.train import TrainConfig, train
+
+from nets import ODD_SPECS, make_run
+
+REPO = Path(__file__).resolve().parent.parent
+HEADERS = ap_types_dir()
+
+
+def _mid_folding(model_path: Path) -> dict:
+    """PE and SIMD that are neither 1 nor the whole dimension where the layer allows it: the
+    smallest divisor above 1, else 1."""
+    model = ModelWrapper(str(model_path))
+    folding = {}
+    for node in layer_nodes(model):
+        pe_dim, simd_dim = fold_limits(node)
+        smallest = lambda n: min([d for d in range(2, n) if n % d == 0] or [1])  # noqa: E731
+        folding[node.name] = {"pe": smallest(pe_dim), "simd": smallest(simd_dim)}
+    return folding
+
+
+@pytest.fixture(scope="module")
+def odd_models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hls_odd")
+    models = {}
+    for name, spec in ODD_SPECS.items():
+        run = make_run(folder / f"run_{name}", spec, seed=1)
+        export_run(run, folder / f"{name}.onnx")
+        models[name] = folder / f"{name}.onnx"
+    return models
+
+
+@pytest.mark.parametrize("folding", ["serial", "mid", "full"])
+def test_csim_matches_the_ir_layer_by_layer(odd_models, folding, tmp_path):
+    """Every kernel (pixel-fed and spiking conv and dense, max and sum pooling, the classifier) on
+    odd shapes, L = 1, 3 and 8, PE/SIMD of 1, of a small divisor and of the whole layer: each
+    layer's every output level, the accumulators and the class equal the IR's."""
+    for name, model in odd_models.items():
+        build = tmp_path / name
+        if folding == "mid":
+            compile_model(model, build)
+            config = _mid_folding(build / "ir" / "06_apply_folding.onnx")
+            (tmp_path / f"{name}.json").write_text(json.dumps(config))
+            shutil.rmtree(build)
+            compile_model(model, build, tmp_path / f"{name}.json")
+        else:
+            compile_model(model, build, folding)
+        spec_info = json.loads((build / "build.json").read_text())
+        images, _, _ = verify_images(spec_info, None, None, None, random=40, seed=5)
+        report = verify_build(build, images, snn=False, csim_headers=HEADERS)
+        csim = [c for c in report["checks"] if c["name"] == "csim_vs_ir"][0]
+        assert csim["compared"] == 40
+        assert csim["mismatched"] == 0 and csim["differing_levels"] == 0, (name, csim)
+        assert set(csim["loop_counters"]) >= {"input", "output", "classifier"}
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hls_digits")
+    train(TrainConfig(spec=str(REPO / "models" / "digits-cnn.yaml"), dataset="digits",
+                      out=str(folder / "run"), epochs=2, batch_size=64, seed=0), progress=False)
+    export_run(folder / "run", folder / "model.onnx")
+    return folder / "model.onnx"
+
+
+def test_verify_csim_digits_end_to_end(digits_model, tmp_path, capsys):
+    build = tmp_path / "build"
+    assert cli_main(["compile", str(digits_model), "--out", str(build)]) == 0
+    capsys.readouterr()
+    assert cli_main(["verify", str(build), "--csim", "--json", "--no-snn"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    csim = [c for c in report["checks"] if c["name"] == "csim_vs_ir"][0]
+    assert csim["compared"] == 360 and csim["mismatched"] == 0
+    assert report["accuracy"]["csim"] == report["accuracy"]["ir"]
+    # the project's own testbench: sample images against the IR's expected outputs
+    assert (build / "hls" / "tb" / "inputs.bin").stat().st_size > 0
+    counters = csim["loop_counters"]
+    assert counters["input"]["read"] == 360 * 64  # one AXI word per pixel
+
+
+def _tree_hashes(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_two_compiles_give_identical_folders(digits_model, tmp_path):
+    compile_model(digits_model, tmp_path / "a", "full", part="xczu3eg-sbva484-1-e",
+                  clock_mhz=200)
+    compile_model(digits_model, tmp_path / "b", "full", part="xczu3eg-sbva484-1-e",
+                  clock_mhz=200)
+    first, second = _tree_hashes(tmp_path / "a"), _tree_hashes(tmp_path / "b")
+    assert first == second
+    assert "hls/firmware/parameters.h" in first and "hls/include/pascal/conv.h" in first
+    tcl = (tmp_path / "a" / "hls" / "run_hls.tcl").read_text()
+    assert "xczu3eg-sbva484-1-e" in tcl and "create_clock -period 5.000" in tcl
+
+
+def test_compile_error_names_the_first_error_and_the_log(digits_model, tmp_path, capsys):
+    build = tmp_path / "build"
+    compile_model(digits_model, build)
+    params = build / "hls" / "firmware" / "parameters.h"
+    params.write_text(params.read_text().replace("struct conv0_cfg {", "struct conv0_cfg { oops"))
+    assert cli_main(["verify", str(build), "--csim", "--samples", "5", "--no-snn"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "did not compile" in err and "error" in err and "csim/build.log" in err
+
+
+def test_weight_packing_order():
+    matrix = np.arange(6 * 4).reshape(6, 4)  # 6 outputs, 4 inputs
+    folded = _fold_weights(matrix, pe=3, simd=2)  # [NF * SF][PE][SIMD] = [2 * 2][3][2]
+    assert folded.shape == (4, 3, 2)
+    for nf in range(2):
+        for sf in range(2):
+            for pe in range(3):
+                for s in range(2):
+                    assert folded[nf * 2 + sf, pe, s] == matrix[nf * 3 + pe, sf * 2 + s]
