@@ -63,6 +63,23 @@ def load_folding(path: str | Path) -> dict[str, Any]:
     return config.get("layers", config) if isinstance(config.get("layers"), dict) else config
 
 
+def _size_fifos(model, folding: dict, given: dict) -> None:
+    """FIFO depths from the cycle model (the largest occupancy with unbounded FIFOs), except
+    where the folding config gives one; recorded in ``folding`` and on the IR nodes."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from .cyclesim import design_programs, fifo_depths
+    from .hls import hls_layers
+
+    layers = hls_layers(model)
+    shape = model.get_tensor_shape(model.graph.input[0].name)
+    depths = fifo_depths(design_programs(layers, int(shape[2]) * int(shape[3])))
+    for node, depth in zip(layer_nodes(model), depths):
+        depth = given.get(node.name, {}).get("fifo_depth", depth)
+        getCustomOp(node).set_nodeattr("fifo_depth", depth)
+        folding[node.name]["fifo_depth"] = depth
+
+
 def preset_folding(model, preset: str) -> dict[str, dict[str, int]]:
     """``serial``: PE = SIMD = 1 everywhere; ``full``: PE = all output channels, SIMD = all
     inputs (a convolution's input channels, a dense layer's fan-in)."""
@@ -183,8 +200,10 @@ def _compile(model, model_path, out: Path, folding_path, folding_config, preset,
         if folding_config is not None:
             model = model.transform(ApplyFolding(folding_config, str(folding_path)))
             for name, config in folding_config.items():
-                folding[name] = {"pe": config.get("pe", 1), "simd": config.get("simd", 1)}
+                folding[name] = {"pe": config.get("pe", folding[name]["pe"]),
+                                 "simd": config.get("simd", folding[name]["simd"])}
         model = model.transform(ApplyFolding(folding, "default folding"))
+        _size_fifos(model, folding, folding_config or {})
         number = len(steps)
         final = f"ir/{number:02d}_{FINAL_STEP}.onnx"
         model.save(str(staging / final))

@@ -27,7 +27,7 @@ TEMPLATES = HLS_ROOT / "templates"
 DEFAULT_PART = "xc7z020clg400-1"   # PYNQ-Z2
 DEFAULT_CLOCK_MHZ = 100.0
 SAMPLE_IMAGES = 4                   # random test images shipped in tb/ for Vitis csim / cosim
-FIFO_DEPTH = 2
+OUTPUT_FIFO_DEPTH = 2              # classifier -> output adapter (one word per image)
 
 
 def _bits(value: int) -> int:
@@ -53,6 +53,8 @@ class HLSLayer:
     arrays: list[dict[str, Any]] = field(default_factory=list)  # name, type, dims, text
     call: str = ""
     types: dict[str, str] = field(default_factory=dict)        # weight_t, acc_t
+    params: dict[str, np.ndarray] = field(default_factory=dict)  # the packed arrays, by role
+    fifo_depth: int = 2            # of the FIFO that feeds this layer
 
 
 def _c_array(values: np.ndarray) -> str:
@@ -128,6 +130,7 @@ def hls_layers(model) -> list[HLSLayer]:
                              in_channels * t_in * fb_out, t_in, fb_out, out_shape[0],
                              out_shape[1] * out_shape[2])
             layer.call = f"pascal::spiking_pool<{name}_cfg>(in, out);"
+            layer.fifo_depth = a["fifo_depth"]
             layers.append(layer)
             previous_fb = fb_out
             continue
@@ -180,7 +183,9 @@ def hls_layers(model) -> list[HLSLayer]:
             out_bits = out_shape[0] * t_out
         layer = HLSLayer(name, node.op_type, kind, cfg, in_channels * t_in * fb, out_bits,
                          t_out, 1, out_shape[0], out_pixels, weight_bits, acc_bits, arrays, call,
-                         types)
+                         types, {"weights": folded,
+                                 ("bias" if kind == "classifier" else "thresholds"): table},
+                         a["fifo_depth"])
         layers.append(layer)
         previous_fb = 1
     if not layers or layers[-1].kind != "classifier":
@@ -228,7 +233,7 @@ def generate_hls(model, out: Path, spec: dict[str, Any], name: str,
     classifier = layers[-1]
     context = {
         "name": name, "layers": layers, "part": part, "clock_mhz": clock_mhz,
-        "clock_ns": f"{1000.0 / clock_mhz:.3f}", "fifo_depth": FIFO_DEPTH,
+        "clock_ns": f"{1000.0 / clock_mhz:.3f}", "output_fifo_depth": OUTPUT_FIFO_DEPTH,
         "input": {"channels": channels, "bits": bits, "height": shape["height"],
                   "width": shape["width"], "pixels": shape["height"] * shape["width"],
                   "axi_bits": axi_bits, "word_bits": channels * bits},

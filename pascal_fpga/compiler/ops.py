@@ -60,6 +60,7 @@ class _IROp(CustomOp):
             "out_shape": ("ints", True, []),
             "pe": ("i", False, 1),
             "simd": ("i", False, 1),
+            "fifo_depth": ("i", False, 2),  # depth of the FIFO that feeds this layer
             "layer": ("s", False, ""),     # where it came from (the QONNX node names)
         }
 

@@ -602,9 +602,15 @@ class ApplyFolding(Transformation):
             if name not in nodes:
                 raise PascalError(f"{self.source}: layer {name!r} is not in the model (layers: "
                                   f"{', '.join(nodes)})")
-            if not isinstance(config, dict) or set(config) - {"pe", "simd"}:
+            if not isinstance(config, dict) or set(config) - {"pe", "simd", "fifo_depth"}:
                 raise PascalError(f"{self.source}: layer {name}: expected {{\"pe\": .., "
-                                  f"\"simd\": ..}}, got {config!r}")
+                                  f"\"simd\": .., \"fifo_depth\": ..}}, got {config!r}")
+            depth = config.get("fifo_depth")
+            if depth is not None:
+                if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+                    raise PascalError(f"{self.source}: layer {name}: fifo_depth {depth!r} is not "
+                                      f"a positive integer")
+                getCustomOp(nodes[name]).set_nodeattr("fifo_depth", depth)
             pe_dim, simd_dim = fold_limits(nodes[name])
             for key, dim in (("pe", pe_dim), ("simd", simd_dim)):
                 value = config.get(key, 1)

@@ -7,7 +7,10 @@ Checks, each ``{"name", "compared", "mismatched", "ties", ...}`` over samples:
 - ``ir_vs_qonnx``: the spiking IR (our ops, executed by qonnx) against the QONNX model: every
   level, and the classifier's integer accumulators (QONNX logits / out_scale, rounded);
 - ``snn_vs_ir``: the PASCAL simulation (timestep by timestep, integer neurons) of the IR against
-  the IR itself: every level and accumulator, exactly.
+  the IR itself: every level and accumulator, exactly;
+- ``cyclesim_vs_ir``: the cycle model's datapath (frame by frame, packed weights) against the IR:
+  every layer's levels, the accumulators and the class, exactly;
+- ``csim_vs_ir`` (with ``--csim``): the HLS project's C simulation, likewise.
 
 A sample is mismatched when any of its compared values differ. Float views may differ at a tie:
 a pre-activation within ``TIE_TOLERANCE`` steps of a rounding boundary, where float32 rounding
@@ -169,6 +172,19 @@ def ir_to_integer_network(model, name: str = "ir"):
     return IntegerNetwork(name=name, layers=layers, input_bits=input_bits, classes=classes)
 
 
+def _stream_diffs(ir_layers, ir_ctx, dumps: dict[str, np.ndarray], ir_acc: np.ndarray) -> list:
+    """Per layer, where a hardware view's levels (in stream order: pixel-major, channels inside)
+    differ from the IR's; the classifier's accumulators last."""
+    diffs = []
+    for node in ir_layers[:-1]:
+        ir_value = ir_ctx[node.output[0]]
+        if ir_value.ndim == 4:
+            ir_value = ir_value.transpose(0, 2, 3, 1)
+        diffs.append((dumps[node.name] != ir_value.reshape(len(ir_value), -1), None))
+    diffs.append((dumps[ir_layers[-1].name] != ir_acc, None))
+    return diffs
+
+
 def _brevitas(run_dir: str | None):
     if not run_dir or not Path(run_dir).is_dir():
         return None
@@ -180,7 +196,8 @@ def _brevitas(run_dir: str | None):
 
 def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
                  progress: bool = False, snn: bool = True, run_dir: str | Path | None = None,
-                 csim_headers: str | Path | None = None) -> dict[str, Any]:
+                 csim_headers: str | Path | None = None, cyclesim: bool = True
+                 ) -> dict[str, Any]:
     """Run every view on ``images`` (N, C, H, W) raw integer pixels; the report dict (with each
     view's accuracy when ``labels`` are given). The Brevitas model comes from the run the build
     records, or from ``run_dir``. With ``csim_headers`` (the ap_types folder) the HLS project's C
@@ -206,7 +223,11 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
 
     checks = {"qonnx_vs_brevitas": _Counter("qonnx_vs_brevitas"),
               "ir_vs_qonnx": _Counter("ir_vs_qonnx"), "snn_vs_ir": _Counter("snn_vs_ir"),
-              "csim_vs_ir": _Counter("csim_vs_ir")}
+              "csim_vs_ir": _Counter("csim_vs_ir"), "cyclesim_vs_ir": _Counter("cyclesim_vs_ir")}
+    from .cyclesim import run_values
+    from .hls import hls_layers
+
+    design = hls_layers(ir_model) if cyclesim else None
     binary = None
     ir_layers = layer_nodes(ir_model)
     counters: dict[str, list[int]] = {}
@@ -215,7 +236,8 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
 
         binary = build_csim(build_dir, Path(csim_headers))
     largest_logit = 0.0
-    predictions = {"brevitas": [], "qonnx": [], "ir": [], "snn": [], "csim": []}
+    predictions = {"brevitas": [], "qonnx": [], "ir": [], "snn": [], "csim": [],
+                   "cyclesim": []}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -252,20 +274,20 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
             diffs = [(s.numpy() != il, None) for s, il in zip(result.levels, ir_levels)]
             checks["snn_vs_ir"].add(diffs, (result.acc.numpy() != ir_acc).any(axis=1))
             predictions["snn"].append(result.acc.numpy().argmax(axis=1))
+        if design is not None:
+            acc, classes, dumps = run_values(design, x)
+            checks["cyclesim_vs_ir"].add(_stream_diffs(ir_layers, ir_ctx, dumps, ir_acc),
+                                         (acc != ir_acc).any(axis=1) |
+                                         (classes != ir_acc.argmax(axis=1)))
+            predictions["cyclesim"].append(classes)
         if binary is not None:
             from .csim import run_csim
 
             outputs, dumps, counts = run_csim(binary, x, [n.name for n in ir_layers])
             for name, values in counts.items():
                 counters[name] = [a + b for a, b in zip(counters.get(name, [0, 0, 0]), values)]
-            diffs = []
-            for node in ir_layers[:-1]:
-                ir_value = ir_ctx[node.output[0]]
-                if ir_value.ndim == 4:  # the stream's order: pixel-major, channels inside
-                    ir_value = ir_value.transpose(0, 2, 3, 1)
-                diffs.append((dumps[node.name] != ir_value.reshape(len(x), -1), None))
+            diffs = _stream_diffs(ir_layers, ir_ctx, dumps, ir_acc)
             classes = ir_acc.shape[1]
-            diffs.append((dumps[ir_layers[-1].name] != ir_acc, None))
             out_diff = (outputs[:, :classes] != ir_acc).any(axis=1) | \
                 (outputs[:, classes] != ir_acc.argmax(axis=1))
             checks["csim_vs_ir"].add(diffs, out_diff)
@@ -281,6 +303,8 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
     report_checks.append(checks["ir_vs_qonnx"].result())
     if inet is not None:
         report_checks.append(checks["snn_vs_ir"].result())
+    if design is not None:
+        report_checks.append(checks["cyclesim_vs_ir"].result())
     if binary is not None:
         check = checks["csim_vs_ir"].result()
         check["loop_counters"] = {name: dict(zip(("read", "compute", "write"), values))
