@@ -122,6 +122,17 @@ def _add_verify(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", parents=[_debug_option()],
+                       help="cycle model, resource and energy estimates -> BUILD_DIR/report/")
+    p.add_argument("build_dir")
+    p.add_argument("--images", type=int, default=100, help="test images (default 100)")
+    p.add_argument("--dataset", help="default: the data set of the model's run")
+    p.add_argument("--data-dir")
+    p.add_argument("--random", action="store_true", help="random pixels instead of a data set")
+    p.add_argument("--json", action="store_true")
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", parents=[_debug_option()],
                        help="the whole pipeline on the embedded digits set")
@@ -140,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_compile(sub)
     _add_verify(sub)
+    _add_simulate(sub)
     _add_demo(sub)
     return parser
 
@@ -352,6 +364,38 @@ def cmd_verify(args) -> int:
     return 0 if report["passed"] else 1
 
 
+def cmd_simulate(args) -> int:
+    from .compiler.build import load_build
+    from .compiler.report import simulate_build, write_report
+    from .compiler.verify import verify_images
+
+    build = load_build(args.build_dir)
+    if args.images < 1:
+        raise PascalError(f"--images must be >= 1, got {args.images}")
+    images, labels, what = verify_images(build, args.dataset, args.data_dir, args.images,
+                                         args.images if args.random else None)
+    report = simulate_build(args.build_dir, images, labels)
+    folder = write_report(args.build_dir, report)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    cm = report["cycle_model"]
+    total = report["estimates"]["total"]
+    print(f"{report['name']} on {what}, {report['clock_mhz']:g} MHz:")
+    print(f"  latency {cm['latency_cycles']} cycles ({cm['latency_us']:.1f} us), "
+          f"{cm['cycles_per_image']} cycles per image = {cm['fps']:.0f} images/s")
+    print(f"  FINN-style QNN, same folding: {report['qnn']['cycles_per_image']} cycles per image "
+          f"({report['qnn']['fps']:.0f} images/s)")
+    print(f"  estimate: SNN {total['snn']['LUT']} LUT, {total['snn']['FF']} FF, "
+          f"{total['snn']['BRAM18']} BRAM18, {total['snn']['DSP']} DSP; QNN "
+          f"{total['qnn']['LUT']} LUT, {total['qnn']['BRAM18']} BRAM18, {total['qnn']['DSP']} DSP")
+    print(f"  energy {report['energy']['uj_per_image']:.3f} uJ per image; cycle model "
+          f"{cm['images_per_second']:.0f} images/s" + (
+              f"; accuracy {100 * report['accuracy']:.2f}%" if "accuracy" in report else ""))
+    print(f"  report in {folder}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -361,7 +405,8 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "snn": cmd_snn, "adapt": cmd_adapt,
-            "export": cmd_export, "compile": cmd_compile, "verify": cmd_verify, "demo": cmd_demo}
+            "export": cmd_export, "compile": cmd_compile, "verify": cmd_verify,
+            "simulate": cmd_simulate, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

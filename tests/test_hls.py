@@ -13,7 +13,8 @@ from pascal_fpga.cli import main as cli_main
 from pascal_fpga.compiler.build import compile_model
 from pascal_fpga.compiler.csim import ap_types_dir
 from pascal_fpga.compiler.export import export_run
-from pascal_fpga.compiler.hls import _fold_weights
+from pascal_fpga.compiler.cyclesim import design_programs
+from pascal_fpga.compiler.hls import _fold_weights, hls_layers
 from pascal_fpga.compiler.transforms import fold_limits, layer_nodes
 from pascal_fpga.compiler.verify import verify_build, verify_images
 from pascal_fpga.train import TrainConfig, train
@@ -68,7 +69,13 @@ def test_csim_matches_the_ir_layer_by_layer(odd_models, folding, tmp_path):
         csim = [c for c in report["checks"] if c["name"] == "csim_vs_ir"][0]
         assert csim["compared"] == 40
         assert csim["mismatched"] == 0 and csim["differing_levels"] == 0, (name, csim)
-        assert set(csim["loop_counters"]) >= {"input", "output", "classifier"}
+        model = ModelWrapper(str(build / "ir" / "06_apply_folding.onnx"))
+        pixels = spec_info["spec"]["input"]["height"] * spec_info["spec"]["input"]["width"]
+        for stage in design_programs(hls_layers(model), pixels):
+            assert csim["loop_counters"][stage.name] == {
+                k: 40 * v for k, v in stage.iterations.items()}, (name, stage.name)
+        cycle = [c for c in report["checks"] if c["name"] == "cyclesim_vs_ir"][0]
+        assert cycle["compared"] == 40 and cycle["mismatched"] == 0
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +100,12 @@ def test_verify_csim_digits_end_to_end(digits_model, tmp_path, capsys):
     assert (build / "hls" / "tb" / "inputs.bin").stat().st_size > 0
     counters = csim["loop_counters"]
     assert counters["input"]["read"] == 360 * 64  # one AXI word per pixel
+    # the cycle model's loop trip counts are the C simulation's, stage by stage
+    stages = design_programs(hls_layers(ModelWrapper(str(build / "ir" / "06_apply_folding.onnx"))),
+                             64)
+    assert [s.name for s in stages] == list(counters)
+    for stage in stages:
+        assert counters[stage.name] == {k: 360 * v for k, v in stage.iterations.items()}, stage.name
 
 
 def _tree_hashes(folder: Path) -> dict:

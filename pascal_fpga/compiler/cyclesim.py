@@ -258,69 +258,89 @@ def _matrix(layer: HLSLayer) -> np.ndarray:
     return folded.reshape(nf, sf, pe, simd).transpose(0, 2, 1, 3).reshape(nf * pe, sf * simd)
 
 
+def _weights(layer: HLSLayer) -> tuple[np.ndarray, type]:
+    """The (FANIN, OUT) weight matrix, in float32 when every accumulator fits 24 bits (exact),
+    else float64 (exact below 2^53)."""
+    dtype = np.float32 if layer.acc_bits <= 24 else np.float64
+    return _matrix(layer).T.astype(dtype), dtype
+
+
 def _rows(layer: HLSLayer, role: str) -> np.ndarray:
     table = layer.params[role].astype(np.float64)
     return table.reshape((layer.out_channels,) + table.shape[2:])
 
 
-def _windows(frames: np.ndarray, h: int, w: int, k: int, stride: int, pad: int,
-             out_h: int, out_w: int) -> np.ndarray:
-    """(N, H*W, C, T) pixel-major frames -> (N, OUT_H*OUT_W, K*K, C, T) windows (zero padded)."""
-    n, _, c, t = frames.shape
-    grid = frames.reshape(n, h, w, c, t)
+def _windows(grid: np.ndarray, k: int, stride: int, pad: int, out_h: int, out_w: int
+             ) -> np.ndarray:
+    """(N, H, W, C) one frame of a pixel-major map -> (N, OUT_H * OUT_W, K * K * C): each output
+    pixel's window, tap (ky, kx) major, channel minor (zero padding)."""
+    n, _, _, c = grid.shape
     if pad:
-        grid = np.pad(grid, ((0, 0), (pad, pad), (pad, pad), (0, 0), (0, 0)))
-    taps = []
-    for ky in range(k):
-        for kx in range(k):
-            taps.append(grid[:, ky:ky + stride * (out_h - 1) + 1:stride,
-                             kx:kx + stride * (out_w - 1) + 1:stride])
-    stacked = np.stack(taps, axis=3)  # (N, OUT_H, OUT_W, K*K, C, T)
-    return stacked.reshape(n, out_h * out_w, k * k, c, t)
+        grid = np.pad(grid, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    view = np.lib.stride_tricks.sliding_window_view(grid, (k, k), axis=(1, 2))
+    view = view[:, :stride * (out_h - 1) + 1:stride, :stride * (out_w - 1) + 1:stride]
+    # (N, OUT_H, OUT_W, C, K, K) -> (N, OUT_H, OUT_W, K, K, C)
+    return view.transpose(0, 1, 2, 4, 5, 3).reshape(n, out_h * out_w, k * k * c)
 
 
 def _emit(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Thermometer frames: frame k of channel o is acc >= T[o][k]. acc (..., OUT)."""
-    return (acc[..., None] >= thresholds).astype(np.int64)
+    return (acc[..., None] >= thresholds).astype(np.float32)
+
+
+CHUNK = 64  # images per step of the datapath (bounds the memory of the window arrays)
 
 
 def run_values(layers: list[HLSLayer], images: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(accumulators (N, classes), classes (N,), each layer's levels (N, pixels * channels) in
     stream order) for raw images (N, C, H, W), stage by stage and frame by frame."""
+    parts = [_run_chunk(layers, images[i:i + CHUNK]) for i in range(0, len(images), CHUNK)]
+    acc = np.concatenate([p[0] for p in parts])
+    levels = {name: np.concatenate([p[1][name] for p in parts]) for name in parts[0][1]}
+    return acc, acc.argmax(axis=1), levels
+
+
+def _run_chunk(layers: list[HLSLayer], images: np.ndarray
+               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     n, c, h, w = images.shape
-    frames = images.reshape(n, c, h * w).transpose(0, 2, 1)[..., None].astype(np.int64)
+    # frames: (N, H, W, C, T) pixel-major, each channel's frames last; float32 holds every value
+    # and every partial sum exactly while the layer's accumulators stay below 2^24 (checked)
+    frames = images.transpose(0, 2, 3, 1)[..., None].astype(np.float32)
     levels: dict[str, np.ndarray] = {}
     for layer in layers:
         cfg = layer.cfg
         if layer.kind in ("conv", "pool"):
-            k, stride = cfg["K"], cfg["STRIDE"]
-            win = _windows(frames, cfg["IN_H"], cfg["IN_W"], k, stride, cfg.get("PAD", 0),
-                           cfg["OUT_H"], cfg["OUT_W"])
+            k, stride, pad = cfg["K"], cfg["STRIDE"], cfg.get("PAD", 0)
+            out_h, out_w = cfg["OUT_H"], cfg["OUT_W"]
             if layer.kind == "pool":
-                frames = win.sum(axis=2) if cfg["SUM"] else win.max(axis=2)
+                outs = []
+                for t in range(frames.shape[-1]):
+                    win = _windows(frames[..., t], k, stride, 0, out_h, out_w)
+                    win = win.reshape(n, out_h * out_w, k * k, -1)
+                    outs.append(win.sum(axis=2) if cfg["SUM"] else win.max(axis=2))
+                frames = np.stack(outs, axis=-1).reshape(n, out_h, out_w, -1, len(outs))
             else:
-                # the window's inputs in the kernel's order: tap major, channel minor
-                flat = win.reshape(n, win.shape[1], -1, win.shape[-1]).astype(np.float64)
-                weights = _matrix(layer)
-                acc = np.zeros((n, win.shape[1], layer.out_channels))
-                for t in range(cfg["T_IN"]):  # one pass per input frame
-                    acc += flat[..., t] @ weights.T
-                frames = _emit(np.rint(acc), _rows(layer, "thresholds"))
+                weights, dtype = _weights(layer)
+                frames = frames.astype(dtype)
+                acc = np.zeros((n, out_h * out_w, layer.out_channels), dtype=dtype)
+                for t in range(cfg["T_IN"]):  # one pass over the window per input frame
+                    acc += _windows(frames[..., t], k, stride, pad, out_h, out_w) @ weights
+                frames = _emit(np.rint(acc).astype(np.float64), _rows(layer, "thresholds"))
+                frames = frames.reshape(n, out_h, out_w, layer.out_channels, -1)
         else:
-            flat = frames.reshape(n, -1, frames.shape[-1]).astype(np.float64)
-            weights = _matrix(layer)
-            acc = np.zeros((n, layer.out_channels))
+            weights, dtype = _weights(layer)
+            flat = frames.reshape(n, -1, frames.shape[-1]).astype(dtype)  # stream order
+            acc = np.zeros((n, layer.out_channels), dtype=dtype)
             for t in range(cfg["T_IN"]):
-                acc += flat[..., t] @ weights.T
-            acc = np.rint(acc)
+                acc += flat[..., t] @ weights
+            acc = np.rint(acc).astype(np.float64)
             if layer.kind == "classifier":
-                acc = acc + _rows(layer, "bias")
-                levels[layer.name] = acc.astype(np.int64)
-                acc = acc.astype(np.int64)
-                return acc, acc.argmax(axis=1), levels
-            frames = _emit(acc, _rows(layer, "thresholds"))[:, None]
-        levels[layer.name] = frames.sum(axis=-1).reshape(n, -1)
+                acc = (acc + _rows(layer, "bias")).astype(np.int64)
+                levels[layer.name] = acc
+                return acc, levels
+            frames = _emit(acc, _rows(layer, "thresholds"))[:, None, None]
+        levels[layer.name] = np.rint(frames.sum(axis=-1)).astype(np.int64).reshape(n, -1)
     raise PascalError("the design has no classifier")
 
 
