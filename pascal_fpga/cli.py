@@ -133,6 +133,16 @@ def _add_simulate(sub) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", parents=[_debug_option()],
+                       help="classify a .npy of raw images with a build (board or simulators)")
+    p.add_argument("build_dir")
+    p.add_argument("--input", required=True, help=".npy of raw images (N, C, H, W)")
+    p.add_argument("--backend", default="cyclesim", help="cyclesim | csim | pynq")
+    p.add_argument("--bitfile", help="the bitstream (pynq backend)")
+    p.add_argument("--json", action="store_true", help="print classes and logits as JSON")
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", parents=[_debug_option()],
                        help="the whole pipeline on the embedded digits set")
@@ -152,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compile(sub)
     _add_verify(sub)
     _add_simulate(sub)
+    _add_run(sub)
     _add_demo(sub)
     return parser
 
@@ -396,6 +407,32 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from .driver import Accelerator
+
+    path = Path(args.input)
+    if not path.is_file():
+        raise PascalError(f"{path}: no such file")
+    try:
+        images = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise PascalError(f"{path}: not a .npy array ({exc})") from exc
+    accel = Accelerator(args.build_dir, backend=args.backend, bitfile=args.bitfile,
+                        xilinx_hls=os.environ.get("XILINX_HLS"))
+    try:
+        result = accel.predict(images)
+    except PascalError as exc:
+        raise PascalError(f"{path}: {exc}") from exc
+    if args.json:
+        print(json.dumps({"classes": result.classes.tolist(),
+                          "logits": result.logits.tolist()}))
+    else:
+        print(" ".join(str(c) for c in result.classes.tolist()))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -406,7 +443,7 @@ def cmd_demo(args) -> int:
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "snn": cmd_snn, "adapt": cmd_adapt,
             "export": cmd_export, "compile": cmd_compile, "verify": cmd_verify,
-            "simulate": cmd_simulate, "demo": cmd_demo}
+            "simulate": cmd_simulate, "run": cmd_run, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -237,12 +237,35 @@ def _write_hls(model, out: Path, spec: dict[str, Any] | None, name: str, part: s
                           "`pascal-fpga export`)")
     info = generate_hls(model, out, spec, name, part or DEFAULT_PART,
                         clock_mhz if clock_mhz is not None else DEFAULT_CLOCK_MHZ)
+    _write_driver(model, out.parent / "driver", spec, info)
     images = sample_images(spec)
     images.tofile(out / "tb" / "inputs.bin")
     acc, classes = ir_outputs(model, images.astype(np.float32))
     expected = np.concatenate([acc, classes[:, None]], axis=1).astype(np.int32)
     expected.tofile(out / "tb" / "expected.bin")
     return info
+
+
+def _write_driver(model, folder: Path, spec: dict[str, Any], info: dict[str, Any]) -> None:
+    """BUILD_DIR/driver/: the board-side driver (board.py), its host script and design.json."""
+    import shutil
+
+    from ..driver import board
+    from .transforms import output_scale
+
+    folder.mkdir()
+    shape = spec["input"]
+    design = {"pixels": shape["height"] * shape["width"], "channels": shape["channels"],
+              "height": shape["height"], "width": shape["width"], "bits": shape["bits"],
+              "axi_bytes": info["axi_in_bits"] // 8, "classes": info["classes"],
+              "out_scale": output_scale(model)}
+    (folder / "design.json").write_text(json.dumps(design, indent=2, sort_keys=True) + "\n")
+    shutil.copyfile(board.__file__, folder / "board.py")
+    script = Path(__file__).resolve().parent.parent.parent / "scripts" / "run_on_board.py"
+    if not script.is_file():
+        raise PascalError(f"{script}: the board script is missing (run from a clone of the "
+                          f"repository)")
+    shutil.copyfile(script, folder / "run_on_board.py")
 
 
 def load_build(build_dir: str | Path) -> dict[str, Any]:

@@ -1,0 +1,114 @@
+"""The runtime API: ``Accelerator(BUILD_DIR, backend=...)``, one interface to the hardware and
+its two simulators.
+
+    from pascal_fpga.driver import Accelerator
+    acc = Accelerator("build/fmnist", backend="cyclesim")   # or "csim", or "pynq" on a board
+    result = acc.predict(images)                            # raw pixels (N, C, H, W)
+    result.classes, result.logits
+
+Backends: ``pynq`` (the bitstream on a PYNQ board, through its AXI DMA: :mod:`.board`), ``csim``
+(the HLS project's C simulation, built with g++), ``cyclesim`` (the cycle-accurate model). All
+three return the classifier's integer accumulators; logits are those times the classifier's
+output scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PascalError
+from .board import PynqAccelerator, load_design, pack_images, unpack_outputs
+
+BACKENDS = ("cyclesim", "csim", "pynq")
+
+__all__ = ["Accelerator", "Prediction", "BACKENDS", "pack_images", "unpack_outputs"]
+
+
+@dataclass
+class Prediction:
+    classes: np.ndarray        # int64 (N,), the first argmax
+    accumulators: np.ndarray   # int64 (N, classes)
+    logits: np.ndarray         # float64 (N, classes) = accumulators * out_scale
+
+
+class Accelerator:
+    """A compiled build, run by one backend (see the module docstring)."""
+
+    def __init__(self, build_dir: str | Path, backend: str = "cyclesim",
+                 bitfile: str | Path | None = None, xilinx_hls: str | None = None,
+                 overlay=None):
+        from ..compiler.build import load_build
+
+        self.build_dir = Path(build_dir)
+        self.build = load_build(self.build_dir)
+        if backend not in BACKENDS:
+            raise PascalError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        design_path = self.build_dir / "driver" / "design.json"
+        if not design_path.is_file():
+            raise PascalError(f"{design_path}: missing (compile again)")
+        self.design = load_design(design_path)
+        self._run = None
+        if backend == "cyclesim":
+            from ..compiler.cyclesim import run_values
+            from ..compiler.hls import hls_layers
+            from ..compiler.verify import load_qonnx_ir
+
+            layers = hls_layers(load_qonnx_ir(self.build_dir / self.build["ir"]))
+            self._run = lambda x: run_values(layers, x)[:2]
+        elif backend == "csim":
+            from ..compiler.csim import ap_types_dir, build_csim, run_csim
+
+            binary = build_csim(self.build_dir, ap_types_dir(xilinx_hls))
+
+            def run(x):
+                outputs, _, _ = run_csim(binary, x, [])
+                return outputs[:, :-1], outputs[:, -1]
+            self._run = run
+        else:
+            if overlay is None and bitfile is None:
+                raise PascalError("the pynq backend needs --bitfile (the bitstream built from "
+                                  "BUILD_DIR/hls with Vivado)")
+            if overlay is None:
+                try:
+                    import pynq  # noqa: F401
+                except ImportError as exc:
+                    raise PascalError("the pynq backend runs on a PYNQ board (the pynq package "
+                                      "is not installed here); use --backend cyclesim or csim")\
+                        from exc
+                if not Path(bitfile).is_file():
+                    raise PascalError(f"{bitfile}: no such bitstream")
+            board = PynqAccelerator(self.design, bitfile=bitfile, overlay=overlay)
+            self._run = board.run
+
+    def check_images(self, images) -> np.ndarray:
+        """Raw images (N, C, H, W) of integers in 0..2^bits - 1, or one clear error."""
+        d = self.design
+        expected = (d["channels"], d["height"], d["width"])
+        if not isinstance(images, np.ndarray):
+            raise PascalError(f"images must be a numpy array, got {type(images).__name__}")
+        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise PascalError(f"images of shape {images.shape}, expected (N, "
+                              f"{', '.join(map(str, expected))})")
+        if len(images) == 0:
+            raise PascalError("no images")
+        if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype,
+                                                                           np.floating)):
+            raise PascalError(f"images of dtype {images.dtype}, expected integers")
+        if np.issubdtype(images.dtype, np.floating) and np.any(images != np.floor(images)):
+            raise PascalError("images hold non-integer pixels; pass raw integer pixels")
+        top = 2 ** d["bits"] - 1
+        if images.min() < 0 or images.max() > top:
+            raise PascalError(f"pixels must lie in 0..{top} (the model's {d['bits']}-bit input), "
+                              f"got {images.min()}..{images.max()}")
+        return images.astype(np.float32)
+
+    def predict(self, images: np.ndarray) -> Prediction:
+        x = self.check_images(images)
+        acc, classes = self._run(x)
+        acc = np.asarray(acc, dtype=np.int64)
+        return Prediction(np.asarray(classes, dtype=np.int64), acc,
+                          acc.astype(np.float64) * self.design["out_scale"])
