@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ..datasets import Dataset, load_dataset
 from ..errors import PascalError
-from ..model.network import QCFSNet, lambda_parameter, levels_of
+from ..model.network import QCFSNet, lambda_parameter
 from ..spec import ModelSpec, load_spec, parse_spec
 from .calibrate import calibrate
 
