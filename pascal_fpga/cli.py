@@ -102,6 +102,8 @@ def _add_compile(sub) -> None:
     p.add_argument("--part", help="FPGA part of the HLS project (default xc7z020clg400-1, "
                    "PYNQ-Z2)")
     p.add_argument("--clock-mhz", type=float, help="target clock (default 100 MHz)")
+    p.add_argument("--target-fps", type=float,
+                   help="choose PE/SIMD per layer for this many images/s with the least LUTs")
     p.add_argument("--json", action="store_true")
 
 
@@ -318,7 +320,7 @@ def cmd_compile(args) -> int:
     from .compiler.build import compile_model
 
     result = compile_model(args.model, args.out, args.folding, part=args.part,
-                           clock_mhz=args.clock_mhz)
+                           clock_mhz=args.clock_mhz, target_fps=args.target_fps)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -332,6 +334,12 @@ def cmd_compile(args) -> int:
               f"{row.get('acc_bits') or '-':>9} {row['pe']:>3} {row['simd']:>4}")
     print(f"  steps: {', '.join(step['step'] for step in result['steps'])} (one model each in "
           f"{args.out}/ir)")
+    search = result.get("folding_search")
+    if search is not None:
+        missed = [row["layer"] for row in search["layers"] if not row["meets_target"]]
+        print(f"  folding search: target {search['target_fps']:g} images/s at "
+              f"{search['clock_mhz']:g} MHz, achieved {search['achieved_fps']:.0f} images/s "
+              f"(cycle model)" + (f"; cannot reach it: {', '.join(missed)}" if missed else ""))
     return 0
 
 

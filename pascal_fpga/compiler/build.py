@@ -80,6 +80,19 @@ def _size_fifos(model, folding: dict, given: dict) -> None:
         folding[node.name]["fifo_depth"] = depth
 
 
+def _achieved(model, clock_mhz: float) -> dict[str, Any]:
+    """The cycle model's throughput and latency of the folded design."""
+    from .cyclesim import design_depths, design_programs, simulate_timing
+    from .hls import hls_layers
+
+    layers = hls_layers(model)
+    shape = model.get_tensor_shape(model.graph.input[0].name)
+    timing = simulate_timing(design_programs(layers, int(shape[2]) * int(shape[3])), 4,
+                             design_depths(layers))
+    return {"achieved_fps": clock_mhz * 1e6 / timing.interval,
+            "cycles_per_image": timing.interval, "latency_cycles": timing.latency}
+
+
 def preset_folding(model, preset: str) -> dict[str, dict[str, int]]:
     """``serial``: PE = SIMD = 1 everywhere; ``full``: PE = all output channels, SIMD = all
     inputs (a convolution's input channels, a dense layer's fan-in)."""
@@ -159,10 +172,17 @@ def _write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
 def compile_model(model_path: str | Path, out: str | Path,
                   folding_path: str | Path | None = None, progress: bool = False,
                   record_model_as: str | Path | None = None, part: str | None = None,
-                  clock_mhz: float | None = None) -> dict[str, Any]:
+                  clock_mhz: float | None = None, target_fps: float | None = None
+                  ) -> dict[str, Any]:
     """Run the transformation pass on a QONNX model; writes BUILD_DIR (see the module doc).
     build.json names the model's absolute path (or ``record_model_as``, where it will move)."""
     model = load_qonnx(model_path)
+    if target_fps is not None and folding_path is not None:
+        raise PascalError("--target-fps chooses the folding: do not combine it with --folding")
+    if target_fps is not None and target_fps <= 0:
+        raise PascalError(f"--target-fps must be positive, got {target_fps}")
+    if clock_mhz is not None and clock_mhz <= 0:
+        raise PascalError(f"--clock-mhz must be positive, got {clock_mhz}")
     preset = str(folding_path) if str(folding_path) in FOLDING_PRESETS else None
     folding_config = load_folding(folding_path) if folding_path is not None and not preset \
         else None
@@ -174,13 +194,13 @@ def compile_model(model_path: str | Path, out: str | Path,
     random.seed(0)
     try:
         return _compile(model, model_path, out, folding_path, folding_config, preset, source,
-                        progress, record_model_as, part, clock_mhz)
+                        progress, record_model_as, part, clock_mhz, target_fps)
     finally:
         random.setstate(random_state)
 
 
 def _compile(model, model_path, out: Path, folding_path, folding_config, preset, source,
-             progress, record_model_as, part, clock_mhz) -> dict[str, Any]:
+             progress, record_model_as, part, clock_mhz, target_fps) -> dict[str, Any]:
     with staged_folder(out) as staging:
         ir_dir = staging / "ir"
         ir_dir.mkdir()
@@ -195,8 +215,16 @@ def _compile(model, model_path, out: Path, folding_path, folding_config, preset,
             steps.append({"step": step.name, "model": name,
                           "ops": [n.op_type for n in model.graph.node]})
         folding = default_folding(model)
+        search = None
         if preset is not None:
             folding_config = preset_folding(model, preset)
+        if target_fps is not None:
+            from .folding import search_folding
+            from .hls import DEFAULT_CLOCK_MHZ, hls_layers
+
+            clock = clock_mhz if clock_mhz is not None else DEFAULT_CLOCK_MHZ
+            folding_config, search_rows = search_folding(hls_layers(model), target_fps, clock)
+            search = {"target_fps": target_fps, "clock_mhz": clock, "layers": search_rows}
         if folding_config is not None:
             model = model.transform(ApplyFolding(folding_config, str(folding_path)))
             for name, config in folding_config.items():
@@ -208,6 +236,8 @@ def _compile(model, model_path, out: Path, folding_path, folding_config, preset,
         final = f"ir/{number:02d}_{FINAL_STEP}.onnx"
         model.save(str(staging / final))
         steps.append({"step": FINAL_STEP, "model": final})
+        if search is not None:
+            search.update(_achieved(model, search["clock_mhz"]))
         rows = layer_table(model)
         _write_json(ir_dir / "folding.json", folding, sort_keys=False)  # in layer order
         _write_json(ir_dir / "layers.json", rows)
@@ -219,7 +249,10 @@ def _compile(model, model_path, out: Path, folding_path, folding_config, preset,
             "spec": source.get("spec"), "steps": steps, "ir": final,
             "folding": "ir/folding.json", "folding_from": (
                 f"preset {preset}" if preset else str(folding_path) if folding_path
+                else f"search for {target_fps:g} images/s" if target_fps is not None
                 else "default (PE, SIMD: largest divisors up to 8)"), "hls": hls}
+        if search is not None:
+            build["folding_search"] = search
         _write_json(staging / BUILD_FILE, build)
     return {"build_dir": str(out), "layers": rows, **build}
 
