@@ -1,8 +1,8 @@
 """The main job: the whole pipeline on the embedded digits set, with one summary at the end.
 
 Train, evaluate, adapt (AL levels), the SNN check, QONNX export, compile to the spiking IR and
-the HLS project, and verify every view (C simulation included) on all test images; each later
-stage adds its step here. Everything is built
+the HLS project, verify every view (C simulation and cycle model included) on all test images,
+simulate (performance, resources, energy) and classify through the host driver. Everything is built
 in a temporary folder beside ``out`` and moved into place at the end, so a failed demo leaves no
 half-written folder.
 """
@@ -29,6 +29,9 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
     from .snn.report import snn_report, write_report
     from .compiler.build import compile_model
     from .compiler.csim import ap_types_dir
+    from .compiler.report import simulate_build
+    from .compiler.report import write_report as write_hw_report
+    from .driver import Accelerator
     from .compiler.export import export_run
     from .compiler.verify import verify_build, verify_images
     from .train import TrainConfig, evaluate_run, train
@@ -40,28 +43,28 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
     started = time.perf_counter()
     with staged_folder(out) as staging:
         run_dir = staging / "run"
-        print(f"[1/7] train {DEMO_SPEC} on {DEMO_DATASET}", flush=True)
+        print(f"[1/9] train {DEMO_SPEC} on {DEMO_DATASET}", flush=True)
         metrics = train(TrainConfig(spec=str(spec_path), dataset=DEMO_DATASET, out=str(run_dir),
                                     epochs=DEMO_EPOCHS if epochs is None else epochs,
                                     batch_size=64, lr=2e-3, seed=0), progress=progress)
-        print("[2/7] evaluate the trained QCFS network", flush=True)
+        print("[2/9] evaluate the trained QCFS network", flush=True)
         result = evaluate_run(run_dir)
-        print(f"[3/7] adapt: Adaptive Layerwise L (mean L <= {DEMO_BUDGET}), fine-tune "
+        print(f"[3/9] adapt: Adaptive Layerwise L (mean L <= {DEMO_BUDGET}), fine-tune "
               f"{DEMO_ADAPT_EPOCHS} epochs", flush=True)
         adapted_dir = staging / "adapted"
         plan = adapt_run(run_dir, adapted_dir, epochs=DEMO_ADAPT_EPOCHS, budget=DEMO_BUDGET,
                          progress=progress)
-        print("[4/7] snn: PASCAL simulation of the adapted network on every test image",
+        print("[4/9] snn: PASCAL simulation of the adapted network on every test image",
               flush=True)
         report = snn_report(adapted_dir, progress=progress)
         write_report(adapted_dir, report)
-        print("[5/7] export the adapted network to QONNX", flush=True)
+        print("[5/9] export the adapted network to QONNX", flush=True)
         model_path = staging / "model.onnx"
         export_run(adapted_dir, model_path, record_as=out / "adapted")
-        print("[6/7] compile: QONNX -> spiking IR -> HLS project", flush=True)
+        print("[6/9] compile: QONNX -> spiking IR -> HLS project", flush=True)
         build_dir = staging / "build"
         compiled = compile_model(model_path, build_dir, record_model_as=out / "model.onnx")
-        print("[7/7] verify: Brevitas, QONNX, spiking IR, PASCAL simulation and the HLS C "
+        print("[7/9] verify: Brevitas, QONNX, spiking IR, PASCAL simulation and the HLS C "
               "simulation (g++) on every test image", flush=True)
         images, labels, _ = verify_images(compiled, None, None, None, None)
         verified = verify_build(build_dir, images, labels, progress=progress,
@@ -69,6 +72,14 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
         if not verified["passed"]:
             raise PascalError(f"demo: verify found mismatches that are not ties: "
                               f"{verified['checks']}")
+        print("[8/9] simulate: cycle model, resource and energy estimates -> build/report",
+              flush=True)
+        sim = simulate_build(build_dir, images, labels)
+        write_hw_report(build_dir, sim)
+        print("[9/9] run the test images through the host driver (cycle-model backend)",
+              flush=True)
+        prediction = Accelerator(build_dir, backend="cyclesim").predict(images)
+        driver_accuracy = float((prediction.classes == labels).mean())
         levels = lambda rows, key: " ".join(str(r[key]) for r in rows)  # noqa: E731
         summary = {
             "spec": DEMO_SPEC,
@@ -97,9 +108,21 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
             summary[f"verify {check['name']}"] = (
                 f"{check['mismatched']} of {check['compared']} samples differ "
                 f"({check['ties']} ties)")
+        cm, total = sim["cycle_model"], sim["estimates"]["total"]
+        summary["hardware (cycle model)"] = (
+            f"{cm['cycles_per_image']} cycles per image, {cm['fps']:.0f} images/s at "
+            f"{sim['clock_mhz']:g} MHz, latency {cm['latency_us']:.1f} us")
+        summary["FINN-style QNN, same folding"] = (
+            f"{sim['qnn']['cycles_per_image']} cycles per image, {total['qnn']['LUT']} LUT")
+        summary["resource estimate"] = (f"{total['snn']['LUT']} LUT, {total['snn']['FF']} FF, "
+                                        f"{total['snn']['BRAM18']} BRAM18, "
+                                        f"{total['snn']['DSP']} DSP")
+        summary["energy per image"] = f"{sim['energy']['uj_per_image']:.3f} uJ"
+        summary["driver (cyclesim backend)"] = (f"{100 * driver_accuracy:.2f}% on "
+                                                f"{len(images)} images")
     summary["run directories"] = f"{out / 'run'}, {out / 'adapted'} (snn/ plots inside)"
-    summary["QONNX model, build"] = (f"{out / 'model.onnx'}, {out / 'build'} (ir/, hls/ and "
-                                     f"csim/ inside)")
+    summary["QONNX model, build"] = (f"{out / 'model.onnx'}, {out / 'build'} (ir/, hls/, "
+                                     f"csim/, report/, driver/ inside)")
     summary["total seconds"] = f"{time.perf_counter() - started:.1f}"
     width = max(len(key) for key in summary)
     print("\npascal-fpga demo summary")
