@@ -198,7 +198,7 @@ def test_verify_digits_all_test_images(digits_build, capsys):
     assert cli_main(["verify", str(digits_build), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     checks = {c["name"]: c for c in report["checks"]}
-    assert set(checks) == {"qonnx_vs_brevitas", "ir_vs_qonnx", "snn_vs_ir"}
+    assert set(checks) == {"qonnx_vs_brevitas", "ir_vs_qonnx", "snn_vs_ir", "cyclesim_vs_ir"}
     for check in checks.values():
         assert check["compared"] == 360
         assert check["mismatched"] == check["ties"]
@@ -206,12 +206,12 @@ def test_verify_digits_all_test_images(digits_build, capsys):
     assert report["accuracy"]["ir"] == report["accuracy"]["snn"]
 
 
-def test_verify_odd_networks_onrandom_images(odd_build):
+def test_verify_odd_networks_on_random_images(odd_build):
     build = json.loads((odd_build / "build.json").read_text())
     images, labels, _ = verify_images(build, None, None, None, random=300, seed=3)
     report = verify_build(odd_build, images, labels)
     checks = {c["name"]: c for c in report["checks"]}
-    assert set(checks) == {"qonnx_vs_brevitas", "ir_vs_qonnx", "snn_vs_ir"}
+    assert set(checks) == {"qonnx_vs_brevitas", "ir_vs_qonnx", "snn_vs_ir", "cyclesim_vs_ir"}
     for check in checks.values():
         assert check["compared"] == 300
         assert check["mismatched"] == check["ties"], check
@@ -260,8 +260,10 @@ def test_folding_config_is_applied(digits_build, tmp_path):
     assert nodes["conv1"].get_nodeattr("pe") == 4 and nodes["conv1"].get_nodeattr("simd") == 16
     assert nodes["classifier"].get_nodeattr("simd") == 64
     folding = json.loads((tmp_path / "b" / "ir" / "folding.json").read_text())
-    assert folding["conv1"] == {"pe": 4, "simd": 16}
-    assert folding["conv0"] == {"pe": 8, "simd": 1}  # the default where the config is silent
+    assert {k: folding["conv1"][k] for k in ("pe", "simd")} == {"pe": 4, "simd": 16}
+    # the default where the config is silent
+    assert {k: folding["conv0"][k] for k in ("pe", "simd")} == {"pe": 8, "simd": 1}
+    assert all(entry["fifo_depth"] >= 2 for entry in folding.values())  # sized by the model
 
 
 # --- errors: one line, exit 2, no build folder -----------------------------------------------
