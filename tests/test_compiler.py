@@ -387,3 +387,16 @@ def test_verify_without_a_data_set_asks_for_one(odd_build, capsys):
     assert "pass --dataset or --random" in capsys.readouterr().err
     assert cli_main(["verify", str(odd_build), "--random", "20", "--no-snn"]) == 0
     assert "all views agree" in capsys.readouterr().out
+
+
+def test_compile_a_model_without_our_metadata(digits_build, tmp_path, capsys):
+    """A QONNX model with QCFS activations from elsewhere: no run, no spec in its metadata."""
+    model = ModelWrapper(str(digits_build / "ir" / "00_qonnx.onnx"))
+    del model.graph.metadata_props[:]
+    model.save(str(tmp_path / "bare.onnx"))
+    assert cli_main(["compile", str(tmp_path / "bare.onnx"), "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    assert cli_main(["verify", str(tmp_path / "b"), "--random", "30", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [c["name"] for c in report["checks"]] == ["ir_vs_qonnx", "snn_vs_ir", "cyclesim_vs_ir"]
+    assert report["skipped"][0]["name"] == "qonnx_vs_brevitas"

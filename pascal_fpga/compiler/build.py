@@ -243,10 +243,11 @@ def _compile(model, model_path, out: Path, folding_path, folding_config, preset,
         _write_json(ir_dir / "layers.json", rows)
         title = source.get("name", Path(model_path).stem)
         (ir_dir / "layers.md").write_text(_markdown(rows, title))
-        hls = _write_hls(model, staging / "hls", source.get("spec"), title, part, clock_mhz)
+        hls, spec = _write_hls(model, staging / "hls", source.get("spec"), title, part,
+                               clock_mhz)
         build = {"name": title, "model": str(Path(record_model_as or model_path).resolve()), "source": {
             key: source.get(key) for key in ("run_dir", "dataset", "data_dir")},
-            "spec": source.get("spec"), "steps": steps, "ir": final,
+            "spec": spec, "steps": steps, "ir": final,
             "folding": "ir/folding.json", "folding_from": (
                 f"preset {preset}" if preset else str(folding_path) if folding_path
                 else f"search for {target_fps:g} images/s" if target_fps is not None
@@ -258,16 +259,19 @@ def _compile(model, model_path, out: Path, folding_path, folding_config, preset,
 
 
 def _write_hls(model, out: Path, spec: dict[str, Any] | None, name: str, part: str | None,
-               clock_mhz: float | None) -> dict[str, Any]:
-    """The HLS project, with sample images and the IR's outputs for them in tb/."""
+               clock_mhz: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The HLS project, with sample images and the IR's outputs for them in tb/; returns its
+    description and the spec (for a model without one, the input read from the graph)."""
     import numpy as np
 
     from .hls import DEFAULT_CLOCK_MHZ, DEFAULT_PART, generate_hls, sample_images
     from .verify import ir_outputs
 
-    if not spec:
-        raise PascalError("the model does not record its spec (export it with "
-                          "`pascal-fpga export`)")
+    if not spec:  # a QONNX model from elsewhere: the input from the graph
+        shape = model.get_tensor_shape(model.graph.input[0].name)
+        bits = model.get_tensor_datatype(model.graph.input[0].name).bitwidth()
+        spec = {"input": {"channels": int(shape[1]), "height": int(shape[2]),
+                          "width": int(shape[3]), "bits": int(bits)}}
     info = generate_hls(model, out, spec, name, part or DEFAULT_PART,
                         clock_mhz if clock_mhz is not None else DEFAULT_CLOCK_MHZ)
     _write_driver(model, out.parent / "driver", spec, info)
@@ -276,7 +280,7 @@ def _write_hls(model, out: Path, spec: dict[str, Any] | None, name: str, part: s
     acc, classes = ir_outputs(model, images.astype(np.float32))
     expected = np.concatenate([acc, classes[:, None]], axis=1).astype(np.int32)
     expected.tofile(out / "tb" / "expected.bin")
-    return info
+    return info, spec
 
 
 def _write_driver(model, folder: Path, spec: dict[str, Any], info: dict[str, Any]) -> None:
