@@ -31,14 +31,8 @@ from pascal_fpga.compiler.verify import ir_to_integer_network, load_qonnx_ir, ru
 from pascal_fpga.errors import PascalError
 from pascal_fpga.snn.simulate import simulate
 
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchutil import best_seconds  # noqa: E402
 
 
 def main() -> int:
@@ -82,7 +76,7 @@ def main() -> int:
             ("C simulation, top function", lambda: csim(False)),
             ("C simulation, with layer dumps", lambda: csim(True)),
         ]
-        results = {name: args.images / _best(fn, args.repeat) for name, fn in cases}
+        results = {name: args.images / best_seconds(fn, args.repeat) for name, fn in cases}
     base = results["spiking IR (qonnx execute_onnx)"]
     report = {"build": build["name"], "images": args.images, "csim_compile_seconds": compile_seconds,
               "images_per_second": results,

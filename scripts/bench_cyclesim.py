@@ -31,14 +31,8 @@ from pascal_fpga.compiler.hls import hls_layers
 from pascal_fpga.compiler.verify import load_qonnx_ir
 from pascal_fpga.errors import PascalError
 
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchutil import best_seconds  # noqa: E402
 
 
 def main() -> int:
@@ -65,14 +59,14 @@ def main() -> int:
                                                         shape["height"], shape["width"]))
     x = images.astype(np.float32)
     report = {}
-    model_seconds = _best(lambda: report.setdefault("cm", cycle_model(layers, x, args.clock_mhz)),
+    model_seconds = best_seconds(lambda: report.setdefault("cm", cycle_model(layers, x, args.clock_mhz)),
                           1)
-    model_seconds = min(model_seconds, _best(lambda: cycle_model(layers, x, args.clock_mhz),
+    model_seconds = min(model_seconds, best_seconds(lambda: cycle_model(layers, x, args.clock_mhz),
                                              args.repeat))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "in.bin"
         images.astype(np.int32).tofile(path)
-        csim_seconds = _best(lambda: subprocess.run(
+        csim_seconds = best_seconds(lambda: subprocess.run(
             [str(binary), "--in", str(path), "--out", str(Path(tmp) / "out.bin")],
             check=True, capture_output=True), args.repeat)
     cm = report["cm"].summary()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+from pathlib import Path
 
 import torch
 
@@ -23,14 +23,8 @@ from pascal_fpga.snn.convert import convert
 from pascal_fpga.snn.simulate import simulate
 from pascal_fpga.train.trainer import images_to_tensor, load_run
 
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchutil import best_seconds  # noqa: E402
 
 
 def main() -> int:
@@ -68,7 +62,7 @@ def main() -> int:
     print(f"{'what':<36} {'seconds':>9} {'images/s':>10} {'vs ANN':>8}")
     base = None
     for label, fn in cases:
-        seconds = _best(fn, args.repeat)
+        seconds = best_seconds(fn, args.repeat)
         rate = len(pixels) / seconds
         base = base or rate
         print(f"{label:<36} {seconds:>9.3f} {rate:>10.1f} {rate / base:>7.3f}x")

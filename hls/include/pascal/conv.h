@@ -38,15 +38,6 @@ struct conv_types {
 
 // Parameter arrays: WT and TT are ap_int of the exact widths in synthesis and plain C integers in
 // the C simulation (see PASCAL_PARAM in types.h); values are cast to weight_t / acc_t on use.
-// One input word into its channels' elements.
-template <class CFG>
-inline void unpack(const typename conv_types<CFG>::in_word &word,
-                   typename conv_types<CFG>::element channels[CFG::IN_CH]) {
-#pragma HLS INLINE
-    const unsigned E = CFG::T_IN * CFG::FB;
-    for (unsigned c = 0; c < CFG::IN_CH; c++) channels[c] = word.range(c * E + E - 1, c * E);
-}
-
 template <class CFG, typename WT, typename TT>
 void spiking_conv(hls::stream<typename conv_types<CFG>::in_word> &in,
                   hls::stream<typename conv_types<CFG>::out_word> &out,
@@ -77,15 +68,8 @@ rows:
     for (unsigned oy = 0; oy < CFG::OUT_H; oy++) {
         int need = int(oy * CFG::STRIDE) - int(CFG::PAD) + int(CFG::K);
         if (need > int(CFG::IN_H)) need = CFG::IN_H;
-    read_rows:
-        for (; rows_read < need; rows_read++) {
-        read_row:
-            for (unsigned x = 0; x < CFG::IN_W; x++) {
-#pragma HLS PIPELINE II = 1
-                PASCAL_COUNT(read);
-                unpack<CFG>(in.read(), lines[rows_read % CFG::K][x]);
-            }
-        }
+        read_rows<CFG, CFG::K, CFG::IN_W, CFG::IN_CH, CFG::T_IN * CFG::FB>(in, lines, rows_read,
+                                                                         need);
     pixels:
         for (unsigned ox = 0; ox < CFG::OUT_W; ox++) {
             typename TY::out_word result = 0;
@@ -134,14 +118,9 @@ rows:
             out.write(result);
         }
     }
-drain:
-    for (; rows_read < int(CFG::IN_H); rows_read++) {
-        for (unsigned x = 0; x < CFG::IN_W; x++) {
-#pragma HLS PIPELINE II = 1
-            PASCAL_COUNT(read);
-            unpack<CFG>(in.read(), lines[rows_read % CFG::K][x]);
-        }
-    }
+    // drain the rows below the last window
+    read_rows<CFG, CFG::K, CFG::IN_W, CFG::IN_CH, CFG::T_IN * CFG::FB>(in, lines, rows_read,
+                                                                     CFG::IN_H);
 }
 
 }  // namespace pascal

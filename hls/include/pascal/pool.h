@@ -25,14 +25,6 @@ struct pool_types {
 };
 
 template <class CFG>
-inline void pool_unpack(const typename pool_types<CFG>::in_word &word,
-                        typename pool_types<CFG>::element channels[CFG::CH]) {
-#pragma HLS INLINE
-    const unsigned E = CFG::T * CFG::FB_IN;
-    for (unsigned c = 0; c < CFG::CH; c++) channels[c] = word.range(c * E + E - 1, c * E);
-}
-
-template <class CFG>
 void spiking_pool(hls::stream<typename pool_types<CFG>::in_word> &in,
                   hls::stream<typename pool_types<CFG>::out_word> &out) {
     typedef pool_types<CFG> TY;
@@ -52,14 +44,8 @@ void spiking_pool(hls::stream<typename pool_types<CFG>::in_word> &in,
 rows:
     for (unsigned oy = 0; oy < CFG::OUT_H; oy++) {
         const int need = int(oy * CFG::STRIDE + CFG::K);
-    read_rows:
-        for (; rows_read < need; rows_read++) {
-            for (unsigned x = 0; x < CFG::IN_W; x++) {
-#pragma HLS PIPELINE II = 1
-                PASCAL_COUNT(read);
-                pool_unpack<CFG>(in.read(), lines[rows_read % CFG::K][x]);
-            }
-        }
+        read_rows<CFG, CFG::K, CFG::IN_W, CFG::CH, CFG::T * CFG::FB_IN>(in, lines, rows_read,
+                                                                      need);
     pixels:
         for (unsigned ox = 0; ox < CFG::OUT_W; ox++) {
             typename TY::out_word result = 0;
@@ -100,14 +86,9 @@ rows:
             out.write(result);
         }
     }
-drain:
-    for (; rows_read < int(CFG::IN_H); rows_read++) {
-        for (unsigned x = 0; x < CFG::IN_W; x++) {
-#pragma HLS PIPELINE II = 1
-            PASCAL_COUNT(read);
-            pool_unpack<CFG>(in.read(), lines[rows_read % CFG::K][x]);
-        }
-    }
+    // drain the rows below the last window
+    read_rows<CFG, CFG::K, CFG::IN_W, CFG::CH, CFG::T * CFG::FB_IN>(in, lines, rows_read,
+                                                                  CFG::IN_H);
 }
 
 }  // namespace pascal

@@ -100,6 +100,26 @@ inline void accumulate(Acc &acc, const W &w, const ap_uint<FB> &frame) {
     }
 }
 
+// Read input rows into a K-row circular line buffer until `rows_read` reaches `need`, one word
+// per cycle, each word's CH channels unpacked into E-bit elements (one channel's frames each).
+// Shared by the sliding-window layers (convolution, pooling); CFG names the layer's counters.
+template <class CFG, unsigned K, unsigned W, unsigned CH, unsigned E, typename Word>
+void read_rows(hls::stream<Word> &in, ap_uint<E> lines[K][W][CH], int &rows_read, int need) {
+#pragma HLS INLINE
+read_rows:
+    for (; rows_read < need; rows_read++) {
+    read_row:
+        for (unsigned x = 0; x < W; x++) {
+#pragma HLS PIPELINE II = 1
+            PASCAL_COUNT(read);
+            const Word word = in.read();
+            for (unsigned c = 0; c < CH; c++) {
+                lines[rows_read % K][x][c] = word.range(c * E + E - 1, c * E);
+            }
+        }
+    }
+}
+
 }  // namespace pascal
 
 #endif
