@@ -582,9 +582,10 @@ def default_folding(model, limit: int = 8) -> dict[str, dict[str, int]]:
 
 
 class ApplyFolding(Transformation):
-    """Expects: the lowered IR and a folding config {layer name: {"pe": P, "simd": S}} (layers it
-    omits keep PE = SIMD = 1). Guarantees: each layer's pe/simd attributes set; a config that names
-    a missing layer, or a PE/SIMD that does not divide the layer, raises a PascalError."""
+    """Expects: the lowered IR and a folding config {layer name: {"pe": P, "simd": S,
+    "fifo_depth": D}} (every key optional; layers and keys it omits keep their values).
+    Guarantees: those attributes set; a config that names a missing layer, has another key, or a
+    PE/SIMD that does not divide the layer raises a PascalError."""
 
     def __init__(self, folding: dict[str, dict[str, int]], source: str = "folding config"):
         super().__init__()
