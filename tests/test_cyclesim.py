@@ -1,9 +1,7 @@
 """The cycle model's schedule arithmetic, FIFO sizing, the report and the folding search."""
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 

@@ -63,6 +63,12 @@ def load_folding(path: str | Path) -> dict[str, Any]:
     return config.get("layers", config) if isinstance(config.get("layers"), dict) else config
 
 
+def _pixels(model) -> int:
+    """Pixels per input image (one input word each)."""
+    shape = model.get_tensor_shape(model.graph.input[0].name)
+    return int(shape[2]) * int(shape[3])
+
+
 def _size_fifos(model, folding: dict, given: dict) -> None:
     """FIFO depths from the cycle model (the largest occupancy with unbounded FIFOs), except
     where the folding config gives one; recorded in ``folding`` and on the IR nodes."""
@@ -72,8 +78,7 @@ def _size_fifos(model, folding: dict, given: dict) -> None:
     from .hls import hls_layers
 
     layers = hls_layers(model)
-    shape = model.get_tensor_shape(model.graph.input[0].name)
-    depths = fifo_depths(design_programs(layers, int(shape[2]) * int(shape[3])))
+    depths = fifo_depths(design_programs(layers, _pixels(model)))
     for node, depth in zip(layer_nodes(model), depths):
         depth = given.get(node.name, {}).get("fifo_depth", depth)
         getCustomOp(node).set_nodeattr("fifo_depth", depth)
@@ -86,8 +91,7 @@ def _achieved(model, clock_mhz: float) -> dict[str, Any]:
     from .hls import hls_layers
 
     layers = hls_layers(model)
-    shape = model.get_tensor_shape(model.graph.input[0].name)
-    timing = simulate_timing(design_programs(layers, int(shape[2]) * int(shape[3])), 4,
+    timing = simulate_timing(design_programs(layers, _pixels(model)), 4,
                              design_depths(layers))
     return {"achieved_fps": clock_mhz * 1e6 / timing.interval,
             "cycles_per_image": timing.interval, "latency_cycles": timing.latency}

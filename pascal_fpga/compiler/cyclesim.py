@@ -28,7 +28,7 @@ classes are compared with the IR by ``verify`` (``cyclesim_vs_ir``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -122,7 +122,6 @@ class Timing:
     images: int
     depths: list[int]                       # FIFO i connects stage i to stage i + 1
     finish: list[list[int]]                 # per stage, the cycle each image's program ended
-    start: list[list[int]]
     max_occupancy: list[int]
     stall: list[int]                        # cycles each stage spent blocked, over all images
     deadlock: bool = False
@@ -150,7 +149,6 @@ def simulate_timing(stages: list[Stage], images: int, depths: list[int]) -> Timi
     op_index = [0] * count
     image = [0] * count
     left = [stages[s].ops[0][1] for s in range(count)]
-    start = [[0] for _ in range(count)]
     finish: list[list[int]] = [[] for _ in range(count)]
     stall = [0] * count
     done = [False] * count
@@ -202,10 +200,9 @@ def simulate_timing(stages: list[Stage], images: int, depths: list[int]) -> Timi
                     if image[s] == images:
                         done[s] = True
                         break
-                    start[s].append(time[s])
                 left[s] = ops[op_index[s]][1]
         if not progress:
-            return Timing(images, depths, finish, start, [0] * fifos, stall, deadlock=True)
+            return Timing(images, depths, finish, [0] * fifos, stall, deadlock=True)
     occupancy = []
     for f in range(fifos):
         w = np.asarray(writes[f])
@@ -213,7 +210,7 @@ def simulate_timing(stages: list[Stage], images: int, depths: list[int]) -> Timi
         # words in the FIFO just after each write: written so far minus read before that cycle
         inside = np.arange(1, len(w) + 1) - np.searchsorted(r, w, side="left")
         occupancy.append(int(inside.max()) if len(w) else 0)
-    return Timing(images, depths, finish, start, occupancy, stall)
+    return Timing(images, depths, finish, occupancy, stall)
 
 
 def fifo_depths(stages: list[Stage], images: int = TIMED_IMAGES) -> list[int]:
@@ -354,7 +351,6 @@ class CycleReport:
     stages: list[Stage]
     timing: Timing
     clock_mhz: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         t = self.timing

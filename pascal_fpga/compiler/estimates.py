@@ -30,6 +30,7 @@ import math
 from typing import Any
 
 from .hls import HLSLayer
+from .widths import unsigned_bits
 
 BRAM_BITS = 18 * 1024
 LUTRAM_LIMIT = 1024     # bits per bank kept in LUTs
@@ -38,17 +39,13 @@ CONTROL_LUT = 150
 CONTROL_FF = 150
 
 
-def _memory(bits_per_bank: int, banks: int, width: int = 36) -> tuple[int, int]:
+def _memory(bits_per_bank: int, banks: int) -> tuple[int, int]:
     """(LUT, BRAM18) of ``banks`` memories of ``bits_per_bank`` each."""
     if bits_per_bank <= 0:
         return 0, 0
     if bits_per_bank <= LUTRAM_LIMIT:
         return banks * math.ceil(bits_per_bank / 64), 0
     return 0, banks * max(1, math.ceil(bits_per_bank / BRAM_BITS))
-
-
-def _bits(value: int) -> int:
-    return max(1, int(value).bit_length())
 
 
 def layer_resources(layer: HLSLayer, fifo_width: int, fifo_depth: int,
@@ -64,14 +61,14 @@ def layer_resources(layer: HLSLayer, fifo_width: int, fifo_depth: int,
     bram += fifo_bram
     if layer.kind == "pool":
         t, fb = cfg["T"], cfg["FB_IN"]
-        element = _bits(t * ((1 << fb) - 1)) if qnn else t * fb
+        element = unsigned_bits(t * ((1 << fb) - 1)) if qnn else t * fb
         l_lut, l_bram = _memory(cfg["IN_W"] * cfg["CH"] // pe * element, cfg["K"] * pe)
         compare = pe * element * (2 if cfg["SUM"] else 1)
         return {"LUT": lut + l_lut + compare, "FF": ff + 2 * pe * element + compare,
                 "BRAM18": bram + l_bram, "DSP": 0}
     simd, w, a = cfg["SIMD"], layer.weight_bits, layer.acc_bits
     t_in, fb, levels = cfg["T_IN"], cfg["FB"], cfg["T_OUT"]
-    in_bits = _bits(t_in * ((1 << fb) - 1)) if qnn else fb   # bits one input lane consumes
+    in_bits = unsigned_bits(t_in * ((1 << fb) - 1)) if qnn else fb   # bits one input lane consumes
     lanes = pe * simd
     if qnn and fb == 1:
         product = w * in_bits                               # a LUT multiplier per lane

@@ -62,13 +62,14 @@ def activation_quant_nodes(model) -> list:
     return nodes
 
 
-def _attr(node, name: str):
+def node_attr(node, name: str, default=None):
+    """An ONNX node's attribute value, or ``default``."""
     from onnx import helper
 
     for attribute in node.attribute:
         if attribute.name == name:
             return helper.get_attribute_value(attribute)
-    return None
+    return default
 
 
 def _set_attr(node, name: str, value) -> None:
@@ -107,8 +108,8 @@ def correct_qcfs_quantizers(model, net: QCFSNet) -> list[dict[str, Any]]:
     acts = net.qcfs_activations()
     adds = net.add_quantizers()
     nodes = activation_quant_nodes(model)
-    unsigned = [n for n in nodes if not _attr(n, "signed")]
-    signed = [n for n in nodes if _attr(n, "signed")]
+    unsigned = [n for n in nodes if not node_attr(n, "signed")]
+    signed = [n for n in nodes if node_attr(n, "signed")]
     if len(unsigned) != len(acts) or len(signed) != 2 * len(adds):
         raise PascalError(f"{net.spec.name}: the exported graph has {len(unsigned)} unsigned and "
                           f"{len(signed)} signed activation quantizers, the network {len(acts)} "

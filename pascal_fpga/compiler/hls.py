@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import PascalError
 from .transforms import layer_nodes
+from .widths import unsigned_bits
 
 HLS_ROOT = Path(__file__).resolve().parent.parent.parent / "hls"
 LIBRARY = HLS_ROOT / "include" / "pascal"
@@ -28,10 +29,6 @@ DEFAULT_PART = "xc7z020clg400-1"   # PYNQ-Z2
 DEFAULT_CLOCK_MHZ = 100.0
 SAMPLE_IMAGES = 4                   # random test images shipped in tb/ for Vitis csim / cosim
 OUTPUT_FIFO_DEPTH = 2              # classifier -> output adapter (one word per image)
-
-
-def _bits(value: int) -> int:
-    return max(1, int(value).bit_length())
 
 
 @dataclass
@@ -50,11 +47,23 @@ class HLSLayer:
     out_pixels: int
     weight_bits: int = 0
     acc_bits: int = 0
-    arrays: list[dict[str, Any]] = field(default_factory=list)  # name, type, dims, text
     call: str = ""
     types: dict[str, str] = field(default_factory=dict)        # weight_t, acc_t
-    params: dict[str, np.ndarray] = field(default_factory=dict)  # the packed arrays, by role
+    # the packed arrays by role: weights, then thresholds (or the classifier's bias)
+    params: dict[str, np.ndarray] = field(default_factory=dict)
     fifo_depth: int = 2            # of the FIFO that feeds this layer
+
+    @property
+    def arrays(self) -> list[dict[str, Any]]:
+        """The packed arrays as C declarations (name, type, dims, initializer text), rendered
+        only when the templates ask: the cycle model and the estimates need the numbers alone."""
+        rows = []
+        for role, values in self.params.items():
+            bits = self.weight_bits if role == "weights" else self.acc_bits
+            rows.append({"name": f"{self.name}_{role}", "type": _param_type(values, bits),
+                         "dims": "".join(f"[{d}]" for d in values.shape),
+                         "text": _c_array(values)})
+        return rows
 
 
 def _c_array(values: np.ndarray) -> str:
@@ -108,7 +117,7 @@ def hls_layers(model) -> list[HLSLayer]:
             raise PascalError(f"layer {name}: input range {in_max} is not a whole number of "
                               f"frames of T_in = {t_in}")
         frame_max = in_max // t_in
-        fb = _bits(frame_max)
+        fb = unsigned_bits(frame_max)
         if previous_fb is not None and fb != previous_fb:
             raise PascalError(f"layer {name}: expects {fb}-bit frames, the previous layer sends "
                               f"{previous_fb}-bit frames")
@@ -122,7 +131,7 @@ def hls_layers(model) -> list[HLSLayer]:
                                   f"{t_in} timesteps is not the max of the levels (a max pool "
                                   f"after a sum pool); not supported")
             k = a["kernel"]
-            fb_out = _bits(k * k * frame_max) if total else fb
+            fb_out = unsigned_bits(k * k * frame_max) if total else fb
             cfg = dict(CH=in_channels, IN_H=in_shape[1], IN_W=in_shape[2], OUT_H=out_shape[1],
                        OUT_W=out_shape[2], K=k, STRIDE=a["stride"], T=t_in, FB_IN=fb,
                        FB_OUT=fb_out, PE=pe, SUM=int(total))
@@ -167,22 +176,14 @@ def hls_layers(model) -> list[HLSLayer]:
                 call = (f"pascal::spiking_dense<{name}_cfg>(in, out, {name}_weights, "
                         f"{name}_thresholds);")
         folded = _fold_weights(matrix, pe, simd)
-        arrays = [{"name": f"{name}_weights", "type": _param_type(folded, weight_bits),
-                   "dims": "".join(f"[{d}]" for d in folded.shape), "text": _c_array(folded)}]
         if kind == "classifier":
             table = _fold_rows(third.reshape(-1), pe)
-            arrays.append({"name": f"{name}_bias", "type": _param_type(table, acc_bits),
-                           "dims": "".join(f"[{d}]" for d in table.shape),
-                           "text": _c_array(table)})
             out_bits = out_shape[0] * acc_bits
         else:
             table = _fold_rows(third, pe)
-            arrays.append({"name": f"{name}_thresholds", "type": _param_type(table, acc_bits),
-                           "dims": "".join(f"[{d}]" for d in table.shape),
-                           "text": _c_array(table)})
             out_bits = out_shape[0] * t_out
         layer = HLSLayer(name, node.op_type, kind, cfg, in_channels * t_in * fb, out_bits,
-                         t_out, 1, out_shape[0], out_pixels, weight_bits, acc_bits, arrays, call,
+                         t_out, 1, out_shape[0], out_pixels, weight_bits, acc_bits, call,
                          types, {"weights": folded,
                                  ("bias" if kind == "classifier" else "thresholds"): table},
                          a["fifo_depth"])

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..snn.report import PJ_PER_AC, PJ_PER_MAC
 from ..staging import staged_folder
 from .build import load_build
 from .cyclesim import cycle_model, design_depths
@@ -20,8 +21,6 @@ from .estimates import design_estimates
 from .hls import hls_layers
 from .verify import ir_to_integer_network, load_qonnx_ir
 
-PJ_PER_MAC = 4.6   # 32-bit float MAC, 45 nm (Horowitz): the direct-coded first layer
-PJ_PER_AC = 0.9    # 32-bit float accumulate, 45 nm (Horowitz): every spike times its fan-out
 
 
 def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None

@@ -27,13 +27,13 @@ from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine as _QonnxBatchNormToAffine
-from qonnx.transformation.general import RemoveUnusedTensors, SortGraph
+from qonnx.transformation.general import RemoveUnusedTensors
 from qonnx.transformation.infer_shapes import InferShapes
 
 from ..errors import PascalError
 from ..snn.convert import _thresholds
 from . import ops
-from .export import level_count
+from .export import level_count, node_attr
 from .widths import accumulator_range, signed_bits, unsigned_bits
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -41,13 +41,6 @@ ACTIVATIONS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardTanh", "Hard
                "Softmax", "Elu", "Selu", "PRelu", "BipolarQuant", "Trunc", "MultiThreshold"}
 SUPPORTED = {"Quant", "Conv", "Gemm", "BatchNormalization", "Mul", "Add", "MaxPool",
              "AveragePool", "Reshape", "Flatten"}
-
-
-def _attr(node, name: str, default=None):
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return helper.get_attribute_value(attribute)
-    return default
 
 
 def _where(node) -> str:
@@ -71,11 +64,11 @@ def _only_consumer(model, tensor: str, after) -> Any:
 
 
 def _is_qcfs(node) -> bool:
-    return node.op_type == "Quant" and not _attr(node, "signed", 1)
+    return node.op_type == "Quant" and not node_attr(node, "signed", 1)
 
 
 def _square(node, name: str, default: int) -> int:
-    values = _attr(node, name)
+    values = node_attr(node, name)
     if values is None:
         return default
     values = list(values)
@@ -111,20 +104,20 @@ class CheckSupported(Transformation):
             if node.op_type == "Quant":
                 self._check_quant(model, node)
             if node.op_type == "Conv":
-                if _attr(node, "group", 1) != 1:
+                if node_attr(node, "group", 1) != 1:
                     raise PascalError(f"{where}: grouped convolutions are not supported")
-                if set(_attr(node, "dilations", [1])) != {1}:
+                if set(node_attr(node, "dilations", [1])) != {1}:
                     raise PascalError(f"{where}: dilated convolutions are not supported")
                 _square(node, "kernel_shape", 1), _square(node, "strides", 1)
                 _square(node, "pads", 0)
             if node.op_type in ("MaxPool", "AveragePool"):
-                if _attr(node, "ceil_mode", 0) or set(_attr(node, "pads", [0])) != {0}:
+                if node_attr(node, "ceil_mode", 0) or set(node_attr(node, "pads", [0])) != {0}:
                     raise PascalError(f"{where}: pooling with padding or ceil mode is not "
                                       f"supported")
                 _square(node, "kernel_shape", 1), _square(node, "strides", 1)
-            if node.op_type == "Gemm" and (_attr(node, "transA", 0) or not _attr(node, "transB", 0)
-                                           or _attr(node, "alpha", 1.0) != 1.0
-                                           or _attr(node, "beta", 1.0) != 1.0):
+            if node.op_type == "Gemm" and (node_attr(node, "transA", 0) or not node_attr(node, "transB", 0)
+                                           or node_attr(node, "alpha", 1.0) != 1.0
+                                           or node_attr(node, "beta", 1.0) != 1.0):
                 raise PascalError(f"{where}: only Gemm with transB=1, alpha = beta = 1 is "
                                   f"supported")
         return model, False
@@ -136,14 +129,14 @@ class CheckSupported(Transformation):
             return  # a weight or bias quantizer: FoldWeightQuant checks it
         if not all(_is_const(model, name) for name in node.input[1:]):
             raise PascalError(f"{where}: scale, zero point and bit width must be constants")
-        if _attr(node, "signed", 1):
+        if node_attr(node, "signed", 1):
             raise PascalError(f"{where}: a signed activation quantizer (a residual block's add "
                               f"quantizer?); residual graphs are not supported yet")
         if np.any(_const(model, node.input[2]) != 0):
             raise PascalError(f"{where}: a nonzero zero point is not a QCFS activation")
         if node.input[0] == model.graph.input[0].name:
             return  # the pixel quantizer: ActivationsToThresholds checks it
-        mode = _attr(node, "rounding_mode", b"ROUND")
+        mode = node_attr(node, "rounding_mode", b"ROUND")
         mode = mode.decode() if isinstance(mode, bytes) else mode
         if mode.upper() != "HALF_UP":
             raise PascalError(f"{where}: rounding_mode {mode} is not a QCFS activation (QCFS "
@@ -175,10 +168,10 @@ def _run_quant(model, node) -> tuple[np.ndarray, np.ndarray, int]:
         raise PascalError(f"{_where(node)}: a nonzero zero point on weights is not supported")
     if bits.size != 1 or float(bits) != int(bits):
         raise PascalError(f"{_where(node)}: weight bit width {bits} is not an integer")
-    mode = _attr(node, "rounding_mode", b"ROUND")
+    mode = node_attr(node, "rounding_mode", b"ROUND")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     quantized = int_quant(value.astype(np.float32), scale.astype(np.float32), zero, bits,
-                          _attr(node, "signed", 1), _attr(node, "narrow", 0), mode)
+                          node_attr(node, "signed", 1), node_attr(node, "narrow", 0), mode)
     integers = np.asarray(quantized, dtype=np.float64) / scale
     rounded = np.rint(integers)
     if np.max(np.abs(integers - rounded), initial=0.0) > 1e-3:
@@ -460,7 +453,7 @@ class LowerToSpikingOps(Transformation):
                                           f"layer is not supported")
                     consumer.input[0] = alias
                 continue
-            if op == "MaxPool" or (op == "Conv" and _attr(node, "group", 1) > 1):
+            if op == "MaxPool" or (op == "Conv" and node_attr(node, "group", 1) > 1):
                 source = node.input[0]
                 kernel = _square(node, "kernel_shape", 1)
                 kind, op_type = ("pool", "SpikingMaxPool") if op == "MaxPool" else \
@@ -639,7 +632,3 @@ def pipeline() -> list[Step]:
             Step("fold_weight_quant", FoldWeightQuant()),
             Step("activations_to_thresholds", ActivationsToThresholds()),
             Step("lower_to_spiking_ops", LowerToSpikingOps())]
-
-
-def sort_graph(model):
-    return model.transform(SortGraph())

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import PascalError
+from ..snn.report import TIE_TOLERANCE, _distance_to_boundary
 from .build import load_build
 from .export import activation_quant_nodes
 from .transforms import layer_nodes, output_scale
 
-TIE_TOLERANCE = 1e-4  # in steps (lambda / L)
 BATCH = 250
 
 
@@ -103,9 +103,11 @@ class _Counter:
 
 
 def _near_boundary(pre: np.ndarray, levels: int) -> np.ndarray:
-    """|x - nearest rounding boundary k - 1/2 (k = 1..L)| <= TIE_TOLERANCE, x in steps."""
-    k = np.clip(np.floor(pre) + 0.5, 0.5, levels - 0.5)
-    return np.abs(pre - k) <= TIE_TOLERANCE
+    """Ties as the snn report defines them: ``pre`` (in steps) within TIE_TOLERANCE of a rounding
+    boundary k - 1/2, k = 1..L."""
+    import torch
+
+    return (_distance_to_boundary(torch.from_numpy(pre), 1.0, levels) <= TIE_TOLERANCE).numpy()
 
 
 def _qonnx_levels(model, ctx) -> list[tuple[str, np.ndarray, np.ndarray]]:

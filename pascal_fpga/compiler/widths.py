@@ -55,8 +55,3 @@ def unsigned_bits(high: int) -> int:
     """The fewest bits of an unsigned integer holding 0..high (at least 1)."""
     return max(1, int(high).bit_length())
 
-
-def weight_bits(weight: np.ndarray) -> int:
-    """Bits of a signed integer holding every weight."""
-    weight = np.asarray(weight)
-    return signed_bits(int(weight.min()), int(weight.max()))

@@ -73,12 +73,11 @@ class Accelerator:
                 raise PascalError("the pynq backend needs --bitfile (the bitstream built from "
                                   "BUILD_DIR/hls with Vivado)")
             if overlay is None:
-                try:
-                    import pynq  # noqa: F401
-                except ImportError as exc:
+                import importlib.util
+
+                if importlib.util.find_spec("pynq") is None:
                     raise PascalError("the pynq backend runs on a PYNQ board (the pynq package "
-                                      "is not installed here); use --backend cyclesim or csim")\
-                        from exc
+                                      "is not installed here); use --backend cyclesim or csim")
                 if not Path(bitfile).is_file():
                     raise PascalError(f"{bitfile}: no such bitstream")
             board = PynqAccelerator(self.design, bitfile=bitfile, overlay=overlay)
