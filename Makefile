@@ -15,10 +15,12 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/pascal-fpga demo
+	$(BIN)/pascal-fpga demo --force  # replaces only an earlier demo in runs/demo
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) runs/demo
+	rm -rf $(VENV)
+	# runs/demo only if it is the demo's own output (it carries the marker)
+	if [ -f runs/demo/.pascal-fpga ]; then rm -rf runs/demo; fi

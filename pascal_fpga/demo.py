@@ -41,7 +41,7 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
         raise PascalError(f"{spec_path}: the demo's spec is missing (run from a clone of the repo)")
     out = out.resolve()
     started = time.perf_counter()
-    with staged_folder(out) as staging:
+    with staged_folder(out, "demo") as staging:
         run_dir = staging / "run"
         print(f"[1/9] train {DEMO_SPEC} on {DEMO_DATASET}", flush=True)
         metrics = train(TrainConfig(spec=str(spec_path), dataset=DEMO_DATASET, out=str(run_dir),

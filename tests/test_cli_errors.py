@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from pascal_fpga.cli import main
+from pascal_fpga.staging import write_marker
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "models"
@@ -148,18 +149,20 @@ def test_negative_epochs(tmp_path, capsys):
 def test_train_refuses_existing_run(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
+    write_marker(out, "run")
     ckpt = out / "checkpoint.pt"
     ckpt.write_bytes(b"an earlier run")
     status, _, err = _run(capsys, "train", DIGITS_SPEC, "--dataset", "digits", "--out", out)
     assert status == 2
-    _assert_one_error_line(err, "train", str(out), "checkpoint.pt", "--resume")
+    _assert_one_error_line(err, "train", str(out), "already holds a run", "--resume")
     assert ckpt.read_bytes() == b"an earlier run"
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
+    assert sorted(p.name for p in out.iterdir()) == [".pascal-fpga", "checkpoint.pt"]
 
 
 def test_resume_with_unreadable_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
+    write_marker(out, "run")
     (out / "checkpoint.pt").write_bytes(b"\x00\x01garbage\xff" * 10)
     status, _, err = _run(capsys, "train", DIGITS_SPEC, "--dataset", "digits", "--out", out,
                           "--resume")

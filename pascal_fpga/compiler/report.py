@@ -142,7 +142,7 @@ def _plots(r: dict[str, Any], folder: Path) -> None:
 def write_report(build_dir: str | Path, report: dict[str, Any]) -> Path:
     """BUILD_DIR/report/, replaced whole."""
     folder = Path(build_dir) / "report"
-    with staged_folder(folder) as staging:
+    with staged_folder(folder, "hw-report") as staging:
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         (staging / "summary.md").write_text(_markdown(report))
         _plots(report, staging)

@@ -234,7 +234,7 @@ def plot_report(report: dict[str, Any], folder: Path) -> list[Path]:
 def write_report(run_dir: Path, report: dict[str, Any]) -> Path:
     """RUN_DIR/snn/ with report.json and the two plots, replaced as a whole."""
     out = Path(run_dir) / "snn"
-    with staged_folder(out) as staging:
+    with staged_folder(out, "snn-report") as staging:
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         plot_report(report, staging)
     return out

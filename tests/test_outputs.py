@@ -1,0 +1,269 @@
+"""Where commands write: no command deletes or replaces a folder it did not create, outputs move
+into place whole (also when several processes write the same folder), and Ctrl-C while the
+libraries import ends the command with status 130."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pascal_fpga.cli import main
+from pascal_fpga.compiler.export import export_run
+from pascal_fpga.errors import PascalError
+from pascal_fpga.staging import (MARKER, artefact_kind, check_output, staged_folder,
+                                 write_marker)
+
+from nets import ODD_SPECS, make_run
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A small calibrated run and its QONNX export."""
+    folder = tmp_path_factory.mktemp("outputs")
+    run = make_run(folder / "run", ODD_SPECS["dense_first"])
+    export_run(run, folder / "model.onnx")
+    return run, folder / "model.onnx"
+
+
+def _run(capsys, *argv) -> tuple[int, str]:
+    status = main([str(a) for a in argv])
+    return status, capsys.readouterr().err
+
+
+def _one_line(err: str, *needles: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_compile_out_dot_keeps_the_current_folder(exported, tmp_path, capsys, monkeypatch):
+    _, model = exported
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "keep.txt").write_text("mine")
+    monkeypatch.chdir(scratch)
+    for out in (".", "..", str(scratch)):
+        status, err = _run(capsys, "compile", model, "--out", out, "--force")
+        assert status == 2
+        _one_line(err, "refusing", "current folder")
+    assert (scratch / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in scratch.iterdir()) == ["keep.txt"]
+
+
+def test_compile_never_replaces_a_training_run(exported, tmp_path, capsys):
+    run, model = exported
+    before = _snapshot(run)
+    for extra in ([], ["--force"]):
+        status, err = _run(capsys, "compile", model, "--out", run, *extra)
+        assert status == 2
+        _one_line(err, str(run), "pascal-fpga run", "expected a build")
+    assert _snapshot(run) == before
+
+
+def test_compile_refuses_a_users_folder_and_the_inputs_folder(exported, tmp_path, capsys):
+    _, model = exported
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    status, err = _run(capsys, "compile", model, "--out", users, "--force")
+    assert status == 2
+    _one_line(err, "not a pascal-fpga folder")
+    assert (users / "notes.txt").read_text() == "mine"
+    status, err = _run(capsys, "compile", model, "--out", model.parent, "--force")
+    assert status == 2
+    _one_line(err, "holds the input")
+
+
+def test_replacing_a_build_needs_force(exported, tmp_path, capsys):
+    _, model = exported
+    out = tmp_path / "build"
+    assert _run(capsys, "compile", model, "--out", out)[0] == 0
+    assert artefact_kind(out) == "build"
+    assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
+    (out / "stale.txt").write_text("from before")
+    status, err = _run(capsys, "compile", model, "--out", out)
+    assert status == 2
+    _one_line(err, "already holds a build", "--force")
+    assert (out / "stale.txt").exists()
+    assert _run(capsys, "compile", model, "--out", out, "--force")[0] == 0
+    assert not (out / "stale.txt").exists() and (out / "build.json").is_file()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_out_that_is_a_file_or_under_a_file(exported, tmp_path, capsys):
+    _, model = exported
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    status, err = _run(capsys, "compile", model, "--out", a_file)
+    assert status == 2
+    _one_line(err, "is a file")
+    status, err = _run(capsys, "compile", model, "--out", a_file / "sub" / "build")
+    assert status == 2
+    _one_line(err, "lies under", "which is a file")
+    status, err = _run(capsys, "train", REPO / "models" / "digits-cnn.yaml", "--dataset",
+                       "digits", "--out", a_file / "run")
+    assert status == 2
+    _one_line(err, "lies under")
+    assert a_file.read_text() == "x"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_out_in_a_read_only_folder(exported, tmp_path, capsys):
+    _, model = exported
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        status, err = _run(capsys, "compile", model, "--out", locked / "build")
+        assert status == 2
+        _one_line(err, "not writable")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_train_and_adapt_keep_existing_folders(exported, tmp_path, capsys):
+    run, _ = exported
+    before = _snapshot(run)
+    spec = REPO / "models" / "digits-cnn.yaml"
+    status, err = _run(capsys, "train", spec, "--dataset", "digits", "--out", run)
+    assert status == 2
+    _one_line(err, "already holds a run", "--resume", "--force")
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    for argv in (["train", spec, "--dataset", "digits", "--out", users, "--force"],
+                 ["adapt", run, "--out", users, "--force"],
+                 ["adapt", run, "--out", run],
+                 ["demo", "--out", users, "--force"]):
+        status, err = _run(capsys, *argv)
+        assert status == 2, argv
+        _one_line(err, "refusing")
+    assert (users / "notes.txt").read_text() == "mine"
+    assert _snapshot(run) == before
+
+
+def test_train_force_replaces_only_its_own_run(tmp_path, capsys):
+    spec = REPO / "models" / "digits-cnn.yaml"
+    out = tmp_path / "run"
+    argv = ["train", spec, "--dataset", "digits", "--epochs", "0", "--out", out]
+    assert _run(capsys, *argv)[0] == 0
+    assert artefact_kind(out) == "run"
+    (out / "stale.txt").write_text("old")
+    status, err = _run(capsys, *argv, "--force", "--lr", "nan")  # a bad option deletes nothing
+    assert status == 2 and (out / "stale.txt").exists()
+    assert _run(capsys, *argv, "--force")[0] == 0
+    assert not (out / "stale.txt").exists() and (out / "checkpoint.pt").is_file()
+    # resuming from the run's own spec.yaml: the spec inside --out is no reason to refuse
+    assert _run(capsys, "train", out / "spec.yaml", "--dataset", "digits", "--epochs", "0",
+                "--out", out, "--resume")[0] == 0
+
+
+def test_export_replaces_a_file_only_with_force(exported, tmp_path, capsys):
+    run, _ = exported
+    target = tmp_path / "m.onnx"
+    target.write_text("someone's file")
+    status, err = _run(capsys, "export", run, "--out", target)
+    assert status == 2
+    _one_line(err, "exists", "--force")
+    assert target.read_text() == "someone's file"
+    status, err = _run(capsys, "export", run, "--out", tmp_path)
+    assert status == 2
+    _one_line(err, "is a folder")
+    assert _run(capsys, "export", run, "--out", target, "--force")[0] == 0
+    assert target.read_bytes()[:1] != b"s"
+
+
+def test_check_output_refuses_root_and_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    for target in ("/", tmp_path / "home", tmp_path):
+        with pytest.raises(PascalError, match="refusing"):
+            check_output(target, "build", force=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_build(out: str, tag: int, barrier) -> None:
+    barrier.wait()
+    with staged_folder(out, "build") as staging:
+        (staging / "build.json").write_text(str(tag))
+        (staging / "ir").mkdir()
+        (staging / f"from_{tag}").write_text("x")
+
+
+def test_concurrent_writers_of_one_folder_do_not_crash(tmp_path):
+    out = tmp_path / "build"
+    ctx = multiprocessing.get_context("fork")
+    count = 16
+    barrier = ctx.Barrier(count)
+    procs = [ctx.Process(target=_write_build, args=(str(out), i, barrier)) for i in range(count)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0] * count
+    names = sorted(p.name for p in out.iterdir())
+    assert len([n for n in names if n.startswith("from_")]) == 1
+    assert MARKER in names and artefact_kind(out) == "build"
+    assert [p.name for p in tmp_path.iterdir()] == ["build"]  # no staging or old copies left
+
+
+def test_a_folder_that_appears_meanwhile_is_not_replaced(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(PascalError, match="meanwhile"):
+        with staged_folder(out, "build") as staging:
+            (staging / "x").write_text("x")
+            out.mkdir()
+            (out / "users.txt").write_text("mine")
+    assert (out / "users.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_marker_kinds(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    assert artefact_kind(folder) is None
+    write_marker(folder, "demo")
+    assert artefact_kind(folder) == "demo"
+    (folder / MARKER).write_text("not json")
+    assert artefact_kind(folder) is None
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_libraries_import_exits_130(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    proc = subprocess.Popen([sys.executable, "-m", "pascal_fpga.cli", "eval", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=tmp_path)
+    # Interrupt once torch's libraries are mapped: the import of torch and Brevitas has begun
+    # (and takes seconds more).
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 60
+    while "libtorch" not in maps.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
