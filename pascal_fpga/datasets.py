@@ -267,13 +267,57 @@ def _find_cifar10_dir(data_dir: str | os.PathLike | None) -> pathlib.Path:
     raise _cifar10_missing(f"{directory} lacks {', '.join(missing)}")
 
 
+class _ForbiddenGlobal(pickle.UnpicklingError):
+    """A pickle names a Python object that a CIFAR-10 batch never holds."""
+
+
+def _cifar_globals() -> dict[tuple[str, str], object]:
+    """The only objects a CIFAR-10 batch may name: numpy's array and dtype reconstruction
+    (``numpy.core`` in files written by numpy 1, ``numpy._core`` by numpy 2; ``_frombuffer`` for
+    pickle protocol 5) and ``_codecs.encode``, which protocol 2 uses for bytes."""
+    import codecs
+
+    reconstruct = np.ndarray(0).__reduce__()[0]
+    frombuffer = np.zeros(1).__reduce_ex__(5)[0]
+    allowed: dict[tuple[str, str], object] = {("_codecs", "encode"): codecs.encode}
+    for package in ("numpy.core", "numpy._core"):
+        allowed[(f"{package}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{package}.numeric", "_frombuffer")] = frombuffer
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = np.dtype
+    return allowed
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, dicts, lists, numbers and bytes, and nothing else: any other object
+    a file names is refused before it is looked up, so a crafted batch cannot run code."""
+
+    _allowed = _cifar_globals()
+
+    def find_class(self, module: str, name: str) -> object:
+        found = self._allowed.get((module, name))
+        if found is None:
+            text = f"{module}.{name}"
+            printable = text.isascii() and text.isprintable() and len(text) <= 100
+            raise _ForbiddenGlobal(text if printable else ascii(text)[:100])
+        return found
+
+    def persistent_load(self, pid: object) -> object:
+        raise _ForbiddenGlobal("a persistent id")
+
+
 def _read_cifar_batch(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
-    # The batches are pickles, as distributed; only load folders you trust.
+    # The batches are pickles, as distributed. They are read by an unpickler that builds only numpy
+    # arrays and plain data, so a crafted file is refused rather than run.
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+    except _ForbiddenGlobal as exc:
+        raise PascalError(f"malformed CIFAR-10 batch {path}: {exc} not allowed (a batch holds "
+                          f"only numpy arrays, lists, numbers and bytes)") from None
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise PascalError(f"malformed CIFAR-10 batch {path}: cannot unpickle ({exc})") from None
+        detail = " ".join(str(exc).split())
+        raise PascalError(f"malformed CIFAR-10 batch {path}: cannot unpickle ({detail})") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise PascalError(f"malformed CIFAR-10 batch {path}: not a dict with b'data' and b'labels'")
     data = np.asarray(batch[b"data"])

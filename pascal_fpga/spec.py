@@ -15,11 +15,18 @@ from typing import Any
 import yaml
 
 from .errors import PascalError
+from .names import check_name
 
 LAYER_TYPES = ("conv", "linear", "maxpool", "avgpool", "flatten", "block")
 WEIGHT_BITS_RANGE = (2, 16)
 INPUT_BITS_RANGE = (1, 16)
 LEVELS_MAX = 256
+# Size bounds: a spec is a file a user hands us, and a network is built from it in memory.
+CHANNELS_MAX = 8192      # channels of a conv/block/the input, features of a hidden linear
+INPUT_SIZE_MAX = 4096    # input height and width
+KERNEL_MAX = 31          # kernel (and stride) of a conv or pooling layer
+CLASSES_MAX = 100_000    # classes, and so the features of the classifier
+WEIGHTS_MAX = 64 * 2 ** 20  # weights summed over all layers (about 67M)
 
 # The fields each layer type accepts; a value of REQUIRED has no default.
 REQUIRED = object()
@@ -165,6 +172,10 @@ def _int_range_check(name: str, value: int, where: str) -> int:
         return _int_field(value, where, name, 2, 16)
     if name == "padding":
         return _int_field(value, where, name, 0)
+    if name in ("channels", "features"):
+        return _int_field(value, where, name, 1, CHANNELS_MAX)
+    if name in ("kernel", "stride"):
+        return _int_field(value, where, name, 1, KERNEL_MAX)
     return _int_field(value, where, name, 1)
 
 
@@ -180,9 +191,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
     for key in ("name", "input", "classes", "layers"):
         if key not in raw:
             raise PascalError(f"{source}: missing top-level field '{key}'")
-    name = raw["name"]
-    if not isinstance(name, str) or not name:
-        raise PascalError(f"{source}: field 'name' must be a non-empty string")
+    name = check_name(raw["name"], f"{source}: field 'name'")
 
     inp = raw["input"]
     if not isinstance(inp, dict):
@@ -194,12 +203,12 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
         if key not in inp:
             raise PascalError(f"{source}: input: missing field '{key}'")
     input_spec = InputSpec(
-        channels=_int_field(inp["channels"], f"{source}: input", "channels", 1),
-        height=_int_field(inp["height"], f"{source}: input", "height", 1),
-        width=_int_field(inp["width"], f"{source}: input", "width", 1),
+        channels=_int_field(inp["channels"], f"{source}: input", "channels", 1, CHANNELS_MAX),
+        height=_int_field(inp["height"], f"{source}: input", "height", 1, INPUT_SIZE_MAX),
+        width=_int_field(inp["width"], f"{source}: input", "width", 1, INPUT_SIZE_MAX),
         bits=_int_field(inp["bits"], f"{source}: input", "bits", *INPUT_BITS_RANGE),
     )
-    classes = _int_field(raw["classes"], source, "classes", 2)
+    classes = _int_field(raw["classes"], source, "classes", 2, CLASSES_MAX)
     weight_bits = _int_range_check("weight_bits", raw.get("weight_bits", 4), source)
     levels = _int_range_check("levels", raw.get("levels", 4), source)
 
@@ -209,6 +218,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
 
     shape: tuple[int, ...] = (input_spec.channels, input_spec.height, input_spec.width)
     layers: list[LayerSpec] = []
+    weights = 0
     for index, entry in enumerate(layers_raw):
         where = f"{source}: layer {index}"
         if not isinstance(entry, dict):
@@ -232,6 +242,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
                 if not isinstance(val, bool):
                     raise PascalError(f"{where}: field 'batchnorm' must be true or false, got {val!r}")
                 values[key] = val
+            elif key == "features" and index == len(layers_raw) - 1:
+                # the classifier: its features must equal classes, which has its own bound
+                values[key] = _int_field(val, where, key, 1, CLASSES_MAX)
             elif key in _INT_FIELDS:
                 values[key] = _int_range_check(key, val, where)
         for key, default in fields.items():
@@ -247,6 +260,12 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
         if kind in ("maxpool", "avgpool") and values["stride"] is None:
             values["stride"] = values["kernel"]
         out_shape = _out_shape(kind, values, shape, where)
+        if kind in ("conv", "linear", "block"):
+            weights += _weight_count(kind, values, shape)
+            if weights > WEIGHTS_MAX:
+                field = "features" if kind == "linear" else "channels"
+                raise PascalError(f"{where}: field '{field}': the layers up to this one have "
+                                  f"{weights} weights, more than the {WEIGHTS_MAX} a spec may have")
         layers.append(LayerSpec(index=index, type=kind, in_shape=shape, out_shape=out_shape,
                                 **values))
         shape = out_shape
@@ -263,6 +282,19 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
     layers[-1] = dataclasses.replace(last, levels=None, batchnorm=False)
     return ModelSpec(name=name, input=input_spec, classes=classes, weight_bits=weight_bits,
                      levels=levels, layers=tuple(layers), source=source)
+
+
+def _weight_count(kind: str, values: dict[str, Any], shape: tuple[int, ...]) -> int:
+    """The number of weights of a conv, linear or block layer on an input of ``shape``."""
+    if kind == "linear":
+        return values["features"] * math.prod(shape)
+    in_channels, out_channels = shape[0], values["channels"]
+    if kind == "conv":
+        return out_channels * in_channels * values["kernel"] ** 2
+    # block: two 3x3 convs, plus a 1x1 shortcut conv when the shape changes
+    shortcut = in_channels * out_channels if values["stride"] != 1 or in_channels != out_channels \
+        else 0
+    return out_channels * in_channels * 9 + out_channels * out_channels * 9 + shortcut
 
 
 def _out_shape(kind: str, values: dict[str, Any], shape: tuple[int, ...],

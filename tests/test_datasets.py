@@ -323,6 +323,63 @@ def test_cifar_malformed_batch(tmp_path, content, words):
 
 
 
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_cifar_batch_in_every_pickle_protocol(tmp_path, protocol):
+    written = write_cifar(tmp_path)
+    images = cifar_images(3, 9)
+    record = {b"batch_label": b"testing batch 1 of 1", b"labels": [4, 0, 9],
+              b"data": images.reshape(3, 3072), b"filenames": [b"a.png", b"b.png", b"c.png"]}
+    (tmp_path / "test_batch").write_bytes(pickle.dumps(record, protocol=protocol))
+    ds = load_dataset("cifar10", data_dir=tmp_path)
+    np.testing.assert_array_equal(ds.test_images, images)
+    assert ds.test_labels.tolist() == [4, 0, 9]
+    np.testing.assert_array_equal(ds.train_images[:4], written["data_batch_1"][0])
+
+
+class _CreatesMarker:
+    """Unpickling this object opens (creates) ``marker``: a stand-in for arbitrary code."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+class _Evaluates:
+    def __reduce__(self):
+        return (eval, ("1 + 1",))
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.DEFAULT_PROTOCOL, pickle.HIGHEST_PROTOCOL])
+def test_cifar_crafted_batch_does_not_run_code(tmp_path, protocol):
+    write_cifar(tmp_path)
+    marker = tmp_path / "marker"
+    payload = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [_CreatesMarker(marker)]}
+    (tmp_path / "data_batch_4").write_bytes(pickle.dumps(payload, protocol=protocol))
+    with pytest.raises(PascalError) as err:
+        load_dataset("cifar10", data_dir=tmp_path)
+    assert not marker.exists()
+    msg = str(err.value)
+    assert msg.startswith(f"malformed CIFAR-10 batch {tmp_path / 'data_batch_4'}: ")
+    assert "open not allowed" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("obj, shown", [
+    (_Evaluates(), "eval not allowed"),
+    (np.int64(3), "numpy"),  # a numpy scalar is not part of the format either
+    (np.load, "numpy"),
+])
+def test_cifar_batch_naming_other_objects(tmp_path, obj, shown):
+    write_cifar(tmp_path)
+    payload = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0], b"extra": obj}
+    (tmp_path / "test_batch").write_bytes(pickle.dumps(payload, protocol=2))
+    with pytest.raises(PascalError) as err:
+        load_dataset("cifar10", data_dir=tmp_path)
+    msg = str(err.value)
+    assert str(tmp_path / "test_batch") in msg and shown in msg and "not allowed" in msg
+
+
 def test_unknown_name():
     with pytest.raises(PascalError) as err:
         load_dataset("mnist")

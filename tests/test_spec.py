@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 from pathlib import Path
 
@@ -448,6 +449,44 @@ BAD_SPECS = [
     ("classes-1", _with_top(classes=1), None, "'classes'"),
     ("classes-str", _with_top(classes="10"), None, "'classes'"),
     ("name-empty", _with_top(name=""), None, "'name'"),
+    ("name-space", _with_top(name="my net"), None, "'name'"),
+    ("name-path", _with_top(name="../etc"), None, "'name'"),
+    ("name-newline", _with_top(name="net\nrm -rf"), None, "'name'"),
+    ("name-quote", _with_top(name='a"b'), None, "'name'"),
+    ("name-dollar", _with_top(name="a$(b)"), None, "'name'"),
+    ("name-int", _with_top(name=7), None, "'name'"),
+    ("name-65-chars", _with_top(name="a" * 65), None, "'name'"),
+    # size bounds
+    ("channels-8193", _with_layer(2, {**_CONV2, "channels": 8193}), 2, "'channels'"),
+    ("channels-million", _with_layer(0, {"type": "conv", "channels": 1000000, "kernel": 3}), 0,
+     "'channels'"),
+    ("block-channels-8193", _with_layer(2, {"type": "block", "channels": 8193}), 2,
+     "'channels'"),
+    ("features-8193", _with_layer(4, {"type": "linear", "features": 8193}), 4, "'features'"),
+    ("classifier-features-100001", _spec([{"type": "linear", "features": 100001}],
+                                         classes=100000), 0, "'features'"),
+    ("kernel-32", _spec([{"type": "conv", "channels": 4, "kernel": 32},
+                         {"type": "linear", "features": 10}], height=64, width=64), 0,
+     "'kernel'"),
+    ("pool-kernel-32", _spec([{"type": "maxpool", "kernel": 32},
+                              {"type": "linear", "features": 10}], height=64, width=64), 0,
+     "'kernel'"),
+    ("stride-32", _with_layer(2, {**_CONV2, "stride": 32}), 2, "'stride'"),
+    ("input-height-4097", _with_input(height=4097), None, "'height'"),
+    ("input-width-4097", _with_input(width=4097), None, "'width'"),
+    ("input-channels-8193", _with_input(channels=8193), None, "'channels'"),
+    ("classes-100001", _with_top(classes=100001), None, "'classes'"),
+    ("weights-over-budget", _spec([{"type": "conv", "channels": 8192, "kernel": 3, "padding": 1},
+                                   {"type": "linear", "features": 200},
+                                   {"type": "linear", "features": 10}]), 1, "'features'"),
+    ("weights-over-budget-conv", _spec([{"type": "conv", "channels": 8192, "kernel": 3},
+                                        {"type": "conv", "channels": 8192, "kernel": 3},
+                                        {"type": "linear", "features": 10}], height=16, width=16),
+     1, "'channels'"),
+    ("weights-over-budget-block", _spec([{"type": "conv", "channels": 1024, "kernel": 1},
+                                         {"type": "block", "channels": 1024},
+                                         {"type": "block", "channels": 2048},
+                                         {"type": "linear", "features": 10}]), 2, "'channels'"),
     ("layers-empty", _with_top(layers=[]), None, "'layers'"),
     ("layers-mapping", _with_top(layers={"type": "linear"}), None, "'layers'"),
     ("unknown-top-field", _with_top(optimizer="adam"), None, "'optimizer'"),
@@ -487,6 +526,57 @@ def test_bad_spec(tmp_path, content, layer, needle):
     else:
         found = re.findall(r"layer (\d+)", rest)
         assert found and int(found[0]) == layer, msg
+
+
+def test_size_bounds_are_inclusive():
+    spec = parse_spec(_spec([{"type": "conv", "channels": 8, "kernel": 31, "stride": 31},
+                             {"type": "linear", "features": 10}],
+                            height=31, width=4096, channels=8192))
+    assert spec.layers[0].out_shape == (8, 1, 132)
+    spec = parse_spec(_spec([{"type": "conv", "channels": 8192, "kernel": 31},
+                             {"type": "linear", "features": 10}], height=31, width=31))
+    assert spec.layers[0].out_shape == (8192, 1, 1)
+    spec = parse_spec(_spec([{"type": "conv", "channels": 1, "kernel": 31, "stride": 31},
+                             {"type": "maxpool", "kernel": 31},
+                             {"type": "linear", "features": 10}], height=4096, width=4096))
+    assert spec.layers[1].out_shape == (1, 4, 4)
+    # the classifier's features are bounded by classes (100000), hidden ones by 8192
+    assert parse_spec(_spec([{"type": "linear", "features": 100000}],
+                            classes=100000)).classifier.features == 100000
+    with pytest.raises(PascalError, match=r"layer 0 \(linear\): field 'features' must be "
+                                          r"1\.\.8192, got 8193"):
+        parse_spec(_spec([{"type": "linear", "features": 8193},
+                          {"type": "linear", "features": 10}]))
+
+
+def _linear_weights(features: int) -> dict:
+    """8192 inputs, a hidden linear of ``features``, a 2-class classifier: features * 8194
+    weights."""
+    return _spec([{"type": "linear", "features": features}, {"type": "linear", "features": 2}],
+                 channels=8192, height=1, width=1, classes=2)
+
+
+def test_weight_budget_is_exact():
+    assert 8190 * (8192 + 2) == 2 ** 26 - 4
+    assert len(parse_spec(_linear_weights(8190)).layers) == 2  # 2^26 - 4 weights
+    with pytest.raises(PascalError) as info:
+        parse_spec(_linear_weights(8191), "big.yaml")  # 2^26 + 8190 weights
+    msg = str(info.value)
+    assert msg.startswith("big.yaml: layer 1 (linear): field 'features': ")
+    assert f"{8191 * 8194} weights" in msg and f"{2 ** 26}" in msg
+
+
+def test_shipped_specs_are_within_the_bounds():
+    # every shipped spec loads, names pass the name check, and the weights are far from the budget
+    for path in SHIPPED:
+        spec = load_spec(path)
+        weights = 0
+        for layer in spec.layers:
+            if layer.type == "conv":
+                weights += layer.channels * layer.in_shape[0] * layer.kernel ** 2
+            elif layer.type == "linear":
+                weights += layer.features * math.prod(layer.in_shape)
+        assert weights < 2 ** 26, path
 
 
 def test_bad_spec_reports_first_bad_layer(tmp_path):

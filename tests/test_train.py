@@ -34,6 +34,8 @@ def test_epochs_zero_calibrates_an_untrained_network(tmp_path):
     run = tmp_path / "run"
     assert {"spec.yaml", "checkpoint.pt", "metrics.json"} <= {p.name for p in run.iterdir()}
     assert metrics["epochs"] == 0 and metrics["history"] == []
+    state = torch.load(run / "checkpoint.pt", weights_only=True)  # tensors and plain data only
+    assert state["epoch"] == 0 and state["history"] == [] and state["config"]["epochs"] == 0
     _, net, _ = load_run(run)
     lambdas = [float(lambda_parameter(a).detach()) for a in net.qcfs_activations()]
     assert len(lambdas) == 3
@@ -62,11 +64,11 @@ def test_training_writes_the_run_directory(tmp_path):
 def test_seeded_runs_repeat_exactly(tmp_path):
     train(_config(tmp_path, "a"), progress=False)
     train(_config(tmp_path, "b"), progress=False)
-    state_a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
-    state_b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    state_a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
+    state_b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
     assert _same_state(state_a, state_b)
     train(_config(tmp_path, "c", seed=4), progress=False)
-    state_c = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=False)["model"]
+    state_c = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)["model"]
     assert not _same_state(state_a, state_c)
 
 
@@ -83,12 +85,12 @@ def test_resume_after_an_interruption_repeats_the_uninterrupted_run(tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         train(_config(tmp_path, "cut", epochs=2), progress=False)
     monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
-    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["epoch"] == 1
     assert not (tmp_path / "cut" / "metrics.json").exists()
 
     metrics = train(_config(tmp_path, "cut", epochs=2, resume=True), progress=False)
-    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)
-    resumed = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
     assert resumed["epoch"] == 2 and len(metrics["history"]) == 2
     assert _same_state(whole["model"], resumed["model"])
 

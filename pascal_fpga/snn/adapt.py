@@ -23,6 +23,7 @@ layer's L halves its claim on the next one. Deterministic, no training in the lo
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from torch import Tensor
 
 from ..errors import PascalError
 from ..model.network import QCFSNet
+from ..spec import LEVELS_MAX
 from ..staging import staged_folder
 
 BINS = 5
@@ -120,27 +122,47 @@ def _per_spec_layer(spec, metrics: list[dict[str, Any]]) -> list[dict[str, Any]]
     return grouped
 
 
-def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
-              budget: float = DEFAULT_BUDGET, candidates: tuple[int, ...] = CANDIDATES,
-              calibration_images: int = 2000, lr: float = 5e-4, batch_size: int = 128,
-              seed: int = 0, progress: bool = False) -> dict[str, Any]:
-    """Phase two of AL training: metrics on the trained run, L per layer, fine-tuning.
-
-    Writes a new run directory ``out`` (the adapted spec, checkpoint, metrics) plus adapt.json.
-    """
-    from ..train.trainer import (TrainConfig, evaluate, images_to_tensor, load_run, run_dataset,
-                                 train)
-
-    run_dir, out = Path(run_dir), Path(out)
-    spec, net, metrics = load_run(run_dir)
-    if (out / "checkpoint.pt").exists():
-        raise PascalError(f"{out}: already holds a run; choose another --out")
+def check_adapt_args(epochs: int, budget: float, candidates: tuple[int, ...],
+                     calibration_images: int, lr: float) -> None:
+    """The options of ``adapt``, checked before any work (one line naming the option)."""
+    if calibration_images < 1:
+        raise PascalError(f"--calibration must be >= 1 image, got {calibration_images}")
     if epochs < 0:
         raise PascalError(f"--epochs must be >= 0, got {epochs}")
+    if not math.isfinite(lr) or lr <= 0:
+        raise PascalError(f"--lr must be a finite number > 0, got {lr}")
+    if not candidates or any(isinstance(c, bool) or not isinstance(c, int)
+                             or not 1 <= c <= LEVELS_MAX for c in candidates):
+        raise PascalError(f"--candidates must be level counts 1..{LEVELS_MAX}, got "
+                          f"{','.join(map(str, candidates)) or 'none'}")
+    if not math.isfinite(budget) or budget < 1:
+        raise PascalError(f"--budget must be a finite mean L >= 1, got {budget}")
     if budget < min(candidates):
         raise PascalError(f"--budget {budget} is below the smallest candidate level count "
                           f"{min(candidates)}")
+
+
+def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
+              budget: float = DEFAULT_BUDGET, candidates: tuple[int, ...] = CANDIDATES,
+              calibration_images: int = 2000, lr: float = 5e-4, batch_size: int = 128,
+              seed: int = 0, progress: bool = False, replace: bool = False) -> dict[str, Any]:
+    """Phase two of AL training: metrics on the trained run, L per layer, fine-tuning.
+
+    Writes a new run directory ``out`` (the adapted spec, checkpoint, metrics) plus adapt.json;
+    an earlier run in ``out`` is replaced only with ``replace`` (``--force``).
+    """
+    from ..train.trainer import (TrainConfig, check_batch_fits, check_training_args, evaluate,
+                                 images_to_tensor, load_run, run_dataset, train)
+
+    check_adapt_args(epochs, budget, candidates, calibration_images, lr)
+    check_training_args(epochs, batch_size, lr, seed=seed)
+    run_dir, out = Path(run_dir), Path(out)
+    spec, net, metrics = load_run(run_dir)
+    if (out / "checkpoint.pt").exists() and not replace:
+        raise PascalError(f"{out}: already holds a run; pass --force to replace it, or choose "
+                          f"another --out")
     data = run_dataset(run_dir, spec, metrics)
+    check_batch_fits(batch_size, data)
     calib = images_to_tensor(data.train_images[:calibration_images])
     test_x = images_to_tensor(data.test_images)
     test_y = torch.from_numpy(data.test_labels)
@@ -151,7 +173,7 @@ def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
     adapted = spec.with_levels(after)
     accuracy_before, _ = evaluate(net, test_x, test_y)
 
-    with staged_folder(out) as staging:
+    with staged_folder(out, "run", replace=replace) as staging:
         adapted.dump(staging / "spec.yaml")
         switched = QCFSNet(adapted)
         switched.load_state_dict(net.state_dict())

@@ -13,6 +13,8 @@ import dataclasses
 import json
 import math
 import os
+import pickle
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +29,13 @@ from ..datasets import Dataset, load_dataset
 from ..errors import PascalError
 from ..model.network import QCFSNet, lambda_parameter
 from ..spec import ModelSpec, load_spec, parse_spec
+from ..staging import write_marker
 from .calibrate import calibrate
 
 CALIBRATION_BATCHES = 4
 EVAL_BATCH = 500
+MAX_EPOCHS = 100_000
+MAX_SEED = 2 ** 32 - 1
 
 
 @dataclass
@@ -122,16 +127,104 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint; an unreadable file is a PascalError naming it."""
+    """Read a checkpoint; an unreadable, unsafe or damaged file is a PascalError naming it.
+
+    Only tensors and plain data are unpickled (``weights_only=True``): a file that names any other
+    Python object is refused before that object is built. The model's tensors must be finite.
+    """
     if not path.is_file():
         raise PascalError(f"{path}: no checkpoint here (train first, or check the run directory)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]{1,100})", str(exc))
+        if found is None:
+            raise PascalError(f"{path}: unreadable checkpoint (not a torch.save file of tensors "
+                              f"and plain data)") from exc
+        raise PascalError(f"{path}: refused: the checkpoint names the Python object "
+                          f"{found.group(1)}; only tensors and plain data are loaded") from exc
     except Exception as exc:  # torch raises many types for corrupt files
         raise PascalError(f"{path}: unreadable checkpoint ({type(exc).__name__})") from exc
     if not isinstance(state, dict) or "model" not in state or "spec" not in state:
         raise PascalError(f"{path}: not a pascal-fpga checkpoint (no model or spec in it)")
+    check_model_state(state["model"], path)
     return state
+
+
+def check_model_state(model_state: Any, path: Path) -> None:
+    """Every entry of a checkpoint's model state must be a tensor of finite values."""
+    if not isinstance(model_state, dict):
+        raise PascalError(f"{path}: field 'model' is a {type(model_state).__name__}, "
+                          f"not a mapping of parameter names to tensors")
+    for name, value in model_state.items():
+        if not isinstance(value, Tensor):
+            raise PascalError(f"{path}: parameter {str(name)!r} is a {type(value).__name__}, "
+                              f"not a tensor")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise PascalError(f"{path}: parameter {name!r} has NaN or infinite values")
+
+
+def check_training_args(epochs: int, batch_size: int, lr: float, weight_decay: float = 0.0,
+                        seed: int = 0) -> None:
+    """The numeric training options, checked before any work (one line naming the option)."""
+    if epochs < 0 or epochs > MAX_EPOCHS:
+        raise PascalError(f"--epochs must be 0..{MAX_EPOCHS}, got {epochs}")
+    if batch_size < 1:
+        raise PascalError(f"--batch-size must be >= 1, got {batch_size}")
+    if not math.isfinite(lr) or lr <= 0:
+        raise PascalError(f"--lr must be a finite number > 0, got {lr}")
+    if not math.isfinite(weight_decay) or weight_decay < 0:
+        raise PascalError(f"--weight-decay must be a finite number >= 0, got {weight_decay}")
+    if seed < 0 or seed > MAX_SEED:
+        raise PascalError(f"--seed must be 0..{MAX_SEED}, got {seed}")
+
+
+def check_batch_fits(batch_size: int, data: Dataset) -> None:
+    """A batch may not be larger than the training set (an epoch would have no step)."""
+    if batch_size > len(data.train_images):
+        raise PascalError(f"--batch-size {batch_size} is larger than the "
+                          f"{len(data.train_images)} training images of {data.name}")
+
+
+def _run_spec(run_dir: Path, state: dict[str, Any]) -> ModelSpec:
+    """The spec of a run: its spec.yaml, which must equal the spec inside its checkpoint.pt (a
+    checkpoint copied in from another run is refused); the checkpoint's alone if spec.yaml is gone.
+    """
+    ckpt_path = run_dir / "checkpoint.pt"
+    stored = parse_spec(state["spec"], f"{ckpt_path} (its spec)")
+    spec_path = run_dir / "spec.yaml"
+    if not spec_path.exists():
+        return stored
+    spec = load_spec(spec_path)
+    if spec.to_dict() != stored.to_dict():
+        raise PascalError(f"{spec_path} and {ckpt_path} hold different specs (was the checkpoint "
+                          f"copied from another run?)")
+    return spec
+
+
+def _resume_state(state: dict[str, Any], path: Path) -> tuple[list, int, float]:
+    """(history, epoch, train seconds) of a checkpoint to resume; a PascalError if mistyped."""
+    history, epoch, seconds = state.get("history"), state.get("epoch"), state.get("train_seconds")
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise PascalError(f"{path}: field 'history' must be a list of per-epoch records")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise PascalError(f"{path}: field 'epoch' must be an integer >= 0, got {epoch!r}")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+            or not math.isfinite(seconds):
+        raise PascalError(f"{path}: field 'train_seconds' must be a number, got {seconds!r}")
+    return history, epoch, float(seconds)
+
+
+def _checkpoint_config(state: dict[str, Any], path: Path) -> dict[str, Any]:
+    config = state.get("config", {})
+    if not isinstance(config, dict):
+        raise PascalError(f"{path}: field 'config' must be a mapping, got a "
+                          f"{type(config).__name__}")
+    for key in ("dataset", "data_dir"):
+        if config.get(key) is not None and not isinstance(config[key], str):
+            raise PascalError(f"{path}: field 'config': {key!r} must be a string, got a "
+                              f"{type(config[key]).__name__}")
+    return config
 
 
 def _optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -147,30 +240,55 @@ def _lr_at(step: int, total: int, base: float) -> float:
     return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
+def _check_resume(config: TrainConfig, state: dict[str, Any], spec: ModelSpec,
+                  ckpt_path: Path) -> None:
+    """--resume continues the run in --out as it was: same spec, data set and network kind, and
+    at least as many epochs as it already has."""
+    run_spec_path = ckpt_path.with_name("spec.yaml")
+    given = load_spec(config.spec)
+    if given.to_dict() != spec.to_dict():
+        raise PascalError(f"{config.spec} differs from the spec of the run being resumed "
+                          f"({run_spec_path}); --resume continues that run with its own spec")
+    stored = _checkpoint_config(state, ckpt_path)
+    if stored.get("dataset") is not None and stored["dataset"] != config.dataset:
+        raise PascalError(f"--dataset {config.dataset}: the run in {ckpt_path.parent} was trained "
+                          f"on {stored['dataset']} ({ckpt_path})")
+    if bool(state.get("quantized", True)) != config.quantized:
+        kind = "quantized QCFS" if state.get("quantized", True) else "float (--float)"
+        raise PascalError(f"{ckpt_path}: the run is a {kind} network; resume it "
+                          f"{'without' if kind.startswith('q') else 'with'} --float")
+    _, epoch, _ = _resume_state(state, ckpt_path)
+    if config.epochs < epoch:
+        raise PascalError(f"{ckpt_path}: the run has {epoch} epochs; --epochs must be >= "
+                          f"{epoch}, got {config.epochs}")
+
+
 def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or calibrate, with epochs = 0) and write the run directory; returns the metrics.
 
     Deterministic for a given seed on one machine: the shuffling of each epoch comes from a
     generator seeded with (seed, epoch), so a resumed run repeats an uninterrupted one exactly.
     """
+    check_training_args(config.epochs, config.batch_size, config.lr, config.weight_decay,
+                        config.seed)
+    if config.batch_size < config.world_size:
+        raise PascalError(f"--batch-size {config.batch_size} is smaller than the "
+                          f"{config.world_size} processes")
     out = Path(config.out)
     ckpt_path = out / "checkpoint.pt"
     if config.resume:
         state = load_checkpoint(ckpt_path)
-        spec = parse_spec(state["spec"], str(out / "spec.yaml"))
+        spec = _run_spec(out, state)
+        _check_resume(config, state, spec, ckpt_path)
     else:
         spec = load_spec(config.spec)
         if (out / "checkpoint.pt").exists():
             raise PascalError(f"{out}: already holds a run (checkpoint.pt); use --resume to "
                               f"continue it or choose another --out")
         state = None
-    if config.epochs < 0:
-        raise PascalError(f"--epochs must be >= 0, got {config.epochs}")
-    if config.batch_size < config.world_size:
-        raise PascalError(f"--batch-size {config.batch_size} is smaller than the "
-                          f"{config.world_size} processes")
     data = load_dataset(config.dataset, config.data_dir)
     check_dataset_fits(spec, data)
+    check_batch_fits(config.batch_size, data)
 
     torch.manual_seed(config.seed)
     net = QCFSNet(spec, quantized=config.quantized)
@@ -182,14 +300,19 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     start_epoch = 0
     train_seconds = 0.0
     if state is not None:
-        net.load_state_dict(state["model"])
+        try:
+            net.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise PascalError(f"{ckpt_path}: its weights do not fit its spec") from exc
         # After load_state_dict: Brevitas' scaling modules replace their lambda Parameter objects
         # when loading, so an optimizer made before would update stale copies.
         optimizer = _optimizer(net, config)
-        optimizer.load_state_dict(state["optimizer"])
-        history = state["history"]
-        start_epoch = state["epoch"]
-        train_seconds = state["train_seconds"]
+        try:
+            optimizer.load_state_dict(state.get("optimizer"))
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise PascalError(f"{ckpt_path}: its optimizer state does not fit the network") \
+                from exc
+        history, start_epoch, train_seconds = _resume_state(state, ckpt_path)
     elif config.init_from is not None:
         init = load_checkpoint(Path(config.init_from))
         try:
@@ -207,6 +330,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     is_main = config.rank == 0
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        write_marker(out, "run")
         spec.dump(out / "spec.yaml")
     model: nn.Module = net
     if config.world_size > 1:
@@ -303,19 +427,37 @@ def load_run(run_dir: str | Path) -> tuple[ModelSpec, QCFSNet, dict[str, Any]]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PascalError(f"{run_dir}: no such run directory")
-    state = load_checkpoint(run_dir / "checkpoint.pt")
-    spec = parse_spec(state["spec"], str(run_dir / "spec.yaml"))
-    net = QCFSNet(spec, quantized=state.get("quantized", True))
+    ckpt_path = run_dir / "checkpoint.pt"
+    state = load_checkpoint(ckpt_path)
+    spec = _run_spec(run_dir, state)
+    config = _checkpoint_config(state, ckpt_path)
+    net = QCFSNet(spec, quantized=bool(state.get("quantized", True)))
     try:
         net.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise PascalError(f"{run_dir / 'checkpoint.pt'}: its weights do not fit its spec") from exc
+        raise PascalError(f"{ckpt_path}: its weights do not fit its spec") from exc
     net.eval()
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    metrics.setdefault("dataset", state.get("config", {}).get("dataset"))
-    metrics.setdefault("data_dir", state.get("config", {}).get("data_dir"))
+    metrics = _read_metrics(run_dir / "metrics.json")
+    metrics.setdefault("dataset", config.get("dataset"))
+    metrics.setdefault("data_dir", config.get("data_dir"))
     return spec, net, metrics
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    """A run's metrics.json ({} when absent); anything but a JSON object is a PascalError."""
+    if not path.is_file():
+        return {}
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PascalError(f"{path}: not a readable JSON file ({type(exc).__name__})") from exc
+    if not isinstance(metrics, dict):
+        raise PascalError(f"{path}: must hold a JSON object, got a {type(metrics).__name__}")
+    for key in ("dataset", "data_dir"):
+        if metrics.get(key) is not None and not isinstance(metrics[key], str):
+            raise PascalError(f"{path}: field {key!r} must be a string, got a "
+                              f"{type(metrics[key]).__name__}")
+    return metrics
 
 
 def run_dataset(run_dir: str | Path, spec: ModelSpec, metrics: dict[str, Any],
