@@ -48,6 +48,8 @@ def _add_train(sub) -> None:
                    help="train the float ReLU twin instead (a baseline)")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run already in --out (only a pascal-fpga run is replaced)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
@@ -75,6 +77,8 @@ def _add_adapt(sub) -> None:
                        help="Adaptive Layerwise levels: choose L per layer, fine-tune")
     p.add_argument("run_dir")
     p.add_argument("--out", required=True, help="the new run directory")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run already in --out (only a pascal-fpga run is replaced)")
     p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     p.add_argument("--budget", type=float, default=3.0, help="largest mean L (default 3)")
     p.add_argument("--candidates", default="1,2,4,8", help="level counts to choose from")
@@ -89,18 +93,24 @@ def _add_export(sub) -> None:
                        help="export a trained run to QONNX (QCFS quantizers made exact)")
     p.add_argument("run_dir")
     p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--force", action="store_true", help="replace the file --out if it exists")
     p.add_argument("--json", action="store_true")
 
 
 def _add_compile(sub) -> None:
     p = sub.add_parser("compile", parents=[_debug_option()],
                        help="QONNX model -> spiking IR (BUILD_DIR/ir/)")
-    p.add_argument("model", help="a QONNX model from `pascal-fpga export`")
+    p.add_argument("model", help="a QONNX model from `pascal-fpga export` (its name, from its "
+                   "metadata or else its file name with unsafe characters replaced by '_', names "
+                   "the HLS project)")
     p.add_argument("--out", required=True, help="the build folder to write")
+    p.add_argument("--force", action="store_true",
+                   help="replace the build already in --out (only a pascal-fpga build is "
+                   "replaced)")
     p.add_argument("--folding", help="JSON: {layer: {\"pe\": P, \"simd\": S}}, or 'serial' "
                    "(PE = SIMD = 1) or 'full' (fully parallel); default: largest divisors up to 8")
-    p.add_argument("--part", help="FPGA part of the HLS project (default xc7z020clg400-1, "
-                   "PYNQ-Z2)")
+    p.add_argument("--part", help="FPGA part of the HLS project: letters, digits, '_' and '-' "
+                   "(default xc7z020clg400-1, PYNQ-Z2)")
     p.add_argument("--clock-mhz", type=float, help="target clock (default 100 MHz)")
     p.add_argument("--target-fps", type=float,
                    help="choose PE/SIMD per layer for this many images/s with the least LUTs")
@@ -111,8 +121,12 @@ def _add_verify(sub) -> None:
     p = sub.add_parser("verify", parents=[_debug_option()],
                        help="check the views of a build against each other on test images")
     p.add_argument("build_dir")
-    p.add_argument("--dataset", help="default: the data set of the model's run")
-    p.add_argument("--data-dir")
+    p.add_argument("--run", metavar="RUN_DIR",
+                   help="the Brevitas run to compare the QONNX model against (qonnx_vs_brevitas; "
+                   "skipped without it: a run named in a model file is never loaded)")
+    p.add_argument("--dataset", help="default: the data set the model names")
+    p.add_argument("--data-dir", help="folder of the data set's files (default: the data set's "
+                   "usual place; a folder named in the model is not used)")
     p.add_argument("--samples", type=int, help="first N test images (default: all)")
     p.add_argument("--random", type=int, metavar="N",
                    help="N images of random pixels instead of a data set")
@@ -150,6 +164,8 @@ def _add_demo(sub) -> None:
                        help="the whole pipeline on the embedded digits set")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier demo in --out (only a pascal-fpga demo is replaced)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,9 +191,21 @@ def _distributed_env() -> tuple[int, int]:
 
 
 def cmd_train(args) -> int:
+    from .staging import artefact_kind, check_output, remove_artefact
     from .train import TrainConfig, train
+    from .train.trainer import check_training_args
 
     world_size, rank = _distributed_env()
+    if not args.resume and not args.force and artefact_kind(Path(args.out)) == "run":
+        raise PascalError(f"--out {args.out}: already holds a run; use --resume to continue it, "
+                          f"--force to replace it, or choose another --out")
+    if args.resume and args.force:
+        raise PascalError("--resume continues the run in --out and --force replaces it: choose one")
+    out = check_output(args.out, "run", force=args.force, existing_ok=args.resume,
+                       inputs=[args.data_dir] if args.resume else [args.spec, args.data_dir])
+    check_training_args(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed)
+    if args.force and rank == 0:  # before the processes meet: the others never see the old run
+        remove_artefact(out, "run")
     config = TrainConfig(spec=args.spec, dataset=args.dataset, data_dir=args.data_dir,
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed, out=args.out,
@@ -222,7 +250,9 @@ def cmd_eval(args) -> int:
 
 def cmd_snn(args) -> int:
     from .snn.report import snn_report, write_report
+    from .staging import check_output
 
+    check_output(Path(args.run_dir) / "snn", "snn-report", force=True, option="report folder")
     report = snn_report(args.run_dir, args.dataset, args.data_dir, args.samples,
                         float_mode=not args.no_float, progress=sys.stderr.isatty())
     folder = write_report(Path(args.run_dir), report)
@@ -282,10 +312,12 @@ def _candidates(text: str) -> tuple[int, ...]:
 
 def cmd_adapt(args) -> int:
     from .snn.adapt import adapt_run
+    from .staging import check_output
 
+    check_output(args.out, "run", force=args.force, inputs=[args.run_dir])
     report = adapt_run(args.run_dir, args.out, epochs=args.epochs, budget=args.budget,
                        candidates=_candidates(args.candidates), calibration_images=args.calibration,
-                       lr=args.lr, progress=sys.stderr.isatty())
+                       lr=args.lr, progress=sys.stderr.isatty(), replace=args.force)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -305,7 +337,9 @@ def cmd_adapt(args) -> int:
 
 def cmd_export(args) -> int:
     from .compiler.export import export_run
+    from .staging import check_output_file
 
+    check_output_file(args.out, force=args.force)
     info = export_run(args.run_dir, args.out)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -318,7 +352,10 @@ def cmd_export(args) -> int:
 
 def cmd_compile(args) -> int:
     from .compiler.build import compile_model
+    from .staging import check_output
 
+    folding_file = args.folding if args.folding not in (None, "serial", "full") else None
+    check_output(args.out, "build", force=args.force, inputs=[args.model, folding_file])
     result = compile_model(args.model, args.out, args.folding, part=args.part,
                            clock_mhz=args.clock_mhz, target_fps=args.target_fps)
     if args.json:
@@ -351,6 +388,8 @@ def cmd_verify(args) -> int:
     if args.random is not None and (args.dataset or args.samples):
         raise PascalError("--random replaces the data set: do not combine it with --dataset or "
                           "--samples")
+    if args.run is not None and not Path(args.run).is_dir():
+        raise PascalError(f"--run {args.run}: no such run directory")
     images, labels, what = verify_images(build, args.dataset, args.data_dir, args.samples,
                                          args.random, args.seed)
     headers = None
@@ -359,7 +398,7 @@ def cmd_verify(args) -> int:
 
         headers = ap_types_dir(os.environ.get("XILINX_HLS"))
     report = verify_build(args.build_dir, images, labels, progress=sys.stderr.isatty(),
-                          snn=not args.no_snn, csim_headers=headers)
+                          snn=not args.no_snn, run_dir=args.run, csim_headers=headers)
     report["images"] = what
     if args.json:
         print(json.dumps(report, indent=2))
@@ -443,10 +482,37 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
+    from .staging import check_output
 
+    check_output(args.out, "demo", force=args.force)
     run_demo(Path(args.out), REPO_MODELS, epochs=args.epochs, progress=sys.stderr.isatty(),
              xilinx_hls=os.environ.get("XILINX_HLS"))
     return 0
+
+
+# commands that import torch and Brevitas
+_HEAVY = {"train", "eval", "snn", "adapt", "export", "verify", "demo"}
+
+
+def _exit_interrupted(signum, frame) -> None:
+    print("pascal-fpga: interrupted", file=sys.stderr)
+    os._exit(130)
+
+
+def _import_libraries() -> None:
+    """Import torch and Brevitas with Ctrl-C ending the process: Brevitas' import has bare
+    ``except:`` clauses that would swallow the KeyboardInterrupt and go on."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        from . import model  # noqa: F401  (signal handlers belong to the main thread)
+        return
+    previous = signal.signal(signal.SIGINT, _exit_interrupted)
+    try:
+        from . import model  # noqa: F401  (imports torch and brevitas)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "snn": cmd_snn, "adapt": cmd_adapt,
@@ -458,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in _HEAVY:
+            _import_libraries()
         return COMMANDS[args.command](args)
     except PascalError as exc:
         if args.debug:

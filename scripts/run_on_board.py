@@ -27,7 +27,12 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5, help="throughput runs")
     args = parser.parse_args()
-    design = load_design(Path(__file__).resolve().parent / "design.json")
+    design_path = Path(__file__).resolve().parent / "design.json"
+    try:
+        design = load_design(design_path)
+    except ValueError as exc:  # a damaged or hand-edited design.json
+        print(f"run_on_board: {design_path}: {exc}", file=sys.stderr)
+        return 2
     images = np.load(args.images)
     expected = (design["channels"], design["height"], design["width"])
     if images.ndim != 4 or tuple(images.shape[1:]) != expected:

@@ -194,8 +194,8 @@ def test_accumulator_range_of_a_known_conv():
 
 # --- verify ----------------------------------------------------------------------------------
 
-def test_verify_digits_all_test_images(digits_build, capsys):
-    assert cli_main(["verify", str(digits_build), "--json"]) == 0
+def test_verify_digits_all_test_images(digits_build, digits_run, capsys):
+    assert cli_main(["verify", str(digits_build), "--run", str(digits_run), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     checks = {c["name"]: c for c in report["checks"]}
     assert set(checks) == {"qonnx_vs_brevitas", "ir_vs_qonnx", "snn_vs_ir", "cyclesim_vs_ir"}
@@ -209,7 +209,7 @@ def test_verify_digits_all_test_images(digits_build, capsys):
 def test_verify_odd_networks_on_random_images(odd_build):
     build = json.loads((odd_build / "build.json").read_text())
     images, labels, _ = verify_images(build, None, None, None, random=300, seed=3)
-    report = verify_build(odd_build, images, labels)
+    report = verify_build(odd_build, images, labels, run_dir=odd_build.parent / "run")
     checks = {c["name"]: c for c in report["checks"]}
     assert set(checks) == {"qonnx_vs_brevitas", "ir_vs_qonnx", "snn_vs_ir", "cyclesim_vs_ir"}
     for check in checks.values():

@@ -9,18 +9,28 @@ BUILD_DIR/
 
 Everything is built in a temporary folder and moved into place at the end: a failed compile
 leaves no BUILD_DIR behind (and an existing one untouched).
+
+Names reach generated files (the Makefile, run_hls.tcl, C++ comments, folder names), so they are
+checked here, before any work: the model's name is its metadata's name (an unsafe one is an
+error), else its spec's name, else the model file's stem with every character other than a
+letter, digit, '_', '-' or '.' replaced by '_' (a file name is the user's own choice: it is
+cleaned, not refused); ``--part`` must be a plain part name. :func:`load_build` checks every field
+of build.json that later commands read, so a damaged or hand-edited build is one clear error.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
+import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import PascalError
+from ..names import check_name, check_part
 from ..staging import staged_folder
-from .export import model_source
+from .export import SOURCE_KEY, model_source
 from .transforms import ApplyFolding, default_folding, layer_nodes, pipeline
 
 BUILD_FILE = "build.json"
@@ -28,19 +38,34 @@ FOLDING_PRESETS = ("serial", "full")  # --folding serial: PE = SIMD = 1; full: f
 FINAL_STEP = "apply_folding"
 
 
-def load_qonnx(path: str | Path):
-    """A ModelWrapper of an ONNX file; a missing or malformed file is one clear error."""
+def read_onnx(path: Path, what: str = "not an ONNX model"):
+    """The ModelProto of an ONNX file, read as data: tensors stored in external files are
+    refused (a model names those files; we never open a path a model names). A malformed file is
+    one PascalError: ``{path}: {what} (...)``."""
     import onnx
     from google.protobuf.message import DecodeError
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError, RuntimeError, TypeError) as exc:
+        raise PascalError(f"{path}: {what} ({type(exc).__name__})") from exc
+    tensors = list(proto.graph.initializer) + [
+        tensor for node in proto.graph.node for attribute in node.attribute
+        for tensor in [attribute.t, *attribute.tensors]]
+    if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in tensors):
+        raise PascalError(f"{path}: tensors stored in external files are not supported (save "
+                          f"the model with its data inside)")
+    return proto
+
+
+def load_qonnx(path: str | Path):
+    """A ModelWrapper of an ONNX file; a missing or malformed file is one clear error."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     path = Path(path)
     if not path.is_file():
         raise PascalError(f"{path}: no such model file")
-    try:
-        proto = onnx.load(str(path))
-    except (DecodeError, OSError, ValueError, RuntimeError) as exc:
-        raise PascalError(f"{path}: not an ONNX model ({type(exc).__name__})") from exc
+    proto = read_onnx(path)
     if not proto.graph.node:
         raise PascalError(f"{path}: not an ONNX model (no graph nodes)")
     if not any(n.op_type == "Quant" for n in proto.graph.node):
@@ -49,14 +74,23 @@ def load_qonnx(path: str | Path):
     return ModelWrapper(proto)
 
 
+def _read_json(path: Path) -> Any:
+    """A JSON file's value; unreadable, non-UTF-8 or malformed JSON is one clear error."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PascalError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise PascalError(f"{path}: not a readable JSON file ({type(exc).__name__})") from exc
+
+
 def load_folding(path: str | Path) -> dict[str, Any]:
+    """A folding config: {layer: {"pe", "simd", "fifo_depth"}} (or that under "layers");
+    its values are checked by ApplyFolding."""
     path = Path(path)
     if not path.is_file():
         raise PascalError(f"{path}: no such folding config")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise PascalError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    config = _read_json(path)
     if not isinstance(config, dict):
         raise PascalError(f"{path}: expected an object of layer name -> {{\"pe\": .., "
                           f"\"simd\": ..}}")
@@ -80,7 +114,8 @@ def _size_fifos(model, folding: dict, given: dict) -> None:
     layers = hls_layers(model)
     depths = fifo_depths(design_programs(layers, _pixels(model)))
     for node, depth in zip(layer_nodes(model), depths):
-        depth = given.get(node.name, {}).get("fifo_depth", depth)
+        entry = given.get(node.name)
+        depth = entry.get("fifo_depth", depth) if isinstance(entry, dict) else depth
         getCustomOp(node).set_nodeattr("fifo_depth", depth)
         folding[node.name]["fifo_depth"] = depth
 
@@ -156,7 +191,9 @@ def _markdown(rows: list[dict[str, Any]], title: str) -> str:
             return "-"
         if isinstance(value, list):
             return "x".join(str(v) for v in value)
-        return str(value)
+        # node names from the input model: one table cell, one line
+        text = re.sub(r"[^\x20-\x7e]", "?", str(value)).replace("|", "\\|")
+        return text if len(text) <= 120 else text[:117] + "..."
 
     lines = [f"# {title}: spiking IR layers", "",
              "T_in: input timesteps (the previous layer's L; 1 for pixels). L: output levels = "
@@ -180,17 +217,19 @@ def compile_model(model_path: str | Path, out: str | Path,
                   ) -> dict[str, Any]:
     """Run the transformation pass on a QONNX model; writes BUILD_DIR (see the module doc).
     build.json names the model's absolute path (or ``record_model_as``, where it will move)."""
-    model = load_qonnx(model_path)
+    if part is not None:
+        check_part(part, "--part")
     if target_fps is not None and folding_path is not None:
         raise PascalError("--target-fps chooses the folding: do not combine it with --folding")
-    if target_fps is not None and target_fps <= 0:
-        raise PascalError(f"--target-fps must be positive, got {target_fps}")
-    if clock_mhz is not None and clock_mhz <= 0:
-        raise PascalError(f"--clock-mhz must be positive, got {clock_mhz}")
+    _check_positive(target_fps, "--target-fps")
+    _check_positive(clock_mhz, "--clock-mhz")
+    model = load_qonnx(model_path)
     preset = str(folding_path) if str(folding_path) in FOLDING_PRESETS else None
     folding_config = load_folding(folding_path) if folding_path is not None and not preset \
         else None
-    source = model_source(model)
+    source = model_source(model, str(model_path))
+    _check_spec_input(model, source.get("spec"), model_path)
+    title = model_name(source, model_path)
     out = Path(out)
     # qonnx names new tensors with random.choice: seed it (and restore it after) so that the same
     # model gives byte-identical files
@@ -198,14 +237,56 @@ def compile_model(model_path: str | Path, out: str | Path,
     random.seed(0)
     try:
         return _compile(model, model_path, out, folding_path, folding_config, preset, source,
-                        progress, record_model_as, part, clock_mhz, target_fps)
+                        title, progress, record_model_as, part, clock_mhz, target_fps)
+    except PascalError:
+        raise
+    except (OSError, MemoryError):
+        raise
+    except Exception as exc:  # a model our checks let through and qonnx or numpy choke on
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise PascalError(f"{model_path}: cannot compile this model ({type(exc).__name__}: "
+                          f"{first!r}; --debug shows where)") from exc
     finally:
         random.setstate(random_state)
 
 
+def _check_positive(value, flag: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) \
+            or not math.isfinite(value) or value <= 0:
+        raise PascalError(f"{flag} must be positive and finite, got {value!r}")
+
+
+def model_name(source: dict[str, Any], model_path: str | Path) -> str:
+    """The build's name (see the module docstring): the metadata's name or its spec's (both
+    checked by ``model_source``), else the file's stem, cleaned."""
+    if "name" in source:
+        return check_name(source["name"], f"{model_path}: metadata {SOURCE_KEY}: field 'name'")
+    if source.get("spec"):
+        return check_name(source["spec"]["name"],
+                          f"{model_path}: metadata {SOURCE_KEY}: field 'spec': field 'name'")
+    stem = re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(model_path).stem)
+    if not stem[:1].isalnum():
+        stem = "model" + stem
+    return check_name(stem[:64], f"{model_path}: file name")
+
+
+def _check_spec_input(model, spec: dict[str, Any] | None, model_path) -> None:
+    """The metadata's spec must describe the graph's input (its numbers go into the HLS code)."""
+    if not spec:
+        return
+    shape = model.get_tensor_shape(model.graph.input[0].name) or []
+    shape = [d if isinstance(d, int) else None for d in shape]
+    wanted = [spec["input"][key] for key in ("channels", "height", "width")]
+    if len(shape) != 4 or shape[1:] != wanted:
+        raise PascalError(f"{model_path}: metadata {SOURCE_KEY}: field 'spec': input {wanted} "
+                          f"does not match the graph's input shape {shape}")
+
+
 def _compile(model, model_path, out: Path, folding_path, folding_config, preset, source,
-             progress, record_model_as, part, clock_mhz, target_fps) -> dict[str, Any]:
-    with staged_folder(out) as staging:
+             title, progress, record_model_as, part, clock_mhz, target_fps) -> dict[str, Any]:
+    with staged_folder(out, "build") as staging:
         ir_dir = staging / "ir"
         ir_dir.mkdir()
         model.save(str(ir_dir / "00_qonnx.onnx"))
@@ -245,12 +326,13 @@ def _compile(model, model_path, out: Path, folding_path, folding_config, preset,
         rows = layer_table(model)
         _write_json(ir_dir / "folding.json", folding, sort_keys=False)  # in layer order
         _write_json(ir_dir / "layers.json", rows)
-        title = source.get("name", Path(model_path).stem)
         (ir_dir / "layers.md").write_text(_markdown(rows, title))
         hls, spec = _write_hls(model, staging / "hls", source.get("spec"), title, part,
                                clock_mhz)
+        # the run and the data set the model names, for the user to see: verify follows neither
+        # path (a data set's name from the fixed list is used)
         build = {"name": title, "model": str(Path(record_model_as or model_path).resolve()), "source": {
-            key: source.get(key) for key in ("run_dir", "dataset", "data_dir")},
+            key: source.get(key) for key in ("run_dir", "dataset")},
             "spec": spec, "steps": steps, "ir": final,
             "folding": "ir/folding.json", "folding_from": (
                 f"preset {preset}" if preset else str(folding_path) if folding_path
@@ -309,13 +391,69 @@ def _write_driver(model, folder: Path, spec: dict[str, Any], info: dict[str, Any
     shutil.copyfile(script, folder / "run_on_board.py")
 
 
+# the models a build names: BUILD_DIR/ir/NN_<step>.onnx, nothing outside the build
+_IR_PATH = re.compile(r"ir/[0-9]{2}_[a-z_]{1,40}\.onnx")
+_INPUT_MAX = {"channels": 1 << 16, "height": 1 << 16, "width": 1 << 16, "bits": 16}
+
+
 def load_build(build_dir: str | Path) -> dict[str, Any]:
+    """BUILD_DIR/build.json, with every field that later commands read checked: a damaged or
+    hand-edited file is one PascalError naming it and the field."""
     build_dir = Path(build_dir)
     path = build_dir / BUILD_FILE
     if not path.is_file():
         raise PascalError(f"{build_dir}: not a build folder (no {BUILD_FILE}; run "
                           f"`pascal-fpga compile` first)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise PascalError(f"{path}: not valid JSON (line {exc.lineno})") from exc
+    build = _read_json(path)
+    _check_build(build, path)
+    return build
+
+
+def _check_build(build: Any, path: Path) -> None:
+    from ..datasets import DATASETS
+
+    def bad(field: str, expected: str, value: Any = None) -> PascalError:
+        got = repr(value)
+        got = got if len(got) <= 60 else got[:57] + "..."
+        return PascalError(f"{path}: field {field!r} must be {expected}, got {got} (compile "
+                           f"again)")
+
+    if not isinstance(build, dict):
+        raise PascalError(f"{path}: must hold a JSON object, got a {type(build).__name__} "
+                          f"(compile again)")
+    for key in ("name", "ir", "steps", "source", "spec", "hls"):
+        if key not in build:
+            raise PascalError(f"{path}: missing field {key!r} (compile again)")
+    check_name(build["name"], f"{path}: field 'name'")
+    if not isinstance(build["ir"], str) or not _IR_PATH.fullmatch(build["ir"]):
+        raise bad("ir", "a model in the build (ir/NN_step.onnx)", build["ir"])
+    steps = build["steps"]
+    if not isinstance(steps, list) or not steps:
+        raise bad("steps", "a non-empty list", steps)
+    for index, step in enumerate(steps):
+        model = step.get("model") if isinstance(step, dict) else None
+        if not isinstance(model, str) or not _IR_PATH.fullmatch(model):
+            raise bad(f"steps[{index}].model", "a model in the build (ir/NN_step.onnx)", model)
+    source = build["source"]
+    if not isinstance(source, dict):
+        raise bad("source", "an object", source)
+    if source.get("run_dir") is not None and not isinstance(source["run_dir"], str):
+        raise bad("source.run_dir", "a string", source["run_dir"])
+    if source.get("dataset") is not None and source["dataset"] not in DATASETS:
+        raise bad("source.dataset", f"one of {', '.join(DATASETS)}", source["dataset"])
+    spec = build["spec"]
+    shape = spec.get("input") if isinstance(spec, dict) else None
+    if not isinstance(shape, dict):
+        raise bad("spec.input", "an object", shape)
+    for key, top in _INPUT_MAX.items():
+        value = shape.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+            raise bad(f"spec.input.{key}", f"an integer in 1..{top}", value)
+    hls = build["hls"]
+    if not isinstance(hls, dict):
+        raise bad("hls", "an object", hls)
+    clock = hls.get("clock_mhz")
+    if not isinstance(clock, (int, float)) or isinstance(clock, bool) \
+            or not math.isfinite(clock) or clock <= 0:
+        raise bad("hls.clock_mhz", "a positive number", clock)
+    check_part(hls.get("part"), f"{path}: field 'hls.part'")

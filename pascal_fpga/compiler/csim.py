@@ -7,6 +7,7 @@ the CLI), else the open-source copy that the hls4ml wheel ships (a pinned depend
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -41,6 +42,20 @@ def _first_error(log: str) -> str:
     return lines[-1].strip()[:300] if lines else "no output"
 
 
+_MAKE_SAFE = re.compile(r"[A-Za-z0-9_.,/+=@%~\-]+")
+
+
+def _make_path(path: Path) -> str:
+    """A path as a make variable's value. make expands '$' in it and hands the recipes to the
+    shell, where quotes, '$', backquotes and spaces would act: such a path is refused."""
+    text = str(path)
+    if not _MAKE_SAFE.fullmatch(text):
+        raise PascalError(f"{text!r}: the C simulation builds only in folders whose path is "
+                          f"letters, digits and _ . , / + = @ % ~ - (make and the shell would "
+                          f"read the others); move the build elsewhere")
+    return text
+
+
 def build_csim(build_dir: Path, ap_types: Path) -> Path:
     """make csim in BUILD_DIR/hls, the binary in BUILD_DIR/csim/; the log in csim/build.log."""
     hls = build_dir / "hls"
@@ -49,7 +64,8 @@ def build_csim(build_dir: Path, ap_types: Path) -> Path:
     out = (build_dir / "csim").resolve()
     out.mkdir(exist_ok=True)
     log = out / "build.log"
-    command = ["make", "-s", "-C", str(hls), "csim", f"BUILD={out}", f"AP_TYPES={ap_types}"]
+    command = ["make", "-s", "-C", str(hls), "csim", f"BUILD={_make_path(out)}",
+               f"AP_TYPES={_make_path(ap_types)}"]
     try:
         result = subprocess.run(command, capture_output=True, text=True)
     except FileNotFoundError as exc:

@@ -8,8 +8,11 @@ gets ``rounding_mode=HALF_UP`` and the fractional bit width log2(L + 1), so that
 clamp is then 2^log2(L+1) - 1 in float32, within 1e-5 of L, and since it comes before the rounding
 it rounds to exactly L. L is not otherwise in the graph: ``level_count`` reads it back.
 
-The model's metadata (``pascal_fpga.source``) records the run it came from, so that ``verify`` can
-reload the Brevitas model and its data set.
+The model's metadata (``pascal_fpga.source``) records the model's name, its spec, the run it
+came from and its data set. Only the name, the spec and the data set's name are used later
+(``compile`` checks them); the run's path is shown to the user, never followed: ``verify`` compares
+with a Brevitas run only when the user names it (``--run``), because a model file may come from
+anyone.
 """
 
 from __future__ import annotations
@@ -173,12 +176,43 @@ def export_run(run_dir: str | Path, out: str | Path, record_as: str | Path | Non
     return export_network(net, out, source)
 
 
-def model_source(model) -> dict[str, Any]:
-    """The ``pascal_fpga.source`` metadata of an exported model ({} when absent)."""
+def model_source(model, where: str = "the model") -> dict[str, Any]:
+    """The ``pascal_fpga.source`` metadata of an exported model ({} when absent), checked:
+    a JSON object whose ``name`` is a safe name, ``spec`` a valid spec (its name safe too),
+    ``dataset`` one of the data sets, ``run_dir`` and ``data_dir`` strings (recorded, never
+    followed). Anything else is a PascalError naming ``where`` (the model's file) and the field."""
+    from ..datasets import DATASETS
+    from ..names import check_name
+    from ..spec import parse_spec
+
     value = model.get_metadata_prop(SOURCE_KEY)
     if value is None:
         return {}
+    field = f"{where}: metadata {SOURCE_KEY}"
     try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return {}
+        info = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        raise PascalError(f"{field}: not valid JSON ({type(exc).__name__})") from exc
+    if not isinstance(info, dict):
+        raise PascalError(f"{field}: must be a JSON object, got a {type(info).__name__}")
+    if "name" in info:
+        check_name(info["name"], f"{field}: field 'name'")
+    if info.get("spec") is not None:
+        if not isinstance(info["spec"], dict):
+            raise PascalError(f"{field}: field 'spec' must be an object, got a "
+                              f"{type(info['spec']).__name__}")
+        info["spec"] = parse_spec(info["spec"], f"{field}: field 'spec'").to_dict()
+    dataset = info.get("dataset")
+    if dataset is not None and dataset not in DATASETS:
+        raise PascalError(f"{field}: field 'dataset' must be one of {', '.join(DATASETS)}, got "
+                          f"{_short(dataset)}")
+    for key in ("run_dir", "data_dir"):
+        if info.get(key) is not None and not isinstance(info[key], str):
+            raise PascalError(f"{field}: field {key!r} must be a string, got a "
+                              f"{type(info[key]).__name__}")
+    return info
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

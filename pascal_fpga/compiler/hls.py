@@ -11,6 +11,8 @@ template; ``pascal_top`` chains the wrappers in a DATAFLOW region between AXI-St
 
 from __future__ import annotations
 
+import math
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PascalError
-from .transforms import layer_nodes
+from .transforms import layer_nodes, short_repr
 from .widths import unsigned_bits
 
 HLS_ROOT = Path(__file__).resolve().parent.parent.parent / "hls"
@@ -29,6 +31,9 @@ DEFAULT_PART = "xc7z020clg400-1"   # PYNQ-Z2
 DEFAULT_CLOCK_MHZ = 100.0
 SAMPLE_IMAGES = 4                   # random test images shipped in tb/ for Vitis csim / cosim
 OUTPUT_FIFO_DEPTH = 2              # classifier -> output adapter (one word per image)
+# a layer's name becomes C++ identifiers (its function, config struct, arrays, streams) and the
+# file its csim dump is written to: a C identifier, nothing else
+LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 @dataclass
@@ -108,9 +113,14 @@ def hls_layers(model) -> list[HLSLayer]:
     """The layers of an IR model, packed for the templates."""
     layers = []
     previous_fb = None
+    seen: set[str] = set()
     for node in layer_nodes(model):
-        a = _attrs(node)
         name = node.name
+        if not LAYER_NAME.fullmatch(name) or name in seen:
+            raise PascalError(f"layer {short_repr(name)}: a layer name must be a unique C "
+                              f"identifier (letters, digits, '_', at most 64)")
+        seen.add(name)
+        a = _attrs(node)
         in_shape, out_shape = list(a["in_shape"]), list(a["out_shape"])
         t_in, t_out, in_max = a["t_in"], a["t_out"], a["in_max"]
         if in_max % t_in:
@@ -197,12 +207,47 @@ def hls_layers(model) -> list[HLSLayer]:
     return layers
 
 
+# Quoting for the generated files. The model name and the part are checked where they enter
+# (pascal_fpga.names); these filters keep anything that slips past inert where it is written.
+_COMMENT_UNSAFE = re.compile(r"[^A-Za-z0-9_.+\- ]")
+_TCL_SAFE = re.compile(r"[A-Za-z0-9_.+\-]")
+
+
+def comment_text(value: object) -> str:
+    """Text for a one-line comment of any generated file (C++ ``//``, tcl and Makefile ``#``,
+    Markdown): letters, digits, space, '_', '.', '+', '-'; everything else, newlines and a
+    backslash (which would continue the comment onto the next line) included, becomes '_'."""
+    return _COMMENT_UNSAFE.sub("_", str(value))
+
+
+def tcl_word(value: object) -> str:
+    """One tcl word that stands for ``value`` literally: every character outside letters,
+    digits, '_', '.', '+', '-' is backslash-escaped (so ``$``, ``[``, ``;``, braces and quotes
+    lose their meaning) and non-printable characters become '_' (an escaped newline would
+    still split the command)."""
+    text = str(value)
+    if not text:
+        return "{}"
+    return "".join(c if _TCL_SAFE.fullmatch(c) else "\\" + c if " " <= c <= "~" else "_"
+                   for c in text)
+
+
+def file_stem(value: object) -> str:
+    """The start of a file or folder name, and a plain tcl word: letters, digits, '_', '.' and
+    '-', other characters ('/' included) replaced by '_', starting with a letter, digit or '_'
+    (not an option, not a hidden file, never '..'), so ``open_project`` stays in its folder."""
+    text = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(value))
+    return text if text[:1].isalnum() or text[:1] == "_" else "_" + text
+
+
 def _environment():
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(comment=comment_text, tcl_word=tcl_word, file_stem=file_stem)
+    return env
 
 
 def sample_images(spec: dict[str, Any], count: int = SAMPLE_IMAGES, seed: int = 0) -> np.ndarray:
@@ -213,16 +258,32 @@ def sample_images(spec: dict[str, Any], count: int = SAMPLE_IMAGES, seed: int = 
     return rng.integers(0, 2 ** shape["bits"], size=size).astype(np.int32)
 
 
+def _input_shape(spec: Any) -> dict[str, int]:
+    """The spec's input (channels, height, width, bits) as positive Python ints: these numbers
+    are written into C++ as they are."""
+    shape = spec.get("input") if isinstance(spec, dict) else None
+    if not isinstance(shape, dict):
+        raise PascalError("the spec has no input shape")
+    values = {}
+    for key in ("channels", "height", "width", "bits"):
+        value = shape.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise PascalError(f"the spec's input field {key!r} must be a positive integer, got "
+                              f"{short_repr(value)}")
+        values[key] = int(value)
+    return values
+
+
 def generate_hls(model, out: Path, spec: dict[str, Any], name: str,
                  part: str = DEFAULT_PART, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> dict[str, Any]:
     """Write the HLS project into ``out`` (a fresh folder). Returns its description."""
     if not LIBRARY.is_dir() or not TEMPLATES.is_dir():
         raise PascalError(f"{HLS_ROOT}: the HLS library is missing (run from a clone of the "
                           f"repository)")
-    if clock_mhz <= 0:
-        raise PascalError(f"--clock-mhz must be positive, got {clock_mhz}")
+    if not isinstance(clock_mhz, (int, float)) or not math.isfinite(clock_mhz) or clock_mhz <= 0:
+        raise PascalError(f"--clock-mhz must be positive and finite, got {clock_mhz}")
     layers = hls_layers(model)
-    shape = spec["input"]
+    shape = _input_shape(spec)
     channels, bits = shape["channels"], shape["bits"]
     axi_bits = 8 * ((channels * bits + 7) // 8)
     if axi_bits > 1024:

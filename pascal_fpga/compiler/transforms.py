@@ -19,6 +19,7 @@ added; residual adds are rejected for now.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from ..errors import PascalError
 from ..snn.convert import _thresholds
+from ..spec import INPUT_BITS_RANGE, LEVELS_MAX
 from . import ops
 from .export import level_count, node_attr
 from .widths import accumulator_range, signed_bits, unsigned_bits
@@ -41,10 +43,33 @@ ACTIVATIONS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardTanh", "Hard
                "Softmax", "Elu", "Selu", "PRelu", "BipolarQuant", "Trunc", "MultiThreshold"}
 SUPPORTED = {"Quant", "Conv", "Gemm", "BatchNormalization", "Mul", "Add", "MaxPool",
              "AveragePool", "Reshape", "Flatten"}
+FIFO_DEPTH_MAX = 2 ** 20  # the deepest FIFO a folding config may ask for
+PIXEL_BITS_MAX = INPUT_BITS_RANGE[1]  # the widest pixel a spec allows (LEVELS_MAX: its largest L)
+# an ONNX node name or op type printed as it is; anything else (newlines, quotes, control
+# characters, very long names) is shown with repr() so that every message stays one line
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:/+\-]{1,100}")
+
+
+def shown_name(name: str) -> str:
+    """A name from the input model, safe inside a one-line message."""
+    return name if _PLAIN_NAME.fullmatch(name) else short_repr(name)
+
+
+def short_repr(value: object) -> str:
+    """repr() of a value from a file, cut to fit a one-line message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _where(node) -> str:
-    return f"node {node.name} ({node.op_type})"
+    return f"node {shown_name(node.name)} ({shown_name(node.op_type)})"
+
+
+def _values(values: np.ndarray) -> str:
+    """A constant's values for a one-line message (a few of them)."""
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    text = ", ".join(f"{v:g}" for v in flat[:4]) + (", ..." if flat.size > 4 else "")
+    return f"[{text}]" if flat.size != 1 else text
 
 
 def _is_const(model, name: str) -> bool:
@@ -80,8 +105,10 @@ def _square(node, name: str, default: int) -> int:
 
 class CheckSupported(Transformation):
     """Expects: a cleaned QONNX graph (``pascal-fpga export``). Guarantees (or raises a
-    PascalError naming the node): one input and one output; only the ops of ``SUPPORTED``; every
-    activation is a QCFS Quant (unsigned, zero point 0, HALF_UP, L = 2^bitwidth - 1); no residual
+    PascalError naming the node): one input and one output; every initializer numeric and finite
+    (no NaN or infinity reaches a threshold); only the ops of ``SUPPORTED``; every activation is a
+    QCFS Quant (unsigned, not narrow, zero point 0, one finite positive scale, HALF_UP,
+    L = 2^bitwidth - 1 in 1..LEVELS_MAX); BatchNorm variances + epsilon positive; no residual
     add; convolutions and pools square, ungrouped, undilated, without ceil mode. Changes nothing."""
 
     def apply(self, model):
@@ -89,6 +116,7 @@ class CheckSupported(Transformation):
         if len(graph.input) != 1 or len(graph.output) != 1:
             raise PascalError(f"the graph has {len(graph.input)} inputs and {len(graph.output)} "
                               f"outputs; one of each is supported")
+        self._check_initializers(model)
         for node in graph.node:
             where = _where(node)
             if node.op_type in ACTIVATIONS:
@@ -103,6 +131,8 @@ class CheckSupported(Transformation):
                 raise PascalError(f"{where}: a product of two computed tensors is not supported")
             if node.op_type == "Quant":
                 self._check_quant(model, node)
+            if node.op_type == "BatchNormalization":
+                self._check_batchnorm(model, node)
             if node.op_type == "Conv":
                 if node_attr(node, "group", 1) != 1:
                     raise PascalError(f"{where}: grouped convolutions are not supported")
@@ -123,8 +153,37 @@ class CheckSupported(Transformation):
         return model, False
 
     @staticmethod
+    def _check_initializers(model) -> None:
+        """Every initializer numeric and finite: a NaN or an infinity in a weight, a scale, a
+        BatchNorm parameter or a bias would become a garbage threshold."""
+        for init in model.graph.initializer:
+            users = model.find_consumers(init.name)
+            where = f"initializer {shown_name(init.name)}" + (
+                f" of {_where(users[0])}" if users else "")
+            try:
+                values = np.asarray(model.get_initializer(init.name))
+            except Exception as exc:  # onnx cannot decode it (truncated raw data, odd type)
+                raise PascalError(f"{where}: unreadable ({type(exc).__name__})") from exc
+            if not (np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_):
+                raise PascalError(f"{where}: not numeric (dtype {values.dtype})")
+            if np.issubdtype(values.dtype, np.inexact) and not np.all(np.isfinite(values)):
+                bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+                raise PascalError(f"{where}: {bad} of its {values.size} values are NaN or "
+                                  f"infinite")
+
+    @staticmethod
+    def _check_batchnorm(model, node) -> None:
+        if len(node.input) < 5 or not all(_is_const(model, name) for name in node.input[1:5]):
+            raise PascalError(f"{_where(node)}: BatchNorm parameters must be constants")
+        epsilon = float(node_attr(node, "epsilon", 1e-5))
+        if not np.all(_const(model, node.input[4]) + epsilon > 0):
+            raise PascalError(f"{_where(node)}: a BatchNorm variance + epsilon is not positive")
+
+    @staticmethod
     def _check_quant(model, node) -> None:
         where = _where(node)
+        if len(node.input) != 4:
+            raise PascalError(f"{where}: a Quant node takes 4 inputs, this one {len(node.input)}")
         if _is_const(model, node.input[0]):
             return  # a weight or bias quantizer: FoldWeightQuant checks it
         if not all(_is_const(model, name) for name in node.input[1:]):
@@ -132,10 +191,24 @@ class CheckSupported(Transformation):
         if node_attr(node, "signed", 1):
             raise PascalError(f"{where}: a signed activation quantizer (a residual block's add "
                               f"quantizer?); residual graphs are not supported yet")
+        if node_attr(node, "narrow", 0):
+            raise PascalError(f"{where}: narrow=1 is not a QCFS activation (its largest level "
+                              f"would be 2^bitwidth - 2, not L)")
         if np.any(_const(model, node.input[2]) != 0):
             raise PascalError(f"{where}: a nonzero zero point is not a QCFS activation")
+        scale = _const(model, node.input[1])
+        if scale.size < 1 or not np.all(scale > 0) or not np.all(np.isfinite(scale)):
+            raise PascalError(f"{where}: activation scale {_values(scale)} is not a positive "
+                              f"finite number")
+        bits = _const(model, node.input[3])
+        if bits.size != 1 or not 0 < float(bits) <= 32:  # NaN fails too
+            raise PascalError(f"{where}: bit width {_values(bits)} is not a number in (0, 32]")
         if node.input[0] == model.graph.input[0].name:
             return  # the pixel quantizer: ActivationsToThresholds checks it
+        levels = level_count(bits)
+        if not 1 <= levels <= LEVELS_MAX or abs(2.0 ** float(bits) - 1.0 - levels) > 1e-3:
+            raise PascalError(f"{where}: bit width {float(bits):g} does not give a level count "
+                              f"L = 2^bitwidth - 1 in 1..{LEVELS_MAX}")
         mode = node_attr(node, "rounding_mode", b"ROUND")
         mode = mode.decode() if isinstance(mode, bytes) else mode
         if mode.upper() != "HALF_UP":
@@ -166,8 +239,12 @@ def _run_quant(model, node) -> tuple[np.ndarray, np.ndarray, int]:
     bits = _const(model, node.input[3])
     if np.any(zero != 0):
         raise PascalError(f"{_where(node)}: a nonzero zero point on weights is not supported")
-    if bits.size != 1 or float(bits) != int(bits):
-        raise PascalError(f"{_where(node)}: weight bit width {bits} is not an integer")
+    if bits.size != 1 or not 2 <= float(bits) <= 32 or float(bits) != int(bits):
+        raise PascalError(f"{_where(node)}: weight bit width {_values(bits)} is not an integer "
+                          f"in 2..32")
+    if scale.size < 1 or not np.all(scale > 0) or not np.all(np.isfinite(scale)):
+        raise PascalError(f"{_where(node)}: weight scale {_values(scale)} is not positive and "
+                          f"finite")
     mode = node_attr(node, "rounding_mode", b"ROUND")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     quantized = int_quant(value.astype(np.float32), scale.astype(np.float32), zero, bits,
@@ -238,6 +315,33 @@ class FoldWeightQuant(Transformation):
         return model, False  # one pass does it all (qonnx repeats a pass while it says True)
 
 
+def _guard_affine(where: str, a: np.ndarray, b: np.ndarray, boundaries: np.ndarray
+                  ) -> np.ndarray:
+    """The folded scales ``a`` made safe for the integer thresholds tau_k = (beta_k - b) / a:
+    a NaN or infinite scale or offset is an error (nothing non-finite is ever cast to an
+    integer). A channel whose every tau lies beyond 2^53 (a vanishing scale) never reaches or
+    always passes its boundaries, since accumulators stay below 2^53: it becomes a constant
+    channel (a = 0), which gives exactly those levels. A channel with some tau within and some
+    beyond is an error."""
+    if not np.all(np.isfinite(boundaries)):
+        raise PascalError(f"{where}: its rounding boundaries are not finite (step too large)")
+    bad = np.flatnonzero(~(np.isfinite(a) & np.isfinite(b)))
+    if bad.size:
+        c = int(bad[0])
+        raise PascalError(f"{where}: channel {c}: the folded scale {a[c]:g} and offset {b[c]:g} "
+                          f"(weight and activation scales, BatchNorm, bias) are not finite")
+    a = a.copy()
+    with np.errstate(all="ignore"):
+        tau = (boundaries[None, :] - b[:, None]) / np.where(a == 0, 1.0, a)[:, None]
+    beyond = ~(np.abs(tau) < ops.EXACT_LIMIT)  # infinities and NaN too
+    for c in np.flatnonzero((a != 0) & beyond.any(axis=1)):
+        if not beyond[c].all():
+            raise PascalError(f"{where}: channel {c}: some thresholds lie beyond 2^53 and some "
+                              f"not (folded scale {a[c]:g}, offset {b[c]:g})")
+        a[c] = 0.0
+    return a
+
+
 @dataclass
 class IntView:
     """A tensor's integer form: real value = scale * level, level in 0..level_max."""
@@ -287,9 +391,11 @@ class ActivationsToThresholds(Transformation):
     def _pixel_quant(model, node, views) -> None:
         scale = _const(model, node.input[1])
         bits = _const(model, node.input[3])
-        if scale.size != 1 or float(scale) != 1.0 or float(bits) != int(bits):
+        if scale.size != 1 or float(scale) != 1.0 or bits.size != 1 \
+                or float(bits) != int(bits) or not 1 <= int(bits) <= PIXEL_BITS_MAX:
             raise PascalError(f"{_where(node)}: the input quantizer must take integer pixels "
-                              f"(scale 1, integer bit width); got scale {scale}, bits {bits}")
+                              f"(scale 1, integer bit width 1..{PIXEL_BITS_MAX}); got scale "
+                              f"{_values(scale)}, bits {_values(bits)}")
         source = model.graph.input[0].name
         for consumer in model.find_consumers(node.output[0]):
             for i, name in enumerate(consumer.input):
@@ -345,7 +451,7 @@ class ActivationsToThresholds(Transformation):
                 end = step
                 break
             raise PascalError(f"{_where(step)}: expected the affine ops or the QCFS activation of "
-                              f"layer {node.name}")
+                              f"layer {shown_name(node.name)}")
         in_shape = tuple(model.get_tensor_shape(node.input[0])[1:])
         conv = node.op_type == "Conv"
         geometry = dict(kernel=_square(node, "kernel_shape", 1), stride=_square(node, "strides", 1),
@@ -364,6 +470,7 @@ class ActivationsToThresholds(Transformation):
         levels = level_count(_const(model, end.input[3]))
         step_size = float(_const(model, end.input[1]))
         boundaries = (np.arange(1, levels + 1, dtype=np.float64) - 0.5) * step_size
+        a = _guard_affine(_where(end), a, b, boundaries)
         try:
             thresholds, sign = _thresholds(a, b, boundaries, np.zeros(channels, dtype=np.int64))
         except PascalError as exc:
@@ -391,6 +498,10 @@ class ActivationsToThresholds(Transformation):
             raise PascalError(f"{_where(node)}: the classifier has per-channel scales; its "
                               f"argmax needs one scale (use a per-tensor weight quantizer)")
         scale = float(a[0])
+        if not (np.isfinite(scale) and scale > 0 and np.all(np.isfinite(b))):
+            raise PascalError(f"{_where(node)}: the classifier's scale {scale:g} is not positive "
+                              f"and finite, or its bias is not finite (the class is the argmax "
+                              f"of its accumulators)")
         bias = b / scale
         if np.max(np.abs(bias - np.rint(bias)), initial=0.0) > 1e-3:
             raise PascalError(f"{_where(node)}: the classifier bias is not an integer on the "
@@ -577,8 +688,9 @@ def default_folding(model, limit: int = 8) -> dict[str, dict[str, int]]:
 class ApplyFolding(Transformation):
     """Expects: the lowered IR and a folding config {layer name: {"pe": P, "simd": S,
     "fifo_depth": D}} (every key optional; layers and keys it omits keep their values).
-    Guarantees: those attributes set; a config that names a missing layer, has another key, or a
-    PE/SIMD that does not divide the layer raises a PascalError."""
+    Guarantees: those attributes set; a config that names a missing layer, has another key, a
+    PE/SIMD that is not a positive integer dividing the layer, or a fifo_depth outside
+    1..FIFO_DEPTH_MAX (2^20) raises a PascalError."""
 
     def __init__(self, folding: dict[str, dict[str, int]], source: str = "folding config"):
         super().__init__()
@@ -594,16 +706,19 @@ class ApplyFolding(Transformation):
                               f"{{\"pe\": .., \"simd\": ..}}")
         for name, config in self.folding.items():
             if name not in nodes:
-                raise PascalError(f"{self.source}: layer {name!r} is not in the model (layers: "
-                                  f"{', '.join(nodes)})")
+                raise PascalError(f"{self.source}: layer {short_repr(name)} is not in the "
+                                  f"model (layers: {', '.join(nodes)})")
             if not isinstance(config, dict) or set(config) - {"pe", "simd", "fifo_depth"}:
                 raise PascalError(f"{self.source}: layer {name}: expected {{\"pe\": .., "
-                                  f"\"simd\": .., \"fifo_depth\": ..}}, got {config!r}")
+                                  f"\"simd\": .., \"fifo_depth\": ..}}, got "
+                                  f"{short_repr(config)}")
             depth = config.get("fifo_depth")
             if depth is not None:
-                if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-                    raise PascalError(f"{self.source}: layer {name}: fifo_depth {depth!r} is not "
-                                      f"a positive integer")
+                if not isinstance(depth, int) or isinstance(depth, bool) \
+                        or not 1 <= depth <= FIFO_DEPTH_MAX:
+                    raise PascalError(f"{self.source}: layer {name}: fifo_depth "
+                                      f"{short_repr(depth)} is not an integer in "
+                                      f"1..{FIFO_DEPTH_MAX} (2^20)")
                 getCustomOp(nodes[name]).set_nodeattr("fifo_depth", depth)
             pe_dim, simd_dim = fold_limits(nodes[name])
             for key, dim in (("pe", pe_dim), ("simd", simd_dim)):
@@ -613,8 +728,8 @@ class ApplyFolding(Transformation):
                     what = "output channels" if key == "pe" else (
                         "inputs" if simd_dim != 1 or nodes[name].op_type not in ops.POOL_OPS
                         else "(pools take SIMD 1)")
-                    raise PascalError(f"{self.source}: layer {name}: {key} {value!r} does not "
-                                      f"divide its {dim} {what}")
+                    raise PascalError(f"{self.source}: layer {name}: {key} "
+                                      f"{short_repr(value)} does not divide its {dim} {what}")
                 getCustomOp(nodes[name]).set_nodeattr(key, value)
         return model, False
 

@@ -12,6 +12,11 @@ Checks, each ``{"name", "compared", "mismatched", "ties", ...}`` over samples:
   every layer's levels, the accumulators and the class, exactly;
 - ``csim_vs_ir`` (with ``--csim``): the HLS project's C simulation, likewise.
 
+``qonnx_vs_brevitas`` runs only when the user names the Brevitas run (``run_dir``, the CLI's
+``--run``): the run a model's metadata records is shown in the skip reason, never loaded, because
+a model file may come from anyone. Likewise the data folder is the user's (``--data-dir``) or the
+data set's usual place, never one the metadata names.
+
 A sample is mismatched when any of its compared values differ. Float views may differ at a tie:
 a pre-activation within ``TIE_TOLERANCE`` steps of a rounding boundary, where float32 rounding
 decides the level (everything after such a level may follow it). A mismatched sample counts as a
@@ -187,13 +192,25 @@ def _stream_diffs(ir_layers, ir_ctx, dumps: dict[str, np.ndarray], ir_acc: np.nd
     return diffs
 
 
-def _brevitas(run_dir: str | None):
-    if not run_dir or not Path(run_dir).is_dir():
+def _brevitas(run_dir: str | Path | None):
+    """The Brevitas network of the run the user named, or None when none was named."""
+    if run_dir is None:
         return None
+    if not Path(run_dir).is_dir():
+        raise PascalError(f"--run {run_dir}: no such run directory")
     from ..train.trainer import load_run
 
     _, net, _ = load_run(run_dir)
     return net
+
+
+def _brevitas_skipped(build: dict[str, Any]) -> str:
+    """Why qonnx_vs_brevitas did not run, and how to ask for it."""
+    recorded = build["source"].get("run_dir")
+    if recorded:
+        return (f"no --run given; the model names the run {recorded!r}: pass --run PATH to "
+                f"compare against it (a path from a model file is never followed)")
+    return "no --run given and the model names no run: pass --run PATH to compare against one"
 
 
 def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
@@ -201,10 +218,10 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
                  csim_headers: str | Path | None = None, cyclesim: bool = True
                  ) -> dict[str, Any]:
     """Run every view on ``images`` (N, C, H, W) raw integer pixels; the report dict (with each
-    view's accuracy when ``labels`` are given). The Brevitas model comes from the run the build
-    records, or from ``run_dir``. With ``csim_headers`` (the ap_types folder) the HLS project's C
-    simulation is built and compared with the IR too (``csim_vs_ir``: every layer's levels, the
-    accumulators and the class)."""
+    view's accuracy when ``labels`` are given). The Brevitas model comes from ``run_dir`` only
+    (without it qonnx_vs_brevitas is skipped, see the module docstring). With ``csim_headers``
+    (the ap_types folder) the HLS project's C simulation is built and compared with the IR too
+    (``csim_vs_ir``: every layer's levels, the accumulators and the class)."""
     import torch
 
     from ..snn.report import _brevitas_levels
@@ -215,9 +232,13 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
     build = load_build(build_dir)
     qonnx_model = load_qonnx(build_dir / build["steps"][0]["model"])
     ir_model = load_qonnx_ir(build_dir / build["ir"])
+    produced = {name for node in ir_model.graph.node for name in node.output}
+    missing = [name for name in qcfs_tensors(qonnx_model) if name not in produced]
+    if missing:
+        raise PascalError(f"{build_dir / build['ir']}: the IR does not compute the QCFS levels of "
+                          f"{build_dir / build['steps'][0]['model']} (compile again)")
     scale = output_scale(ir_model)
     qonnx_exec, ir_exec = _Batched(qonnx_model), _Batched(ir_model)
-    run_dir = str(run_dir) if run_dir is not None else build["source"].get("run_dir")
     net = _brevitas(run_dir)
     inet = ir_to_integer_network(ir_model, build["name"]) if snn else None
     ir_out = ir_model.graph.output[0].name
@@ -315,8 +336,7 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
     report = {"build_dir": str(build_dir), "name": build["name"], "samples": len(images),
               "checks": report_checks,
               "skipped": [] if net is not None else [{
-                  "name": "qonnx_vs_brevitas",
-                  "reason": f"run directory {run_dir!r} not found"}],
+                  "name": "qonnx_vs_brevitas", "reason": _brevitas_skipped(build)}],
               }
     if labels is not None:
         report["accuracy"] = {view: float(np.mean(np.concatenate(p) == labels))
@@ -326,11 +346,42 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
 
 
 def load_qonnx_ir(path: Path):
+    """The spiking IR of a build, checked: readable, only our ops, layer names that are C
+    identifiers, a positive finite output scale, attributes the HLS layers accept. A missing,
+    truncated or damaged file is one PascalError naming it."""
     from qonnx.core.modelwrapper import ModelWrapper
 
+    from . import ops
+    from .build import read_onnx
+
+    path = Path(path)
     if not path.is_file():
         raise PascalError(f"{path}: the build's IR is missing (compile again)")
-    return ModelWrapper(str(path))
+    model = ModelWrapper(read_onnx(path, "not a readable ONNX model"))
+    graph = model.graph
+    known = {"PixelConv", "PixelDense", "SpikingConv", "SpikingDense", "SpikingClassifier",
+             *ops.POOL_OPS}
+    if len(graph.input) != 1 or len(graph.output) != 1 or not graph.node or any(
+            n.domain != ops.DOMAIN or n.op_type not in known for n in graph.node):
+        raise PascalError(f"{path}: not a spiking IR of pascal-fpga (compile again)")
+    try:
+        scale = output_scale(model)
+    except (PascalError, ValueError) as exc:
+        raise PascalError(f"{path}: the IR has no valid classifier output scale (compile "
+                          f"again)") from exc
+    if not (np.isfinite(scale) and scale > 0):
+        raise PascalError(f"{path}: the IR's classifier output scale {scale!r} is not positive "
+                          f"and finite (compile again)")
+    from .hls import hls_layers
+
+    try:
+        hls_layers(model)  # attributes, weights and thresholds, as every view reads them
+    except PascalError as exc:
+        raise PascalError(f"{path}: {exc}") from exc
+    except Exception as exc:  # an attribute or initializer missing or of the wrong shape
+        raise PascalError(f"{path}: not a valid spiking IR ({type(exc).__name__}; compile "
+                          f"again)") from exc
+    return model
 
 
 def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | None,
@@ -355,9 +406,9 @@ def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | No
     name = dataset or source.get("dataset")
     if name is None:
         raise PascalError("the build does not say its data set; pass --dataset or --random N")
-    data = load_dataset(name, data_dir if data_dir is not None else
-                        (source.get("data_dir") if dataset in (None, source.get("dataset"))
-                         else None))
+    # the data folder is the user's (--data-dir) or the data set's default: a folder recorded
+    # in the model's metadata is never read
+    data = load_dataset(name, data_dir)
     if shape:
         expected = (shape["channels"], shape["height"], shape["width"])
         if tuple(data.test_images.shape[1:]) != expected:

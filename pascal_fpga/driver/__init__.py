@@ -50,7 +50,10 @@ class Accelerator:
         design_path = self.build_dir / "driver" / "design.json"
         if not design_path.is_file():
             raise PascalError(f"{design_path}: missing (compile again)")
-        self.design = load_design(design_path)
+        try:
+            self.design = load_design(design_path)
+        except ValueError as exc:  # board.py's own one-line message, naming the file
+            raise PascalError(f"{exc} (compile again)") from exc
         self._run = None
         if backend == "cyclesim":
             from ..compiler.cyclesim import run_values

@@ -16,9 +16,37 @@ from pathlib import Path
 import numpy as np
 
 
+DESIGN_INTS = ("pixels", "channels", "height", "width", "bits", "axi_bytes", "classes")
+
+
 def load_design(path) -> dict:
-    """design.json: pixels, channels, height, width, bits, axi_bytes, classes, out_scale."""
-    return json.loads(Path(path).read_text())
+    """design.json: pixels, channels, height, width, bits, axi_bytes, classes (positive
+    integers) and out_scale (a positive number). A missing, malformed or inconsistent file is a
+    ValueError with one line naming the file and the field (this file runs on the board without
+    the rest of pascal-fpga, so it raises a plain ValueError)."""
+    path = Path(path)
+    try:
+        design = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{path}: not a readable JSON file ({type(exc).__name__})") from None
+    if not isinstance(design, dict):
+        raise ValueError(f"{path}: must hold a JSON object, got a {type(design).__name__}")
+    for key in DESIGN_INTS:
+        value = design.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1 << 24:
+            raise ValueError(f"{path}: field {key!r} must be an integer in 1..2^24, got "
+                             f"{repr(value)[:40]}")
+    scale = design.get("out_scale")
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale > 0 \
+            or scale == float("inf"):
+        raise ValueError(f"{path}: field 'out_scale' must be a positive number, got "
+                         f"{repr(scale)[:40]}")
+    if design["pixels"] != design["height"] * design["width"] or design["bits"] > 16 \
+            or 8 * design["axi_bytes"] < design["channels"] * design["bits"]:
+        raise ValueError(f"{path}: fields 'pixels', 'bits' and 'axi_bytes' do not fit the input "
+                         f"shape (pixels = height x width, bits <= 16, channels x bits in "
+                         f"axi_bytes)")
+    return design
 
 
 def pack_images(images: np.ndarray, design: dict) -> np.ndarray:
