@@ -23,7 +23,7 @@ def check_name(value: object, where: str) -> str:
     """``value`` if it is a safe model name; else a PascalError naming ``where``."""
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
         raise PascalError(f"{where}: a name must be 1 to 64 letters, digits, '_', '-' or '.', "
-                          f"starting with a letter or digit; got {_show(value)}")
+                          f"starting with a letter or digit; got {show_value(value)}")
     return value
 
 
@@ -31,11 +31,11 @@ def check_part(value: object, where: str = "--part") -> str:
     """``value`` if it is a plausible FPGA part name; else a PascalError naming ``where``."""
     if not isinstance(value, str) or not PART_PATTERN.fullmatch(value):
         raise PascalError(f"{where}: an FPGA part is 1 to 64 letters, digits, '_' or '-' "
-                          f"(e.g. xc7z020clg400-1); got {_show(value)}")
+                          f"(e.g. xc7z020clg400-1); got {show_value(value)}")
     return value
 
 
-def _show(value: object) -> str:
+def show_value(value: object) -> str:
     """A value for a one-line message: repr() escapes newlines; long values are cut."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

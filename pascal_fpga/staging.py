@@ -77,6 +77,16 @@ def _protected(resolved: Path) -> str | None:
     return None
 
 
+def _nearest_folder(resolved: Path, where: str) -> Path:
+    """The nearest existing ancestor of ``resolved``, which must be a folder."""
+    ancestor = resolved.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise PascalError(f"{where}: lies under {ancestor}, which is a file")
+    return ancestor
+
+
 def check_output(out: str | Path, kind: str, force: bool = False,
                  inputs: Iterable[str | Path | None] = (), option: str = "--out",
                  existing_ok: bool = False) -> Path:
@@ -103,11 +113,7 @@ def check_output(out: str | Path, kind: str, force: bool = False,
                               f"(choose a new folder)")
     if path.exists() and not path.is_dir():
         raise PascalError(f"{where}: is a file, not a folder")
-    ancestor = resolved.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise PascalError(f"{where}: lies under {ancestor}, which is a file")
+    ancestor = _nearest_folder(resolved, where)
     if not path.exists() and not os.access(ancestor, os.W_OK | os.X_OK):
         raise PascalError(f"{where}: cannot create it: {ancestor} is not writable")
     if path.is_dir() and not _is_empty_dir(path):
@@ -139,11 +145,7 @@ def check_output_file(out: str | Path, force: bool = False,
             raise PascalError(f"{where}: is the input {item}; choose another file")
     if path.is_dir():
         raise PascalError(f"{where}: is a folder; name a file")
-    ancestor = resolved.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise PascalError(f"{where}: lies under {ancestor}, which is a file")
+    ancestor = _nearest_folder(resolved, where)
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise PascalError(f"{where}: cannot write it: {ancestor} is not writable")
     if path.exists() and not force:
@@ -194,20 +196,28 @@ def _move_into_place(staging: Path, out: Path, kind: str, replace: bool) -> None
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
                 raise PascalError(f"{out}: cannot move the output into place "
                                   f"({exc.strerror})") from None
-        if not out.exists():
-            continue  # another process moved it aside meanwhile: try again
-        if not out.is_dir() or artefact_kind(out) != kind or not replace:
-            raise PascalError(f"{out}: something else was written there meanwhile; nothing "
-                              f"replaced (the output was discarded)")
-        trash = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        if not replace:
+            raise PascalError(f"{out}: something was written there meanwhile; nothing replaced "
+                              f"(the output was discarded)")
+        # Move the old one aside first, then look at it: once moved, no other process can swap
+        # it under us. Not ours after all: put it back.
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
         try:
-            os.rename(out, trash)
+            os.rename(out, old)
         except FileNotFoundError:
             continue  # another process moved it first
         except OSError as exc:
             raise PascalError(f"{out}: cannot move the old output aside "
                               f"({exc.strerror})") from None
-        shutil.rmtree(trash, ignore_errors=True)
+        if artefact_kind(old) != kind:
+            try:
+                os.rename(old, out)
+            except OSError:
+                raise PascalError(f"{out}: something else was written there meanwhile; it is "
+                                  f"now in {old} (nothing deleted)") from None
+            raise PascalError(f"{out}: something else was written there meanwhile; nothing "
+                              f"replaced (the output was discarded)")
+        shutil.rmtree(old, ignore_errors=True)
     raise PascalError(f"{out}: other processes keep writing there; nothing replaced")
 
 
