@@ -27,6 +27,8 @@ INPUT_SIZE_MAX = 4096    # input height and width
 KERNEL_MAX = 31          # kernel (and stride) of a conv or pooling layer
 CLASSES_MAX = 100_000    # classes, and so the features of the classifier
 WEIGHTS_MAX = 64 * 2 ** 20  # weights summed over all layers (about 67M)
+ACTIVATIONS_MAX = 2 ** 24   # values of one image's input or of one layer's output (VGG-16 on
+                            # ImageNet has 3.2M in its largest map)
 
 # The fields each layer type accepts; a value of REQUIRED has no default.
 REQUIRED = object()
@@ -217,6 +219,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
         raise PascalError(f"{source}: field 'layers' must be a non-empty list")
 
     shape: tuple[int, ...] = (input_spec.channels, input_spec.height, input_spec.width)
+    if math.prod(shape) > ACTIVATIONS_MAX:
+        raise PascalError(f"{source}: input: {'x'.join(map(str, shape))} = {math.prod(shape)} "
+                          f"values per image, more than the {ACTIVATIONS_MAX} a spec may have")
     layers: list[LayerSpec] = []
     weights = 0
     for index, entry in enumerate(layers_raw):
@@ -260,6 +265,11 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
         if kind in ("maxpool", "avgpool") and values["stride"] is None:
             values["stride"] = values["kernel"]
         out_shape = _out_shape(kind, values, shape, where)
+        if math.prod(out_shape) > ACTIVATIONS_MAX:
+            field = "features" if kind == "linear" else "channels"
+            raise PascalError(f"{where}: field '{field}': its output has "
+                              f"{'x'.join(map(str, out_shape))} = {math.prod(out_shape)} values "
+                              f"per image, more than the {ACTIVATIONS_MAX} a spec may have")
         if kind in ("conv", "linear", "block"):
             weights += _weight_count(kind, values, shape)
             if weights > WEIGHTS_MAX:

@@ -529,9 +529,13 @@ def test_bad_spec(tmp_path, content, layer, needle):
 
 
 def test_size_bounds_are_inclusive():
-    spec = parse_spec(_spec([{"type": "conv", "channels": 8, "kernel": 31, "stride": 31},
+    # the input's channels and width at their bounds (8192 x 2 x 1 and 1 x 1 x 4096)
+    spec = parse_spec(_spec([{"type": "conv", "channels": 8, "kernel": 1},
                              {"type": "linear", "features": 10}],
-                            height=31, width=4096, channels=8192))
+                            height=2, width=1, channels=8192))
+    assert spec.layers[0].out_shape == (8, 2, 1)
+    spec = parse_spec(_spec([{"type": "conv", "channels": 8, "kernel": 31, "stride": 31},
+                             {"type": "linear", "features": 10}], height=31, width=4096))
     assert spec.layers[0].out_shape == (8, 1, 132)
     spec = parse_spec(_spec([{"type": "conv", "channels": 8192, "kernel": 31},
                              {"type": "linear", "features": 10}], height=31, width=31))
@@ -605,3 +609,24 @@ def test_parse_spec_names_its_source():
     with pytest.raises(PascalError, match=r"^my/spec\.yaml: layer 0 \(conv\): .*'channels'"):
         parse_spec(_spec([{"type": "conv", "kernel": 3}, {"type": "linear", "features": 10}]),
                    "my/spec.yaml")
+
+
+def _wide(input_shape: tuple[int, int, int], channels: int) -> dict:
+    c, h, w = input_shape
+    return {"name": "wide", "input": {"channels": c, "height": h, "width": w, "bits": 8},
+            "classes": 10, "layers": [{"type": "conv", "channels": channels, "kernel": 1},
+                                      {"type": "maxpool", "kernel": 31},
+                                      {"type": "linear", "features": 10}]}
+
+
+def test_activation_bound_on_the_input_and_every_layer_output():
+    # 3 x 4096 x 4096: each bound alone holds, the image does not fit
+    with pytest.raises(PascalError, match=r"wide.yaml: input: 3x4096x4096 = 50331648 values"):
+        parse_spec(_wide((3, 4096, 4096), 4), "wide.yaml")
+    # a 1 x 2048 x 2048 image is within the bound, 8 channels of it are not
+    with pytest.raises(PascalError, match=r"layer 0 \(conv\): field 'channels': its output has "
+                                          r"8x2048x2048 = 33554432 values"):
+        parse_spec(_wide((1, 2048, 2048), 8), "wide.yaml")
+    # exactly at the bound is accepted
+    spec = parse_spec(_wide((1, 2048, 2048), 4), "wide.yaml")
+    assert math.prod(spec.layers[0].out_shape) == 2 ** 24
