@@ -40,10 +40,11 @@ def _add_train(sub) -> None:
     p.add_argument("--dataset", required=True, help="digits | fashion-mnist | cifar10")
     p.add_argument("--data-dir", help="folder of the data set's files")
     p.add_argument("--epochs", type=int, default=10, help="0: calibrate only (default 10)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine schedule)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
+    # default None: --resume takes these from the run, a new run from TRAIN_DEFAULTS
+    p.add_argument("--batch-size", type=int, help="global batch (default 128)")
+    p.add_argument("--lr", type=float, help="Adam learning rate, cosine schedule (default 2e-3)")
+    p.add_argument("--weight-decay", type=float, help="on weights only (default 0)")
+    p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--float", dest="float_net", action="store_true",
                    help="train the float ReLU twin instead (a baseline)")
     p.add_argument("--out", required=True, help="run directory to write")
@@ -190,12 +191,40 @@ def _distributed_env() -> tuple[int, int]:
     return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
 
 
+TRAIN_DEFAULTS = {"batch_size": 128, "lr": 2e-3, "weight_decay": 0.0, "seed": 0}
+
+
+def _training_settings(args) -> None:
+    """Fill --batch-size, --lr, --weight-decay and --seed: from the run with --resume (a resumed
+    run repeats an uninterrupted one only with the same settings: a different value given is an
+    error), else from TRAIN_DEFAULTS."""
+    stored: dict = {}
+    checkpoint = Path(args.out) / "checkpoint.pt"
+    if args.resume and checkpoint.is_file():
+        from .train.trainer import load_checkpoint
+
+        config = load_checkpoint(checkpoint).get("config")
+        stored = config if isinstance(config, dict) else {}
+    for key, default in TRAIN_DEFAULTS.items():
+        given, kept = getattr(args, key), stored.get(key)
+        if not isinstance(kept, type(default)) or isinstance(kept, bool):
+            kept = None
+        if given is None:
+            setattr(args, key, kept if kept is not None else default)
+        elif kept is not None and given != kept:
+            flag = "--" + key.replace("_", "-")
+            raise PascalError(f"{flag} {given}: the run in {args.out} was trained with {flag} "
+                              f"{kept}; --resume continues it with its own settings (leave "
+                              f"{flag} out)")
+
+
 def cmd_train(args) -> int:
     from .staging import artefact_kind, check_output, remove_artefact
     from .train import TrainConfig, train
     from .train.trainer import check_training_args
 
     world_size, rank = _distributed_env()
+    _training_settings(args)
     if not args.resume and not args.force and artefact_kind(Path(args.out)) == "run":
         raise PascalError(f"--out {args.out}: already holds a run; use --resume to continue it, "
                           f"--force to replace it, or choose another --out")

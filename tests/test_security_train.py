@@ -396,3 +396,23 @@ def test_adapt_fine_tunes_through_the_checked_checkpoint(run, tmp_path):
     spec, _, _ = load_run(tmp_path / "adapted")
     assert [layer.levels for layer in spec.qcfs_layers()] == [2]
     assert json.loads((tmp_path / "adapted" / "adapt.json").read_text())["fine_tune_epochs"] == 0
+
+
+def test_resume_keeps_the_runs_own_settings(tmp_path, capsys):
+    spec = _write_tiny(tmp_path)
+    out = tmp_path / "run"
+    base = ["train", spec, "--dataset", "digits", "--out", out]
+    assert _cli(capsys, *base, "--epochs", "1", "--batch-size", "256", "--lr", "0.01",
+                "--seed", "3")[0] == 0
+    # another value given with --resume: refused, naming the option and both values
+    for flag, value, kept in (("--lr", "0.02", "0.01"), ("--batch-size", "128", "256"),
+                              ("--seed", "0", "3"), ("--weight-decay", "0.1", "0.0")):
+        status, err = _cli(capsys, *base, "--epochs", "2", "--resume", flag, value)
+        assert status == 2, err
+        assert f"{flag} {value}: the run in {out} was trained with {flag} {kept}" in err
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    # left out (or the same value given): the run's own settings, not the defaults
+    assert _cli(capsys, *base, "--epochs", "2", "--resume", "--lr", "0.01")[0] == 0
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert (config["batch_size"], config["lr"], config["seed"]) == (256, 0.01, 3)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
