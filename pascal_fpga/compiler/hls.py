@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import PascalError
-from .transforms import layer_nodes, short_repr
+from ..names import show_value
+from .transforms import layer_nodes
 from .widths import unsigned_bits
 
 HLS_ROOT = Path(__file__).resolve().parent.parent.parent / "hls"
@@ -117,7 +118,7 @@ def hls_layers(model) -> list[HLSLayer]:
     for node in layer_nodes(model):
         name = node.name
         if not LAYER_NAME.fullmatch(name) or name in seen:
-            raise PascalError(f"layer {short_repr(name)}: a layer name must be a unique C "
+            raise PascalError(f"layer {show_value(name)}: a layer name must be a unique C "
                               f"identifier (letters, digits, '_', at most 64)")
         seen.add(name)
         a = _attrs(node)
@@ -269,7 +270,7 @@ def _input_shape(spec: Any) -> dict[str, int]:
         value = shape.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise PascalError(f"the spec's input field {key!r} must be a positive integer, got "
-                              f"{short_repr(value)}")
+                              f"{show_value(value)}")
         values[key] = int(value)
     return values
 

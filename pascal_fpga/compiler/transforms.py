@@ -32,6 +32,7 @@ from qonnx.transformation.general import RemoveUnusedTensors
 from qonnx.transformation.infer_shapes import InferShapes
 
 from ..errors import PascalError
+from ..names import show_value
 from ..snn.convert import _thresholds
 from ..spec import INPUT_BITS_RANGE, LEVELS_MAX
 from . import ops
@@ -52,13 +53,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:/+\-]{1,100}")
 
 def shown_name(name: str) -> str:
     """A name from the input model, safe inside a one-line message."""
-    return name if _PLAIN_NAME.fullmatch(name) else short_repr(name)
-
-
-def short_repr(value: object) -> str:
-    """repr() of a value from a file, cut to fit a one-line message."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return name if _PLAIN_NAME.fullmatch(name) else show_value(name)
 
 
 def _where(node) -> str:
@@ -706,18 +701,18 @@ class ApplyFolding(Transformation):
                               f"{{\"pe\": .., \"simd\": ..}}")
         for name, config in self.folding.items():
             if name not in nodes:
-                raise PascalError(f"{self.source}: layer {short_repr(name)} is not in the "
+                raise PascalError(f"{self.source}: layer {show_value(name)} is not in the "
                                   f"model (layers: {', '.join(nodes)})")
             if not isinstance(config, dict) or set(config) - {"pe", "simd", "fifo_depth"}:
                 raise PascalError(f"{self.source}: layer {name}: expected {{\"pe\": .., "
                                   f"\"simd\": .., \"fifo_depth\": ..}}, got "
-                                  f"{short_repr(config)}")
+                                  f"{show_value(config)}")
             depth = config.get("fifo_depth")
             if depth is not None:
                 if not isinstance(depth, int) or isinstance(depth, bool) \
                         or not 1 <= depth <= FIFO_DEPTH_MAX:
                     raise PascalError(f"{self.source}: layer {name}: fifo_depth "
-                                      f"{short_repr(depth)} is not an integer in "
+                                      f"{show_value(depth)} is not an integer in "
                                       f"1..{FIFO_DEPTH_MAX} (2^20)")
                 getCustomOp(nodes[name]).set_nodeattr("fifo_depth", depth)
             pe_dim, simd_dim = fold_limits(nodes[name])
@@ -729,7 +724,7 @@ class ApplyFolding(Transformation):
                         "inputs" if simd_dim != 1 or nodes[name].op_type not in ops.POOL_OPS
                         else "(pools take SIMD 1)")
                     raise PascalError(f"{self.source}: layer {name}: {key} "
-                                      f"{short_repr(value)} does not divide its {dim} {what}")
+                                      f"{show_value(value)} does not divide its {dim} {what}")
                 getCustomOp(nodes[name]).set_nodeattr(key, value)
         return model, False
 
