@@ -241,11 +241,11 @@ def cmd_train(args) -> int:
                          resume=args.resume, quantized=not args.float_net,
                          world_size=world_size, rank=rank)
     if world_size > 1:
-        import torch
         import torch.distributed as dist
 
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        # training runs on the CPU (no --device yet: issue 13), so gloo even where CUDA exists:
+        # nccl cannot reduce CPU tensors
+        dist.init_process_group("gloo")
     try:
         metrics = train(config, progress=sys.stderr.isatty())
     finally:
