@@ -534,14 +534,14 @@ def _import_libraries() -> None:
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        from . import model  # noqa: F401  (signal handlers belong to the main thread)
-        return
-    previous = signal.signal(signal.SIGINT, _exit_interrupted)
+    # signal handlers belong to the main thread (main() may run in another, e.g. in tests)
+    guarded = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _exit_interrupted) if guarded else None
     try:
         from . import model  # noqa: F401  (imports torch and brevitas)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if guarded:
+            signal.signal(signal.SIGINT, previous)
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "snn": cmd_snn, "adapt": cmd_adapt,

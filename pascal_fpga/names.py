@@ -35,6 +35,15 @@ def check_part(value: object, where: str = "--part") -> str:
     return value
 
 
+def check_optional_strings(record: dict, keys: tuple[str, ...], prefix: str) -> None:
+    """Each of ``keys`` in ``record`` (a name or path from a file) absent, None or a string; else a
+    PascalError ``{prefix}{key!r} must be a string``."""
+    for key in keys:
+        if record.get(key) is not None and not isinstance(record[key], str):
+            raise PascalError(f"{prefix}{key!r} must be a string, got a "
+                              f"{type(record[key]).__name__}")
+
+
 def show_value(value: object) -> str:
     """A value for a one-line message: repr() escapes newlines; long values are cut."""
     text = repr(value)

@@ -199,26 +199,35 @@ def _move_into_place(staging: Path, out: Path, kind: str, replace: bool) -> None
         if not replace:
             raise PascalError(f"{out}: something was written there meanwhile; nothing replaced "
                               f"(the output was discarded)")
-        # Move the old one aside first, then look at it: once moved, no other process can swap
-        # it under us. Not ours after all: put it back.
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        try:
-            os.rename(out, old)
-        except FileNotFoundError:
+        if not _delete_artefact(out, kind, "something else was written there meanwhile; "
+                                            "nothing replaced (the output was discarded)"):
             continue  # another process moved it first
-        except OSError as exc:
-            raise PascalError(f"{out}: cannot move the old output aside "
-                              f"({exc.strerror})") from None
-        if artefact_kind(old) != kind:
-            try:
-                os.rename(old, out)
-            except OSError:
-                raise PascalError(f"{out}: something else was written there meanwhile; it is "
-                                  f"now in {old} (nothing deleted)") from None
-            raise PascalError(f"{out}: something else was written there meanwhile; nothing "
-                              f"replaced (the output was discarded)")
-        shutil.rmtree(old, ignore_errors=True)
     raise PascalError(f"{out}: other processes keep writing there; nothing replaced")
+
+
+def _delete_artefact(folder: Path, kind: str, refusal: str) -> bool:
+    """Delete ``folder`` if it is our artefact of ``kind``; False if it is gone already.
+
+    The only place that deletes a folder this package did not just create. It first renames the
+    folder aside and only then reads its marker, so no other process can swap the folder under
+    the check; anything that is not ours is put back and refused with ``refusal``.
+    """
+    aside = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(folder, aside)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise PascalError(f"{folder}: cannot move it aside ({exc.strerror})") from None
+    if artefact_kind(aside) != kind:
+        try:
+            os.rename(aside, folder)
+        except OSError:
+            raise PascalError(f"{folder}: {refusal}; it is now in {aside} (nothing "
+                              f"deleted)") from None
+        raise PascalError(f"{folder}: {refusal}")
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
 
 
 def remove_artefact(folder: Path, kind: str) -> None:
@@ -226,8 +235,4 @@ def remove_artefact(folder: Path, kind: str) -> None:
     folder = Path(folder)
     if not folder.exists() or _is_empty_dir(folder):
         return
-    if artefact_kind(folder) != kind:
-        raise PascalError(f"{folder}: not a pascal-fpga {kind}; not removed")
-    trash = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
-    os.rename(folder, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    _delete_artefact(folder, kind, f"not a pascal-fpga {kind}; not removed")

@@ -69,6 +69,15 @@ def random_images(spec, count, seed):
     return rng.integers(0, 2 ** spec.input.bits, size=shape).astype(np.float32)
 
 
+def make_exported(folder: Path, spec_dict: dict) -> tuple[Path, Path]:
+    """``make_run`` in ``folder/run`` and its QONNX export ``folder/model.onnx``: (run, model)."""
+    from pascal_fpga.compiler.export import export_run
+
+    run = make_run(folder / "run", spec_dict)
+    export_run(run, folder / "model.onnx")
+    return run, folder / "model.onnx"
+
+
 def make_run(folder: Path, spec_dict: dict, seed: int = 0) -> Path:
     """A run directory of a calibrated, untrained network, with negative and zero BatchNorm
     gains (negated weight rows, constant channels) where it has BatchNorm."""

@@ -5,7 +5,6 @@ status. The examples are derandomized so that CI runs the same ones every time."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -13,9 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pascal_fpga.cli import main
-from pascal_fpga.compiler.export import export_run
 
-from nets import ODD_SPECS, make_run
+from nets import ODD_SPECS, make_exported
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -121,10 +119,7 @@ def test_fuzz_spec_yaml(spec, raw, use_raw, tmp_path_factory, capsys):
 
 @pytest.fixture(scope="module")
 def fuzz_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fuzz_model")
-    run = make_run(folder / "run", ODD_SPECS["pools"])
-    export_run(run, folder / "model.onnx")
-    return folder / "model.onnx"
+    return make_exported(tmp_path_factory.mktemp("fuzz_model"), ODD_SPECS["pools"])[1]
 
 
 LAYERS = ["conv0", "conv1", "pool0", "dense0", "classifier", "layer", ""]

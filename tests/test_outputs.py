@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from pascal_fpga.cli import main
-from pascal_fpga.compiler.export import export_run
 from pascal_fpga.errors import PascalError
 from pascal_fpga.staging import (MARKER, artefact_kind, check_output, staged_folder,
                                  write_marker)
 
-from nets import ODD_SPECS, make_run
+from nets import ODD_SPECS, make_exported
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,10 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A small calibrated run and its QONNX export."""
-    folder = tmp_path_factory.mktemp("outputs")
-    run = make_run(folder / "run", ODD_SPECS["dense_first"])
-    export_run(run, folder / "model.onnx")
-    return run, folder / "model.onnx"
+    return make_exported(tmp_path_factory.mktemp("outputs"), ODD_SPECS["dense_first"])
 
 
 def _run(capsys, *argv) -> tuple[int, str]:

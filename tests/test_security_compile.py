@@ -18,22 +18,19 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.cli import main
 from pascal_fpga.compiler.build import compile_model
-from pascal_fpga.compiler.export import SOURCE_KEY, export_run
+from pascal_fpga.compiler.export import SOURCE_KEY
 from pascal_fpga.compiler.hls import generate_hls
 from pascal_fpga.compiler.transforms import _guard_affine
 from pascal_fpga.errors import PascalError
 
-from nets import ODD_SPECS, make_run
+from nets import ODD_SPECS, make_exported
 
 IR = Path("ir") / "06_apply_folding.onnx"
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("security")
-    run = make_run(folder / "run", ODD_SPECS["pools"])
-    export_run(run, folder / "model.onnx")
-    return folder / "model.onnx"
+    return make_exported(tmp_path_factory.mktemp("security"), ODD_SPECS["pools"])[1]
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +142,7 @@ source run_hls.tcl
 def _source_tcl(hls: Path) -> str:
     """Source run_hls.tcl in tclsh with the Vitis commands stubbed out."""
     if shutil.which("tclsh") is None:
-        pytest.skip("tclsh is not installed")
+        pytest.skip("tclsh is not installed (apt-get install tcl; .ci/run installs it)")
     result = subprocess.run(["tclsh"], input=_TCL_STUBS, cwd=hls, capture_output=True,
                             text=True, timeout=60)
     return result.stdout + result.stderr

@@ -182,7 +182,7 @@ def model_source(model, where: str = "the model") -> dict[str, Any]:
     ``dataset`` one of the data sets, ``run_dir`` and ``data_dir`` strings (recorded, never
     followed). Anything else is a PascalError naming ``where`` (the model's file) and the field."""
     from ..datasets import DATASETS
-    from ..names import check_name, show_value
+    from ..names import check_name, check_optional_strings, show_value
     from ..spec import parse_spec
 
     value = model.get_metadata_prop(SOURCE_KEY)
@@ -206,8 +206,5 @@ def model_source(model, where: str = "the model") -> dict[str, Any]:
     if dataset is not None and dataset not in DATASETS:
         raise PascalError(f"{field}: field 'dataset' must be one of {', '.join(DATASETS)}, got "
                           f"{show_value(dataset)}")
-    for key in ("run_dir", "data_dir"):
-        if info.get(key) is not None and not isinstance(info[key], str):
-            raise PascalError(f"{field}: field {key!r} must be a string, got a "
-                              f"{type(info[key]).__name__}")
+    check_optional_strings(info, ("run_dir", "data_dir"), f"{field}: field ")
     return info

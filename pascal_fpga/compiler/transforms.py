@@ -67,6 +67,11 @@ def _values(values: np.ndarray) -> str:
     return f"[{text}]" if flat.size != 1 else text
 
 
+def _positive_finite(scale: np.ndarray) -> bool:
+    """A quantizer scale: at least one value, every one positive and finite."""
+    return scale.size >= 1 and bool(np.all(scale > 0)) and bool(np.all(np.isfinite(scale)))
+
+
 def _is_const(model, name: str) -> bool:
     return model.get_initializer(name) is not None
 
@@ -192,7 +197,7 @@ class CheckSupported(Transformation):
         if np.any(_const(model, node.input[2]) != 0):
             raise PascalError(f"{where}: a nonzero zero point is not a QCFS activation")
         scale = _const(model, node.input[1])
-        if scale.size < 1 or not np.all(scale > 0) or not np.all(np.isfinite(scale)):
+        if not _positive_finite(scale):
             raise PascalError(f"{where}: activation scale {_values(scale)} is not a positive "
                               f"finite number")
         bits = _const(model, node.input[3])
@@ -237,7 +242,7 @@ def _run_quant(model, node) -> tuple[np.ndarray, np.ndarray, int]:
     if bits.size != 1 or not 2 <= float(bits) <= 32 or float(bits) != int(bits):
         raise PascalError(f"{_where(node)}: weight bit width {_values(bits)} is not an integer "
                           f"in 2..32")
-    if scale.size < 1 or not np.all(scale > 0) or not np.all(np.isfinite(scale)):
+    if not _positive_finite(scale):
         raise PascalError(f"{_where(node)}: weight scale {_values(scale)} is not positive and "
                           f"finite")
     mode = node_attr(node, "rounding_mode", b"ROUND")

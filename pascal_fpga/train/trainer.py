@@ -29,6 +29,7 @@ from ..datasets import Dataset, load_dataset
 from ..errors import PascalError
 from ..model.network import QCFSNet, lambda_parameter
 from ..spec import ModelSpec, load_spec, parse_spec
+from ..names import check_optional_strings
 from ..staging import write_marker
 from .calibrate import calibrate
 
@@ -220,10 +221,7 @@ def _checkpoint_config(state: dict[str, Any], path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise PascalError(f"{path}: field 'config' must be a mapping, got a "
                           f"{type(config).__name__}")
-    for key in ("dataset", "data_dir"):
-        if config.get(key) is not None and not isinstance(config[key], str):
-            raise PascalError(f"{path}: field 'config': {key!r} must be a string, got a "
-                              f"{type(config[key]).__name__}")
+    check_optional_strings(config, ("dataset", "data_dir"), f"{path}: field 'config': ")
     return config
 
 
@@ -453,10 +451,7 @@ def _read_metrics(path: Path) -> dict[str, Any]:
         raise PascalError(f"{path}: not a readable JSON file ({type(exc).__name__})") from exc
     if not isinstance(metrics, dict):
         raise PascalError(f"{path}: must hold a JSON object, got a {type(metrics).__name__}")
-    for key in ("dataset", "data_dir"):
-        if metrics.get(key) is not None and not isinstance(metrics[key], str):
-            raise PascalError(f"{path}: field {key!r} must be a string, got a "
-                              f"{type(metrics[key]).__name__}")
+    check_optional_strings(metrics, ("dataset", "data_dir"), f"{path}: field ")
     return metrics
 
 
