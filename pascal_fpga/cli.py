@@ -365,7 +365,7 @@ def cmd_adapt(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .compiler.export import export_run
+    from .ir.export import export_run
     from .staging import check_output_file
 
     check_output_file(args.out, force=args.force)
@@ -410,8 +410,8 @@ def cmd_compile(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .compiler.build import load_build
-    from .compiler.verify import verify_build, verify_images
+    from .buildfolder import load_build
+    from .verify.checks import verify_build, verify_images
 
     build = load_build(args.build_dir)
     if args.random is not None and (args.dataset or args.samples):
@@ -423,7 +423,7 @@ def cmd_verify(args) -> int:
                                          args.random, args.seed)
     headers = None
     if args.csim:
-        from .compiler.csim import ap_types_dir
+        from .hw.csim import ap_types_dir
 
         headers = ap_types_dir(os.environ.get("XILINX_HLS"))
     report = verify_build(args.build_dir, images, labels, progress=sys.stderr.isatty(),
@@ -452,9 +452,9 @@ def cmd_verify(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .compiler.build import load_build
-    from .compiler.report import simulate_build, write_report
-    from .compiler.verify import verify_images
+    from .buildfolder import load_build
+    from .perf.report import simulate_build, write_report
+    from .verify.checks import verify_images
 
     build = load_build(args.build_dir)
     if args.images < 1:

@@ -28,12 +28,12 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
     from .snn.adapt import adapt_run
     from .snn.report import snn_report, write_report
     from .compiler.build import compile_model
-    from .compiler.csim import ap_types_dir
-    from .compiler.report import simulate_build
-    from .compiler.report import write_report as write_hw_report
+    from .hw.csim import ap_types_dir
+    from .perf.report import simulate_build
+    from .perf.report import write_report as write_hw_report
     from .driver import Accelerator
-    from .compiler.export import export_run
-    from .compiler.verify import verify_build, verify_images
+    from .ir.export import export_run
+    from .verify.checks import verify_build, verify_images
     from .train import TrainConfig, evaluate_run, train
 
     spec_path = models_dir / DEMO_SPEC

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pascal_fpga.compiler.build import load_build
-from pascal_fpga.compiler.csim import ap_types_dir, build_csim
-from pascal_fpga.compiler.verify import ir_to_integer_network, load_qonnx_ir, run_model
+from pascal_fpga.buildfolder import load_build
+from pascal_fpga.hw.csim import ap_types_dir, build_csim
+from pascal_fpga.verify.checks import ir_to_integer_network, load_qonnx_ir, run_model
 from pascal_fpga.errors import PascalError
 from pascal_fpga.snn.simulate import simulate
 

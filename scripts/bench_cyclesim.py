@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pascal_fpga.compiler.build import load_build
-from pascal_fpga.compiler.csim import ap_types_dir, build_csim
-from pascal_fpga.compiler.cyclesim import cycle_model, design_depths
-from pascal_fpga.compiler.estimates import design_estimates
-from pascal_fpga.compiler.hls import hls_layers
-from pascal_fpga.compiler.verify import load_qonnx_ir
+from pascal_fpga.buildfolder import load_build
+from pascal_fpga.hw.csim import ap_types_dir, build_csim
+from pascal_fpga.perf.cyclesim import cycle_model, design_depths
+from pascal_fpga.perf.estimates import design_estimates
+from pascal_fpga.hw.hls import hls_layers
+from pascal_fpga.verify.checks import load_qonnx_ir
 from pascal_fpga.errors import PascalError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

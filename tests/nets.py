@@ -71,7 +71,7 @@ def random_images(spec, count, seed):
 
 def make_exported(folder: Path, spec_dict: dict) -> tuple[Path, Path]:
     """``make_run`` in ``folder/run`` and its QONNX export ``folder/model.onnx``: (run, model)."""
-    from pascal_fpga.compiler.export import export_run
+    from pascal_fpga.ir.export import export_run
 
     run = make_run(folder / "run", spec_dict)
     export_run(run, folder / "model.onnx")

@@ -9,12 +9,13 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from pascal_fpga.cli import main as cli_main
-from pascal_fpga.compiler.build import compile_model, load_qonnx
-from pascal_fpga.compiler.export import export_run, level_count
-from pascal_fpga.compiler.transforms import layer_nodes, output_scale, pipeline
-from pascal_fpga.compiler.verify import (integer_outputs, qcfs_tensors, run_model, verify_build,
+from pascal_fpga.buildfolder import load_qonnx
+from pascal_fpga.compiler.build import compile_model
+from pascal_fpga.ir.export import export_run, level_count
+from pascal_fpga.ir.transforms import layer_nodes, output_scale, pipeline
+from pascal_fpga.verify.checks import (integer_outputs, qcfs_tensors, run_model, verify_build,
                                          verify_images)
-from pascal_fpga.compiler.widths import accumulator_range, signed_bits
+from pascal_fpga.ir.widths import accumulator_range, signed_bits
 from pascal_fpga.spec import parse_spec
 from pascal_fpga.train import TrainConfig, train
 
@@ -71,7 +72,7 @@ def test_qonnx_quant_with_fractional_bit_width_is_qcfs(levels):
     """qonnx's Quant with bitwidth log2(L + 1) and HALF_UP is clip(floor(x + 1/2), 0, L)."""
     from qonnx.custom_op.general.intquant import int_quant
 
-    from pascal_fpga.compiler.export import qcfs_bit_width
+    from pascal_fpga.ir.export import qcfs_bit_width
 
     x = np.concatenate([np.arange(-2, levels + 3, 0.25), np.array([levels + 0.49, 1e6])])
     x = x.astype(np.float32)
@@ -116,7 +117,7 @@ def test_each_transformation_keeps_every_level_odd(odd_build):
 def test_lowered_graph_is_only_spiking_ops(odd_build):
     for build in (odd_build,):
         model = ModelWrapper(str(build / "ir" / "06_apply_folding.onnx"))
-        assert all(n.domain == "pascal_fpga.compiler.ops" for n in model.graph.node)
+        assert all(n.domain == "pascal_fpga.ir.ops" for n in model.graph.node)
         assert model.graph.node[-1].op_type == "SpikingClassifier"
         assert model.graph.node[0].op_type.startswith("Pixel")
 
@@ -150,7 +151,7 @@ def test_accumulator_width_is_the_exact_worst_case(odd_build):
     for build in (odd_build,):
         model = ModelWrapper(str(build / "ir" / "06_apply_folding.onnx"))
         for node in layer_nodes(model):
-            if node.domain != "pascal_fpga.compiler.ops" or "Pool" in node.op_type:
+            if node.domain != "pascal_fpga.ir.ops" or "Pool" in node.op_type:
                 continue
             inst = getCustomOp(node)
             weight = np.asarray(model.get_initializer(node.input[1]), dtype=np.float64)

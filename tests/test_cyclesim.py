@@ -7,12 +7,12 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.cli import main as cli_main
 from pascal_fpga.compiler.build import compile_model
-from pascal_fpga.compiler.cyclesim import (UNBOUNDED, Stage, design_depths, design_programs,
+from pascal_fpga.perf.cyclesim import (UNBOUNDED, Stage, design_depths, design_programs,
                                            fifo_depths, layer_program, simulate_timing)
-from pascal_fpga.compiler.estimates import layer_resources
-from pascal_fpga.compiler.export import export_run
-from pascal_fpga.compiler.folding import _dims, _divisors, search_folding, with_folding
-from pascal_fpga.compiler.hls import hls_layers
+from pascal_fpga.perf.estimates import layer_resources
+from pascal_fpga.ir.export import export_run
+from pascal_fpga.perf.folding import _dims, _divisors, search_folding, with_folding
+from pascal_fpga.hw.hls import hls_layers
 
 from nets import ODD_SPECS, make_run
 

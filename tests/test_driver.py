@@ -10,8 +10,8 @@ import pytest
 
 from pascal_fpga.cli import main as cli_main
 from pascal_fpga.compiler.build import compile_model
-from pascal_fpga.compiler.csim import ap_types_dir, build_csim, run_csim
-from pascal_fpga.compiler.export import export_run
+from pascal_fpga.hw.csim import ap_types_dir, build_csim, run_csim
+from pascal_fpga.ir.export import export_run
 from pascal_fpga.driver import Accelerator, pack_images
 from pascal_fpga.driver.board import load_design
 

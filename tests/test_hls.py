@@ -11,12 +11,12 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.cli import main as cli_main
 from pascal_fpga.compiler.build import compile_model
-from pascal_fpga.compiler.csim import ap_types_dir
-from pascal_fpga.compiler.export import export_run
-from pascal_fpga.compiler.cyclesim import design_programs
-from pascal_fpga.compiler.hls import _fold_weights, hls_layers
-from pascal_fpga.compiler.transforms import fold_limits, layer_nodes
-from pascal_fpga.compiler.verify import verify_build, verify_images
+from pascal_fpga.hw.csim import ap_types_dir
+from pascal_fpga.ir.export import export_run
+from pascal_fpga.perf.cyclesim import design_programs
+from pascal_fpga.hw.hls import _fold_weights, hls_layers
+from pascal_fpga.ir.transforms import fold_limits, layer_nodes
+from pascal_fpga.verify.checks import verify_build, verify_images
 from pascal_fpga.train import TrainConfig, train
 
 from nets import ODD_SPECS, make_run

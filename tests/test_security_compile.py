@@ -18,9 +18,9 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.cli import main
 from pascal_fpga.compiler.build import compile_model
-from pascal_fpga.compiler.export import SOURCE_KEY
-from pascal_fpga.compiler.hls import generate_hls
-from pascal_fpga.compiler.transforms import _guard_affine
+from pascal_fpga.ir.export import SOURCE_KEY
+from pascal_fpga.hw.hls import generate_hls
+from pascal_fpga.ir.transforms import _guard_affine
 from pascal_fpga.errors import PascalError
 
 from nets import ODD_SPECS, make_exported

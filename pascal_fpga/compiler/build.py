@@ -30,71 +30,16 @@ from typing import Any
 from ..errors import PascalError
 from ..names import check_name, check_part
 from ..staging import staged_folder
-from .export import SOURCE_KEY, model_source
-from .transforms import ApplyFolding, default_folding, layer_nodes, pipeline
+from ..buildfolder import BUILD_FILE, load_folding, load_qonnx, write_json as _write_json
+from ..ir.export import SOURCE_KEY, model_source
+from ..ir.transforms import ApplyFolding, default_folding, layer_nodes, pipeline
 
-BUILD_FILE = "build.json"
 FOLDING_PRESETS = ("serial", "full")  # --folding serial: PE = SIMD = 1; full: fully parallel
 FINAL_STEP = "apply_folding"
 
 
-def read_onnx(path: Path, what: str = "not an ONNX model"):
-    """The ModelProto of an ONNX file, read as data: tensors stored in external files are
-    refused (a model names those files; we never open a path a model names). A malformed file is
-    one PascalError: ``{path}: {what} (...)``."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError, ValueError, RuntimeError, TypeError) as exc:
-        raise PascalError(f"{path}: {what} ({type(exc).__name__})") from exc
-    tensors = list(proto.graph.initializer) + [
-        tensor for node in proto.graph.node for attribute in node.attribute
-        for tensor in [attribute.t, *attribute.tensors]]
-    if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in tensors):
-        raise PascalError(f"{path}: tensors stored in external files are not supported (save "
-                          f"the model with its data inside)")
-    return proto
 
 
-def load_qonnx(path: str | Path):
-    """A ModelWrapper of an ONNX file; a missing or malformed file is one clear error."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    path = Path(path)
-    if not path.is_file():
-        raise PascalError(f"{path}: no such model file")
-    proto = read_onnx(path)
-    if not proto.graph.node:
-        raise PascalError(f"{path}: not an ONNX model (no graph nodes)")
-    if not any(n.op_type == "Quant" for n in proto.graph.node):
-        raise PascalError(f"{path}: not a QONNX model (no Quant nodes); export a trained run "
-                          f"with `pascal-fpga export`")
-    return ModelWrapper(proto)
-
-
-def _read_json(path: Path) -> Any:
-    """A JSON file's value; unreadable, non-UTF-8 or malformed JSON is one clear error."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PascalError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise PascalError(f"{path}: not a readable JSON file ({type(exc).__name__})") from exc
-
-
-def load_folding(path: str | Path) -> dict[str, Any]:
-    """A folding config: {layer: {"pe", "simd", "fifo_depth"}} (or that under "layers");
-    its values are checked by ApplyFolding."""
-    path = Path(path)
-    if not path.is_file():
-        raise PascalError(f"{path}: no such folding config")
-    config = _read_json(path)
-    if not isinstance(config, dict):
-        raise PascalError(f"{path}: expected an object of layer name -> {{\"pe\": .., "
-                          f"\"simd\": ..}}")
-    return config.get("layers", config) if isinstance(config.get("layers"), dict) else config
 
 
 def _pixels(model) -> int:
@@ -108,8 +53,8 @@ def _size_fifos(model, folding: dict, given: dict) -> None:
     where the folding config gives one; recorded in ``folding`` and on the IR nodes."""
     from qonnx.custom_op.registry import getCustomOp
 
-    from .cyclesim import design_programs, fifo_depths
-    from .hls import hls_layers
+    from ..perf.cyclesim import design_programs, fifo_depths
+    from ..hw.hls import hls_layers
 
     layers = hls_layers(model)
     depths = fifo_depths(design_programs(layers, _pixels(model)))
@@ -122,8 +67,8 @@ def _size_fifos(model, folding: dict, given: dict) -> None:
 
 def _achieved(model, clock_mhz: float) -> dict[str, Any]:
     """The cycle model's throughput and latency of the folded design."""
-    from .cyclesim import design_depths, design_programs, simulate_timing
-    from .hls import hls_layers
+    from ..perf.cyclesim import design_depths, design_programs, simulate_timing
+    from ..hw.hls import hls_layers
 
     layers = hls_layers(model)
     timing = simulate_timing(design_programs(layers, _pixels(model)), 4,
@@ -135,7 +80,7 @@ def _achieved(model, clock_mhz: float) -> dict[str, Any]:
 def preset_folding(model, preset: str) -> dict[str, dict[str, int]]:
     """``serial``: PE = SIMD = 1 everywhere; ``full``: PE = all output channels, SIMD = all
     inputs (a convolution's input channels, a dense layer's fan-in)."""
-    from .transforms import fold_limits
+    from ..ir.transforms import fold_limits
 
     folding = {}
     for node in layer_nodes(model):
@@ -205,9 +150,6 @@ def _markdown(rows: list[dict[str, Any]], title: str) -> str:
         lines.append("| " + " | ".join(cell(row.get(key)) for key, _ in columns) + " |")
     return "\n".join(lines) + "\n"
 
-
-def _write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def compile_model(model_path: str | Path, out: str | Path,
@@ -304,8 +246,8 @@ def _compile(model, model_path, out: Path, folding_path, folding_config, preset,
         if preset is not None:
             folding_config = preset_folding(model, preset)
         if target_fps is not None:
-            from .folding import search_folding
-            from .hls import DEFAULT_CLOCK_MHZ, hls_layers
+            from ..perf.folding import search_folding
+            from ..hw.hls import DEFAULT_CLOCK_MHZ, hls_layers
 
             clock = clock_mhz if clock_mhz is not None else DEFAULT_CLOCK_MHZ
             folding_config, search_rows = search_folding(hls_layers(model), target_fps, clock)
@@ -350,8 +292,8 @@ def _write_hls(model, out: Path, spec: dict[str, Any] | None, name: str, part: s
     description and the spec (for a model without one, the input read from the graph)."""
     import numpy as np
 
-    from .hls import DEFAULT_CLOCK_MHZ, DEFAULT_PART, generate_hls, sample_images
-    from .verify import ir_outputs
+    from ..hw.hls import DEFAULT_CLOCK_MHZ, DEFAULT_PART, generate_hls, sample_images
+    from ..ir.execute import ir_outputs
 
     if not spec:  # a QONNX model from elsewhere: the input from the graph
         shape = model.get_tensor_shape(model.graph.input[0].name)
@@ -374,7 +316,7 @@ def _write_driver(model, folder: Path, spec: dict[str, Any], info: dict[str, Any
     import shutil
 
     from ..driver import board
-    from .transforms import output_scale
+    from ..ir.transforms import output_scale
 
     folder.mkdir()
     shape = spec["input"]
@@ -390,70 +332,3 @@ def _write_driver(model, folder: Path, spec: dict[str, Any], info: dict[str, Any
                           f"repository)")
     shutil.copyfile(script, folder / "run_on_board.py")
 
-
-# the models a build names: BUILD_DIR/ir/NN_<step>.onnx, nothing outside the build
-_IR_PATH = re.compile(r"ir/[0-9]{2}_[a-z_]{1,40}\.onnx")
-_INPUT_MAX = {"channels": 1 << 16, "height": 1 << 16, "width": 1 << 16, "bits": 16}
-
-
-def load_build(build_dir: str | Path) -> dict[str, Any]:
-    """BUILD_DIR/build.json, with every field that later commands read checked: a damaged or
-    hand-edited file is one PascalError naming it and the field."""
-    build_dir = Path(build_dir)
-    path = build_dir / BUILD_FILE
-    if not path.is_file():
-        raise PascalError(f"{build_dir}: not a build folder (no {BUILD_FILE}; run "
-                          f"`pascal-fpga compile` first)")
-    build = _read_json(path)
-    _check_build(build, path)
-    return build
-
-
-def _check_build(build: Any, path: Path) -> None:
-    from ..datasets import DATASETS
-
-    def bad(field: str, expected: str, value: Any = None) -> PascalError:
-        got = repr(value)
-        got = got if len(got) <= 60 else got[:57] + "..."
-        return PascalError(f"{path}: field {field!r} must be {expected}, got {got} (compile "
-                           f"again)")
-
-    if not isinstance(build, dict):
-        raise PascalError(f"{path}: must hold a JSON object, got a {type(build).__name__} "
-                          f"(compile again)")
-    for key in ("name", "ir", "steps", "source", "spec", "hls"):
-        if key not in build:
-            raise PascalError(f"{path}: missing field {key!r} (compile again)")
-    check_name(build["name"], f"{path}: field 'name'")
-    if not isinstance(build["ir"], str) or not _IR_PATH.fullmatch(build["ir"]):
-        raise bad("ir", "a model in the build (ir/NN_step.onnx)", build["ir"])
-    steps = build["steps"]
-    if not isinstance(steps, list) or not steps:
-        raise bad("steps", "a non-empty list", steps)
-    for index, step in enumerate(steps):
-        model = step.get("model") if isinstance(step, dict) else None
-        if not isinstance(model, str) or not _IR_PATH.fullmatch(model):
-            raise bad(f"steps[{index}].model", "a model in the build (ir/NN_step.onnx)", model)
-    source = build["source"]
-    if not isinstance(source, dict):
-        raise bad("source", "an object", source)
-    if source.get("run_dir") is not None and not isinstance(source["run_dir"], str):
-        raise bad("source.run_dir", "a string", source["run_dir"])
-    if source.get("dataset") is not None and source["dataset"] not in DATASETS:
-        raise bad("source.dataset", f"one of {', '.join(DATASETS)}", source["dataset"])
-    spec = build["spec"]
-    shape = spec.get("input") if isinstance(spec, dict) else None
-    if not isinstance(shape, dict):
-        raise bad("spec.input", "an object", shape)
-    for key, top in _INPUT_MAX.items():
-        value = shape.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
-            raise bad(f"spec.input.{key}", f"an integer in 1..{top}", value)
-    hls = build["hls"]
-    if not isinstance(hls, dict):
-        raise bad("hls", "an object", hls)
-    clock = hls.get("clock_mhz")
-    if not isinstance(clock, (int, float)) or isinstance(clock, bool) \
-            or not math.isfinite(clock) or clock <= 0:
-        raise bad("hls.clock_mhz", "a positive number", clock)
-    check_part(hls.get("part"), f"{path}: field 'hls.part'")

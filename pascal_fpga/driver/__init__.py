@@ -40,7 +40,7 @@ class Accelerator:
     def __init__(self, build_dir: str | Path, backend: str = "cyclesim",
                  bitfile: str | Path | None = None, xilinx_hls: str | None = None,
                  overlay=None):
-        from ..compiler.build import load_build
+        from ..buildfolder import load_build
 
         self.build_dir = Path(build_dir)
         self.build = load_build(self.build_dir)
@@ -56,14 +56,14 @@ class Accelerator:
             raise PascalError(f"{exc} (compile again)") from exc
         self._run = None
         if backend == "cyclesim":
-            from ..compiler.cyclesim import run_values
-            from ..compiler.hls import hls_layers
-            from ..compiler.verify import load_qonnx_ir
+            from ..perf.cyclesim import run_values
+            from ..hw.hls import hls_layers
+            from ..verify.checks import load_qonnx_ir
 
             layers = hls_layers(load_qonnx_ir(self.build_dir / self.build["ir"]))
             self._run = lambda x: run_values(layers, x)[:2]
         elif backend == "csim":
-            from ..compiler.csim import ap_types_dir, build_csim, run_csim
+            from ..hw.csim import ap_types_dir, build_csim, run_csim
 
             binary = build_csim(self.build_dir, ap_types_dir(xilinx_hls))
 

@@ -15,11 +15,11 @@ import numpy as np
 
 from ..snn.report import PJ_PER_AC, PJ_PER_MAC
 from ..staging import staged_folder
-from .build import load_build
+from ..buildfolder import load_build
 from .cyclesim import cycle_model, design_depths
 from .estimates import design_estimates
-from .hls import hls_layers
-from .verify import ir_to_integer_network, load_qonnx_ir
+from ..hw.hls import hls_layers
+from ..verify.checks import ir_to_integer_network, load_qonnx_ir
 
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import PascalError
 from .cyclesim import layer_program
 from .estimates import layer_resources
-from .hls import HLSLayer
+from ..hw.hls import HLSLayer
 
 
 def _divisors(n: int) -> list[int]:

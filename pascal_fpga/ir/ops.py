@@ -35,7 +35,7 @@ from qonnx.custom_op.base import CustomOp
 
 from ..errors import PascalError
 
-DOMAIN = "pascal_fpga.compiler.ops"
+DOMAIN = "pascal_fpga.ir.ops"
 EXACT_LIMIT = 2 ** 53  # float64 holds every integer below this exactly
 
 
@@ -61,6 +61,9 @@ class _IROp(CustomOp):
             "pe": ("i", False, 1),
             "simd": ("i", False, 1),
             "fifo_depth": ("i", False, 2),  # depth of the FIFO that feeds this layer
+            "token_depth": ("i", False, 2),  # a weighted layer's FIFO from feeder to MVU
+            "out_depth": ("i", False, 2),   # the classifier's FIFO to the output adapter
+            "zero_skip": ("i", False, 1),   # 1: event-driven accumulation, 0: dense (T_in/group)
             "layer": ("s", False, ""),     # where it came from (the QONNX node names)
         }
 

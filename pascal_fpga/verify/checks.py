@@ -34,32 +34,11 @@ import numpy as np
 
 from ..errors import PascalError
 from ..snn.report import TIE_TOLERANCE, _distance_to_boundary
-from .build import load_build
-from .export import activation_quant_nodes
-from .transforms import layer_nodes, output_scale
+from ..buildfolder import load_build
+from ..ir.export import activation_quant_nodes
+from ..ir.execute import BATCH, _Batched, ir_outputs, run_model  # noqa: F401 (re-exported)
+from ..ir.transforms import layer_nodes, output_scale
 
-BATCH = 250
-
-
-class _Batched:
-    """Executes a model with qonnx on any batch size (one reshaped copy per size)."""
-
-    def __init__(self, model):
-        self.model = model
-        self.copies: dict[int, Any] = {}
-
-    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        from qonnx.core.onnx_exec import execute_onnx
-        from qonnx.transformation.change_batchsize import ChangeBatchSize
-        from qonnx.transformation.infer_shapes import InferShapes
-
-        size = len(x)
-        if size not in self.copies:
-            self.copies[size] = self.model.transform(ChangeBatchSize(size)).transform(
-                InferShapes())
-        model = self.copies[size]
-        return execute_onnx(model, {model.graph.input[0].name: x.astype(np.float32)},
-                            return_full_exec_context=True)
 
 
 class _Counter:
@@ -117,7 +96,7 @@ def _near_boundary(pre: np.ndarray, levels: int) -> np.ndarray:
 
 def _qonnx_levels(model, ctx) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(tensor name, levels, tie mask) per QCFS activation of a QONNX execution."""
-    from .export import level_count
+    from ..ir.export import level_count
 
     rows = []
     for node in activation_quant_nodes(model):
@@ -226,7 +205,7 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
 
     from ..snn.report import _brevitas_levels
     from ..snn.simulate import simulate
-    from .build import load_qonnx
+    from ..buildfolder import load_qonnx
 
     build_dir = Path(build_dir)
     build = load_build(build_dir)
@@ -247,15 +226,15 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
     checks = {"qonnx_vs_brevitas": _Counter("qonnx_vs_brevitas"),
               "ir_vs_qonnx": _Counter("ir_vs_qonnx"), "snn_vs_ir": _Counter("snn_vs_ir"),
               "csim_vs_ir": _Counter("csim_vs_ir"), "cyclesim_vs_ir": _Counter("cyclesim_vs_ir")}
-    from .cyclesim import run_values
-    from .hls import hls_layers
+    from ..perf.cyclesim import run_values
+    from ..hw.hls import hls_layers
 
     design = hls_layers(ir_model) if cyclesim else None
     binary = None
     ir_layers = layer_nodes(ir_model)
     counters: dict[str, list[int]] = {}
     if csim_headers is not None:
-        from .csim import build_csim
+        from ..hw.csim import build_csim
 
         binary = build_csim(build_dir, Path(csim_headers))
     largest_logit = 0.0
@@ -304,7 +283,7 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
                                          (classes != ir_acc.argmax(axis=1)))
             predictions["cyclesim"].append(classes)
         if binary is not None:
-            from .csim import run_csim
+            from ..hw.csim import run_csim
 
             outputs, dumps, counts = run_csim(binary, x, [n.name for n in ir_layers])
             for name, values in counts.items():
@@ -351,8 +330,8 @@ def load_qonnx_ir(path: Path):
     truncated or damaged file is one PascalError naming it."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from . import ops
-    from .build import read_onnx
+    from ..ir import ops
+    from ..buildfolder import read_onnx
 
     path = Path(path)
     if not path.is_file():
@@ -372,7 +351,7 @@ def load_qonnx_ir(path: Path):
     if not (np.isfinite(scale) and scale > 0):
         raise PascalError(f"{path}: the IR's classifier output scale {scale!r} is not positive "
                           f"and finite (compile again)")
-    from .hls import hls_layers
+    from ..hw.hls import hls_layers
 
     try:
         hls_layers(model)  # attributes, weights and thresholds, as every view reads them
@@ -446,14 +425,3 @@ def integer_outputs(model, ctx: dict[str, np.ndarray], names: list[str], out_sca
     values[output] = value if classifier else np.rint(value / out_scale)
     return values
 
-
-def ir_outputs(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The IR's classifier accumulators (int64, N x classes) and classes (first argmax)."""
-    ctx = _Batched(model).run(images)
-    acc = np.rint(ctx[model.graph.output[0].name]).astype(np.int64)
-    return acc, acc.argmax(axis=1)
-
-
-def run_model(model, images: np.ndarray) -> dict[str, np.ndarray]:
-    """qonnx's execution of ``model`` on a batch (every tensor of the graph)."""
-    return _Batched(model).run(images)

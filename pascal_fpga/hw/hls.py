@@ -22,8 +22,8 @@ import numpy as np
 
 from ..errors import PascalError
 from ..names import show_value
-from .transforms import layer_nodes
-from .widths import unsigned_bits
+from ..ir.transforms import layer_nodes
+from ..ir.widths import unsigned_bits
 
 HLS_ROOT = Path(__file__).resolve().parent.parent.parent / "hls"
 LIBRARY = HLS_ROOT / "include" / "pascal"

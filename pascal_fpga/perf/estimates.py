@@ -29,8 +29,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .hls import HLSLayer
-from .widths import unsigned_bits
+from ..hw.hls import HLSLayer
+from ..ir.widths import unsigned_bits
 
 BRAM_BITS = 18 * 1024
 LUTRAM_LIMIT = 1024     # bits per bank kept in LUTs

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PascalError
-from .hls import OUTPUT_FIFO_DEPTH, HLSLayer
+from ..hw.hls import OUTPUT_FIFO_DEPTH, HLSLayer
 
 LOOP_OVERHEAD = 2          # extra cycles per pipelined loop entry (pipeline depth 3, II = 1)
 UNBOUNDED = 1 << 40        # a FIFO depth that never blocks

@@ -1,0 +1,132 @@
+"""Stage programs: what each hardware stage does, slot by slot, for a batch of images.
+
+A stage runs one flattened pipelined loop per image (II = 1): every iteration is a *slot* of one
+cycle that reads at most one word of its input stream, writes at most one word of its output
+stream, or neither (see hls/README.md for each stage's loop). A :class:`Program` lists those
+stream transactions for N images, in order, as flat arrays (vectorised: a 1,000-image program of
+fmnist-cnn has a few million transactions), with each transaction's slot inside its image. The
+cycle model (:mod:`pascal_fpga.perf.timing`) places them in time against the FIFOs; the C
+simulation counts the same reads, writes and slots per image.
+
+The hardware layer classes (:mod:`.layers`) build their programs with the helpers here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LOOP_OVERHEAD = 2   # idle cycles at the end of every stage's image: the loop's pipeline drain
+
+# slot kinds of a run
+IDLE, READ, WRITE, READ_WRITE = 0, 1, 2, 3
+
+
+@dataclass
+class Program:
+    """One stage's stream transactions for N images.
+
+    ``slots``, ``reads``, ``writes``: (N,) busy slots (without ``LOOP_OVERHEAD``) and stream
+    words read and written per image, as the C simulation's counters count them (the input stage
+    counts its AXI reads, the output stage its AXI writes). ``image``, ``offset``, ``read``,
+    ``write``: (M,) one entry per transaction on a FIFO of the design, ordered by image then slot;
+    ``offset`` is the slot within its image; a transaction may read and write in the same slot.
+    AXI transactions are not listed (the AXI input is always valid, the output always ready)."""
+
+    stage: str
+    slots: np.ndarray
+    reads: np.ndarray
+    writes: np.ndarray
+    image: np.ndarray
+    offset: np.ndarray
+    read: np.ndarray
+    write: np.ndarray
+
+    @property
+    def images(self) -> int:
+        return len(self.slots)
+
+    def counters(self) -> np.ndarray:
+        """(N, 3): reads, writes, slots per image (the C simulation's counters)."""
+        return np.stack([self.reads, self.writes, self.slots], axis=1).astype(np.int64)
+
+
+def _as_int(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64)
+
+
+def from_runs(stage: str, kinds: np.ndarray, lengths: np.ndarray, reads: np.ndarray | None = None,
+              writes: np.ndarray | None = None) -> Program:
+    """A program whose images are the same sequence of runs (``kinds``: (R,) IDLE/READ/WRITE/
+    READ_WRITE), of lengths that may differ per image (``lengths``: (N, R)). Every slot of a
+    non-idle run is one transaction. ``reads``/``writes`` override the counted words (for AXI)."""
+    kinds = _as_int(kinds)
+    lengths = _as_int(lengths)
+    n, runs = lengths.shape
+    starts = np.cumsum(lengths, axis=1) - lengths          # slot where each run starts
+    active = np.broadcast_to(kinds != IDLE, lengths.shape)
+    run_len = lengths[active]                              # (image-major, run order)
+    run_start = starts[active]
+    run_image = np.broadcast_to(np.arange(n)[:, None], lengths.shape)[active]
+    run_kind = np.broadcast_to(kinds[None, :], lengths.shape)[active]
+    total = int(run_len.sum())
+    first = np.cumsum(run_len) - run_len                   # index of each run's first transaction
+    within = np.arange(total) - np.repeat(first, run_len)
+    offset = np.repeat(run_start, run_len) + within
+    image = np.repeat(run_image, run_len)
+    kind = np.repeat(run_kind, run_len)
+    is_read = (kind == READ) | (kind == READ_WRITE)
+    is_write = (kind == WRITE) | (kind == READ_WRITE)
+    per_read = (lengths * ((kinds == READ) | (kinds == READ_WRITE))).sum(axis=1)
+    per_write = (lengths * ((kinds == WRITE) | (kinds == READ_WRITE))).sum(axis=1)
+    return Program(stage, lengths.sum(axis=1), per_read if reads is None else _as_int(reads),
+                   per_write if writes is None else _as_int(writes), image, offset, is_read,
+                   is_write)
+
+
+def vector_feed(stage: str, emitted: np.ndarray) -> Program:
+    """The dense layers' feeder: slot j reads input word j and writes its token in the same slot
+    when the group is emitted; a last slot writes the END token. ``emitted``: (N, SF) bool."""
+    n, sf = emitted.shape
+    flags = np.concatenate([emitted, np.ones((n, 1), dtype=bool)], axis=1)
+    reads = np.concatenate([np.ones((n, sf), dtype=bool), np.zeros((n, 1), dtype=bool)], axis=1)
+    offset = np.broadcast_to(np.arange(sf + 1), (n, sf + 1))
+    image = np.broadcast_to(np.arange(n)[:, None], (n, sf + 1))
+    return Program(stage, np.full(n, sf + 1, dtype=np.int64), np.full(n, sf, dtype=np.int64),
+                   flags.sum(axis=1).astype(np.int64), image.reshape(-1).astype(np.int64),
+                   offset.reshape(-1).astype(np.int64), reads.reshape(-1), flags.reshape(-1))
+
+
+def mvu(stage: str, active: np.ndarray, emitted: np.ndarray, folds: int) -> Program:
+    """The matrix-vector unit: per window, fold 0 reads each emitted token (one slot, then
+    active - 1 more for its other frames) and the END token (a slot that also writes the fold's
+    output word); folds 1..NF-1 replay the tokens (sum(active) slots) and write (one slot).
+    ``active``: (N, W, SF) cycles each token costs, ``emitted``: (N, W, SF) bool, NF = ``folds``."""
+    n, windows, sf = active.shape
+    cost = np.where(emitted, active, 0).astype(np.int64)
+    per_window = cost.sum(axis=2)                                  # S_w (N, W)
+    window_len = folds * (per_window + 1)
+    window_start = np.cumsum(window_len, axis=1) - window_len      # (N, W)
+    # token reads: offset = window start + cost of the emitted tokens before it in the window
+    token_offset = window_start[..., None] + np.cumsum(cost, axis=2) - cost
+    t_image = np.broadcast_to(np.arange(n)[:, None, None], emitted.shape)[emitted]
+    t_offset = token_offset[emitted]
+    parts_image = [t_image]
+    parts_offset = [t_offset]
+    parts_read = [np.ones(len(t_offset), dtype=bool)]
+    parts_write = [np.zeros(len(t_offset), dtype=bool)]
+    w_image = np.broadcast_to(np.arange(n)[:, None], (n, windows)).reshape(-1)
+    for nf in range(folds):   # END of fold 0 (read + write), the write of each later fold
+        end = (window_start + (nf + 1) * (per_window + 1) - 1).reshape(-1)
+        parts_image.append(w_image)
+        parts_offset.append(end)
+        parts_read.append(np.full(len(end), nf == 0))
+        parts_write.append(np.ones(len(end), dtype=bool))
+    image = np.concatenate(parts_image).astype(np.int64)
+    offset = np.concatenate(parts_offset).astype(np.int64)
+    order = np.lexsort((offset, image))
+    reads = emitted.sum(axis=(1, 2)) + windows
+    return Program(stage, window_len.sum(axis=1), reads.astype(np.int64),
+                   np.full(n, windows * folds, dtype=np.int64), image[order], offset[order],
+                   np.concatenate(parts_read)[order], np.concatenate(parts_write)[order])
