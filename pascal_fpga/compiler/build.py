@@ -20,74 +20,34 @@ of build.json that later commands read, so a damaged or hand-edited build is one
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
 import re
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ..errors import PascalError
 from ..names import check_name, check_part
 from ..staging import staged_folder
 from ..buildfolder import BUILD_FILE, load_folding, load_qonnx, write_json as _write_json
 from ..ir.export import SOURCE_KEY, model_source
-from ..ir.transforms import ApplyFolding, default_folding, layer_nodes, pipeline
-
-FOLDING_PRESETS = ("serial", "full")  # --folding serial: PE = SIMD = 1; full: fully parallel
-FINAL_STEP = "apply_folding"
-
+from ..hw.apply import PRESETS as FOLDING_PRESETS, ApplyFolding, default_folding, preset_folding
+from ..hw.hls import DEFAULT_CLOCK_MHZ, DEFAULT_PART
+from ..ir.transforms import layer_nodes, pipeline
 
 
 
 
 
-def _pixels(model) -> int:
-    """Pixels per input image (one input word each)."""
-    shape = model.get_tensor_shape(model.graph.input[0].name)
-    return int(shape[2]) * int(shape[3])
 
 
-def _size_fifos(model, folding: dict, given: dict) -> None:
-    """FIFO depths from the cycle model (the largest occupancy with unbounded FIFOs), except
-    where the folding config gives one; recorded in ``folding`` and on the IR nodes."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    from ..perf.cyclesim import design_programs, fifo_depths
-    from ..hw.hls import hls_layers
-
-    layers = hls_layers(model)
-    depths = fifo_depths(design_programs(layers, _pixels(model)))
-    for node, depth in zip(layer_nodes(model), depths):
-        entry = given.get(node.name)
-        depth = entry.get("fifo_depth", depth) if isinstance(entry, dict) else depth
-        getCustomOp(node).set_nodeattr("fifo_depth", depth)
-        folding[node.name]["fifo_depth"] = depth
 
 
-def _achieved(model, clock_mhz: float) -> dict[str, Any]:
-    """The cycle model's throughput and latency of the folded design."""
-    from ..perf.cyclesim import design_depths, design_programs, simulate_timing
-    from ..hw.hls import hls_layers
-
-    layers = hls_layers(model)
-    timing = simulate_timing(design_programs(layers, _pixels(model)), 4,
-                             design_depths(layers))
-    return {"achieved_fps": clock_mhz * 1e6 / timing.interval,
-            "cycles_per_image": timing.interval, "latency_cycles": timing.latency}
-
-
-def preset_folding(model, preset: str) -> dict[str, dict[str, int]]:
-    """``serial``: PE = SIMD = 1 everywhere; ``full``: PE = all output channels, SIMD = all
-    inputs (a convolution's input channels, a dense layer's fan-in)."""
-    from ..ir.transforms import fold_limits
-
-    folding = {}
-    for node in layer_nodes(model):
-        pe, simd = fold_limits(node)
-        folding[node.name] = {"pe": 1, "simd": 1} if preset == "serial" else \
-            {"pe": pe, "simd": simd}
-    return folding
 
 
 def layer_table(model) -> list[dict[str, Any]]:
@@ -152,22 +112,82 @@ def _markdown(rows: list[dict[str, Any]], title: str) -> str:
 
 
 
+@dataclass
+class CompileConfig:
+    """Everything ``compile`` is asked for (recorded in build.json as ``config``). Read from the
+    command line (``pascal-fpga compile``) or built in Python; FINN's build config in spirit."""
+
+    folding: str | None = None
+    """A folding config (JSON file), or a preset: ``serial`` or ``full``; None: the default (every
+    stream carries the largest divisor of its channels up to 8 channels per word)."""
+    target_fps: float | None = None
+    """Search the folding: every stage's mean cycles per image within clock / target_fps, fewest
+    estimated LUTs (perf/folding.py). Not with ``folding``."""
+    lut_budget: int | None = None
+    """Search the folding: the highest throughput whose estimated LUTs fit this budget."""
+    clock_mhz: float = DEFAULT_CLOCK_MHZ
+    """The clock the HLS project asks for and the throughput figures assume."""
+    part: str = DEFAULT_PART
+    """The FPGA part of the Vitis project."""
+    zero_skip: bool = True
+    """Event-driven (zero-skipping) accumulation in every weighted layer unless the folding
+    config or the search says otherwise; False: the dense, constant-interval schedule."""
+    calibration_images: int = 64
+    """Images whose activity sizes the FIFOs and drives the folding search (the model's data
+    set's first test images when it names one and the data is at its default place, else random
+    pixels)."""
+    stop_after: str | None = None
+    """Stop after this step (``compile --stop-after``); the build then holds the steps so far."""
+
+    def check(self) -> None:
+        if self.target_fps is not None and self.folding is not None:
+            raise PascalError("--target-fps chooses the folding: do not combine it with --folding")
+        if self.lut_budget is not None and (self.folding is not None or
+                                            self.target_fps is not None):
+            raise PascalError("--lut-budget chooses the folding: do not combine it with "
+                              "--folding or --target-fps")
+        _check_positive(self.target_fps, "--target-fps")
+        _check_positive(self.clock_mhz, "--clock-mhz")
+        _check_positive(self.lut_budget, "--lut-budget")
+        check_part(self.part, "--part")
+        if not isinstance(self.calibration_images, int) or not 1 <= self.calibration_images <= 10000:
+            raise PascalError(f"--calibration-images must be an integer in 1..10000, got "
+                              f"{self.calibration_images!r}")
+        if self.stop_after is not None and self.stop_after not in step_names():
+            raise PascalError(f"--stop-after {self.stop_after!r}: not a step (steps: "
+                              f"{', '.join(step_names())})")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def step_names() -> list[str]:
+    """The named compile steps, in order (each writes its artefact into the build)."""
+    return (["qonnx"] + [step.name for step in pipeline()] +
+            ["apply_folding", "size_fifos", "generate_hls", "write_driver"])
+
+
 def compile_model(model_path: str | Path, out: str | Path,
                   folding_path: str | Path | None = None, progress: bool = False,
                   record_model_as: str | Path | None = None, part: str | None = None,
-                  clock_mhz: float | None = None, target_fps: float | None = None
-                  ) -> dict[str, Any]:
-    """Run the transformation pass on a QONNX model; writes BUILD_DIR (see the module doc).
-    build.json names the model's absolute path (or ``record_model_as``, where it will move)."""
+                  clock_mhz: float | None = None, target_fps: float | None = None,
+                  config: CompileConfig | None = None) -> dict[str, Any]:
+    """Run the compile steps on a QONNX model; writes BUILD_DIR (see the module doc).
+    build.json names the model's absolute path (or ``record_model_as``, where it will move).
+    ``config`` holds every option; the keyword arguments are shortcuts for its fields."""
+    config = dataclasses.replace(config or CompileConfig())
+    if folding_path is not None:
+        config.folding = str(folding_path)
     if part is not None:
-        check_part(part, "--part")
-    if target_fps is not None and folding_path is not None:
-        raise PascalError("--target-fps chooses the folding: do not combine it with --folding")
-    _check_positive(target_fps, "--target-fps")
-    _check_positive(clock_mhz, "--clock-mhz")
+        config.part = part
+    if clock_mhz is not None:
+        config.clock_mhz = clock_mhz
+    if target_fps is not None:
+        config.target_fps = target_fps
+    config.check()
     model = load_qonnx(model_path)
-    preset = str(folding_path) if str(folding_path) in FOLDING_PRESETS else None
-    folding_config = load_folding(folding_path) if folding_path is not None and not preset \
+    preset = config.folding if config.folding in FOLDING_PRESETS else None
+    folding_config = load_folding(config.folding) if config.folding is not None and not preset \
         else None
     source = model_source(model, str(model_path))
     _check_spec_input(model, source.get("spec"), model_path)
@@ -178,8 +198,8 @@ def compile_model(model_path: str | Path, out: str | Path,
     random_state = random.getstate()
     random.seed(0)
     try:
-        return _compile(model, model_path, out, folding_path, folding_config, preset, source,
-                        title, progress, record_model_as, part, clock_mhz, target_fps)
+        return _compile(model, model_path, out, config, folding_config, preset, source, title,
+                        progress, record_model_as)
     except PascalError:
         raise
     except (OSError, MemoryError):
@@ -226,73 +246,194 @@ def _check_spec_input(model, spec: dict[str, Any] | None, model_path) -> None:
                           f"does not match the graph's input shape {shape}")
 
 
-def _compile(model, model_path, out: Path, folding_path, folding_config, preset, source,
-             title, progress, record_model_as, part, clock_mhz, target_fps) -> dict[str, Any]:
+def _calibration(model, source: dict[str, Any], count: int, spec) -> tuple[np.ndarray, str]:
+    """Images for the activity statistics: the data set's first test images when the model names
+    one and it loads from its default place, else uniform random pixels."""
+    from ..datasets import DATASETS, load_dataset
+
+    name = source.get("dataset")
+    if name in DATASETS:
+        try:
+            data = load_dataset(name, None)
+            images = data.test_images[:count].astype(np.float32)
+            shape = model.get_tensor_shape(model.graph.input[0].name)
+            if tuple(images.shape[1:]) == tuple(shape[1:]):
+                return images, f"{len(images)} test images of {name}"
+        except PascalError:
+            pass
+    from ..hw.hls import sample_images
+
+    return sample_images(spec, count, seed=1).astype(np.float32), f"{count} random images"
+
+
+def _compile(model, model_path, out: Path, config: CompileConfig, folding_config, preset,
+             source, title, progress, record_model_as) -> dict[str, Any]:
+    from qonnx.custom_op.registry import getCustomOp
+
+    from ..hw.layers import design_from_ir
+    from ..perf.values import run_values
+
+    stop = config.stop_after
+    spec = source.get("spec") or _graph_spec(model)
     with staged_folder(out, "build") as staging:
         ir_dir = staging / "ir"
         ir_dir.mkdir()
         model.save(str(ir_dir / "00_qonnx.onnx"))
         steps = [{"step": "qonnx", "model": "ir/00_qonnx.onnx"}]
-        for number, step in enumerate(pipeline(), start=1):
+        build = {"name": title, "model": str(Path(record_model_as or model_path).resolve()),
+                 "source": {key: source.get(key) for key in ("run_dir", "dataset")},
+                 "spec": spec, "steps": steps, "config": config.to_json(),
+                 "hls": {"part": config.part, "clock_mhz": config.clock_mhz}}
+
+        def done(step: str) -> bool:
             if progress:
-                print(f"  [{number}] {step.name}", flush=True)
+                print(f"  [{len(steps)}] {step}", flush=True)
+            if stop == step:
+                build["ir"] = steps[-1]["model"]
+                build["stopped_after"] = step
+                _write_json(staging / BUILD_FILE, build)
+                return True
+            return False
+
+        if done("qonnx"):
+            return {"build_dir": str(out), **build}
+        for number, step in enumerate(pipeline(), start=1):
             model = model.transform(step.transformation)
             name = f"ir/{number:02d}_{step.name}.onnx"
             model.save(str(staging / name))
             steps.append({"step": step.name, "model": name,
                           "ops": [n.op_type for n in model.graph.node]})
-        folding = default_folding(model)
+            if done(step.name):
+                return {"build_dir": str(out), **build}
+        # apply_folding: the default, a preset, a config, or a search on calibration activity
+        if not config.zero_skip:
+            for node in layer_nodes(model):
+                getCustomOp(node).set_nodeattr("zero_skip", 0)
+        model = model.transform(ApplyFolding(default_folding(model), "default folding"))
+        images, described = _calibration(model, source, config.calibration_images, spec)
         search = None
         if preset is not None:
             folding_config = preset_folding(model, preset)
-        if target_fps is not None:
+        if config.target_fps is not None or config.lut_budget is not None:
             from ..perf.folding import search_folding
-            from ..hw.hls import DEFAULT_CLOCK_MHZ, hls_layers
 
-            clock = clock_mhz if clock_mhz is not None else DEFAULT_CLOCK_MHZ
-            folding_config, search_rows = search_folding(hls_layers(model), target_fps, clock)
-            search = {"target_fps": target_fps, "clock_mhz": clock, "layers": search_rows}
+            design = design_from_ir(model)
+            lanes = run_values(design, images)[3]
+            folding_config, search_rows = search_folding(
+                design, lanes, target_fps=config.target_fps, lut_budget=config.lut_budget,
+                clock_mhz=config.clock_mhz)
+            search = {"target_fps": config.target_fps, "lut_budget": config.lut_budget,
+                      "clock_mhz": config.clock_mhz, "calibration": described,
+                      "layers": search_rows}
         if folding_config is not None:
-            model = model.transform(ApplyFolding(folding_config, str(folding_path)))
-            for name, config in folding_config.items():
-                folding[name] = {"pe": config.get("pe", folding[name]["pe"]),
-                                 "simd": config.get("simd", folding[name]["simd"])}
-        model = model.transform(ApplyFolding(folding, "default folding"))
-        _size_fifos(model, folding, folding_config or {})
+            model = model.transform(ApplyFolding(folding_config, config.folding or "search"))
         number = len(steps)
-        final = f"ir/{number:02d}_{FINAL_STEP}.onnx"
+        final = f"ir/{number:02d}_apply_folding.onnx"
         model.save(str(staging / final))
-        steps.append({"step": FINAL_STEP, "model": final})
+        steps.append({"step": "apply_folding", "model": final})
+        if done("apply_folding"):
+            return {"build_dir": str(out), **build}
+        # size_fifos: on the calibration images' programs, proven on the worst case
+        sizing = _size_fifos(model, images, folding_config or {})
+        sizing["calibration"] = described
+        final = f"ir/{number + 1:02d}_size_fifos.onnx"
+        model.save(str(staging / final))
+        steps.append({"step": "size_fifos", "model": final})
+        build["fifo_sizing"] = sizing
         if search is not None:
-            search.update(_achieved(model, search["clock_mhz"]))
+            build["folding_search"] = search
+        folding = _folding_of(model)
         rows = layer_table(model)
         _write_json(ir_dir / "folding.json", folding, sort_keys=False)  # in layer order
         _write_json(ir_dir / "layers.json", rows)
         (ir_dir / "layers.md").write_text(_markdown(rows, title))
-        hls, spec = _write_hls(model, staging / "hls", source.get("spec"), title, part,
-                               clock_mhz)
-        # the run and the data set the model names, for the user to see: verify follows neither
-        # path (a data set's name from the fixed list is used)
-        build = {"name": title, "model": str(Path(record_model_as or model_path).resolve()), "source": {
-            key: source.get(key) for key in ("run_dir", "dataset")},
-            "spec": spec, "steps": steps, "ir": final,
-            "folding": "ir/folding.json", "folding_from": (
-                f"preset {preset}" if preset else str(folding_path) if folding_path
-                else f"search for {target_fps:g} images/s" if target_fps is not None
-                else "default (PE, SIMD: largest divisors up to 8)"), "hls": hls}
-        if search is not None:
-            build["folding_search"] = search
+        build.update(ir=final, folding="ir/folding.json", folding_from=(
+            f"preset {preset}" if preset else config.folding if config.folding
+            else f"search for {config.target_fps:g} images/s" if config.target_fps is not None
+            else f"search for {config.lut_budget} LUTs" if config.lut_budget is not None
+            else "default (the largest divisor of each stream's channels up to 8)"))
+        if done("size_fifos"):
+            return {"build_dir": str(out), "layers": rows, **build}
+        hls, spec = _write_hls(model, staging / "hls", spec, title, config.part,
+                               config.clock_mhz)
+        build["hls"] = hls
+        steps.append({"step": "generate_hls", "folder": "hls"})
+        if done("generate_hls"):
+            return {"build_dir": str(out), "layers": rows, **build}
+        _write_driver(model, staging / "driver", spec, hls)
+        steps.append({"step": "write_driver", "folder": "driver"})
         _write_json(staging / BUILD_FILE, build)
     return {"build_dir": str(out), "layers": rows, **build}
+
+
+def _graph_spec(model) -> dict[str, Any]:
+    """A QONNX model from elsewhere: the input read from the graph."""
+    shape = model.get_tensor_shape(model.graph.input[0].name)
+    bits = model.get_tensor_datatype(model.graph.input[0].name).bitwidth()
+    return {"input": {"channels": int(shape[1]), "height": int(shape[2]),
+                      "width": int(shape[3]), "bits": int(bits)}}
+
+
+def _folding_of(model) -> dict[str, dict[str, Any]]:
+    """The folding as set on the IR, in layer order (ir/folding.json)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    folding = {}
+    for node in layer_nodes(model):
+        inst = getCustomOp(node)
+        entry = {key: inst.get_nodeattr(key) for key in ("pe", "simd", "fifo_depth")}
+        if node.op_type not in ("SpikingMaxPool", "SpikingSumPool"):
+            entry["zero_skip"] = bool(inst.get_nodeattr("zero_skip"))
+            entry["token_depth"] = inst.get_nodeattr("token_depth")
+        if node.op_type == "SpikingClassifier":
+            entry["out_depth"] = inst.get_nodeattr("out_depth")
+        folding[node.name] = entry
+    return folding
+
+
+def _size_fifos(model, images: np.ndarray, given: dict[str, Any]) -> dict[str, Any]:
+    """FIFO depths from the cycle model on the calibration images (the smallest that keep the
+    mean interval and latency of unbounded FIFOs), run on the worst case (every group active) to
+    show that no input deadlocks; a depth the folding config gives is kept."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from ..hw.layers import design_from_ir
+    from ..perf.timing import simulate, size_fifos
+    from ..perf.values import run_values
+
+    design = design_from_ir(model)
+    lanes = run_values(design, images)[3]
+    activity = {name: design.layers[[l.name for l in design.layers].index(name)]
+                .group_activity(value) for name, value in lanes.items()}
+    programs = design.programs(activity, len(images))
+    worst = design.programs({}, 1, mode="dense") if any(
+        layer.data_dependent() for layer in design.layers) else None
+    depths = size_fifos(programs, worst)
+    keys = []
+    for node in layer_nodes(model):
+        keys.append((node, "fifo_depth"))
+        if node.op_type not in ("SpikingMaxPool", "SpikingSumPool"):
+            keys.append((node, "token_depth"))
+    keys.append((layer_nodes(model)[-1], "out_depth"))
+    for (node, key), depth in zip(keys, depths):
+        entry = given.get(node.name)
+        depth = entry.get(key, depth) if isinstance(entry, dict) else depth
+        getCustomOp(node).set_nodeattr(key, int(depth))
+    sized = design_from_ir(model)
+    timing = simulate(sized.programs(activity, len(images)), sized.fifo_depths())
+    worst_timing = simulate(sized.programs({}, 1, mode="dense"), sized.fifo_depths())
+    if timing.deadlock or worst_timing.deadlock:
+        raise PascalError(f"the sized FIFOs deadlock: {timing.deadlock or worst_timing.deadlock}")
+    return {"depths": sized.fifo_depths(), "mean_interval": float(timing.interval.mean())
+            if len(images) > 1 else None,
+            "worst_case_interval": int(worst_timing.finish[-1][-1] - worst_timing.start[0][0])}
 
 
 def _write_hls(model, out: Path, spec: dict[str, Any] | None, name: str, part: str | None,
                clock_mhz: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The HLS project, with sample images and the IR's outputs for them in tb/; returns its
     description and the spec (for a model without one, the input read from the graph)."""
-    import numpy as np
-
-    from ..hw.hls import DEFAULT_CLOCK_MHZ, DEFAULT_PART, generate_hls, sample_images
+    from ..hw.hls import generate_hls, sample_images
     from ..ir.execute import ir_outputs
 
     if not spec:  # a QONNX model from elsewhere: the input from the graph
@@ -302,7 +443,6 @@ def _write_hls(model, out: Path, spec: dict[str, Any] | None, name: str, part: s
                           "width": int(shape[3]), "bits": int(bits)}}
     info = generate_hls(model, out, spec, name, part or DEFAULT_PART,
                         clock_mhz if clock_mhz is not None else DEFAULT_CLOCK_MHZ)
-    _write_driver(model, out.parent / "driver", spec, info)
     images = sample_images(spec)
     images.tofile(out / "tb" / "inputs.bin")
     acc, classes = ir_outputs(model, images.astype(np.float32))

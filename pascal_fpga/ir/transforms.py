@@ -9,7 +9,8 @@ In order (``PIPELINE``), each saved by ``pascal-fpga compile`` as BUILD_DIR/ir/N
    L integer thresholds per channel on the integer accumulator: the input scale, the weight scale,
    BatchNorm, biases and the average-pool divisor are absorbed; tensors become integer levels;
 5. :class:`LowerToSpikingOps` - each layer becomes one op of :mod:`.ops` (our domain);
-6. :class:`ApplyFolding` - PE and SIMD per layer.
+
+then :class:`pascal_fpga.hw.apply.ApplyFolding` sets PE, SIMD and the FIFO depths per layer.
 
 Every intermediate graph executes under qonnx's ``execute_onnx`` and gives the same levels as the
 one before it (the tests run each step on data and compare exactly). The pass walks the graph
@@ -44,7 +45,6 @@ ACTIVATIONS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardTanh", "Hard
                "Softmax", "Elu", "Selu", "PRelu", "BipolarQuant", "Trunc", "MultiThreshold"}
 SUPPORTED = {"Quant", "Conv", "Gemm", "BatchNormalization", "Mul", "Add", "MaxPool",
              "AveragePool", "Reshape", "Flatten"}
-FIFO_DEPTH_MAX = 2 ** 20  # the deepest FIFO a folding config may ask for
 PIXEL_BITS_MAX = INPUT_BITS_RANGE[1]  # the widest pixel a spec allows (LEVELS_MAX: its largest L)
 # an ONNX node name or op type printed as it is; anything else (newlines, quotes, control
 # characters, very long names) is shown with repr() so that every message stays one line
@@ -653,85 +653,6 @@ class LowerToSpikingOps(Transformation):
 def layer_nodes(model) -> list:
     """The IR's nodes (its layers), in order."""
     return [n for n in model.graph.node if n.domain == ops.DOMAIN]
-
-
-def fold_limits(node) -> tuple[int, int]:
-    """(what PE must divide, what SIMD must divide) for an IR node: output channels and, for a
-    convolution, input channels; for a dense layer its fan-in; pools take SIMD 1."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    inst = getCustomOp(node)
-    out_shape = inst.get_nodeattr("out_shape")
-    in_shape = inst.get_nodeattr("in_shape")
-    if node.op_type in ("PixelConv", "SpikingConv"):
-        return out_shape[0], in_shape[0]
-    if node.op_type in ops.POOL_OPS:
-        return out_shape[0], 1
-    return out_shape[0], int(np.prod(in_shape))
-
-
-def _largest_divisor(n: int, limit: int) -> int:
-    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
-
-
-def default_folding(model, limit: int = 8) -> dict[str, dict[str, int]]:
-    """A modest default: per layer, PE and SIMD the largest divisors of their dimension up to
-    ``limit`` (8), SIMD 1 for pools."""
-    folding = {}
-    for node in layer_nodes(model):
-        pe_dim, simd_dim = fold_limits(node)
-        folding[node.name] = {"pe": _largest_divisor(pe_dim, limit),
-                              "simd": _largest_divisor(simd_dim, limit)}
-    return folding
-
-
-class ApplyFolding(Transformation):
-    """Expects: the lowered IR and a folding config {layer name: {"pe": P, "simd": S,
-    "fifo_depth": D}} (every key optional; layers and keys it omits keep their values).
-    Guarantees: those attributes set; a config that names a missing layer, has another key, a
-    PE/SIMD that is not a positive integer dividing the layer, or a fifo_depth outside
-    1..FIFO_DEPTH_MAX (2^20) raises a PascalError."""
-
-    def __init__(self, folding: dict[str, dict[str, int]], source: str = "folding config"):
-        super().__init__()
-        self.folding = folding
-        self.source = source
-
-    def apply(self, model):
-        from qonnx.custom_op.registry import getCustomOp
-
-        nodes = {n.name: n for n in layer_nodes(model)}
-        if not isinstance(self.folding, dict):
-            raise PascalError(f"{self.source}: expected an object of layer name -> "
-                              f"{{\"pe\": .., \"simd\": ..}}")
-        for name, config in self.folding.items():
-            if name not in nodes:
-                raise PascalError(f"{self.source}: layer {show_value(name)} is not in the "
-                                  f"model (layers: {', '.join(nodes)})")
-            if not isinstance(config, dict) or set(config) - {"pe", "simd", "fifo_depth"}:
-                raise PascalError(f"{self.source}: layer {name}: expected {{\"pe\": .., "
-                                  f"\"simd\": .., \"fifo_depth\": ..}}, got "
-                                  f"{show_value(config)}")
-            depth = config.get("fifo_depth")
-            if depth is not None:
-                if not isinstance(depth, int) or isinstance(depth, bool) \
-                        or not 1 <= depth <= FIFO_DEPTH_MAX:
-                    raise PascalError(f"{self.source}: layer {name}: fifo_depth "
-                                      f"{show_value(depth)} is not an integer in "
-                                      f"1..{FIFO_DEPTH_MAX} (2^20)")
-                getCustomOp(nodes[name]).set_nodeattr("fifo_depth", depth)
-            pe_dim, simd_dim = fold_limits(nodes[name])
-            for key, dim in (("pe", pe_dim), ("simd", simd_dim)):
-                value = config.get(key, 1)
-                if not isinstance(value, int) or isinstance(value, bool) or value < 1 \
-                        or dim % value:
-                    what = "output channels" if key == "pe" else (
-                        "inputs" if simd_dim != 1 or nodes[name].op_type not in ops.POOL_OPS
-                        else "(pools take SIMD 1)")
-                    raise PascalError(f"{self.source}: layer {name}: {key} "
-                                      f"{show_value(value)} does not divide its {dim} {what}")
-                getCustomOp(nodes[name]).set_nodeattr(key, value)
-        return model, False
 
 
 @dataclass
