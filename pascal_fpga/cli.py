@@ -108,13 +108,26 @@ def _add_compile(sub) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace the build already in --out (only a pascal-fpga build is "
                    "replaced)")
-    p.add_argument("--folding", help="JSON: {layer: {\"pe\": P, \"simd\": S}}, or 'serial' "
-                   "(PE = SIMD = 1) or 'full' (fully parallel); default: largest divisors up to 8")
+    p.add_argument("--folding", help="JSON: {layer: {\"pe\": P, \"simd\": S, \"zero_skip\": "
+                   "true}}, or 'serial' (one channel per stream word) or 'full' (every channel); "
+                   "default: each stream carries the largest divisor of its channels up to 8")
     p.add_argument("--part", help="FPGA part of the HLS project: letters, digits, '_' and '-' "
                    "(default xc7z020clg400-1, PYNQ-Z2)")
     p.add_argument("--clock-mhz", type=float, help="target clock (default 100 MHz)")
     p.add_argument("--target-fps", type=float,
-                   help="choose PE/SIMD per layer for this many images/s with the least LUTs")
+                   help="choose PE/SIMD and the schedule per layer for this many images/s (mean) "
+                   "with the least estimated LUTs; the QNN twin gets its own search")
+    p.add_argument("--lut-budget", type=int,
+                   help="choose the folding with the highest throughput within this many LUTs")
+    p.add_argument("--dense", action="store_true",
+                   help="the dense schedule (T_in cycles per input group, a constant interval) "
+                   "instead of event-driven zero-skipping, in every layer")
+    p.add_argument("--calibration-images", type=int, default=64,
+                   help="images whose activity sizes the FIFOs and drives the folding search "
+                   "(default 64)")
+    p.add_argument("--stop-after", metavar="STEP",
+                   help="stop after this compile step (qonnx, check_supported, ..., "
+                   "apply_folding, size_fifos, generate_hls, write_driver)")
     p.add_argument("--json", action="store_true")
 
 
@@ -385,27 +398,44 @@ def cmd_compile(args) -> int:
 
     folding_file = args.folding if args.folding not in (None, "serial", "full") else None
     check_output(args.out, "build", force=args.force, inputs=[args.model, folding_file])
+    from .compiler.build import CompileConfig
+
+    config = CompileConfig(lut_budget=args.lut_budget, zero_skip=not args.dense,
+                           calibration_images=args.calibration_images,
+                           stop_after=args.stop_after)
     result = compile_model(args.model, args.out, args.folding, part=args.part,
-                           clock_mhz=args.clock_mhz, target_fps=args.target_fps)
+                           clock_mhz=args.clock_mhz, target_fps=args.target_fps, config=config)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    if "stopped_after" in result:
+        print(f"{result['name']}: stopped after step {result['stopped_after']}; the IR so far "
+              f"in {args.out}/{result['ir']}")
+        return 0
     print(f"{result['name']}: spiking IR in {args.out}/{result['ir']}, HLS project in "
           f"{args.out}/hls (part {result['hls']['part']}, {result['hls']['clock_mhz']:g} MHz)")
-    print("  layer        op                 in -> out           T_in   L  acc bits  PE SIMD")
+    print("  layer        op                 in -> out           T_in   L  acc bits  PE SIMD "
+          "schedule")
     for row in result["layers"]:
         shape = lambda v: "x".join(str(d) for d in v)  # noqa: E731
+        schedule = "-" if row.get("zero_skip") is None else (
+            "zero-skip" if row["zero_skip"] else "dense")
         print(f"  {row['layer']:<12} {row['op']:<18} {shape(row['in_shape']):>8} -> "
               f"{shape(row['out_shape']):<9} {row['t_in']:>4} {row['levels'] or '-':>3} "
-              f"{row.get('acc_bits') or '-':>9} {row['pe']:>3} {row['simd']:>4}")
+              f"{row.get('acc_bits') or '-':>9} {row['pe']:>3} {row['simd']:>4} {schedule}")
     print(f"  steps: {', '.join(step['step'] for step in result['steps'])} (one model each in "
           f"{args.out}/ir)")
     search = result.get("folding_search")
     if search is not None:
-        missed = [row["layer"] for row in search["layers"] if not row["meets_target"]]
-        print(f"  folding search: target {search['target_fps']:g} images/s at "
-              f"{search['clock_mhz']:g} MHz, achieved {search['achieved_fps']:.0f} images/s "
-              f"(cycle model)" + (f"; cannot reach it: {', '.join(missed)}" if missed else ""))
+        missed = [row["layer"] for row in search["layers"] if not row.get("met", True)]
+        goal = (f"target {search['target_fps']:g} images/s" if search.get("target_fps")
+                else f"LUT budget {search['lut_budget']}")
+        sizing = result.get("fifo_sizing", {})
+        achieved = (f", achieved {search['clock_mhz'] * 1e6 / sizing['mean_interval']:.0f} "
+                    f"images/s mean (cycle model, {sizing['calibration']})"
+                    if sizing.get("mean_interval") else "")
+        print(f"  folding search: {goal} at {search['clock_mhz']:g} MHz{achieved}" +
+              (f"; cannot reach it: {', '.join(missed)}" if missed else ""))
     return 0
 
 

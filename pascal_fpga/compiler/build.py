@@ -77,7 +77,8 @@ def layer_table(model) -> list[dict[str, Any]]:
                        pad=attrs.get("pad"), weight_bits=attrs["weight_bits"],
                        acc_min=attrs["acc_min"], acc_max=attrs["acc_max"],
                        acc_bits=attrs["acc_bits"],
-                       threshold_bits=attrs.get("threshold_bits") or None)
+                       threshold_bits=attrs.get("threshold_bits") or None,
+                       zero_skip=bool(attrs["zero_skip"]))
         else:
             row.update(kernel=attrs["kernel"], stride=attrs["stride"])
         rows.append(row)

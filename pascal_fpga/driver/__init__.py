@@ -56,12 +56,12 @@ class Accelerator:
             raise PascalError(f"{exc} (compile again)") from exc
         self._run = None
         if backend == "cyclesim":
-            from ..perf.cyclesim import run_values
-            from ..hw.hls import hls_layers
+            from ..hw.layers import design_from_ir
+            from ..perf.values import run_values
             from ..verify.checks import load_qonnx_ir
 
-            layers = hls_layers(load_qonnx_ir(self.build_dir / self.build["ir"]))
-            self._run = lambda x: run_values(layers, x)[:2]
+            design = design_from_ir(load_qonnx_ir(self.build_dir / self.build["ir"]))
+            self._run = lambda x: run_values(design, x)[:2]
         elif backend == "csim":
             from ..hw.csim import ap_types_dir, build_csim, run_csim
 

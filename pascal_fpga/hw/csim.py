@@ -80,7 +80,8 @@ def build_csim(build_dir: Path, ap_types: Path) -> Path:
 def run_csim(binary: Path, images: np.ndarray, layers: list[str]
              ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, tuple[int, int, int]]]:
     """Run images (N, C, H, W) through the csim: (outputs int64 N x (classes + 1), each layer's
-    dump as int64 N x values in stream order, loop counters per layer: (read, compute, write))."""
+    dump as int64 N x values in stream order, per stage the loop counters (N, 3): reads, writes
+    and slots of each image)."""
     with tempfile.TemporaryDirectory(prefix="csim.", dir=binary.parent) as tmp:
         tmp = Path(tmp)
         np.ascontiguousarray(images, dtype=np.int32).tofile(tmp / "inputs.bin")
@@ -94,8 +95,14 @@ def run_csim(binary: Path, images: np.ndarray, layers: list[str]
         outputs = np.fromfile(tmp / "out.bin", dtype=np.int32).astype(np.int64).reshape(count, -1)
         dumps = {name: np.fromfile(tmp / f"{name}.bin", dtype=np.int32).astype(np.int64)
                  .reshape(count, -1) for name in layers}
-        counters = {}
+        rows: dict[str, list[tuple[int, int, int, int]]] = {}
         for line in (tmp / "counters.txt").read_text().splitlines():
-            name, read, compute, write = line.split()
-            counters[name] = (int(read), int(compute), int(write))
+            image, stage, reads, writes, slots = line.split()
+            rows.setdefault(stage, []).append((int(image), int(reads), int(writes), int(slots)))
+    counters = {}
+    for stage, values in rows.items():
+        table = np.zeros((count, 3), dtype=np.int64)
+        for image, reads, writes, slots in values:
+            table[image] = (reads, writes, slots)
+        counters[stage] = table
     return outputs, dumps, counters

@@ -226,13 +226,14 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
     checks = {"qonnx_vs_brevitas": _Counter("qonnx_vs_brevitas"),
               "ir_vs_qonnx": _Counter("ir_vs_qonnx"), "snn_vs_ir": _Counter("snn_vs_ir"),
               "csim_vs_ir": _Counter("csim_vs_ir"), "cyclesim_vs_ir": _Counter("cyclesim_vs_ir")}
-    from ..perf.cyclesim import run_values
-    from ..hw.hls import hls_layers
+    from ..hw.layers import design_from_ir
+    from ..perf.values import run_values
 
-    design = hls_layers(ir_model) if cyclesim else None
+    hardware = design_from_ir(ir_model)
+    design = hardware if cyclesim else None
     binary = None
     ir_layers = layer_nodes(ir_model)
-    counters: dict[str, list[int]] = {}
+    counters = {"compared": 0, "mismatched": 0, "first_mismatch": None}
     if csim_headers is not None:
         from ..hw.csim import build_csim
 
@@ -276,8 +277,9 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
             diffs = [(s.numpy() != il, None) for s, il in zip(result.levels, ir_levels)]
             checks["snn_vs_ir"].add(diffs, (result.acc.numpy() != ir_acc).any(axis=1))
             predictions["snn"].append(result.acc.numpy().argmax(axis=1))
+        lanes = None
         if design is not None:
-            acc, classes, dumps = run_values(design, x)
+            acc, classes, dumps, lanes = run_values(design, x)
             checks["cyclesim_vs_ir"].add(_stream_diffs(ir_layers, ir_ctx, dumps, ir_acc),
                                          (acc != ir_acc).any(axis=1) |
                                          (classes != ir_acc.argmax(axis=1)))
@@ -286,8 +288,9 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
             from ..hw.csim import run_csim
 
             outputs, dumps, counts = run_csim(binary, x, [n.name for n in ir_layers])
-            for name, values in counts.items():
-                counters[name] = [a + b for a, b in zip(counters.get(name, [0, 0, 0]), values)]
+            if lanes is None:
+                lanes = run_values(hardware, x)[3]
+            _compare_counters(hardware, lanes, counts, counters, start)
             diffs = _stream_diffs(ir_layers, ir_ctx, dumps, ir_acc)
             classes = ir_acc.shape[1]
             out_diff = (outputs[:, :classes] != ir_acc).any(axis=1) | \
@@ -309,8 +312,7 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
         report_checks.append(checks["cyclesim_vs_ir"].result())
     if binary is not None:
         check = checks["csim_vs_ir"].result()
-        check["loop_counters"] = {name: dict(zip(("read", "compute", "write"), values))
-                                  for name, values in counters.items()}
+        check["loop_counters"] = counters
         report_checks.append(check)
     report = {"build_dir": str(build_dir), "name": build["name"], "samples": len(images),
               "checks": report_checks,
@@ -320,8 +322,34 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
     if labels is not None:
         report["accuracy"] = {view: float(np.mean(np.concatenate(p) == labels))
                               for view, p in predictions.items() if p}
-    report["passed"] = all(c["mismatched"] == c["ties"] for c in report_checks)
+    report["passed"] = all(c["mismatched"] == c["ties"] for c in report_checks) and \
+        counters["mismatched"] == 0
     return report
+
+
+def _compare_counters(design, lanes, counts: dict[str, np.ndarray], counters: dict[str, Any],
+                      start: int) -> None:
+    """The C simulation's loop counters (reads, writes, slots per stage and image) against the
+    cycle model's programs for the same images: every number equal."""
+    activity = {layer.name: layer.group_activity(lanes[layer.name])
+                for layer in design.layers if layer.name in lanes}
+    programs = design.programs(activity, len(next(iter(counts.values()))))
+    for program in programs:
+        model = program.counters()
+        got = counts.get(program.stage)
+        counters["compared"] += model.size
+        if got is None or got.shape != model.shape:
+            counters["mismatched"] += model.size
+            counters["first_mismatch"] = counters["first_mismatch"] or f"stage {program.stage}: missing"
+            continue
+        wrong = np.argwhere(got != model)
+        counters["mismatched"] += len(wrong)
+        if len(wrong) and counters["first_mismatch"] is None:
+            image, column = wrong[0]
+            what = ("reads", "writes", "slots")[column]
+            counters["first_mismatch"] = (f"image {start + image}, stage {program.stage}: "
+                                          f"{what} {got[image, column]} in the C simulation, "
+                                          f"{model[image, column]} in the cycle model")
 
 
 def load_qonnx_ir(path: Path):
@@ -351,10 +379,10 @@ def load_qonnx_ir(path: Path):
     if not (np.isfinite(scale) and scale > 0):
         raise PascalError(f"{path}: the IR's classifier output scale {scale!r} is not positive "
                           f"and finite (compile again)")
-    from ..hw.hls import hls_layers
+    from ..hw.layers import design_from_ir
 
     try:
-        hls_layers(model)  # attributes, weights and thresholds, as every view reads them
+        design_from_ir(model)  # attributes, weights and thresholds, as every view reads them
     except PascalError as exc:
         raise PascalError(f"{path}: {exc}") from exc
     except Exception as exc:  # an attribute or initializer missing or of the wrong shape
