@@ -121,6 +121,10 @@ def _check_build(build: Any, path: Path) -> None:
     if not isinstance(steps, list) or not steps:
         raise bad("steps", "a non-empty list", steps)
     for index, step in enumerate(steps):
+        if isinstance(step, dict) and "folder" in step:
+            if step["folder"] not in ("hls", "driver"):
+                raise bad(f"steps[{index}].folder", "hls or driver", step["folder"])
+            continue
         model = step.get("model") if isinstance(step, dict) else None
         if not isinstance(model, str) or not _IR_PATH.fullmatch(model):
             raise bad(f"steps[{index}].model", "a model in the build (ir/NN_step.onnx)", model)

@@ -116,7 +116,7 @@ def test_each_transformation_keeps_every_level_odd(odd_build):
 
 def test_lowered_graph_is_only_spiking_ops(odd_build):
     for build in (odd_build,):
-        model = ModelWrapper(str(build / "ir" / "06_apply_folding.onnx"))
+        model = ModelWrapper(str(build / "ir" / "07_size_fifos.onnx"))
         assert all(n.domain == "pascal_fpga.ir.ops" for n in model.graph.node)
         assert model.graph.node[-1].op_type == "SpikingClassifier"
         assert model.graph.node[0].op_type.startswith("Pixel")
@@ -149,7 +149,7 @@ def _worst_case_input(weight, in_max, in_shape, kernel=1, stride=1, pad=0, sign=
 
 def test_accumulator_width_is_the_exact_worst_case(odd_build):
     for build in (odd_build,):
-        model = ModelWrapper(str(build / "ir" / "06_apply_folding.onnx"))
+        model = ModelWrapper(str(build / "ir" / "07_size_fifos.onnx"))
         for node in layer_nodes(model):
             if node.domain != "pascal_fpga.ir.ops" or "Pool" in node.op_type:
                 continue
@@ -224,7 +224,7 @@ def test_verify_reports_a_corrupted_threshold(digits_build, tmp_path, capsys):
 
     broken = tmp_path / "broken"
     shutil.copytree(digits_build, broken)
-    path = broken / "ir" / "06_apply_folding.onnx"
+    path = broken / "ir" / "07_size_fifos.onnx"
     model = ModelWrapper(str(path))
     node = layer_nodes(model)[1]
     thresholds = model.get_initializer(node.input[2]).copy()
@@ -241,9 +241,11 @@ def test_compile_writes_steps_folding_and_layer_table(digits_build):
     build = json.loads((digits_build / "build.json").read_text())
     names = [s["step"] for s in build["steps"]]
     assert names == ["qonnx", "check_supported", "batchnorm_to_affine", "fold_weight_quant",
-                     "activations_to_thresholds", "lower_to_spiking_ops", "apply_folding"]
+                     "activations_to_thresholds", "lower_to_spiking_ops", "apply_folding",
+                     "size_fifos", "generate_hls", "write_driver"]
     for step in build["steps"]:
-        assert (digits_build / step["model"]).is_file()
+        assert (digits_build / (step.get("model") or step["folder"])).exists()
+    assert build["config"]["zero_skip"] is True and build["ir"] == "ir/07_size_fifos.onnx"
     folding = json.loads((digits_build / "ir" / "folding.json").read_text())
     layers = json.loads((digits_build / "ir" / "layers.json").read_text())
     assert [row["layer"] for row in layers] == list(folding)
@@ -256,14 +258,14 @@ def test_folding_config_is_applied(digits_build, tmp_path):
     config = {"conv1": {"pe": 4, "simd": 16}, "classifier": {"pe": 10, "simd": 64}}
     (tmp_path / "fold.json").write_text(json.dumps(config))
     compile_model(digits_build / "ir" / "00_qonnx.onnx", tmp_path / "b", tmp_path / "fold.json")
-    model = ModelWrapper(str(tmp_path / "b" / "ir" / "06_apply_folding.onnx"))
+    model = ModelWrapper(str(tmp_path / "b" / "ir" / "07_size_fifos.onnx"))
     nodes = {n.name: getCustomOp(n) for n in layer_nodes(model)}
     assert nodes["conv1"].get_nodeattr("pe") == 4 and nodes["conv1"].get_nodeattr("simd") == 16
     assert nodes["classifier"].get_nodeattr("simd") == 64
     folding = json.loads((tmp_path / "b" / "ir" / "folding.json").read_text())
     assert {k: folding["conv1"][k] for k in ("pe", "simd")} == {"pe": 4, "simd": 16}
-    # the default where the config is silent
-    assert {k: folding["conv0"][k] for k in ("pe", "simd")} == {"pe": 8, "simd": 1}
+    # conv1's SIMD is the stream conv0 writes: conv0's PE follows it; its SIMD is the default
+    assert {k: folding["conv0"][k] for k in ("pe", "simd")} == {"pe": 16, "simd": 1}
     assert all(entry["fifo_depth"] >= 2 for entry in folding.values())  # sized by the model
 
 

@@ -51,7 +51,7 @@ def odd_model(tmp_path_factory):
 
 def test_fifo_depths_keep_the_unbounded_timing(odd_model, tmp_path):
     compile_model(odd_model, tmp_path / "b")
-    model = ModelWrapper(str(tmp_path / "b" / "ir" / "06_apply_folding.onnx"))
+    model = ModelWrapper(str(tmp_path / "b" / "ir" / "07_size_fifos.onnx"))
     layers = hls_layers(model)
     stages = design_programs(layers, 10 * 12)
     depths = design_depths(layers)
@@ -88,7 +88,7 @@ def test_simulate_writes_the_report(odd_model, tmp_path, capsys):
 
 def test_folding_search_meets_the_target_with_the_fewest_luts(odd_model, tmp_path, capsys):
     compile_model(odd_model, tmp_path / "b")
-    layers = hls_layers(ModelWrapper(str(tmp_path / "b" / "ir" / "06_apply_folding.onnx")))
+    layers = hls_layers(ModelWrapper(str(tmp_path / "b" / "ir" / "07_size_fifos.onnx")))
     target, clock = 20000.0, 100.0
     folding, rows = search_folding(layers, target, clock)
     budget = clock * 1e6 / target

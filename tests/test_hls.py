@@ -10,12 +10,11 @@ import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.cli import main as cli_main
-from pascal_fpga.compiler.build import compile_model
+from pascal_fpga.compiler.build import CompileConfig, compile_model
 from pascal_fpga.hw.csim import ap_types_dir
 from pascal_fpga.ir.export import export_run
-from pascal_fpga.perf.cyclesim import design_programs
-from pascal_fpga.hw.hls import _fold_weights, hls_layers
-from pascal_fpga.ir.transforms import fold_limits, layer_nodes
+from pascal_fpga.hw.apply import edge_folding, stream_channels
+from pascal_fpga.hw.layers import _fold_weights, design_from_ir
 from pascal_fpga.verify.checks import verify_build, verify_images
 from pascal_fpga.train import TrainConfig, train
 
@@ -25,16 +24,22 @@ REPO = Path(__file__).resolve().parent.parent
 HEADERS = ap_types_dir()
 
 
+def _smallest(n: int) -> int:
+    """The smallest divisor above 1 that is not n itself, else 1."""
+    return min([d for d in range(2, n) if n % d == 0] or [1])
+
+
 def _mid_folding(model_path: Path) -> dict:
-    """PE and SIMD that are neither 1 nor the whole dimension where the layer allows it: the
-    smallest divisor above 1, else 1."""
+    """Streams of neither 1 nor all channels per word where the layer allows it: the smallest
+    divisor above 1, else 1."""
     model = ModelWrapper(str(model_path))
-    folding = {}
-    for node in layer_nodes(model):
-        pe_dim, simd_dim = fold_limits(node)
-        smallest = lambda n: min([d for d in range(2, n) if n % d == 0] or [1])  # noqa: E731
-        folding[node.name] = {"pe": smallest(pe_dim), "simd": smallest(simd_dim)}
-    return folding
+    design = design_from_ir(model)
+    groups = [_smallest(c) for c in stream_channels(model)]
+    return edge_folding(model, groups, _smallest(design.classifier.out_channels))
+
+
+def _final_ir(build: Path) -> Path:
+    return build / json.loads((build / "build.json").read_text())["ir"]
 
 
 @pytest.fixture(scope="module")
@@ -48,32 +53,35 @@ def odd_models(tmp_path_factory):
     return models
 
 
-@pytest.mark.parametrize("folding", ["serial", "mid", "full"])
-def test_csim_matches_the_ir_layer_by_layer(odd_models, folding, tmp_path):
+@pytest.mark.parametrize("folding,zero_skip", [("serial", True), ("mid", True), ("full", True),
+                                               ("mid", False)])
+def test_csim_matches_the_ir_layer_by_layer(odd_models, folding, zero_skip, tmp_path):
     """Every kernel (pixel-fed and spiking conv and dense, max and sum pooling, the classifier) on
-    odd shapes, L = 1, 3 and 8, PE/SIMD of 1, of a small divisor and of the whole layer: each
-    layer's every output level, the accumulators and the class equal the IR's."""
+    odd shapes, L = 1, 3 and 8, streams of 1 channel, of a small divisor and of all channels,
+    event-driven and dense: each layer's every output level, the accumulators and the class
+    equal the IR's, and the C simulation's loop counters (reads, writes, slots of every stage and
+    image) equal the cycle model's."""
+    config = CompileConfig(zero_skip=zero_skip)
     for name, model in odd_models.items():
         build = tmp_path / name
         if folding == "mid":
-            compile_model(model, build)
-            config = _mid_folding(build / "ir" / "06_apply_folding.onnx")
-            (tmp_path / f"{name}.json").write_text(json.dumps(config))
+            compile_model(model, build, config=config)
+            folding_config = _mid_folding(_final_ir(build))
+            (tmp_path / f"{name}.json").write_text(json.dumps(folding_config))
             shutil.rmtree(build)
-            compile_model(model, build, tmp_path / f"{name}.json")
+            compile_model(model, build, tmp_path / f"{name}.json", config=config)
         else:
-            compile_model(model, build, folding)
+            compile_model(model, build, folding, config=config)
         spec_info = json.loads((build / "build.json").read_text())
         images, _, _ = verify_images(spec_info, None, None, None, random=40, seed=5)
         report = verify_build(build, images, snn=False, csim_headers=HEADERS)
         csim = [c for c in report["checks"] if c["name"] == "csim_vs_ir"][0]
         assert csim["compared"] == 40
         assert csim["mismatched"] == 0 and csim["differing_levels"] == 0, (name, csim)
-        model = ModelWrapper(str(build / "ir" / "06_apply_folding.onnx"))
-        pixels = spec_info["spec"]["input"]["height"] * spec_info["spec"]["input"]["width"]
-        for stage in design_programs(hls_layers(model), pixels):
-            assert csim["loop_counters"][stage.name] == {
-                k: 40 * v for k, v in stage.iterations.items()}, (name, stage.name)
+        stages = len(design_from_ir(ModelWrapper(str(_final_ir(build)))).stage_names())
+        counters = csim["loop_counters"]
+        assert counters["compared"] == 40 * stages * 3
+        assert counters["mismatched"] == 0, (name, counters["first_mismatch"])
         cycle = [c for c in report["checks"] if c["name"] == "cyclesim_vs_ir"][0]
         assert cycle["compared"] == 40 and cycle["mismatched"] == 0
 
@@ -98,14 +106,10 @@ def test_verify_csim_digits_end_to_end(digits_model, tmp_path, capsys):
     assert report["accuracy"]["csim"] == report["accuracy"]["ir"]
     # the project's own testbench: sample images against the IR's expected outputs
     assert (build / "hls" / "tb" / "inputs.bin").stat().st_size > 0
+    # the cycle model's reads, writes and slots are the C simulation's, per stage and image
     counters = csim["loop_counters"]
-    assert counters["input"]["read"] == 360 * 64  # one AXI word per pixel
-    # the cycle model's loop trip counts are the C simulation's, stage by stage
-    stages = design_programs(hls_layers(ModelWrapper(str(build / "ir" / "06_apply_folding.onnx"))),
-                             64)
-    assert [s.name for s in stages] == list(counters)
-    for stage in stages:
-        assert counters[stage.name] == {k: 360 * v for k, v in stage.iterations.items()}, stage.name
+    stages = len(design_from_ir(ModelWrapper(str(_final_ir(build)))).stage_names())
+    assert counters["compared"] == 360 * stages * 3 and counters["mismatched"] == 0
 
 
 def _tree_hashes(folder: Path) -> dict:

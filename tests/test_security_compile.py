@@ -25,7 +25,7 @@ from pascal_fpga.errors import PascalError
 
 from nets import ODD_SPECS, make_exported
 
-IR = Path("ir") / "06_apply_folding.onnx"
+IR = Path("ir") / "07_size_fifos.onnx"
 
 
 @pytest.fixture(scope="module")

@@ -404,8 +404,7 @@ def _size_fifos(model, images: np.ndarray, given: dict[str, Any]) -> dict[str, A
 
     design = design_from_ir(model)
     lanes = run_values(design, images)[3]
-    activity = {name: design.layers[[l.name for l in design.layers].index(name)]
-                .group_activity(value) for name, value in lanes.items()}
+    activity = design.activity_from_lanes(lanes)
     programs = design.programs(activity, len(images))
     worst = design.programs({}, 1, mode="dense") if any(
         layer.data_dependent() for layer in design.layers) else None

@@ -541,14 +541,11 @@ class Design:
                 depths.append(layer.token_depth)
         return depths + [self.output_depth]
 
-    def activity(self, frames_per_layer: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Each weighted layer's group activity from its input frames (N, H, W, C, T)."""
-        result = {}
-        for layer in self.layers:
-            if isinstance(layer, _Weighted) and layer.name in frames_per_layer:
-                result[layer.name] = layer.group_activity(
-                    layer.lane_activity(frames_per_layer[layer.name]))
-        return result
+    def activity_from_lanes(self, lanes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each weighted layer's group activity (N, windows, SF) from its per-channel input
+        activity (N, H, W, C), as :func:`pascal_fpga.perf.values.run_values` records it."""
+        return {layer.name: layer.group_activity(lanes[layer.name]) for layer in self.layers
+                if isinstance(layer, _Weighted) and layer.name in lanes}
 
     def programs(self, activity: dict[str, np.ndarray], n: int, mode: str | None = None
                  ) -> list[Program]:

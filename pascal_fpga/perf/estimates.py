@@ -1,134 +1,73 @@
-"""Resource estimates (LUT, FF, BRAM18, DSP) per layer, by documented formulas.
+"""Resource estimates of a whole design: the SNN (each layer in its own mode, or one forced mode)
+and its FINN-style QNN twin (``mode="qnn"``).
 
-No synthesis runs here, so these are an analytical model in the spirit of FINN's cost functions
-(LUT-based arithmetic for narrow operands, BRAM for large memories), written down here so that
-anyone can check them. They are meant for comparing foldings and designs, not as a substitute for
-a synthesis report. For a layer with PE, SIMD, weight bits W, accumulator bits A, L thresholds per
-channel, T_in input frames of FB bits:
-
-- **synapses** (PE x SIMD lanes): a spike gates a weight into an adder tree: W LUTs per lane for
-  the gate, A LUTs per adder (PE x SIMD adders: the tree and the accumulator); a pixel frame
-  (FB > 1) multiplies: W x FB LUTs per lane, or one DSP per lane when W x FB >= 64;
-- **thresholds**: PE x L comparators of A bits, ceil(A / 2) LUTs each (carry chain, 2 bits per LUT);
-- **memories** (weights, thresholds, line buffers, dense input buffers): a bank of at most 1,024
-  bits is LUTRAM (1 LUT per 64 bits), a larger one BRAM18 (18 kbit each); weights are PE x SIMD
-  banks of NF x SF words, thresholds PE banks, line buffers K x SIMD banks, a dense layer's input
-  SIMD banks; a FIFO of depth <= 32 is shift registers (width x ceil(depth / 32) LUTs), a deeper
-  one a memory as above;
-- **FF**: the accumulators (PE x A), one pipeline register per lane (W + FB), the input and
-  output words, and 2 x A per threshold comparator row;
-- **control**: 150 LUTs and 150 FFs per stage.
-
-The **FINN-style QNN** of the same network and folding processes multi-bit activations (a level
-of ceil(log2(L + 1)) bits) in one pass: each lane multiplies W x a bits in LUTs, its buffers hold a
-bits per channel instead of T spike bits, and its compute loops run once instead of T_in times.
+The formulas live with the hardware layers (:mod:`pascal_fpga.hw.resources`); this module sums
+them over a :class:`~pascal_fpga.hw.layers.Design`, with each layer's input FIFO as wide as the
+stream that feeds it in that mode (the QNN's streams carry a = bits(in_max) bits per channel
+instead of T frames) and as deep as the design says, plus the two adapter stages (pixel reader,
+class writer) and the classifier's output FIFO. An energy figure per image (the accumulate and
+multiply-accumulate counts of a simulation, Horowitz 45 nm) is :func:`energy_per_image`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from ..hw.hls import HLSLayer
-from ..ir.widths import unsigned_bits
-
-BRAM_BITS = 18 * 1024
-LUTRAM_LIMIT = 1024     # bits per bank kept in LUTs
-DSP_PRODUCT = 64        # W x FB at or above this: a DSP per lane
-CONTROL_LUT = 150
-CONTROL_FF = 150
+from ..hw.layers import Design, PoolLayer
+from ..hw.resources import (CONTROL_FF, CONTROL_LUT, KEYS, fifo, input_word_bits,
+                            layer_resources)
 
 
-def _memory(bits_per_bank: int, banks: int) -> tuple[int, int]:
-    """(LUT, BRAM18) of ``banks`` memories of ``bits_per_bank`` each."""
-    if bits_per_bank <= 0:
-        return 0, 0
-    if bits_per_bank <= LUTRAM_LIMIT:
-        return banks * math.ceil(bits_per_bank / 64), 0
-    return 0, banks * max(1, math.ceil(bits_per_bank / BRAM_BITS))
+def _mode_of(layer, mode: str | None) -> str:
+    return layer._mode(mode)
 
 
-def layer_resources(layer: HLSLayer, fifo_width: int, fifo_depth: int,
-                    qnn: bool = False) -> dict[str, int]:
-    """LUT, FF, BRAM18, DSP of one stage (its input FIFO included)."""
-    cfg = layer.cfg
-    lut, ff, bram, dsp = CONTROL_LUT, CONTROL_FF, 0, 0
-    pe = cfg["PE"]
-    # the FIFO that feeds the stage
-    fifo_lut, fifo_bram = _memory(fifo_width * fifo_depth, 1) if fifo_depth > 32 else \
-        (math.ceil(fifo_width * math.ceil(fifo_depth / 32)), 0)  # SRL32 shift registers
-    lut += fifo_lut
-    bram += fifo_bram
-    if layer.kind == "pool":
-        t, fb = cfg["T"], cfg["FB_IN"]
-        element = unsigned_bits(t * ((1 << fb) - 1)) if qnn else t * fb
-        l_lut, l_bram = _memory(cfg["IN_W"] * cfg["CH"] // pe * element, cfg["K"] * pe)
-        compare = pe * element * (2 if cfg["SUM"] else 1)
-        return {"LUT": lut + l_lut + compare, "FF": ff + 2 * pe * element + compare,
-                "BRAM18": bram + l_bram, "DSP": 0}
-    simd, w, a = cfg["SIMD"], layer.weight_bits, layer.acc_bits
-    t_in, fb, levels = cfg["T_IN"], cfg["FB"], cfg["T_OUT"]
-    in_bits = unsigned_bits(t_in * ((1 << fb) - 1)) if qnn else fb   # bits one input lane consumes
-    lanes = pe * simd
-    if qnn and fb == 1:
-        product = w * in_bits                               # a LUT multiplier per lane
-        lut += lanes * product
-    elif fb > 1 or qnn:
-        product = w * in_bits
-        if product >= DSP_PRODUCT:
-            dsp += lanes
-        else:
-            lut += lanes * product
-    else:
-        lut += lanes * w                                    # spike gates
-    lut += lanes * a                                        # adder tree and accumulators
-    ff += pe * a + lanes * (w + in_bits)
-    if layer.kind != "classifier":
-        lut += pe * levels * math.ceil(a / 2)
-        ff += 2 * pe * a
-        nf = layer.out_channels // pe
-        t_lut, t_bram = _memory(nf * levels * a, pe)
-        lut += t_lut
-        bram += t_bram
-    nf = layer.out_channels // pe
-    if layer.kind == "conv":
-        sf = cfg["K"] ** 2 * cfg["IN_CH"] // simd
-        element = in_bits if qnn else t_in * fb
-        b_lut, b_bram = _memory(cfg["IN_W"] * cfg["IN_CH"] // simd * element, cfg["K"] * simd)
-    else:
-        sf = cfg["IN_PIX"] * cfg["IN_CH"] // simd
-        element = in_bits if qnn else t_in * fb
-        b_lut, b_bram = _memory(sf * element, simd)
-    w_lut, w_bram = _memory(nf * sf * w, lanes)
-    lut += b_lut + w_lut
-    bram += b_bram + w_bram
-    return {"LUT": lut, "FF": ff, "BRAM18": bram, "DSP": dsp}
+def layer_row(layer, mode: str | None = None) -> dict[str, Any]:
+    """One layer's row: folding, mode, input FIFO width and its resources."""
+    m = _mode_of(layer, mode)
+    bits = input_word_bits(layer, m)
+    row = {"layer": layer.name, "op": layer.op_type, "pe": layer.pe,
+           "simd": 1 if isinstance(layer, PoolLayer) else layer.simd,
+           "mode": ("qnn" if m == "qnn" else "snn") if isinstance(layer, PoolLayer) else m,
+           "fifo_bits": bits}
+    row.update(layer_resources(layer, m, bits, layer.fifo_depth))
+    return row
 
 
-def qnn_cycles(layer: HLSLayer, busy: int, iterations: dict[str, int]) -> int:
-    """A FINN-style QNN stage's cycles per image: the same loops, compute run once (not T_in
-    times)."""
-    t_in = layer.cfg.get("T_IN", 1)
-    compute = iterations["compute"]
-    return busy - compute + compute // t_in
+def adapter_rows(design: Design) -> list[dict[str, Any]]:
+    """The input (pixel reader) and output (class writer) stages: control, the AXI word register,
+    the classifier's output FIFO. Equal for the SNN and the QNN twin."""
+    classifier = design.classifier
+    out_lut, out_bram = fifo(classifier.out_word_bits, design.output_depth)
+    return [
+        {"layer": "input", "op": "input", "pe": design.input_group, "simd": 1, "mode": "-",
+         "fifo_bits": 0, "LUT": CONTROL_LUT, "FF": CONTROL_FF + design.axi_bits,
+         "BRAM18": 0, "DSP": 0},
+        {"layer": "output", "op": "output", "pe": classifier.pe, "simd": 1, "mode": "-",
+         "fifo_bits": classifier.out_word_bits, "LUT": CONTROL_LUT + out_lut,
+         "FF": CONTROL_FF + 32, "BRAM18": out_bram, "DSP": 0},
+    ]
 
 
-def design_estimates(layers: list[HLSLayer], stages, depths: list[int],
-                     input_bits: int) -> dict[str, Any]:
-    """Per layer and total resources of the design and of its FINN-style QNN twin."""
-    rows = []
-    totals = {"snn": {"LUT": 0, "FF": 0, "BRAM18": 0, "DSP": 0},
-              "qnn": {"LUT": 0, "FF": 0, "BRAM18": 0, "DSP": 0}}
-    widths = [input_bits] + [layer.out_word_bits for layer in layers]
-    for index, layer in enumerate(layers):
-        snn = layer_resources(layer, widths[index], depths[index])
-        qnn = layer_resources(layer, widths[index], depths[index], qnn=True)
-        stage = stages[index + 1]
-        rows.append({"layer": layer.name, "op": layer.op, "pe": layer.cfg["PE"],
-                     "simd": layer.cfg.get("SIMD", 1), "snn": snn, "qnn": qnn,
-                     "cycles": stage.busy,
-                     "qnn_cycles": qnn_cycles(layer, stage.busy, stage.iterations)})
-        for key in totals["snn"]:
-            totals["snn"][key] += snn[key]
-            totals["qnn"][key] += qnn[key]
-    return {"layers": rows, "total": totals}
+def design_resources(design: Design, mode: str | None = None) -> dict[str, Any]:
+    """{"layers": one row per layer, "adapters": the input and output stages, "total":
+    {LUT, FF, BRAM18, DSP}} of the design: ``mode`` None: each layer's own (zero_skip or dense);
+    "zero_skip" or "dense": every weighted layer in that mode; "qnn": the FINN-style QNN twin of
+    the same folding."""
+    rows = [layer_row(layer, mode) for layer in design.layers]
+    adapters = adapter_rows(design)
+    total = dict.fromkeys(KEYS, 0)
+    for row in rows + adapters:
+        for key in KEYS:
+            total[key] += row[key]
+    return {"layers": rows, "adapters": adapters, "total": total}
+
+
+def energy_per_image(acs: float, macs: float) -> dict[str, float]:
+    """Energy per image from accumulates (spike x fan-out) and multiply-accumulates per image,
+    at the constants of :mod:`pascal_fpga.snn.report` (Horowitz 45 nm)."""
+    from ..snn.report import PJ_PER_AC, PJ_PER_MAC
+
+    pj = acs * PJ_PER_AC + macs * PJ_PER_MAC
+    return {"pj_per_image": pj, "uj_per_image": pj / 1e6, "acs_per_image": acs,
+            "macs_per_image": macs}

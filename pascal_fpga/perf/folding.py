@@ -1,69 +1,393 @@
-"""`compile --target-fps F`: PE and SIMD per layer for a target throughput, least LUTs.
+"""`compile --target-fps F [--clock-mhz C]` and `--lut-budget N`: the folding search.
 
-In a dataflow pipeline every stage works on its own image, so the throughput is set by the slowest
-stage: each layer must finish an image within clock / F cycles. Layers are independent, so for each
-one we take, among all (PE, SIMD) pairs that divide its dimensions, the pair with the fewest
-estimated LUTs (:mod:`.estimates`) whose cycles per image (the cycle model's schedule of that
-stage, :mod:`.cyclesim`) meet the budget; a layer that cannot meet it even fully parallel gets its
-fastest folding, and the report says the target was missed. FINN's folding search makes the same
-per-layer choice against its own cost model.
+**Variables.** A folding of the chain is one G per stream (ARCH_V2.md: the word between two layers
+carries G channels, G = the producer's PE = the consumer's SIMD; a pool passes its G through; the
+first stream's G is the first layer's SIMD), the classifier's PE, and per weighted layer its mode,
+zero-skipping or dense. Candidate G are the divisors of the stream's channels (what PE and SIMD
+must divide anyway); foldings with a stream word or token wider than 4096 bits are left out.
+
+**Cost of a layer** for a candidate: each of its stages' MEAN busy cycles per image (slots +
+``LOOP_OVERHEAD``, the stage programs of ARCH_V2.md) on sample images, and its LUTs
+(:mod:`pascal_fpga.hw.resources`, with its input FIFO as wide as the stream and the token FIFO).
+A zero-skipping layer's cycles depend on its input activity (per channel: the level, i.e. the
+frames carrying spikes) measured on the sample images and grouped by the candidate SIMD
+(:meth:`~pascal_fpga.hw.layers.HWLayer.group_activity`); a dense-mode or QNN layer's cycles do
+not depend on the data. The mean slots come in closed form from the activity sums, per window of
+the feeder and of the MVU: conv feeder ``IN_H*IN_W*CF + sum_w (E_w + 1)``, vector feeder
+``SF + 1``, MVU ``NF * sum_w (sum(active) + 1)`` (E_w: tokens sent, zero-skip: groups with
+activity > 0); a group's share of ``sum_w`` is its activity times the number of windows that
+cover its pixel, so the (N, windows, SF) arrays of :meth:`programs` are never built.
+:func:`program_cycles` computes the same from the programs themselves (the tests check that
+both agree). The input adapter (``PIXELS * C / G_0`` slots) and the output adapter
+(``CLASSES / PE + CLASSES + 1``) are stages too, charged to the first layer and the classifier.
+
+**Objective.** ``target_fps``: every stage's mean busy cycles <= clock / F, least total LUT (the
+layers, plus the classifier's output FIFO, which grows with its PE). A layer's cost depends only
+on the G of its input and output streams, so a dynamic program over the chain's streams finds the
+exact minimum (states: the G of a stream; ties broken by the sum of the stages' cycles). When no
+folding meets the target, the fastest folding (the smallest largest-stage bound any folding
+meets) at least LUT is returned and the rows say ``met: false``. ``lut_budget``: the highest
+throughput (smallest largest-stage mean cycles) whose total LUT fits: a binary search over the
+candidate stage cycles, each step the same dynamic program. Rows also give the worst case
+(every group of every window active at T_in) of the chosen folding.
+
+The QNN twin (``twin="qnn"``: multi-bit levels, one cycle per group, every group) gets its own
+search with the same objective, so that the SNN and the QNN are compared each at its best.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..errors import PascalError
-from .cyclesim import layer_program
-from .estimates import layer_resources
-from ..hw.hls import HLSLayer
+from ..hw.hls import DEFAULT_CLOCK_MHZ
+from ..hw.layers import WORD_BITS_MAX, Design, HWLayer, PoolLayer
+from ..hw.resources import fifo, input_word_bits, layer_resources, word_widths
+from ..hw.schedule import LOOP_OVERHEAD
+
+TWINS = ("snn", "qnn")
+SNN_MODES = ("zero_skip", "dense")
+TOLERANCE = 1e-9    # relative slack of a cycle bound
 
 
-def _divisors(n: int) -> list[int]:
+def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def _dims(layer: HLSLayer) -> tuple[int, int]:
-    cfg = layer.cfg
-    if layer.kind == "pool":
-        return cfg["CH"], 1
-    if layer.kind == "conv":
-        return cfg["OUT_CH"], cfg["IN_CH"]
-    return cfg["OUT_CH"], cfg["IN_PIX"] * cfg["IN_CH"]
+def _is_weighted(layer: HWLayer) -> bool:
+    return not isinstance(layer, PoolLayer)
 
 
-def with_folding(layer: HLSLayer, pe: int, simd: int) -> HLSLayer:
-    cfg = dict(layer.cfg, PE=pe)
-    if "SIMD" in cfg:
-        cfg["SIMD"] = simd
-    return dataclasses.replace(layer, cfg=cfg)
+def _coverage(layer) -> tuple[np.ndarray, np.ndarray]:
+    """How many windows cover each input row and each input column (a conv's window; a dense
+    layer's one window covers everything once)."""
+    if not layer.is_conv:
+        return np.ones(layer.in_h, dtype=np.int64), np.ones(layer.in_w, dtype=np.int64)
+
+    def count(size: int, out: int) -> np.ndarray:
+        cover = np.zeros(size, dtype=np.int64)
+        for o in range(out):
+            start = o * layer.stride - layer.pad
+            cover[max(start, 0):max(min(start + layer.kernel, size), 0)] += 1
+        return cover
+
+    return count(layer.in_h, layer.out_h), count(layer.in_w, layer.out_w)
 
 
-def search_folding(layers: list[HLSLayer], target_fps: float, clock_mhz: float
-                   ) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
-    """({layer: {pe, simd}}, one row per layer: budget, cycles, LUT, met)."""
-    if target_fps <= 0:
-        raise PascalError(f"--target-fps must be positive, got {target_fps}")
-    budget = clock_mhz * 1e6 / target_fps
-    folding, rows = {}, []
+class LayerActivity:
+    """One weighted layer's sampled lane activity, and per SIMD the mean over images of
+    sum_w sum(active) and sum_w E_w (each group weighted by the windows that cover it)."""
+
+    def __init__(self, layer, lanes: np.ndarray | None):
+        self.layer = layer
+        self.rows, self.cols = _coverage(layer)
+        self.lanes = None
+        if lanes is not None:
+            lanes = np.asarray(lanes)
+            expected = (layer.in_h, layer.in_w, layer.in_channels)
+            if lanes.ndim != 4 or tuple(lanes.shape[1:]) != expected:
+                raise PascalError(f"layer {layer.name}: lane activity of shape "
+                                  f"{tuple(lanes.shape)}, expected (N,) + {expected}")
+            if len(lanes):
+                self.lanes = lanes
+        self.cache: dict[int, tuple[float, float]] = {}
+
+    @property
+    def sampled(self) -> bool:
+        return self.lanes is not None
+
+    def sums(self, simd: int) -> tuple[float, float]:
+        """(mean sum_w sum(active), mean sum_w E_w) for this SIMD (zero-skip mode)."""
+        if simd not in self.cache:
+            cover = np.outer(self.rows, self.cols)                    # (H, W)
+            cf = self.layer.in_channels // simd
+            if self.lanes is None:      # no sample: the worst case, every group active at T_in
+                groups = float(cover.sum() * cf)
+                self.cache[simd] = (groups * self.layer.t_in, groups)
+            else:
+                n, h, w, c = self.lanes.shape
+                groups = self.lanes if simd == 1 else \
+                    self.lanes.reshape(n, h, w, cf, simd).max(axis=-1)
+                active = groups.sum(axis=(0, 3), dtype=np.int64)
+                emitted = np.count_nonzero(groups, axis=3).sum(axis=0, dtype=np.int64)
+                self.cache[simd] = (float((active * cover).sum()) / n,
+                                    float((emitted * cover).sum()) / n)
+        return self.cache[simd]
+
+    def worst(self, simd: int) -> tuple[float, float]:
+        groups = float(np.outer(self.rows, self.cols).sum() * (self.layer.in_channels // simd))
+        return groups * self.layer.t_in, groups
+
+
+def stage_cycles(layer: HWLayer, mode: str, activity: LayerActivity | None = None,
+                 worst: bool = False) -> dict[str, float]:
+    """Mean busy cycles per image (slots + LOOP_OVERHEAD) of each stage of ``layer`` (folded as
+    it is) in ``mode``; zero-skip needs ``activity`` (or ``worst``: every group active)."""
+    if isinstance(layer, PoolLayer):
+        cf = layer.in_channels // layer.pe
+        return {layer.name: float((layer.in_h * layer.in_w + layer.out_h * layer.out_w) * cf
+                                  + LOOP_OVERHEAD)}
+    windows, sf, nf = layer.windows, layer.sf, layer.nf
+    if mode == "zero_skip":
+        if activity is None:
+            activity = LayerActivity(layer, None)
+        active, emitted = activity.worst(layer.simd) if worst else activity.sums(layer.simd)
+    else:
+        per_group = layer.t_in if mode == "dense" else 1
+        emitted = float(windows * sf)
+        active = emitted * per_group
+    if layer.is_conv:
+        feed = layer.in_h * layer.in_w * layer.cf + emitted + windows
+    else:
+        feed = sf + 1
+    mvu = nf * (active + windows)
+    return {f"{layer.name}_feed": float(feed + LOOP_OVERHEAD),
+            f"{layer.name}_mvu": float(mvu + LOOP_OVERHEAD)}
+
+
+def program_cycles(layer: HWLayer, lanes: np.ndarray | None, mode: str) -> dict[str, float]:
+    """The same as :func:`stage_cycles`, from the layer's stage programs (slow; the reference)."""
+    activity = None
+    n = 1
+    if layer.data_dependent(mode):
+        activity = layer.group_activity(lanes)
+        n = len(lanes)
+    return {p.stage: float(p.slots.mean() + LOOP_OVERHEAD)
+            for p in layer.programs(activity, n, mode)}
+
+
+def input_cycles(design: Design, group: int) -> float:
+    return float(design.pixels * (design.channels // group) + LOOP_OVERHEAD)
+
+
+def output_cycles(design: Design, pe: int) -> float:
+    classes = design.classifier.out_channels
+    return float(classes // pe + classes + 1 + LOOP_OVERHEAD)
+
+
+@dataclass
+class _Option:
+    """One folding of one layer: input G, output G (a weighted layer's PE), mode."""
+
+    g_in: int
+    g_out: int
+    zero_skip: bool | None
+    mode: str
+    stages: dict[str, float]
+    worst: dict[str, float]
+    lut: int
+    extra: int = 0            # LUTs outside the layer that this choice sets (the output FIFO)
+
+    @property
+    def cycles(self) -> float:
+        return max(self.stages.values())
+
+    @property
+    def cost(self) -> tuple[int, float]:
+        return self.lut + self.extra, sum(self.stages.values())
+
+
+@dataclass
+class _Chain:
+    """The candidates of every layer, by (input G, output G)."""
+
+    design: Design
+    twin: str
+    groups: list[list[int]]                      # candidate G of stream i (i = n: classifier PE)
+    options: list[dict[tuple[int, int], list[_Option]]] = field(default_factory=list)
+
+    def bounds(self) -> list[float]:
+        return sorted({o.cycles for layer in self.options for opts in layer.values()
+                       for o in opts})
+
+    def solve(self, bound: float) -> tuple[tuple[int, float], list[_Option]] | None:
+        """The least (LUT, cycles) folding whose every stage is within ``bound``."""
+        bound = bound * (1 + TOLERANCE)  # a bound from clock / F is not exact in floating point
+        best: dict[int, tuple[tuple[int, float], list[_Option]]] = {
+            g: ((0, 0.0), []) for g in self.groups[0]}
+        for table in self.options:
+            nxt: dict[int, tuple[tuple[int, float], list[_Option]]] = {}
+            for (g_in, g_out), opts in table.items():
+                if g_in not in best:
+                    continue
+                choice = next((o for o in opts if o.cycles <= bound), None)
+                if choice is None:
+                    continue
+                (lut, cyc), path = best[g_in]
+                cost = (lut + choice.cost[0], cyc + choice.cost[1])
+                if g_out not in nxt or cost < nxt[g_out][0]:
+                    nxt[g_out] = (cost, path + [choice])
+            best = nxt
+            if not best:
+                return None
+        return min(best.values(), key=lambda entry: entry[0])
+
+
+def _options(design: Design, index: int, layer: HWLayer, g_ins: list[int], g_outs: list[int],
+             modes: tuple[str, ...], activity: LayerActivity | None
+             ) -> dict[tuple[int, int], list[_Option]]:
+    """The candidates of layer ``index`` by (input G, output G), cheapest first."""
+    table: dict[tuple[int, int], list[_Option]] = {}
+    last = index == len(design.layers) - 1
+    pool = isinstance(layer, PoolLayer)
+    for g_in in g_ins:
+        for g_out in ([g_in] if pool else g_outs):
+            opts = []
+            # a pool has no mode of its own: the SNN's are equal ("dense"), the QNN's is "qnn"
+            for mode in (("qnn",) if modes == ("qnn",) else ("dense",)) if pool else modes:
+                if pool:
+                    folded, zero_skip = layer.folded(pe=g_in), None
+                else:
+                    zero_skip = mode == "zero_skip"
+                    folded = layer.folded(pe=g_out, simd=g_in, zero_skip=zero_skip)
+                if max(word_widths(folded, mode).values()) > WORD_BITS_MAX:
+                    continue
+                stages = stage_cycles(folded, mode, activity)
+                worst = stage_cycles(folded, mode, activity, worst=True)
+                if index == 0:
+                    stages["input"] = worst["input"] = input_cycles(design, g_in)
+                extra = 0
+                if last:
+                    stages["output"] = worst["output"] = output_cycles(design, g_out)
+                    extra = fifo(folded.out_word_bits, design.output_depth)[0]
+                lut = layer_resources(folded, mode, input_word_bits(folded, mode),
+                                      layer.fifo_depth)["LUT"]
+                opts.append(_Option(g_in, g_out, zero_skip, mode, stages, worst, lut, extra))
+            if opts:
+                opts.sort(key=lambda o: o.cost)
+                table[(g_in, g_out)] = opts
+    return table
+
+
+def build_chain(design: Design, lanes: dict[str, np.ndarray] | None, twin: str = "snn",
+                modes: tuple[str, ...] | None = None) -> _Chain:
+    """Every layer's candidate foldings and their costs (the search's tables)."""
+    if twin not in TWINS:
+        raise PascalError(f"twin {twin!r}: expected one of {', '.join(TWINS)}")
+    if twin == "qnn":
+        modes = ("qnn",)
+    else:
+        modes = tuple(modes or SNN_MODES)
+        if not modes or set(modes) - set(SNN_MODES):
+            raise PascalError(f"modes {modes!r}: expected some of {', '.join(SNN_MODES)}")
+    lanes = lanes or {}
+    layers = design.layers
+    if design.channels != layers[0].in_channels:
+        raise PascalError(f"layer {layers[0].name}: {layers[0].in_channels} input channels, the "
+                          f"design's input has {design.channels}")
+    groups = [divisors(layer.in_channels) for layer in layers]
+    groups.append(divisors(design.classifier.out_channels))
+    chain = _Chain(design, twin, groups)
     for index, layer in enumerate(layers):
-        width = layers[index - 1].out_word_bits if index else layer.in_word_bits
-        pe_dim, simd_dim = _dims(layer)
-        best = fastest = None
-        for pe in _divisors(pe_dim):
-            for simd in _divisors(simd_dim):
-                candidate = with_folding(layer, pe, simd)
-                cycles = layer_program(candidate).busy
-                lut = layer_resources(candidate, width, 2)["LUT"]
-                key = (pe, simd, cycles, lut)
-                if fastest is None or (cycles, lut) < (fastest[2], fastest[3]):
-                    fastest = key
-                if cycles <= budget and (best is None or (lut, cycles) < (best[3], best[2])):
-                    best = key
-        chosen = best or fastest
-        folding[layer.name] = {"pe": chosen[0], "simd": chosen[1]}
-        rows.append({"layer": layer.name, "pe": chosen[0], "simd": chosen[1],
-                     "cycles": chosen[2], "lut": chosen[3], "budget_cycles": int(budget),
-                     "meets_target": best is not None})
+        activity = None
+        if _is_weighted(layer) and "zero_skip" in modes:
+            activity = LayerActivity(layer, lanes.get(layer.name))
+        table = _options(design, index, layer, groups[index], groups[index + 1], modes,
+                         activity)
+        if not table:
+            raise PascalError(f"layer {layer.name}: no folding keeps its words within "
+                              f"{WORD_BITS_MAX} bits")
+        chain.options.append(table)
+    return chain
+
+
+def _rows(chain: _Chain, path: list[_Option], budget_cycles: float | None,
+          lut_budget: int | None, clock_mhz: float, sampled: dict[str, bool]
+          ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    folding: dict[str, dict[str, Any]] = {}
+    rows = []
+    total = sum(o.lut + o.extra for o in path)
+    for layer, option in zip(chain.design.layers, path):
+        if isinstance(layer, PoolLayer):
+            folding[layer.name] = {"pe": option.g_in, "simd": 1}
+        else:
+            folding[layer.name] = {"pe": option.g_out, "simd": option.g_in,
+                                   "zero_skip": bool(option.zero_skip)}
+        cycles = option.cycles
+        if budget_cycles is not None:
+            met = cycles <= budget_cycles * (1 + TOLERANCE)
+        else:
+            met = lut_budget is None or total <= lut_budget
+        rows.append({
+            "layer": layer.name, "op": layer.op_type, "pe": folding[layer.name]["pe"],
+            "simd": folding[layer.name]["simd"], "zero_skip": option.zero_skip,
+            "mode": chain.twin if isinstance(layer, PoolLayer) else option.mode,
+            "cycles": float(cycles),
+            "stage_cycles": {k: float(v) for k, v in option.stages.items()},
+            "worst_cycles": int(math.ceil(max(option.worst.values()))),
+            "fps": clock_mhz * 1e6 / cycles,
+            "lut": int(option.lut), "lut_outside": int(option.extra),
+            "budget_cycles": budget_cycles, "lut_budget": lut_budget, "met": bool(met),
+            "activity": ("sampled" if sampled.get(layer.name) else "worst case (no sample)")
+            if option.mode == "zero_skip" else "data independent",
+        })
     return folding, rows
+
+
+def search_folding(design: Design, lanes: dict[str, np.ndarray] | None = None,
+                   target_fps: float | None = None, lut_budget: int | None = None,
+                   clock_mhz: float = DEFAULT_CLOCK_MHZ, twin: str = "snn",
+                   modes: tuple[str, ...] | None = None
+                   ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """({layer: {"pe", "simd", "zero_skip"}} (pools: {"pe", "simd": 1}; the QNN twin's weighted
+    layers: zero_skip False), one row per layer: pe, simd, zero_skip, mode, cycles (its slowest
+    stage's mean busy cycles per image, the adapters' included for the first layer and the
+    classifier), stage_cycles, worst_cycles, fps, lut, budget_cycles, lut_budget, met).
+
+    ``lanes``: {weighted layer name: (N, H, W, C) lane activity of sample images} (a zero-skip
+    layer without a sample is costed at its worst case). ``target_fps``: least LUT with every
+    stage within clock / F (missed: the fastest folding, rows with met False); ``lut_budget``:
+    the highest throughput within the LUTs; with both, the target decides and ``met`` also needs
+    the budget. ``twin``: "snn" (zero_skip or dense per layer; ``modes`` may restrict) or "qnn".
+    """
+    if target_fps is None and lut_budget is None:
+        raise PascalError("the folding search needs a target (images/s) or a LUT budget")
+    if target_fps is not None and not target_fps > 0:
+        raise PascalError(f"--target-fps must be positive, got {target_fps}")
+    if lut_budget is not None and not lut_budget > 0:
+        raise PascalError(f"--lut-budget must be positive, got {lut_budget}")
+    if not clock_mhz > 0:
+        raise PascalError(f"--clock-mhz must be positive, got {clock_mhz}")
+    chain = build_chain(design, lanes, twin, modes)
+    sampled = {name: value is not None and len(value) > 0 for name, value in (lanes or {}).items()}
+    bounds = chain.bounds()
+
+    def smallest(ok) -> float:
+        lo, hi = 0, len(bounds) - 1          # ok(bounds[-1]) holds (checked by the callers)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ok(bounds[mid]):
+                hi = mid
+            else:
+                lo = mid + 1
+        return bounds[lo]
+
+    budget_cycles = None
+    if target_fps is not None:
+        budget_cycles = clock_mhz * 1e6 / target_fps
+        solution = chain.solve(budget_cycles)
+        if solution is None:   # missed: the fastest folding, least LUT
+            solution = chain.solve(smallest(lambda b: chain.solve(b) is not None))
+    else:
+        loosest = chain.solve(bounds[-1])
+        if loosest[0][0] > lut_budget:
+            solution = loosest  # nothing fits: the smallest folding, met False
+        else:
+            solution = chain.solve(smallest(
+                lambda b: (s := chain.solve(b)) is not None and s[0][0] <= lut_budget))
+    return _rows(chain, solution[1], budget_cycles, lut_budget, clock_mhz, sampled)
+
+
+def search_summary(rows: list[dict[str, Any]], clock_mhz: float = DEFAULT_CLOCK_MHZ
+                   ) -> dict[str, Any]:
+    """The chosen folding as a whole: its slowest stage (mean and worst case), images/s, LUT."""
+    cycles = max(row["cycles"] for row in rows)
+    worst = max(row["worst_cycles"] for row in rows)
+    return {"cycles_per_image": cycles, "fps": clock_mhz * 1e6 / cycles,
+            "worst_cycles_per_image": worst, "worst_fps": clock_mhz * 1e6 / worst,
+            "lut": sum(row["lut"] + row["lut_outside"] for row in rows),
+            "met": all(row["met"] for row in rows)}

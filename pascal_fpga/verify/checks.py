@@ -331,8 +331,7 @@ def _compare_counters(design, lanes, counts: dict[str, np.ndarray], counters: di
                       start: int) -> None:
     """The C simulation's loop counters (reads, writes, slots per stage and image) against the
     cycle model's programs for the same images: every number equal."""
-    activity = {layer.name: layer.group_activity(lanes[layer.name])
-                for layer in design.layers if layer.name in lanes}
+    activity = design.activity_from_lanes(lanes)
     programs = design.programs(activity, len(next(iter(counts.values()))))
     for program in programs:
         model = program.counters()
