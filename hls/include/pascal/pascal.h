@@ -1,11 +1,18 @@
-// pascal-fpga HLS library: everything a generated design includes.
+// pascal-fpga HLS library (architecture v2): everything a generated design includes.
+//   types.h   stream words, token<CFG>, layer<CFG> (derived sizes), per-image loop counters
+//   io.h      read_pixels (AXI -> pixel words), write_classes (classifier words -> AXI)
+//   window.h  window_generator: the convolution feeder (line buffer -> tokens)
+//   vector.h  vector_generator: the dense / classifier feeder
+//   mvu.h     mvu<CFG, Emitter>: mvu_threshold (spiking layers), mvu_classifier
+//   pool.h    pool: max (OR of spikes) and sum pooling
 #ifndef PASCAL_PASCAL_H
 #define PASCAL_PASCAL_H
 
 #include "types.h"
-#include "conv.h"
-#include "pool.h"
-#include "dense.h"
 #include "io.h"
+#include "window.h"
+#include "vector.h"
+#include "mvu.h"
+#include "pool.h"
 
 #endif

@@ -1,19 +1,15 @@
-// pascal-fpga HLS library: common types and the layout of the spike streams.
+// pascal-fpga HLS library (architecture v2): stream words, tokens, counters and small helpers.
 //
-// Stream layout (the time order of spikes, DESIGN.md 4): PIXEL-MAJOR. One stream word carries one
-// pixel (one spatial position) with all of its channels, and for each channel all T of its
-// timesteps ("frames"): channel c, frame t occupies bits [(c*T + t)*FB, (c*T + t + 1)*FB).
-// Between spiking layers FB = 1 and the T bits of a channel are its spike train in thermometer
-// order (spike in frame t iff t < level). The first layer's input has T = 1 and FB = the pixel bits;
-// after a sum pool each frame carries the number of spikes in the pooling window.
+// Layer streams (between layers) carry words of G channels of one pixel, each channel with its T
+// frames of FB bits: channel g, frame t at bits [(g*T + t)*FB, (g*T + t + 1)*FB). Pixel-major,
+// channel-group minor: a pixel's C channels travel as C/G consecutive words. G is the producer's PE
+// and the consumer's SIMD (a pool's PE); there are no width converters. Spike frames (FB = 1) are
+// thermometer trains (spike in frame t iff t < level); after a sum pool FB > 1 (spike counts per
+// frame); the first layer's input has T = 1 and FB = the pixel bits.
 //
-// Why pixel-major: a PASCAL neuron emits its first output spike only after it has integrated all of
-// its input timesteps, so a time-major stream (whole frames, one timestep after another) would make
-// every layer keep the membrane of its whole output map (H*W*C accumulators) until the last input
-// frame. Pixel-major lets a layer slide its window once over K-row line buffers of spike words and
-// keep only the PE accumulators of the output pixel it is computing: line buffers of T-bit
-// elements instead of membrane maps. The price is that each timestep costs a cycle inside the
-// layer (T_in passes over the window, adds only), which the cycle model counts.
+// Token streams (inside a weighted layer, feeder -> MVU) carry one input group (SIMD lanes) per
+// token, only the groups that hold a spike when the layer skips zeros, and an END token after the
+// last group of each window (input vector): see token<CFG>.
 #ifndef PASCAL_TYPES_H
 #define PASCAL_TYPES_H
 
@@ -39,8 +35,8 @@ struct ap_axiu {
 #endif
 
 // The storage type of a parameter array of `bits`-bit signed values: ap_int<bits> in synthesis
-// (ROMs and constants of the exact width); in C simulation the C integer type `ctype` (which holds
-// the same values), because g++ compiles large static initializers of ap_int very slowly.
+// (ROMs of the exact width); in C simulation the C integer type `ctype` (which holds the same
+// values), because g++ compiles large initializers of ap_int very slowly.
 #ifdef __SYNTHESIS__
 #define PASCAL_PARAM(bits, ctype) ap_int<bits>
 #else
@@ -49,32 +45,125 @@ struct ap_axiu {
 
 namespace pascal {
 
-// Loop-iteration counters for the C simulation (build with -DPASCAL_LOOP_COUNTERS): each pipelined
-// loop body counts its iterations per layer (CFG), so that the cycle model's trip counts can be
-// checked against the code. They compile to nothing otherwise.
-#ifdef PASCAL_LOOP_COUNTERS
-template <class CFG>
-struct loop_counters {
-    static unsigned long long read, compute, write;
-};
-template <class CFG> unsigned long long loop_counters<CFG>::read = 0;
-template <class CFG> unsigned long long loop_counters<CFG>::compute = 0;
-template <class CFG> unsigned long long loop_counters<CFG>::write = 0;
-#define PASCAL_COUNT(loop) (++::pascal::loop_counters<CFG>::loop)
-#else
-#define PASCAL_COUNT(loop) ((void)0)
-#endif
+// ---------------------------------------------------------------------------------------------
+// Compile-time helpers
 
-// ceil(a / b) and the bits of an unsigned value, at compile time
-template <unsigned A, unsigned B>
-struct ceil_div { static const unsigned value = (A + B - 1) / B; };
-
+// bits of an unsigned value (at least 1)
 template <unsigned long long N>
 struct bits_for { static const unsigned value = N < 2 ? 1 : 1 + bits_for<N / 2>::value; };
 template <>
 struct bits_for<0> { static const unsigned value = 1; };
 
-// The value of channel c, frame t of a pixel word (see the layout above).
+template <unsigned A, unsigned B>
+struct min_of { static const unsigned value = A < B ? A : B; };
+
+// ---------------------------------------------------------------------------------------------
+// Per-image loop counters (build with -DPASCAL_LOOP_COUNTERS): every stage counts its stream
+// reads, stream writes and loop iterations ("slots") as ARCH_V2.md defines them, keyed by the
+// stage's config struct and one of the stage tags below. Without the flag (and always in
+// synthesis) they compile to nothing.
+struct input_stage {};   // read_pixels
+struct feed_stage {};    // window_generator, vector_generator
+struct mvu_stage {};     // mvu_threshold, mvu_classifier
+struct pool_stage {};    // pool
+struct output_stage {};  // write_classes
+
+#if defined(PASCAL_LOOP_COUNTERS) && !defined(__SYNTHESIS__)
+#define PASCAL_COUNTING 1
+#else
+#define PASCAL_COUNTING 0
+#endif
+
+#if PASCAL_COUNTING
+template <class CFG, class STAGE>
+struct loop_counters {
+    static unsigned long long reads, writes, slots;
+};
+template <class CFG, class STAGE> unsigned long long loop_counters<CFG, STAGE>::reads = 0;
+template <class CFG, class STAGE> unsigned long long loop_counters<CFG, STAGE>::writes = 0;
+template <class CFG, class STAGE> unsigned long long loop_counters<CFG, STAGE>::slots = 0;
+#endif
+
+// count<CFG, STAGE>::read() etc.: one call per event, inside the stage's pipelined loop.
+template <class CFG, class STAGE>
+struct count {
+    static void read() {
+#pragma HLS INLINE
+#if PASCAL_COUNTING
+        ++loop_counters<CFG, STAGE>::reads;
+#endif
+    }
+    static void write() {
+#pragma HLS INLINE
+#if PASCAL_COUNTING
+        ++loop_counters<CFG, STAGE>::writes;
+#endif
+    }
+    static void slot() {
+#pragma HLS INLINE
+#if PASCAL_COUNTING
+        ++loop_counters<CFG, STAGE>::slots;
+#endif
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Weighted layers (convolution, dense, classifier): the derived sizes of a config struct.
+//
+// CFG (static const unsigned unless noted):
+//   IN_CH, IN_H, IN_W     input map (dense: flattened pixel-major, index (y*IN_W + x)*IN_CH + c)
+//   OUT_CH, OUT_H, OUT_W  output map (dense and classifier: OUT_H = OUT_W = 1)
+//   K, STRIDE, PAD        square kernel, stride, symmetric zero padding (dense: 1, 1, 0)
+//   T_IN, FB              input frames per channel and bits per frame
+//   T_OUT                 output frames = thresholds per channel (classifier: 1, unused)
+//   PE                    output channels per fold (divides OUT_CH)
+//   SIMD                  input channels per group (divides IN_CH)
+//   ZERO_SKIP             1: event-driven (only groups with a spike are sent), 0: dense
+//   weight_t, acc_t       ap_int types of a weight and of an accumulator (and threshold)
+//
+// A dense layer is one window over the whole input map; a convolution's window is its K x K
+// kernel. The two agree whenever both could apply (K = 1, STRIDE = 1, PAD = 0 and a 1 x 1 output
+// is a 1 x 1 input), so a dense config is recognised by that geometry.
+template <class CFG>
+struct layer {
+    static const bool DENSE = CFG::K == 1 && CFG::STRIDE == 1 && CFG::PAD == 0 &&
+                              CFG::OUT_H == 1 && CFG::OUT_W == 1;
+    static const unsigned CF = CFG::IN_CH / CFG::SIMD;  // groups per input pixel
+    static const unsigned TAPS = DENSE ? CFG::IN_H * CFG::IN_W : CFG::K * CFG::K;
+    static const unsigned SF = TAPS * CF;                // groups per window (input vector)
+    static const unsigned NF = CFG::OUT_CH / CFG::PE;    // output folds
+    static const unsigned WINDOWS = CFG::OUT_H * CFG::OUT_W;
+    static const unsigned GROUP_BITS = CFG::SIMD * CFG::T_IN * CFG::FB;
+    typedef ap_uint<GROUP_BITS> in_word;                 // one input group: SIMD lanes x T_IN x FB
+    typedef ap_uint<bits_for<SF - 1>::value> sf_t;
+    typedef ap_uint<bits_for<CFG::T_IN>::value> active_t;
+
+    static_assert(CFG::IN_CH % CFG::SIMD == 0, "SIMD must divide the input channels");
+    static_assert(CFG::OUT_CH % CFG::PE == 0, "PE must divide the output channels");
+    static_assert(CFG::T_IN >= 1 && CFG::FB >= 1 && CFG::T_OUT >= 1, "empty spike trains");
+    static const unsigned TOKEN_BITS =
+        GROUP_BITS + bits_for<SF - 1>::value + bits_for<CFG::T_IN>::value + 1;
+    static_assert(TOKEN_BITS <= AP_INT_MAX_W, "token wider than AP_INT_MAX_W");
+};
+
+// One group of an input vector, or the END of a window (end = 1, active = 0, frames = 0, sf = 0).
+//   frames  SIMD lanes x T_IN frames x FB bits, the layout of a layer-stream word with G = SIMD
+//   sf      the group's index 0..SF-1 in the input vector (group j: tap j / CF, channels
+//           (j % CF)*SIMD ..; lane s is input index j*SIMD + s)
+//   active  1 + the last frame in which some lane is nonzero (0: no lane has a nonzero frame);
+//           for thermometer spikes the group's largest level. The MVU spends `active` slots on it.
+template <class CFG>
+struct token {
+    typename layer<CFG>::in_word frames;
+    typename layer<CFG>::sf_t sf;
+    typename layer<CFG>::active_t active;
+    bool end;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Word helpers
+
+// The value of channel c, frame t of a word of T frames of FB bits per channel.
 template <unsigned T, unsigned FB, typename Word>
 inline ap_uint<FB> frame_of(const Word &word, unsigned c, unsigned t) {
 #pragma HLS INLINE
@@ -88,36 +177,31 @@ inline void set_frame(Word &word, unsigned c, unsigned t, ap_uint<FB> value) {
     word.range((c * T + t) * FB + FB - 1, (c * T + t) * FB) = value;
 }
 
-// acc += w * frame, with adds only where the frame is a spike (FB = 1); a small multiply for
-// pixels (the direct-coded first layer) and for sum-pooled spike counts.
-template <unsigned FB, typename Acc, typename W>
-inline void accumulate(Acc &acc, const W &w, const ap_uint<FB> &frame) {
+// `active` of a group word of LANES channels: 1 + the last frame that is nonzero in some lane, 0
+// if every frame is 0.
+template <unsigned LANES, unsigned T, unsigned FB, typename Word>
+inline ap_uint<bits_for<T>::value> active_frames(const Word &word) {
 #pragma HLS INLINE
-    if (FB == 1) {
-        if (frame[0]) acc += w;
-    } else {
-        acc += w * frame;
+    ap_uint<bits_for<T>::value> active = 0;
+    for (unsigned t = 0; t < T; t++) {
+#pragma HLS UNROLL
+        bool any = false;
+        for (unsigned s = 0; s < LANES; s++) {
+#pragma HLS UNROLL
+            any |= frame_of<T, FB>(word, s, t) != 0;
+        }
+        if (any) active = t + 1;
     }
+    return active;
 }
 
-// Read input rows into a K-row circular line buffer until `rows_read` reaches `need`, one word
-// per cycle, each word's CH channels unpacked into E-bit elements (one channel's frames each).
-// Shared by the sliding-window layers (convolution, pooling); CFG names the layer's counters.
-template <class CFG, unsigned K, unsigned W, unsigned CH, unsigned E, typename Word>
-void read_rows(hls::stream<Word> &in, ap_uint<E> lines[K][W][CH], int &rows_read, int need) {
+// The rows of the input a sliding window needs before output row oy: min(oy*STRIDE - PAD + K, H)
+// (at least 0).
+template <unsigned H, unsigned K, unsigned STRIDE, unsigned PAD>
+inline int rows_needed(unsigned oy) {
 #pragma HLS INLINE
-read_rows:
-    for (; rows_read < need; rows_read++) {
-    read_row:
-        for (unsigned x = 0; x < W; x++) {
-#pragma HLS PIPELINE II = 1
-            PASCAL_COUNT(read);
-            const Word word = in.read();
-            for (unsigned c = 0; c < CH; c++) {
-                lines[rows_read % K][x][c] = word.range(c * E + E - 1, c * E);
-            }
-        }
-    }
+    const int need = int(oy * STRIDE) - int(PAD) + int(K);
+    return need < 0 ? 0 : (need > int(H) ? int(H) : need);
 }
 
 }  // namespace pascal
