@@ -466,9 +466,8 @@ def _write_driver(model, folder: Path, spec: dict[str, Any], info: dict[str, Any
               "out_scale": output_scale(model)}
     (folder / "design.json").write_text(json.dumps(design, indent=2, sort_keys=True) + "\n")
     shutil.copyfile(board.__file__, folder / "board.py")
-    script = Path(__file__).resolve().parent.parent.parent / "scripts" / "run_on_board.py"
+    script = Path(board.__file__).resolve().parent / "run_on_board.py"
     if not script.is_file():
-        raise PascalError(f"{script}: the board script is missing (run from a clone of the "
-                          f"repository)")
+        raise PascalError(f"{script}: the board script is missing (reinstall pascal-fpga)")
     shutil.copyfile(script, folder / "run_on_board.py")
 

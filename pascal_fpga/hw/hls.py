@@ -1,7 +1,7 @@
 """HLS code generation: the spiking IR -> BUILD_DIR/hls/, a self-contained Vitis HLS project.
 
-The C++ library (``hls/include/pascal/``) and the Jinja templates (``hls/templates/``) live at the
-top of the repository; this module reads the IR, packs weights and thresholds for each layer's PE
+The C++ library (``hls/include/pascal/``) and the Jinja templates (``hls/templates/``) ship inside
+the package (``pascal_fpga/hls``; ``hls/`` at the top of the repository points there); this module reads the IR, packs weights and thresholds for each layer's PE
 and SIMD, and renders the templates. The same IR and options give a byte-identical folder.
 
 Per layer the generated code holds a config struct (sizes, T_IN/T_OUT, frame bits, PE, SIMD, the
@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import PascalError
 from ..names import show_value
 
-HLS_ROOT = Path(__file__).resolve().parent.parent.parent / "hls"
+HLS_ROOT = Path(__file__).resolve().parent.parent / "hls"   # pascal_fpga/hls (the repo's hls/)
 LIBRARY = HLS_ROOT / "include" / "pascal"
 TEMPLATES = HLS_ROOT / "templates"
 DEFAULT_PART = "xc7z020clg400-1"   # PYNQ-Z2
@@ -64,7 +64,7 @@ def design_context(design, name: str, part: str, clock_mhz: float) -> dict[str, 
     previous = {"name": "input", "call": "pascal::read_pixels<input_cfg>", "args": [],
                 "type": f"ap_uint<{design.input_group * design.bits}>"}
     for layer in design.layers:
-        configs.append({"name": f"{layer.name}_cfg", "comment": f"{layer.name}: {layer.op_type}",
+        configs.append({"name": f"{layer.name}_cfg", "comment": f"{layer.name} {layer.op_type}",
                         "consts": layer.cfg(), "types": layer.types()})
         for role, values in layer.arrays().items():
             bits = layer.weight_bits if role == "weights" else layer.acc_bits
