@@ -497,15 +497,19 @@ def cmd_simulate(args) -> int:
         print(json.dumps(report, indent=2))
         return 0
     cm = report["cycle_model"]
+    snn, qnn = report["snn"], report["qnn"]
     total = report["estimates"]["total"]
     print(f"{report['name']} on {what}, {report['clock_mhz']:g} MHz:")
-    print(f"  latency {cm['latency_cycles']} cycles ({cm['latency_us']:.1f} us), "
-          f"{cm['cycles_per_image']} cycles per image = {cm['fps']:.0f} images/s")
-    print(f"  FINN-style QNN, same folding: {report['qnn']['cycles_per_image']} cycles per image "
-          f"({report['qnn']['fps']:.0f} images/s)")
-    print(f"  estimate: SNN {total['snn']['LUT']} LUT, {total['snn']['FF']} FF, "
-          f"{total['snn']['BRAM18']} BRAM18, {total['snn']['DSP']} DSP; QNN "
-          f"{total['qnn']['LUT']} LUT, {total['qnn']['BRAM18']} BRAM18, {total['qnn']['DSP']} DSP")
+    print(f"  interval: mean {cm['interval_cycles']['mean']:.0f} cycles = "
+          f"{cm['fps_mean']:.0f} images/s, p99 {cm['interval_cycles']['p99']:.0f}, worst case "
+          f"{cm['worst_case_interval_cycles']} = {cm['fps_worst_case']:.0f} images/s; latency "
+          f"mean {cm['latency_cycles']['mean']:.0f} cycles ({cm['latency_us_mean']:.1f} us)")
+    print(f"  estimate: SNN {total['LUT']} LUT, {total['FF']} FF, {total['BRAM18']} BRAM18, "
+          f"{total['DSP']} DSP = {snn['images_per_s_per_klut_mean']:.1f} images/s per kLUT "
+          f"(mean), {snn['images_per_s_per_klut_worst']:.1f} (worst case)")
+    print(f"  FINN-style QNN twin, own folding for {report['qnn_target_fps']:.0f} images/s: "
+          f"{qnn['images_per_s']:.0f} images/s, {qnn['lut']} LUT = "
+          f"{qnn['images_per_s_per_klut']:.1f} images/s per kLUT")
     print(f"  energy {report['energy']['uj_per_image']:.3f} uJ per image; cycle model "
           f"{cm['images_per_second']:.0f} images/s" + (
               f"; accuracy {100 * report['accuracy']:.2f}%" if "accuracy" in report else ""))

@@ -109,14 +109,18 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
                 f"{check['mismatched']} of {check['compared']} samples differ "
                 f"({check['ties']} ties)")
         cm, total = sim["cycle_model"], sim["estimates"]["total"]
+        snn, qnn = sim["snn"], sim["qnn"]
         summary["hardware (cycle model)"] = (
-            f"{cm['cycles_per_image']} cycles per image, {cm['fps']:.0f} images/s at "
-            f"{sim['clock_mhz']:g} MHz, latency {cm['latency_us']:.1f} us")
-        summary["FINN-style QNN, same folding"] = (
-            f"{sim['qnn']['cycles_per_image']} cycles per image, {total['qnn']['LUT']} LUT")
-        summary["resource estimate"] = (f"{total['snn']['LUT']} LUT, {total['snn']['FF']} FF, "
-                                        f"{total['snn']['BRAM18']} BRAM18, "
-                                        f"{total['snn']['DSP']} DSP")
+            f"mean {cm['interval_cycles']['mean']:.0f} cycles per image = {cm['fps_mean']:.0f} "
+            f"images/s at {sim['clock_mhz']:g} MHz (worst case of any input "
+            f"{cm['fps_worst_case']:.0f}), latency {cm['latency_us_mean']:.1f} us")
+        summary["resource estimate"] = (f"{total['LUT']} LUT, {total['FF']} FF, "
+                                        f"{total['BRAM18']} BRAM18, {total['DSP']} DSP = "
+                                        f"{snn['images_per_s_per_klut_mean']:.1f} images/s "
+                                        f"per kLUT")
+        summary["FINN-style QNN twin, own folding"] = (
+            f"{qnn['images_per_s']:.0f} images/s, {qnn['lut']} LUT = "
+            f"{qnn['images_per_s_per_klut']:.1f} images/s per kLUT")
         summary["energy per image"] = f"{sim['energy']['uj_per_image']:.3f} uJ"
         summary["driver (cyclesim backend)"] = (f"{100 * driver_accuracy:.2f}% on "
                                                 f"{len(images)} images")

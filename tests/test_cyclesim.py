@@ -1,44 +1,22 @@
-"""The cycle model's schedule arithmetic, FIFO sizing, the report and the folding search."""
+"""The cycle model on compiled designs: data-dependent (zero-skipping) timing, the worst case, FIFO
+sizing, the simulate report with the QNN twin, and the folding search through compile."""
 
 import json
 
+import numpy as np
 import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.cli import main as cli_main
-from pascal_fpga.compiler.build import compile_model
-from pascal_fpga.perf.cyclesim import (UNBOUNDED, Stage, design_depths, design_programs,
-                                           fifo_depths, layer_program, simulate_timing)
-from pascal_fpga.perf.estimates import layer_resources
+from pascal_fpga.compiler.build import CompileConfig, compile_model
+from pascal_fpga.hw.layers import WORD_BITS_MAX, design_from_ir
+from pascal_fpga.ir.execute import ir_outputs
 from pascal_fpga.ir.export import export_run
-from pascal_fpga.perf.folding import _dims, _divisors, search_folding, with_folding
-from pascal_fpga.hw.hls import hls_layers
+from pascal_fpga.perf.cyclesim import cycle_model, worst_case_programs
+from pascal_fpga.perf.timing import simulate
+from pascal_fpga.perf.values import run_values
 
 from nets import ODD_SPECS, make_run
-
-
-def test_timing_by_hand():
-    """A producer of 3 words and a consumer that reads one every 6 cycles (see the comments)."""
-    producer = Stage("p", [("W", 3)], {})
-    consumer = Stage("c", [("R", 1), ("C", 5), ("R", 1), ("C", 5), ("R", 1)], {})
-    # depth 1: w0 at 0; r0 at 1; w1 waits for r0: at 2; r1 at 7 (after 5 busy cycles);
-    # w2 waits for r1: at 8; r2 at 13; the consumer ends at 14, the producer at 9
-    t = simulate_timing([producer, consumer], 1, [1])
-    assert t.finish == [[9], [14]]
-    assert t.stall[0] == (2 - 1) + (8 - 3)
-    assert t.latency == 14
-    # depth 3: the producer never waits, the consumer's pace is the same
-    t = simulate_timing([producer, consumer], 1, [3])
-    assert t.finish == [[3], [14]] and t.stall[0] == 0
-    assert t.max_occupancy == [2]  # w2 at 2 with r0 (at 1) gone
-
-
-def test_timing_of_successive_images_overlaps():
-    fast = Stage("fast", [("W", 4), ("C", 2)], {})
-    slow = Stage("slow", [("R", 4), ("C", 20)], {})
-    t = simulate_timing([fast, slow], 5, [UNBOUNDED])
-    assert t.interval == 24  # the slow stage's program, back to back
-    assert t.finish[1][0] == 1 + 4 + 20  # first word readable at 1
 
 
 @pytest.fixture(scope="module")
@@ -49,65 +27,139 @@ def odd_model(tmp_path_factory):
     return folder / "model.onnx"
 
 
-def test_fifo_depths_keep_the_unbounded_timing(odd_model, tmp_path):
+def _design(build):
+    info = json.loads((build / "build.json").read_text())
+    return design_from_ir(ModelWrapper(str(build / info["ir"]))), info
+
+
+def _images(count, seed=0, density=1.0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(count, 3, 10, 12)).astype(np.float32)
+    return images * (rng.random(images.shape) < density)
+
+
+def test_zero_skipping_timing_follows_the_data(odd_model, tmp_path):
+    """Sparser images cost fewer cycles; no image costs more than the worst case of any input;
+    the values equal the IR's whatever the schedule."""
     compile_model(odd_model, tmp_path / "b")
-    model = ModelWrapper(str(tmp_path / "b" / "ir" / "07_size_fifos.onnx"))
-    layers = hls_layers(model)
-    stages = design_programs(layers, 10 * 12)
-    depths = design_depths(layers)
-    assert depths == fifo_depths(stages)
-    free = simulate_timing(stages, 4, [UNBOUNDED] * len(depths))
-    sized = simulate_timing(stages, 4, depths)
-    assert (sized.latency, sized.interval) == (free.latency, free.interval)
-    assert not sized.deadlock
-    folding = json.loads((tmp_path / "b" / "ir" / "folding.json").read_text())
-    assert [folding[layer.name]["fifo_depth"] for layer in layers] == depths[:-1]
+    design, _ = _design(tmp_path / "b")
+    assert all(layer.zero_skip for layer in design.layers if hasattr(layer, "nf"))
+    dense_images, sparse_images = _images(20, 1), _images(20, 2, density=0.15)
+    report = {}
+    for name, images in (("dense", dense_images), ("sparse", sparse_images)):
+        cm = cycle_model(design, images, 100.0)
+        acc, classes = ir_outputs(ModelWrapper(str(tmp_path / "b" / "ir" / "07_size_fifos.onnx")),
+                                  images)
+        assert np.array_equal(cm.accumulators, acc) and np.array_equal(cm.classes, classes)
+        report[name] = cm.summary()
+        # busy cycles of every stage and image within the worst case's
+        worst = worst_case_programs(design, 1)
+        for program, bound in zip(cm.programs, worst):
+            assert program.slots.max() <= bound.slots[0], program.stage
+    assert report["sparse"]["interval_cycles"]["mean"] < report["dense"]["interval_cycles"]["mean"]
+    for summary in report.values():
+        assert summary["interval_cycles"]["worst"] <= summary["worst_case_interval_cycles"]
+        assert summary["latency_cycles"]["worst"] <= summary["worst_case_latency_cycles"]
+        assert summary["interval_cycles"]["mean"] <= summary["interval_cycles"]["p99"] \
+            <= summary["interval_cycles"]["worst"]
+
+
+def test_the_dense_schedule_has_a_constant_interval(odd_model, tmp_path):
+    compile_model(odd_model, tmp_path / "b", config=CompileConfig(zero_skip=False))
+    design, info = _design(tmp_path / "b")
+    assert info["config"]["zero_skip"] is False
+    summary = cycle_model(design, _images(12, 3, density=0.3), 100.0).summary()
+    interval = summary["interval_cycles"]
+    assert interval["best"] == interval["worst"] == summary["worst_case_interval_cycles"]
+
+
+def test_fifo_sizing_keeps_the_mean_and_never_deadlocks(odd_model, tmp_path):
+    compile_model(odd_model, tmp_path / "b")
+    design, info = _design(tmp_path / "b")
+    depths = design.fifo_depths()
+    assert info["fifo_sizing"]["depths"] == depths and min(depths) >= 1
+    images = _images(24, 5, density=0.5)
+    lanes = run_values(design, images)[3]
+    programs = design.programs(design.activity_from_lanes(lanes), len(images))
+    sized = simulate(programs, depths)
+    free = simulate(programs, [1 << 40] * len(depths))
+    assert sized.deadlock is None
+    # sized on other images: within a few percent of unbounded FIFOs on these
+    assert sized.interval.mean() <= free.interval.mean() * 1.05
+    # every FIFO at depth 1: slower, but a chain cannot deadlock
+    tight = simulate(programs, [1] * len(depths))
+    assert tight.deadlock is None and tight.interval.mean() >= free.interval.mean()
+    worst = simulate(worst_case_programs(design), depths)
+    assert worst.deadlock is None
     pragma = (tmp_path / "b" / "hls" / "firmware" / "pascal_top.cpp").read_text()
-    assert f"variable = pixels depth = {depths[0]}" in pragma
-    # with every FIFO at depth 1 the design is slower but still finishes (no deadlock)
-    tight = simulate_timing(stages, 4, [1] * len(depths))
-    assert not tight.deadlock and tight.interval >= free.interval
+    assert f"depth = {depths[0]}" in pragma
 
 
-def test_simulate_writes_the_report(odd_model, tmp_path, capsys):
+def test_simulate_reports_the_snn_and_its_qnn_twin(odd_model, tmp_path, capsys):
     compile_model(odd_model, tmp_path / "b", clock_mhz=200)
     assert cli_main(["simulate", str(tmp_path / "b"), "--random", "--images", "30",
                      "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     cm = report["cycle_model"]
-    assert cm["fps"] == pytest.approx(200e6 / cm["cycles_per_image"])
-    assert cm["latency_cycles"] >= cm["cycles_per_image"] > 0
-    assert report["qnn"]["cycles_per_image"] <= report["snn_slowest_stage_cycles"]
-    for key in ("LUT", "FF", "BRAM18", "DSP"):
-        assert report["estimates"]["total"]["snn"][key] >= 0
+    assert cm["fps_mean"] == pytest.approx(200e6 / cm["interval_cycles"]["mean"])
+    assert cm["fps_worst_case"] <= cm["fps_p99"] <= cm["fps_mean"] * 1.0001 or \
+        cm["fps_worst_case"] <= cm["fps_mean"]
+    snn, qnn = report["snn"], report["qnn"]
+    for key in ("images_per_s_mean", "images_per_s_worst", "lut"):
+        assert snn[key] > 0
+    assert snn["images_per_s_worst"] <= snn["images_per_s_mean"]
+    assert qnn["images_per_s"] > 0 and qnn["lut"] > 0
+    # the twin has its own folding: every layer in the QNN mode
+    assert {row["mode"] for row in qnn["layers"]} == {"qnn"}
     folder = tmp_path / "b" / "report"
     for name in ("report.json", "summary.md", "cycles_per_layer.png", "resources_per_layer.png",
                  "spikes_per_layer.png"):
         assert (folder / name).is_file(), name
 
 
-def test_folding_search_meets_the_target_with_the_fewest_luts(odd_model, tmp_path, capsys):
-    compile_model(odd_model, tmp_path / "b")
-    layers = hls_layers(ModelWrapper(str(tmp_path / "b" / "ir" / "07_size_fifos.onnx")))
-    target, clock = 20000.0, 100.0
-    folding, rows = search_folding(layers, target, clock)
-    budget = clock * 1e6 / target
-    for layer, row in zip(layers, rows):
-        assert row["meets_target"] and row["cycles"] <= budget
-        width = 24
-        # brute force: no folding meeting the budget has fewer LUTs
-        pe_dim, simd_dim = _dims(layer)
-        for pe in _divisors(pe_dim):
-            for simd in _divisors(simd_dim):
-                other = with_folding(layer, pe, simd)
-                if layer_program(other).busy <= budget:
-                    assert row["lut"] <= layer_resources(other, width if layer is layers[0]
-                                                         else layers[layers.index(layer) - 1]
-                                                         .out_word_bits, 2)["LUT"]
+def test_compile_target_fps_searches_the_folding(odd_model, tmp_path, capsys):
+    target = 20000.0
     assert cli_main(["compile", str(odd_model), "--out", str(tmp_path / "c"), "--target-fps",
-                     str(target), "--json"]) == 0
+                     str(target), "--calibration-images", "16", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["folding_search"]["achieved_fps"] >= target
+    search = result["folding_search"]
+    assert search["target_fps"] == target and all(row["met"] for row in search["layers"])
+    budget = 100e6 / target
+    assert all(row["cycles"] <= budget for row in search["layers"])
+    # the cycle model's mean interval on the calibration images, FIFOs included, meets it too
+    assert result["fifo_sizing"]["mean_interval"] <= budget * 1.05
     assert cli_main(["compile", str(odd_model), "--out", str(tmp_path / "d"), "--target-fps",
                      "-3"]) == 2
     assert "must be positive" in capsys.readouterr().err
+    assert cli_main(["compile", str(odd_model), "--out", str(tmp_path / "e"), "--lut-budget",
+                     "100000", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["folding_search"]["lut_budget"] == 100000
+
+
+def test_stop_after_keeps_the_steps_so_far(odd_model, tmp_path, capsys):
+    assert cli_main(["compile", str(odd_model), "--out", str(tmp_path / "s"), "--stop-after",
+                     "apply_folding"]) == 0
+    info = json.loads((tmp_path / "s" / "build.json").read_text())
+    assert info["stopped_after"] == "apply_folding" and not (tmp_path / "s" / "hls").exists()
+    assert [s["step"] for s in info["steps"]][-1] == "apply_folding"
+    assert cli_main(["compile", str(odd_model), "--out", str(tmp_path / "t"), "--stop-after",
+                     "nonsense"]) == 2
+    assert "not a step" in capsys.readouterr().err
+
+
+def test_a_word_wider_than_the_library_allows_is_a_compile_error(odd_model, tmp_path, capsys):
+    """The full folding of a 12-channel stream with L = 8 is far below the cap; force the cap
+    down to see the check name the layer."""
+    import pascal_fpga.hw.layers as layers
+
+    cap = layers.WORD_BITS_MAX
+    try:
+        layers.WORD_BITS_MAX = 16
+        assert cli_main(["compile", str(odd_model), "--out", str(tmp_path / "w"), "--folding",
+                         "full"]) == 2
+    finally:
+        layers.WORD_BITS_MAX = cap
+    err = capsys.readouterr().err
+    assert "bits, wider than the 16 bits the HLS library allows" in err and "layer conv0" in err
+    assert WORD_BITS_MAX == 4096 and not (tmp_path / "w").exists()

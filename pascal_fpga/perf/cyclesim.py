@@ -1,29 +1,15 @@
-"""The cycle-accurate model of the generated design (DESIGN.md 4), at the granularity of stream
-transactions.
+"""The cycle-accurate model of the generated design (DESIGN.md 4): values and data-dependent timing.
 
-**Schedule.** Each stage of the DATAFLOW region (``pascal_top.cpp``) runs the loops of its library
-template (``hls/include/pascal/``), and this module writes them down as a program of stream
-transactions per image:
+**Values** (:mod:`.values`): every layer's output computed the way the hardware does, frame by
+frame, with the parameters as the hardware layer classes pack them; ``verify`` compares them with
+the IR (``cyclesim_vs_ir``).
 
-- ``read_pixels``: PIXELS iterations, each writes one word (the AXI input is always ready);
-- convolution / pooling, per output row: read the input rows the window needs (IN_W iterations
-  each, one read per cycle), then per output pixel a compute loop of NF * SF * T_IN iterations
-  (pooling: NF * K * K) and one write; at the end the rows below the last window are drained;
-- dense / classifier: IN_PIX reads, NF * SF * T_IN compute iterations, one write;
-- ``write_classes``: one read, CLASSES + 1 output words.
-
-Every pipelined loop runs at II = 1 and costs ``LOOP_OVERHEAD`` extra cycles per entry (its
-pipeline fill; an assumption, as no synthesis report is available here), a stream statement
-outside a loop one cycle. Stages start the next image as soon as they finish one (dataflow
-overlap between images). A FIFO of depth D holds D words: a read at cycle t needs the word written
-at t - 1 or earlier; a write at t needs the word D places ahead to have been read at t - 1 or
-earlier (back-pressure). The timing does not depend on the data, so it is simulated for a few
-images (until the interval between images repeats) and holds for every image.
-
-**Values.** Independently of the IR's code, the model computes each stage's output words the way
-the hardware does: per input timestep (frame), from pixel-major words, with the weights and
-thresholds as packed for PE and SIMD (:mod:`.hls`). Its per-layer levels, accumulators and
-classes are compared with the IR by ``verify`` (``cyclesim_vs_ir``).
+**Timing**: each stage's schedule is its layer class's program (:meth:`HWLayer.programs`, slot by
+slot: the loop the C simulation counts), built from each image's own input activity, so that a
+zero-skipping layer costs each image what its spikes cost; :mod:`.timing` places every stream
+transaction of every image in time against the FIFOs (back-pressure included). The report gives
+the mean, p99 and worst interval and latency over the images simulated, and the worst case of
+any input (every input group active: the dense schedule's count), which bounds them.
 """
 
 from __future__ import annotations
@@ -34,14 +20,87 @@ from typing import Any
 import numpy as np
 
 from ..errors import PascalError
-from ..hw.hls import OUTPUT_FIFO_DEPTH, HLSLayer
-
-LOOP_OVERHEAD = 2          # extra cycles per pipelined loop entry (pipeline depth 3, II = 1)
-UNBOUNDED = 1 << 40        # a FIFO depth that never blocks
-TIMED_IMAGES = 4
+from ..hw.layers import Design
+from .timing import Timing, simulate
+from .values import run_values
 
 
-# --- the schedule -------------------------------------------------------------------------------
+def _stats(values: np.ndarray) -> dict[str, float]:
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return {"mean": None, "p99": None, "worst": None, "best": None}
+    return {"mean": float(values.mean()), "p99": float(np.percentile(values, 99)),
+            "worst": float(values.max()), "best": float(values.min())}
+
+
+@dataclass
+class CycleReport:
+    accumulators: np.ndarray
+    classes: np.ndarray
+    levels: dict[str, np.ndarray]
+    activity: dict[str, np.ndarray]
+    timing: Timing
+    worst_case: Timing
+    programs: list
+    clock_mhz: float
+
+    def summary(self) -> dict[str, Any]:
+        t, clock = self.timing, self.clock_mhz
+        interval = t.interval if t.images > 1 else np.asarray([t.finish[-1][0] - t.start[0][0]])
+        worst_interval = int(self.worst_case.finish[-1][-1] - self.worst_case.finish[-1][-2]) \
+            if self.worst_case.images > 1 else int(self.worst_case.latency[0])
+        stats = _stats(interval)
+        latency = _stats(t.latency)
+        return {
+            "clock_mhz": clock,
+            "timed_images": t.images,
+            "interval_cycles": stats,
+            "latency_cycles": latency,
+            "worst_case_interval_cycles": worst_interval,
+            "worst_case_latency_cycles": int(self.worst_case.latency[0]),
+            "cycles_per_image": stats["mean"],
+            "fps_mean": clock * 1e6 / stats["mean"],
+            "fps_p99": clock * 1e6 / stats["p99"],
+            "fps_worst_case": clock * 1e6 / worst_interval,
+            "latency_us_mean": latency["mean"] / clock,
+            "fifo_depths": list(t.depths),
+            "fifo_max_occupancy": list(t.max_occupancy),
+            "stages": [{"stage": p.stage, "busy_cycles_mean": float(p.slots.mean()),
+                        "busy_cycles_max": int(p.slots.max()),
+                        "reads_mean": float(p.reads.mean()), "writes_mean": float(p.writes.mean()),
+                        "stall_cycles_mean": float(stall) / t.images}
+                       for p, stall in zip(self.programs, t.stall)],
+        }
+
+
+def worst_case_programs(design: Design, images: int = 2) -> list:
+    """The programs of the worst input: every group of every window active for all T_in frames
+    (the dense schedule's count, the largest any input can cost)."""
+    return design.programs({}, images, mode="dense")
+
+
+def cycle_model(design: Design, images: np.ndarray, clock_mhz: float,
+                depths: list[int] | None = None) -> CycleReport:
+    """Outputs and timing of the design on raw images (N, C, H, W), with the design's FIFO depths
+    (or ``depths``)."""
+    depths = design.fifo_depths() if depths is None else depths
+    acc, classes, levels, lanes = run_values(design, images)
+    activity = design.activity_from_lanes(lanes)
+    programs = design.programs(activity, len(images))
+    if len(depths) != len(programs) - 1:
+        raise PascalError(f"{len(depths)} FIFO depths for {len(programs) - 1} FIFOs")
+    timing = simulate(programs, depths)
+    worst = simulate(worst_case_programs(design), depths)
+    for t in (timing, worst):
+        if t.deadlock:
+            raise PascalError(f"the design deadlocks: {t.deadlock}")
+    return CycleReport(acc, classes, levels, activity, timing, worst, programs, clock_mhz)
+
+
+# --- legacy op-list engine, kept only as a reference for tests/test_timing.py ---------------
+
+UNBOUNDED = 1 << 40
+
 
 @dataclass
 class Stage:
@@ -57,68 +116,8 @@ class Stage:
         self.busy = sum(n for _, n in self.ops)
 
 
-def _window_program(layer: HLSLayer, compute: int) -> Stage:
-    cfg = layer.cfg
-    k, stride, pad = cfg["K"], cfg["STRIDE"], cfg.get("PAD", 0)
-    in_h, in_w, out_h, out_w = cfg["IN_H"], cfg["IN_W"], cfg["OUT_H"], cfg["OUT_W"]
-    ops: list[tuple[str, int]] = []
-    rows_read = 0
-    reads = 0
-    for oy in range(out_h):
-        need = min(oy * stride - pad + k, in_h)
-        while rows_read < need:
-            ops += [("R", in_w), ("C", LOOP_OVERHEAD)]
-            rows_read += 1
-            reads += in_w
-        for _ in range(out_w):
-            ops += [("C", compute + LOOP_OVERHEAD), ("W", 1)]
-    while rows_read < in_h:
-        ops += [("R", in_w), ("C", LOOP_OVERHEAD)]
-        rows_read += 1
-        reads += in_w
-    return Stage(layer.name, _merge(ops), {"read": reads, "compute": out_h * out_w * compute,
-                                           "write": 0})
-
-
-def _merge(ops: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    merged: list[tuple[str, int]] = []
-    for kind, n in ops:
-        if n == 0:
-            continue
-        if merged and merged[-1][0] == kind:
-            merged[-1] = (kind, merged[-1][1] + n)
-        else:
-            merged.append((kind, n))
-    return merged
-
-
-def layer_program(layer: HLSLayer) -> Stage:
-    cfg = layer.cfg
-    if layer.kind == "conv":
-        nf, sf = cfg["OUT_CH"] // cfg["PE"], cfg["K"] ** 2 * cfg["IN_CH"] // cfg["SIMD"]
-        return _window_program(layer, nf * sf * cfg["T_IN"])
-    if layer.kind == "pool":
-        return _window_program(layer, cfg["CH"] // cfg["PE"] * cfg["K"] ** 2)
-    nf = cfg["OUT_CH"] // cfg["PE"]
-    sf = cfg["IN_PIX"] * cfg["IN_CH"] // cfg["SIMD"]
-    compute = nf * sf * cfg["T_IN"]
-    ops = [("R", cfg["IN_PIX"]), ("C", LOOP_OVERHEAD + compute + LOOP_OVERHEAD), ("W", 1)]
-    return Stage(layer.name, ops, {"read": cfg["IN_PIX"], "compute": compute, "write": 0})
-
-
-def design_programs(layers: list[HLSLayer], pixels: int) -> list[Stage]:
-    """The stages of the DATAFLOW region in order: input adapter, layers, output adapter."""
-    classes = layers[-1].out_channels
-    stages = [Stage("input", [("W", pixels), ("C", LOOP_OVERHEAD)],
-                    {"read": pixels, "compute": 0, "write": 0})]
-    stages += [layer_program(layer) for layer in layers]
-    stages.append(Stage("output", [("R", 1), ("C", classes + 1 + LOOP_OVERHEAD)],
-                        {"read": 0, "compute": 0, "write": classes + 1}))
-    return stages
-
-
 @dataclass
-class Timing:
+class LegacyTiming:
     images: int
     depths: list[int]                       # FIFO i connects stage i to stage i + 1
     finish: list[list[int]]                 # per stage, the cycle each image's program ended
@@ -138,7 +137,7 @@ class Timing:
         return ends[-1] - ends[-2] if len(ends) > 1 else ends[0]
 
 
-def simulate_timing(stages: list[Stage], images: int, depths: list[int]) -> Timing:
+def simulate_timing(stages: list[Stage], images: int, depths: list[int]) -> LegacyTiming:
     """The transaction-level simulation of ``images`` images through the stages (see the module
     docstring); exact for the schedule, with back-pressure."""
     count = len(stages)
@@ -202,7 +201,7 @@ def simulate_timing(stages: list[Stage], images: int, depths: list[int]) -> Timi
                         break
                 left[s] = ops[op_index[s]][1]
         if not progress:
-            return Timing(images, depths, finish, [0] * fifos, stall, deadlock=True)
+            return LegacyTiming(images, depths, finish, [0] * fifos, stall, deadlock=True)
     occupancy = []
     for f in range(fifos):
         w = np.asarray(writes[f])
@@ -210,183 +209,6 @@ def simulate_timing(stages: list[Stage], images: int, depths: list[int]) -> Timi
         # words in the FIFO just after each write: written so far minus read before that cycle
         inside = np.arange(1, len(w) + 1) - np.searchsorted(r, w, side="left")
         occupancy.append(int(inside.max()) if len(w) else 0)
-    return Timing(images, depths, finish, occupancy, stall)
+    return LegacyTiming(images, depths, finish, occupancy, stall)
 
 
-def fifo_depths(stages: list[Stage], images: int = TIMED_IMAGES) -> list[int]:
-    """The smallest FIFO depths (at least 2) that keep the first image's latency and the
-    steady-state interval of unbounded FIFOs. With unbounded FIFOs the largest occupancy seen is
-    an upper bound, but a stage ahead of a slower one (the input adapter before the first layer)
-    fills its FIFO with every image it is given; each FIFO is shrunk in turn (a binary search; a
-    deeper FIFO never slows the design) while the timing stays that of unbounded FIFOs. The
-    classifier's FIFO to the output adapter (one word per image) gets 2."""
-    fifos = len(stages) - 1
-    free = simulate_timing(stages, images, [UNBOUNDED] * fifos)
-    goal = (free.latency, free.interval)
-    depths = [max(2, occ) for occ in free.max_occupancy]
-    depths[-1] = OUTPUT_FIFO_DEPTH
-
-    def keeps(candidate: list[int]) -> bool:
-        timing = simulate_timing(stages, images, candidate)
-        return not timing.deadlock and (timing.latency, timing.interval) == goal
-
-    if not keeps(depths):  # the output FIFO held more than the classifier's single word
-        depths[-1] = max(2, free.max_occupancy[-1])
-    for f in range(fifos):
-        low, high = 2, depths[f]
-        while low < high:
-            middle = (low + high) // 2
-            if keeps(depths[:f] + [middle] + depths[f + 1:]):
-                high = middle
-            else:
-                low = middle + 1
-        depths[f] = high
-    return depths
-
-
-# --- the values --------------------------------------------------------------------------------
-
-def _matrix(layer: HLSLayer) -> np.ndarray:
-    """The packed weights [NF * SF][PE][SIMD] back to (OUT, FANIN) in the kernel's input order."""
-    folded = layer.params["weights"].astype(np.float64)
-    nfsf, pe, simd = folded.shape
-    nf = layer.out_channels // pe
-    sf = nfsf // nf
-    return folded.reshape(nf, sf, pe, simd).transpose(0, 2, 1, 3).reshape(nf * pe, sf * simd)
-
-
-def _weights(layer: HLSLayer) -> tuple[np.ndarray, type]:
-    """The (FANIN, OUT) weight matrix, in float32 when every accumulator fits 24 bits (exact),
-    else float64 (exact below 2^53)."""
-    dtype = np.float32 if layer.acc_bits <= 24 else np.float64
-    return _matrix(layer).T.astype(dtype), dtype
-
-
-def _rows(layer: HLSLayer, role: str) -> np.ndarray:
-    table = layer.params[role].astype(np.float64)
-    return table.reshape((layer.out_channels,) + table.shape[2:])
-
-
-def _windows(grid: np.ndarray, k: int, stride: int, pad: int, out_h: int, out_w: int
-             ) -> np.ndarray:
-    """(N, H, W, C) one frame of a pixel-major map -> (N, OUT_H * OUT_W, K * K * C): each output
-    pixel's window, tap (ky, kx) major, channel minor (zero padding)."""
-    n, _, _, c = grid.shape
-    if pad:
-        grid = np.pad(grid, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    view = np.lib.stride_tricks.sliding_window_view(grid, (k, k), axis=(1, 2))
-    view = view[:, :stride * (out_h - 1) + 1:stride, :stride * (out_w - 1) + 1:stride]
-    # (N, OUT_H, OUT_W, C, K, K) -> (N, OUT_H, OUT_W, K, K, C)
-    return view.transpose(0, 1, 2, 4, 5, 3).reshape(n, out_h * out_w, k * k * c)
-
-
-def _emit(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Thermometer frames: frame k of channel o is acc >= T[o][k]. acc (..., OUT)."""
-    return (acc[..., None] >= thresholds).astype(np.float32)
-
-
-CHUNK = 64  # images per step of the datapath (bounds the memory of the window arrays)
-
-
-def run_values(layers: list[HLSLayer], images: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """(accumulators (N, classes), classes (N,), each layer's levels (N, pixels * channels) in
-    stream order) for raw images (N, C, H, W), stage by stage and frame by frame."""
-    parts = [_run_chunk(layers, images[i:i + CHUNK]) for i in range(0, len(images), CHUNK)]
-    acc = np.concatenate([p[0] for p in parts])
-    levels = {name: np.concatenate([p[1][name] for p in parts]) for name in parts[0][1]}
-    return acc, acc.argmax(axis=1), levels
-
-
-def _run_chunk(layers: list[HLSLayer], images: np.ndarray
-               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    n, c, h, w = images.shape
-    # frames: (N, H, W, C, T) pixel-major, each channel's frames last; float32 holds every value
-    # and every partial sum exactly while the layer's accumulators stay below 2^24 (checked)
-    frames = images.transpose(0, 2, 3, 1)[..., None].astype(np.float32)
-    levels: dict[str, np.ndarray] = {}
-    for layer in layers:
-        cfg = layer.cfg
-        if layer.kind in ("conv", "pool"):
-            k, stride, pad = cfg["K"], cfg["STRIDE"], cfg.get("PAD", 0)
-            out_h, out_w = cfg["OUT_H"], cfg["OUT_W"]
-            if layer.kind == "pool":
-                outs = []
-                for t in range(frames.shape[-1]):
-                    win = _windows(frames[..., t], k, stride, 0, out_h, out_w)
-                    win = win.reshape(n, out_h * out_w, k * k, -1)
-                    outs.append(win.sum(axis=2) if cfg["SUM"] else win.max(axis=2))
-                frames = np.stack(outs, axis=-1).reshape(n, out_h, out_w, -1, len(outs))
-            else:
-                weights, dtype = _weights(layer)
-                frames = frames.astype(dtype)
-                acc = np.zeros((n, out_h * out_w, layer.out_channels), dtype=dtype)
-                for t in range(cfg["T_IN"]):  # one pass over the window per input frame
-                    acc += _windows(frames[..., t], k, stride, pad, out_h, out_w) @ weights
-                frames = _emit(np.rint(acc).astype(np.float64), _rows(layer, "thresholds"))
-                frames = frames.reshape(n, out_h, out_w, layer.out_channels, -1)
-        else:
-            weights, dtype = _weights(layer)
-            flat = frames.reshape(n, -1, frames.shape[-1]).astype(dtype)  # stream order
-            acc = np.zeros((n, layer.out_channels), dtype=dtype)
-            for t in range(cfg["T_IN"]):
-                acc += flat[..., t] @ weights
-            acc = np.rint(acc).astype(np.float64)
-            if layer.kind == "classifier":
-                acc = (acc + _rows(layer, "bias")).astype(np.int64)
-                levels[layer.name] = acc
-                return acc, levels
-            frames = _emit(acc, _rows(layer, "thresholds"))[:, None, None]
-        levels[layer.name] = np.rint(frames.sum(axis=-1)).astype(np.int64).reshape(n, -1)
-    raise PascalError("the design has no classifier")
-
-
-# --- the whole model ---------------------------------------------------------------------------
-
-@dataclass
-class CycleReport:
-    accumulators: np.ndarray
-    classes: np.ndarray
-    levels: dict[str, np.ndarray]
-    stages: list[Stage]
-    timing: Timing
-    clock_mhz: float
-
-    def summary(self) -> dict[str, Any]:
-        t = self.timing
-        per_second = self.clock_mhz * 1e6 / t.interval
-        return {
-            "clock_mhz": self.clock_mhz,
-            "timed_images": t.images,
-            "latency_cycles": t.latency,
-            "latency_us": t.latency / self.clock_mhz,
-            "cycles_per_image": t.interval,
-            "fps": per_second,
-            "fifo_depths": t.depths,
-            "fifo_max_occupancy": t.max_occupancy,
-            "stages": [{"stage": s.name, "busy_cycles": s.busy, "iterations": s.iterations,
-                        "stall_cycles": stall // t.images}
-                       for s, stall in zip(self.stages, t.stall)],
-        }
-
-
-def design_depths(layers: list[HLSLayer]) -> list[int]:
-    """The FIFO depths of a design as generated: each layer's input FIFO, then the output one."""
-    return [layer.fifo_depth for layer in layers] + [OUTPUT_FIFO_DEPTH]
-
-
-def cycle_model(layers: list[HLSLayer], images: np.ndarray, clock_mhz: float,
-                depths: list[int] | None = None, timed_images: int = TIMED_IMAGES) -> CycleReport:
-    """Outputs and timing of the design on raw images (N, C, H, W), with the design's FIFO depths
-    (or ``depths``)."""
-    n, c, h, w = images.shape
-    stages = design_programs(layers, h * w)
-    if depths is None:
-        depths = design_depths(layers)
-    if len(depths) != len(stages) - 1:
-        raise PascalError(f"{len(depths)} FIFO depths for {len(stages) - 1} FIFOs")
-    timing = simulate_timing(stages, max(2, min(timed_images, max(n, 2))), depths)
-    if timing.deadlock:
-        raise PascalError("the design deadlocks with FIFO depths " + str(depths))
-    acc, classes, levels = run_values(layers, images)
-    return CycleReport(acc, classes, levels, stages, timing, clock_mhz)

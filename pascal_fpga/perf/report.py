@@ -13,14 +13,50 @@ from typing import Any
 
 import numpy as np
 
+from ..buildfolder import load_build
+from ..hw.layers import Design, PoolLayer, design_from_ir
 from ..snn.report import PJ_PER_AC, PJ_PER_MAC
 from ..staging import staged_folder
-from ..buildfolder import load_build
-from .cyclesim import cycle_model, design_depths
-from .estimates import design_estimates
-from ..hw.hls import hls_layers
 from ..verify.checks import ir_to_integer_network, load_qonnx_ir
+from .cyclesim import cycle_model
+from .estimates import design_resources
 
+
+def refolded(design: Design, folding: dict[str, dict[str, Any]]) -> Design:
+    """A copy of the design with another folding (a search's result)."""
+    layers = [layer.folded(pe=folding[layer.name]["pe"],
+                           simd=None if isinstance(layer, PoolLayer) else
+                           folding[layer.name]["simd"],
+                           zero_skip=folding[layer.name].get("zero_skip"))
+              for layer in design.layers]
+    copy = Design(layers, design.channels, design.height, design.width, design.bits,
+                  design.output_depth)
+    copy.check_streams()
+    return copy
+
+
+def qnn_twin(design: Design, target_fps: float, clock: float) -> dict[str, Any]:
+    """The FINN-style QNN of the same network at its own best folding for ``target_fps``
+    (perf/folding.py, mode "qnn"): its images/s (the cycle model on its data-independent
+    schedule, FIFOs sized for it), its resources, and its folding."""
+    from .folding import search_folding
+    from .timing import simulate, size_fifos
+
+    folding, rows = search_folding(design, None, target_fps=target_fps, clock_mhz=clock,
+                                   twin="qnn")
+    twin = refolded(design, folding)
+    programs = twin.programs({}, 4, mode="qnn")
+    depths = size_fifos(programs)
+    timing = simulate(programs, depths)
+    interval = float(timing.interval[-1])
+    resources = design_resources(twin, "qnn")
+    lut = resources["total"]["LUT"]
+    return {"images_per_s": clock * 1e6 / interval, "cycles_per_image": interval,
+            "lut": lut, "images_per_s_per_klut": clock * 1e6 / interval / (lut / 1000),
+            "resources": resources["total"], "layers": resources["layers"],
+            "folding": folding, "target_fps": target_fps, "met": all(r["met"] for r in rows),
+            "note": "FINN-style QNN of the same network: multi-bit levels, one cycle per input "
+                    "group, at its own best folding for the target (fewest estimated LUTs)"}
 
 
 def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None
@@ -33,34 +69,40 @@ def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray
     build_dir = Path(build_dir)
     build = load_build(build_dir)
     model = load_qonnx_ir(build_dir / build["ir"])
-    layers = hls_layers(model)
+    design = design_from_ir(model)
     clock = float(build["hls"]["clock_mhz"])
     started = time.perf_counter()
-    cm = cycle_model(layers, images, clock)
+    cm = cycle_model(design, images, clock)
     model_seconds = time.perf_counter() - started
     summary = cm.summary()
-    depths = design_depths(layers)
-    estimates = design_estimates(layers, cm.stages, depths, layers[0].in_word_bits)
+    resources = design_resources(design)
     sim = simulate(ir_to_integer_network(model), torch.from_numpy(images.astype(np.float32)))
     count = len(images)
     spikes = {}
     acs = macs = 0
-    for layer, stats in zip([n for n in layers if n.kind != "pool"], sim.stats):
+    for layer, stats in zip([n for n in design.layers if not isinstance(n, PoolLayer)],
+                            sim.stats):
         spikes[layer.name] = stats.out_spikes / count
         acs += stats.synops
         macs += stats.macs
     energy_pj = (acs * PJ_PER_AC + macs * PJ_PER_MAC) / count
-    slowest_qnn = max(row["qnn_cycles"] for row in estimates["layers"])
-    slowest_snn = max(row["cycles"] for row in estimates["layers"])
+    config = build.get("config") or {}
+    target = config.get("target_fps") or summary["fps_mean"]
+    qnn = qnn_twin(design, target, clock)
+    lut = resources["total"]["LUT"]
+    snn = {"images_per_s_mean": summary["fps_mean"], "images_per_s_p99": summary["fps_p99"],
+           "images_per_s_worst": summary["fps_worst_case"], "lut": lut,
+           "images_per_s_per_klut_mean": summary["fps_mean"] / (lut / 1000),
+           "images_per_s_per_klut_worst": summary["fps_worst_case"] / (lut / 1000),
+           "resources": resources["total"]}
     report = {
         "name": build["name"], "images": count, "clock_mhz": clock,
         "cycle_model": {**summary, "seconds": model_seconds,
                         "images_per_second": count / model_seconds},
-        "estimates": estimates,
-        "qnn": {"cycles_per_image": slowest_qnn, "fps": clock * 1e6 / slowest_qnn,
-                "note": "FINN-style QNN, same network and folding: multi-bit activations in one "
-                        "pass; its interval is its slowest stage"},
-        "snn_slowest_stage_cycles": slowest_snn,
+        "estimates": resources,
+        "snn": snn,
+        "qnn": qnn,
+        "qnn_target_fps": target,
         "energy": {"pj_per_image": energy_pj, "uj_per_image": energy_pj / 1e6,
                    "acs_per_image": acs / count, "first_layer_macs_per_image": macs / count,
                    "convention": f"Horowitz 45 nm: {PJ_PER_AC} pJ per accumulate (spike x "
@@ -75,32 +117,38 @@ def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray
 def _markdown(r: dict[str, Any]) -> str:
     cm = r["cycle_model"]
     total = r["estimates"]["total"]
+    snn, qnn = r["snn"], r["qnn"]
     lines = [f"# {r['name']}: performance and resources", "",
-             f"Cycle model on {r['images']} images at {r['clock_mhz']:g} MHz "
-             f"(timing simulated for {cm['timed_images']} images; it does not depend on the data).",
-             "",
-             f"- latency of the first image: {cm['latency_cycles']} cycles "
-             f"({cm['latency_us']:.1f} us)",
-             f"- steady state: {cm['cycles_per_image']} cycles per image, "
-             f"**{cm['fps']:.0f} images/s**",
+             f"Cycle model on {r['images']} images at {r['clock_mhz']:g} MHz (each image's own "
+             f"timing: zero-skipping layers cost what their spikes cost).", "",
+             f"- interval: mean {cm['interval_cycles']['mean']:.0f} cycles "
+             f"(**{cm['fps_mean']:.0f} images/s**), p99 {cm['interval_cycles']['p99']:.0f}, "
+             f"worst case of any input {cm['worst_case_interval_cycles']} cycles "
+             f"({cm['fps_worst_case']:.0f} images/s)",
+             f"- latency: mean {cm['latency_cycles']['mean']:.0f} cycles "
+             f"({cm['latency_us_mean']:.1f} us), worst case {cm['worst_case_latency_cycles']}",
              f"- FIFO depths: {cm['fifo_depths']}",
-             f"- FINN-style QNN of the same network and folding: "
-             f"{r['qnn']['cycles_per_image']} cycles per image ({r['qnn']['fps']:.0f} images/s)",
+             f"- SNN: {total['LUT']} LUT, {total['FF']} FF, {total['BRAM18']} BRAM18, "
+             f"{total['DSP']} DSP; {snn['images_per_s_per_klut_mean']:.1f} images/s per kLUT "
+             f"(mean), {snn['images_per_s_per_klut_worst']:.1f} (worst case)",
+             f"- FINN-style QNN twin at its own folding for {r['qnn_target_fps']:.0f} images/s: "
+             f"{qnn['images_per_s']:.0f} images/s, {qnn['lut']} LUT, "
+             f"{qnn['images_per_s_per_klut']:.1f} images/s per kLUT",
              f"- energy: {r['energy']['uj_per_image']:.3f} uJ per image "
-             f"({r['energy']['convention']})",
-             f"- total SNN: {total['snn']['LUT']} LUT, {total['snn']['FF']} FF, "
-             f"{total['snn']['BRAM18']} BRAM18, {total['snn']['DSP']} DSP; QNN: "
-             f"{total['qnn']['LUT']} LUT, {total['qnn']['FF']} FF, {total['qnn']['BRAM18']} "
-             f"BRAM18, {total['qnn']['DSP']} DSP", "",
-             "| layer | op | PE | SIMD | cycles | QNN cycles | LUT | FF | BRAM18 | DSP | QNN LUT |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"({r['energy']['convention']})", "",
+             "| stage | busy cycles (mean) | busy (max) | stall (mean) |",
+             "|---|---|---|---|"]
+    for stage in cm["stages"]:
+        lines.append(f"| {stage['stage']} | {stage['busy_cycles_mean']:.0f} | "
+                     f"{stage['busy_cycles_max']} | {stage['stall_cycles_mean']:.0f} |")
+    lines += ["", "| layer | op | PE | SIMD | mode | LUT | FF | BRAM18 | DSP |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for row in r["estimates"]["layers"]:
-        s = row["snn"]
         lines.append(f"| {row['layer']} | {row['op']} | {row['pe']} | {row['simd']} | "
-                     f"{row['cycles']} | {row['qnn_cycles']} | {s['LUT']} | {s['FF']} | "
-                     f"{s['BRAM18']} | {s['DSP']} | {row['qnn']['LUT']} |")
-    lines += ["", "Resource formulas: `pascal_fpga/compiler/estimates.py` (an analytical model, "
-              "not a synthesis report)."]
+                     f"{row['mode']} | {row['LUT']} | {row['FF']} | {row['BRAM18']} | "
+                     f"{row['DSP']} |")
+    lines += ["", "Resource formulas: `pascal_fpga/hw/resources.py` (an analytical model, not a "
+              "synthesis report)."]
     return "\n".join(lines) + "\n"
 
 
@@ -110,25 +158,32 @@ def _plots(r: dict[str, Any], folder: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    stages = r["cycle_model"]["stages"]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    x = np.arange(len(stages))
+    ax.bar(x, [s["busy_cycles_mean"] for s in stages], label="mean")
+    ax.plot(x, [s["busy_cycles_max"] for s in stages], "k_", markersize=14, label="max")
+    ax.set_xticks(x, [s["stage"] for s in stages], rotation=45, ha="right")
+    ax.set_ylabel("busy cycles per image")
+    ax.set_title(f"{r['name']}: cycles per stage")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "cycles_per_layer.png", dpi=100)
+    plt.close(fig)
     rows = r["estimates"]["layers"]
-    names = [row["layer"] for row in rows]
-    x = np.arange(len(names))
-    for key, title, fname in (("cycles", "cycles per image", "cycles_per_layer.png"),
-                              ("LUT", "estimated LUTs", "resources_per_layer.png")):
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        if key == "cycles":
-            snn, qnn = [row["cycles"] for row in rows], [row["qnn_cycles"] for row in rows]
-        else:
-            snn, qnn = [row["snn"]["LUT"] for row in rows], [row["qnn"]["LUT"] for row in rows]
-        ax.bar(x - 0.2, snn, 0.4, label="PASCAL SNN")
-        ax.bar(x + 0.2, qnn, 0.4, label="FINN-style QNN")
-        ax.set_xticks(x, names, rotation=30)
-        ax.set_ylabel(title)
-        ax.set_title(f"{r['name']}: {title} per layer")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / fname, dpi=100)
-        plt.close(fig)
+    qnn_rows = {row["layer"]: row for row in r["qnn"]["layers"]}
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [row["LUT"] for row in rows], 0.4, label="PASCAL SNN")
+    ax.bar(x + 0.2, [qnn_rows[row["layer"]]["LUT"] for row in rows], 0.4,
+           label="FINN-style QNN (own folding)")
+    ax.set_xticks(x, [row["layer"] for row in rows], rotation=30)
+    ax.set_ylabel("estimated LUTs")
+    ax.set_title(f"{r['name']}: LUTs per layer")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "resources_per_layer.png", dpi=100)
+    plt.close(fig)
     fig, ax = plt.subplots(figsize=(7, 3.5))
     spikes = r["spikes_per_image"]
     ax.bar(list(spikes), list(spikes.values()))

@@ -1,0 +1,363 @@
+"""The timing engine (perf/timing.py) against a cycle-by-cycle reference, the old engine, itself
+over chunk sizes, and the FIFO sizing."""
+
+import time
+
+import numpy as np
+import pytest
+
+from pascal_fpga.hw.schedule import IDLE, LOOP_OVERHEAD, READ, READ_WRITE, WRITE, Program, \
+    from_runs, mvu, vector_feed
+from pascal_fpga.perf.cyclesim import Stage, simulate_timing
+from pascal_fpga.perf.timing import UNBOUNDED, simulate, size_fifos
+
+FIELDS = ("start", "finish", "first_read", "last_write", "stall")
+
+
+# --- a slow reference: the semantics, one cycle at a time ----------------------------------------
+
+def reference(programs: list[Program], depths: list[int]) -> dict:
+    """Each cycle, each stage runs its current slot if the slot's FIFO transaction may happen
+    (a read needs its word written at an earlier cycle; the w-th write needs w < D or the
+    (w - D)-th read at an earlier cycle), else stalls; after an image's slots, LOOP_OVERHEAD
+    idle cycles, then the next image."""
+    count, n = len(programs), programs[0].images
+    tx = [{(int(i), int(o)): (bool(r), bool(w)) for i, o, r, w in
+           zip(p.image, p.offset, p.read, p.write)} for p in programs]
+    writes = [[] for _ in range(count - 1)]     # cycle of each write, per FIFO
+    reads = [[] for _ in range(count - 1)]
+    image = [0] * count
+    slot = [0] * count
+    until = [None] * count                      # in the loop overhead until this cycle
+    result = {key: np.full((count, n), -1, dtype=np.int64) for key in FIELDS[:-1]}
+    stall = np.zeros(count, dtype=np.int64)
+    cycle = 0
+    while any(i < n for i in image):
+        assert cycle < 10 ** 6, "the reference deadlocked"
+        events = []
+        for s, p in enumerate(programs):
+            while image[s] < n:
+                i = image[s]
+                if until[s] is not None:
+                    if cycle < until[s]:
+                        break
+                    result["finish"][s, i] = until[s]
+                    image[s] += 1
+                    slot[s] = 0
+                    until[s] = None
+                    continue
+                if p.slots[i] == 0:   # an image without slots: only the overhead
+                    result["start"][s, i] = cycle
+                    until[s] = cycle + LOOP_OVERHEAD
+                    continue
+                r, w = tx[s].get((i, slot[s]), (False, False))
+                ok = True
+                if r:
+                    k = len(reads[s - 1])
+                    ok = k < len(writes[s - 1]) and writes[s - 1][k] <= cycle - 1
+                if w and ok:
+                    k, d = len(writes[s]), depths[s]
+                    ok = k < d or (k - d < len(reads[s]) and reads[s][k - d] <= cycle - 1)
+                if not ok:
+                    stall[s] += 1
+                    break
+                if slot[s] == 0:
+                    result["start"][s, i] = cycle
+                events.append((s, r, w))
+                if r and result["first_read"][s, i] < 0:
+                    result["first_read"][s, i] = cycle
+                if w:
+                    result["last_write"][s, i] = cycle
+                slot[s] += 1
+                if slot[s] == p.slots[i]:
+                    until[s] = cycle + 1 + LOOP_OVERHEAD
+                break
+        for s, r, w in events:     # the cycle's transactions are seen from the next cycle on
+            if r:
+                reads[s - 1].append(cycle)
+            if w:
+                writes[s].append(cycle)
+        cycle += 1
+    occupancy = []
+    for f in range(count - 1):
+        w, r = np.array(writes[f]), np.array(reads[f])
+        inside = np.arange(1, len(w) + 1) - np.searchsorted(r, w, side="left")
+        occupancy.append(int(inside.max()) if len(w) else 0)
+    result["stall"] = stall
+    result["max_occupancy"] = occupancy
+    return result
+
+
+def program(name: str, slots: list[list[int]]) -> Program:
+    """A program from each image's slot kinds (IDLE/READ/WRITE/READ_WRITE)."""
+    image, offset, read, write = [], [], [], []
+    for i, kinds in enumerate(slots):
+        for o, kind in enumerate(kinds):
+            if kind != IDLE:
+                image.append(i)
+                offset.append(o)
+                read.append(kind in (READ, READ_WRITE))
+                write.append(kind in (WRITE, READ_WRITE))
+    as_int = lambda values: np.array(values, dtype=np.int64)  # noqa: E731
+    return Program(name, as_int([len(k) for k in slots]),
+                   as_int([sum(x in (READ, READ_WRITE) for x in k) for k in slots]),
+                   as_int([sum(x in (WRITE, READ_WRITE) for x in k) for k in slots]),
+                   as_int(image), as_int(offset), np.array(read, dtype=bool),
+                   np.array(write, dtype=bool))
+
+
+def random_chain(rng, stages: int, images: int) -> list[Program]:
+    """Random stages whose streams balance image by image, with idle and read-write slots."""
+    words = rng.integers(0, 7, size=(stages - 1, images))    # per FIFO and image
+    programs = []
+    for s in range(stages):
+        per_image = []
+        for i in range(images):
+            r = int(words[s - 1, i]) if s > 0 else 0
+            w = int(words[s, i]) if s < stages - 1 else 0
+            both = int(rng.integers(0, min(r, w) + 1))
+            kinds = [READ] * (r - both) + [WRITE] * (w - both) + [READ_WRITE] * both
+            kinds += [IDLE] * int(rng.integers(0, 6))
+            order = rng.permutation(len(kinds))
+            # the reads (and writes) of a stage keep their order: only their kinds matter here
+            per_image.append([kinds[j] for j in order])
+        programs.append(program(f"s{s}", per_image))
+    return programs
+
+
+def same(timing, expected: dict) -> None:
+    assert timing.deadlock is None
+    for key in FIELDS:
+        np.testing.assert_array_equal(getattr(timing, key), expected[key], err_msg=key)
+    assert list(timing.max_occupancy) == expected["max_occupancy"]
+
+
+def test_matches_the_cycle_by_cycle_reference():
+    rng = np.random.default_rng(1)
+    for case in range(150):
+        stages, images = int(rng.integers(2, 6)), int(rng.integers(1, 5))
+        programs = random_chain(rng, stages, images)
+        depths = [int(d) for d in rng.integers(1, 7, size=stages - 1)]
+        expected = reference(programs, depths)
+        same(simulate(programs, depths), expected)
+        same(simulate(programs, depths, chunk=1), expected)
+        same(simulate(programs, depths, chunk_transactions=3), expected)
+
+
+def test_by_hand():
+    """A producer of 3 words and a consumer that reads one every 6 cycles (tests/test_cyclesim)."""
+    producer = program("p", [[WRITE] * 3])
+    consumer = program("c", [[READ] + [IDLE] * 5 + [READ] + [IDLE] * 5 + [READ]])
+    # depth 1: w0 at 0; r0 at 1; w1 waits for r0: at 2; r1 at 7; w2 waits for r1: at 8;
+    # r2 at 13; the consumer ends at 14 (+ the loop overhead), the producer at 9 (+)
+    t = simulate([producer, consumer], [1])
+    assert t.finish.tolist() == [[9 + LOOP_OVERHEAD], [14 + LOOP_OVERHEAD]]
+    assert t.stall.tolist() == [(2 - 1) + (8 - 3), 1]   # r0 waits a cycle for w0
+    assert t.first_read.tolist() == [[-1], [1]] and t.last_write.tolist() == [[8], [-1]]
+    assert t.latency.tolist() == [14 + LOOP_OVERHEAD]
+    t = simulate([producer, consumer], [3])
+    assert t.finish.tolist() == [[3 + LOOP_OVERHEAD], [14 + LOOP_OVERHEAD]]
+    assert t.max_occupancy == [2]   # w2 at 2 with r0 (at 1) gone
+
+
+# --- the old engine's op lists ---------------------------------------------------------------------
+
+def from_ops(name: str, ops: list[tuple[str, int]], images: int) -> tuple[Stage, Program]:
+    """An old-style stage (the same ops every image, ending in at least LOOP_OVERHEAD busy
+    cycles) and the equivalent program (those last LOOP_OVERHEAD cycles are the overhead)."""
+    kinds = {"R": READ, "W": WRITE, "C": IDLE}
+    slots = [kinds[k] for k, n in ops for _ in range(n)]
+    assert slots[-LOOP_OVERHEAD:] == [IDLE] * LOOP_OVERHEAD
+    return Stage(name, ops, {}), program(name, [slots[:-LOOP_OVERHEAD]] * images)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_reproduces_the_old_engine(seed):
+    rng = np.random.default_rng(seed)
+    stages = int(rng.integers(2, 6))
+    words = rng.integers(1, 9, size=stages - 1)
+    old, new = [], []
+    for s in range(stages):
+        ops = []
+        r = int(words[s - 1]) if s > 0 else 0
+        w = int(words[s]) if s < stages - 1 else 0
+        while r or w:   # reads and writes in random runs, busy cycles between
+            if r and (not w or rng.random() < 0.5):
+                n = int(rng.integers(1, r + 1))
+                ops.append(("R", n))
+                r -= n
+            else:
+                n = int(rng.integers(1, w + 1))
+                ops.append(("W", n))
+                w -= n
+            ops.append(("C", int(rng.integers(0, 4))))
+        ops.append(("C", LOOP_OVERHEAD + int(rng.integers(0, 3))))
+        ops = [op for op in ops if op[1]]
+        stage, prog = from_ops(f"s{s}", ops, 5)
+        old.append(stage)
+        new.append(prog)
+    for depths in ([UNBOUNDED] * (stages - 1), [int(d) for d in rng.integers(1, 5, stages - 1)]):
+        before = simulate_timing(old, 5, depths)
+        after = simulate(new, depths)
+        assert not before.deadlock and after.deadlock is None
+        assert after.finish.tolist() == before.finish
+        assert after.stall.tolist() == before.stall
+        assert after.max_occupancy == before.max_occupancy
+        assert int(after.interval[-1]) == before.interval
+
+
+# --- chunks -----------------------------------------------------------------------------------------
+
+def layered(images: int, seed: int = 0) -> list[Program]:
+    """A small data-dependent design: input, a dense layer (feeder + MVU with zero-skipping),
+    a classifier-like MVU of one fold, the output adapter."""
+    rng = np.random.default_rng(seed)
+    sf, folds = 12, 3
+    active = rng.integers(0, 4, size=(images, 1, sf))
+    emitted = active > 0
+    programs = [from_runs("input", np.array([WRITE, IDLE]), np.tile([sf, 0], (images, 1))),
+                vector_feed("fc_feed", emitted[:, 0, :]),
+                mvu("fc_mvu", active, emitted, folds)]
+    out = rng.integers(0, 2, size=(images, 1, folds)) + 1
+    programs.append(vector_feed("cls_feed", np.ones((images, folds), dtype=bool)))
+    programs.append(mvu("cls_mvu", out, np.ones((images, 1, folds), dtype=bool), 1))
+    programs.append(from_runs("output", np.array([READ, IDLE]), np.tile([1, 11], (images, 1))))
+    return programs
+
+
+@pytest.mark.parametrize("depths", [[2] * 5, [1, 2, 1, 3, 1], [UNBOUNDED] * 5])
+def test_chunks_do_not_change_the_result(depths):
+    programs = layered(40)
+    whole = simulate(programs, depths, chunk=40)
+    assert whole.deadlock is None
+    for kwargs in ({"chunk": 1}, {"chunk": 3}, {"chunk_transactions": 7},
+                   {"chunk_transactions": 100}, {}):
+        timing = simulate(programs, depths, **kwargs)
+        for key in FIELDS:
+            np.testing.assert_array_equal(getattr(timing, key), getattr(whole, key))
+        assert timing.max_occupancy == whole.max_occupancy
+    expected = reference(programs[:], depths if depths[0] != UNBOUNDED else [10 ** 6] * 5)
+    same(whole, expected)
+
+
+def test_deadlocks_are_reported():
+    producer = program("p", [[WRITE] * 5])
+    consumer = program("c", [[READ] * 3])
+    t = simulate([producer, consumer], [1])     # the 5th word never fits
+    assert t.deadlock and "FIFO 0 (p -> c)" in t.deadlock
+    assert (t.finish == -1).all()
+    assert simulate([producer, consumer], [2]).deadlock is None   # two words stay inside
+    t = simulate([program("p", [[WRITE] * 2]), consumer], [4])
+    assert t.deadlock and "reads 3 words" in t.deadlock
+    assert "depth 0" in simulate([producer, program("c", [[READ] * 5])], [0]).deadlock
+    with pytest.raises(ValueError):
+        simulate([consumer, producer], [2])     # the input stage reads no FIFO
+
+
+# --- FIFO sizing -------------------------------------------------------------------------------------
+
+def test_size_fifos_keeps_the_unbounded_timing():
+    programs = layered(24, seed=3)
+    depths = size_fifos(programs)
+    free = simulate(programs, [UNBOUNDED] * 5)
+    sized = simulate(programs, depths)
+    assert all(d >= 2 for d in depths)
+    assert sized.interval.mean() == free.interval.mean()
+    assert sized.finish[-1][0] == free.finish[-1][0]
+    assert sized.latency.mean() <= free.latency.mean()
+    assert depths.timing.finish.tolist() == sized.finish.tolist()
+    for f, depth in enumerate(depths):   # one word less slows it (where the search could go)
+        if depth > 2:
+            shallower = list(depths)
+            shallower[f] -= 1
+            t = simulate(programs, shallower)
+            assert (t.finish[-1][0], t.finish[-1][-1]) != (free.finish[-1][0],
+                                                           free.finish[-1][-1]) \
+                or t.latency.mean() > free.latency.mean()
+
+
+def test_a_too_shallow_fifo_slows_the_stream():
+    # a bursty producer (8 words, then 8 idle cycles) and a steady consumer (a word every 2
+    # cycles): the consumer keeps pace only if the FIFO absorbs the burst
+    images = 6
+    producer = program("p", [[WRITE] * 8 + [IDLE] * 8] * images)
+    consumer = program("c", [[READ, IDLE] * 8] * images)
+    depths = size_fifos([producer, consumer])
+    free = simulate([producer, consumer], [UNBOUNDED])
+    assert depths[0] > 2
+    assert simulate([producer, consumer], depths).interval.mean() == free.interval.mean()
+    slow = simulate([producer, consumer], [2])
+    assert slow.interval.mean() >= free.interval.mean()
+    assert slow.finish[-1][-1] > free.finish[-1][-1]
+    # the worst case runs at the depths found
+    depths = size_fifos([producer, consumer], worst=[producer, consumer])
+    assert depths.worst is not None and depths.worst.deadlock is None
+
+
+def test_summary():
+    programs = layered(10)
+    timing = simulate(programs, [2] * 5)
+    summary = timing.summary(clock_mhz=200)
+    assert summary["interval_cycles"]["mean"] == pytest.approx(timing.interval.mean())
+    assert summary["latency_cycles"]["worst"] == int(timing.latency.max())
+    assert summary["fps_mean"] == pytest.approx(200e6 / timing.interval.mean())
+    assert summary["makespan_cycles"] == timing.finish[-1][-1] - timing.start[0][0]
+
+
+# --- speed (run this file as a script for the measurement) ----------------------------------------
+
+def synthetic(images: int, seed: int = 0) -> list[Program]:
+    """A design of fmnist size (28 x 28 input, two convolutions, pooling, two dense layers) with
+    random spike activity: a few 1e4 transactions per image and stage at the finest folding."""
+    from pascal_fpga.hw.layers import ClassifierLayer, ConvLayer, DenseLayer, Design, PoolLayer
+
+    def layer(cls, name, in_shape, out_shape, pe, simd, t_in, k=1, stride=1, pad=0):
+        item = object.__new__(cls)
+        item.name, item.in_shape, item.out_shape = name, in_shape, out_shape
+        item.pe, item.simd, item.t_in, item.zero_skip = pe, simd, t_in, True
+        item.fifo_depth = item.token_depth = 2
+        item.in_channels, item.out_channels = in_shape[0], out_shape[0]
+        item.in_h, item.in_w = (in_shape[1], in_shape[2]) if len(in_shape) == 3 else (1, 1)
+        item.out_h, item.out_w = (out_shape[1], out_shape[2]) if len(out_shape) == 3 else (1, 1)
+        item.kernel, item.stride, item.pad = k, stride, pad
+        return item
+
+    layers = [layer(ConvLayer, "conv1", [1, 28, 28], [32, 28, 28], 1, 1, 1, k=3, pad=1),
+              layer(PoolLayer, "pool1", [32, 28, 28], [32, 14, 14], 1, 1, 8, k=2, stride=2),
+              layer(ConvLayer, "conv2", [32, 14, 14], [64, 14, 14], 1, 1, 8, k=3, pad=1),
+              layer(PoolLayer, "pool2", [64, 14, 14], [64, 7, 7], 1, 1, 8, k=2, stride=2),
+              layer(DenseLayer, "fc1", [64, 7, 7], [128], 1, 1, 8),
+              layer(ClassifierLayer, "fc2", [128], [10], 1, 1, 2)]
+    design = Design(layers, 1, 28, 28, 8)
+    rng = np.random.default_rng(seed)
+    activity = {}
+    for item in layers:
+        if not isinstance(item, PoolLayer):
+            shape = (images, item.windows, item.sf)
+            level = rng.integers(1, item.t_in + 1, size=shape)
+            activity[item.name] = np.where(rng.random(shape) < 0.3, level, 0)
+    return design.programs(activity, images)
+
+
+def test_speed_smoke():
+    programs = synthetic(4)
+    started = time.perf_counter()
+    timing = simulate(programs, [2] * (len(programs) - 1))
+    assert timing.deadlock is None and time.perf_counter() - started < 5
+
+
+if __name__ == "__main__":   # python tests/test_timing.py [images]: the engine's speed
+    import sys
+
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    programs = synthetic(count)
+    transactions = sum(len(p.image) for p in programs)
+    print(f"{count} images, {transactions / count:.0f} transactions per image, "
+          f"{len(programs)} stages")
+    for depths in ([2] * (len(programs) - 1), [UNBOUNDED] * (len(programs) - 1)):
+        started = time.perf_counter()
+        timing = simulate(programs, depths)
+        seconds = time.perf_counter() - started
+        print(f"depths {depths[0]}: {seconds:.2f} s, {count / seconds:.0f} images/s, "
+              f"{transactions / seconds:.3g} transactions/s, mean interval "
+              f"{timing.interval.mean():.0f} cycles")
