@@ -1,22 +1,23 @@
 #!/usr/bin/env python
-"""Images per second of the cycle model beside the C simulation; the design's figures beside the
-FINN-style QNN estimate of the same network.
+"""The SNN (dense and zero-skipping schedules) beside its FINN-style QNN twin, each at its own best
+folding for one target; and the cycle model's own speed.
 
-    python scripts/bench_cyclesim.py BUILD_DIR [--images 200] [--repeat 2] [--clock-mhz 200]
+    python scripts/bench_cyclesim.py MODEL.onnx [--target-fps 10000] [--clock-mhz 200]
+        [--images 1000] [--dataset fashion-mnist] [--random] [--out DIR]
 
-Side by side in this run, on the same random images: the cycle model (values and timing) and the
-HLS C simulation (its top function; the compile is timed apart). Then cycles per image, FPS and
-latency at the clock, and the LUT estimates of the PASCAL design and of the FINN-style QNN under
-the same folding (pascal_fpga/compiler/estimates.py).
+Side by side in one run, on the same test images: the model is compiled twice with
+``--target-fps`` (the folding search: the SNN with every weighted layer dense, then with the
+search free to pick zero-skipping per layer), the cycle model runs each build on the images
+(each image's own timing: mean, p99 and the worst case of any input), and the QNN twin gets its
+own folding search for the same target (perf/folding.py, mode "qnn"). The figure of merit is
+images/s per estimated kLUT (hw/resources.py: an analytical model, not synthesis). The cycle
+model's images/s (values and data-dependent timing) is measured on the zero-skipping build.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,84 +25,98 @@ from pathlib import Path
 
 import numpy as np
 
-from pascal_fpga.buildfolder import load_build
-from pascal_fpga.hw.csim import ap_types_dir, build_csim
-from pascal_fpga.perf.cyclesim import cycle_model, design_depths
-from pascal_fpga.perf.estimates import design_estimates
-from pascal_fpga.hw.hls import hls_layers
-from pascal_fpga.verify.checks import load_qonnx_ir
+from pascal_fpga.compiler.build import CompileConfig, compile_model
 from pascal_fpga.errors import PascalError
+from pascal_fpga.hw.layers import design_from_ir
+from pascal_fpga.perf.cyclesim import cycle_model
+from pascal_fpga.perf.estimates import design_resources
+from pascal_fpga.perf.report import qnn_twin
+from pascal_fpga.verify.checks import load_qonnx_ir
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import best_seconds  # noqa: E402
+
+def _images(args, model_path: Path, design):
+    if args.random:
+        rng = np.random.default_rng(0)
+        shape = (args.images, design.channels, design.height, design.width)
+        return rng.integers(0, 2 ** design.bits, size=shape).astype(np.float32), "random"
+    from pascal_fpga.datasets import load_dataset
+
+    data = load_dataset(args.dataset, args.data_dir)
+    return data.test_images[:args.images].astype(np.float32), f"{args.dataset} test"
+
+
+def _row(name, fps_mean, fps_worst, lut, extra=""):
+    return {"design": name, "images_per_s_mean": fps_mean, "images_per_s_worst": fps_worst,
+            "lut": lut, "per_klut_mean": fps_mean / (lut / 1000),
+            "per_klut_worst": fps_worst / (lut / 1000), "folding": extra}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("build_dir")
-    parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("model")
+    parser.add_argument("--target-fps", type=float, default=10000.0)
     parser.add_argument("--clock-mhz", type=float, default=200.0)
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--random", action="store_true")
+    parser.add_argument("--out", help="keep the builds here (default: a temporary folder)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    build_dir = Path(args.build_dir)
-    try:
-        build = load_build(build_dir)
-        shutil.rmtree(build_dir / "csim", ignore_errors=True)  # time a build from scratch
-        start = time.perf_counter()
-        binary = build_csim(build_dir, ap_types_dir(os.environ.get("XILINX_HLS")))
-        compile_seconds = time.perf_counter() - start
-    except PascalError as exc:
-        print(f"bench_cyclesim: error: {exc}", file=sys.stderr)
-        return 2
-    layers = hls_layers(load_qonnx_ir(build_dir / build["ir"]))
-    shape = build["spec"]["input"]
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 2 ** shape["bits"], size=(args.images, shape["channels"],
-                                                        shape["height"], shape["width"]))
-    x = images.astype(np.float32)
-    report = {}
-    model_seconds = best_seconds(lambda: report.setdefault("cm", cycle_model(layers, x, args.clock_mhz)),
-                          1)
-    model_seconds = min(model_seconds, best_seconds(lambda: cycle_model(layers, x, args.clock_mhz),
-                                             args.repeat))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "in.bin"
-        images.astype(np.int32).tofile(path)
-        csim_seconds = best_seconds(lambda: subprocess.run(
-            [str(binary), "--in", str(path), "--out", str(Path(tmp) / "out.bin")],
-            check=True, capture_output=True), args.repeat)
-    cm = report["cm"].summary()
-    estimates = design_estimates(layers, report["cm"].stages, design_depths(layers),
-                                 layers[0].in_word_bits)
-    qnn_cycles = max(row["qnn_cycles"] for row in estimates["layers"])
-    result = {
-        "build": build["name"], "images": args.images, "clock_mhz": args.clock_mhz,
-        "cycle_model_images_per_second": args.images / model_seconds,
-        "csim_images_per_second": args.images / csim_seconds,
-        "cycle_model_over_csim": csim_seconds / model_seconds,
-        "csim_compile_seconds": compile_seconds,
-        "cycles_per_image": cm["cycles_per_image"], "fps": cm["fps"],
-        "latency_us": cm["latency_us"],
-        "lut": estimates["total"]["snn"]["LUT"], "qnn_lut": estimates["total"]["qnn"]["LUT"],
-        "qnn_cycles_per_image": qnn_cycles, "qnn_fps": args.clock_mhz * 1e6 / qnn_cycles,
-        "folding": {row["layer"]: [row["pe"], row["simd"]] for row in estimates["layers"]},
-    }
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_cyclesim."))
+    rows, detail = [], {}
+    images = None
+    for label, zero_skip in (("SNN dense", False), ("SNN zero-skip", True)):
+        build = work / label.replace(" ", "_").lower()
+        config = CompileConfig(target_fps=args.target_fps, clock_mhz=args.clock_mhz,
+                               zero_skip=zero_skip, calibration_images=256)
+        started = time.perf_counter()
+        result = compile_model(args.model, build, config=config)
+        compile_s = time.perf_counter() - started
+        design = design_from_ir(load_qonnx_ir(build / result["ir"]))
+        if images is None:
+            images, what = _images(args, Path(args.model), design)
+        started = time.perf_counter()
+        cm = cycle_model(design, images, args.clock_mhz)
+        model_s = time.perf_counter() - started
+        summary = cm.summary()
+        lut = design_resources(design)["total"]["LUT"]
+        folding = " ".join(f"{l.name}:{l.pe}/{getattr(l, 'simd', 1)}"
+                           f"{'z' if getattr(l, 'zero_skip', False) and hasattr(l, 'nf') else ''}"
+                           for l in design.layers)
+        rows.append(_row(label, summary["fps_mean"], summary["fps_worst_case"], lut, folding))
+        detail[label] = {"compile_s": compile_s, "cycle_model_s": model_s,
+                         "cycle_model_images_per_s": len(images) / model_s,
+                         "p99_fps": summary["fps_p99"], "met": [r["met"] for r in
+                                                                 result["folding_search"]["layers"]]}
+        if zero_skip:
+            twin = qnn_twin(design, args.target_fps, args.clock_mhz)
+            qfold = " ".join(f"{k}:{v['pe']}/{v['simd']}" for k, v in twin["folding"].items())
+            rows.append(_row("QNN twin", twin["images_per_s"], twin["images_per_s"],
+                             twin["lut"], qfold))
+    qnn = rows[-1]
+    print(f"{Path(args.model).name}: target {args.target_fps:g} images/s at {args.clock_mhz:g} "
+          f"MHz, {len(images)} {what} images\n")
+    print("| design | images/s mean | images/s worst case | LUT (est.) | images/s per kLUT mean "
+          "| per kLUT worst | vs QNN (mean) | folding PE/SIMD (z: zero-skip) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['design']} | {row['images_per_s_mean']:.0f} | "
+              f"{row['images_per_s_worst']:.0f} | {row['lut']} | {row['per_klut_mean']:.2f} | "
+              f"{row['per_klut_worst']:.2f} | {row['per_klut_mean'] / qnn['per_klut_mean']:.2f}x "
+              f"| {row['folding']} |")
+    zs = detail["SNN zero-skip"]
+    print(f"\ncycle model (values + each image's timing, zero-skip build): "
+          f"{zs['cycle_model_images_per_s']:.0f} images/s ({zs['cycle_model_s']:.1f} s for "
+          f"{len(images)} images); compile with the search: {zs['compile_s']:.1f} s")
     if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"{build['name']}: {args.images} random images, best of {args.repeat}")
-    print(f"  cycle model      {result['cycle_model_images_per_second']:>9.1f} img/s "
-          f"({result['cycle_model_over_csim']:.1f}x the C simulation)")
-    print(f"  C simulation     {result['csim_images_per_second']:>9.1f} img/s (compiled in "
-          f"{compile_seconds:.1f} s)")
-    print(f"  PASCAL design    {cm['cycles_per_image']:>9} cycles/image, {cm['fps']:.0f} img/s at "
-          f"{args.clock_mhz:g} MHz, latency {cm['latency_us']:.1f} us, {result['lut']} LUT "
-          f"(estimate)")
-    print(f"  FINN-style QNN   {qnn_cycles:>9} cycles/image, {result['qnn_fps']:.0f} img/s, "
-          f"{result['qnn_lut']} LUT (estimate, same folding)")
+        print(json.dumps({"rows": rows, "detail": detail}, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except PascalError as exc:
+        print(f"bench_cyclesim: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -134,14 +134,40 @@ def same(timing, expected: dict) -> None:
 
 def test_matches_the_cycle_by_cycle_reference():
     rng = np.random.default_rng(1)
-    for case in range(150):
-        stages, images = int(rng.integers(2, 6)), int(rng.integers(1, 5))
+    for case in range(300):
+        stages, images = int(rng.integers(2, 6)), int(rng.integers(1, 6))
         programs = random_chain(rng, stages, images)
         depths = [int(d) for d in rng.integers(1, 7, size=stages - 1)]
-        expected = reference(programs, depths)
+        if case % 10 == 0:
+            depths[int(rng.integers(0, stages - 1))] = UNBOUNDED
+        expected = reference(programs, [min(d, 10 ** 6) for d in depths])
         same(simulate(programs, depths), expected)
         same(simulate(programs, depths, chunk=1), expected)
-        same(simulate(programs, depths, chunk_transactions=3), expected)
+        same(simulate(programs, depths, chunk_transactions=int(rng.integers(1, 20))), expected)
+
+
+def test_words_left_in_a_fifo():
+    """A producer may write up to D words more than its consumer reads (they stay inside)."""
+    producer = program("p", [[WRITE, IDLE, WRITE], [WRITE, WRITE, WRITE]])
+    consumer = program("c", [[IDLE, READ, IDLE, IDLE], [READ, READ]])
+    for depth in (2, 3):
+        same(simulate([producer, consumer], [depth]), reference([producer, consumer], [depth]))
+
+
+def test_malformed_programs_are_refused():
+    good = program("p", [[WRITE, WRITE]])
+    reader = program("c", [[READ, READ]])
+    two_in_a_slot = Program("p", good.slots, good.reads, good.writes, np.array([0, 0]),
+                            np.array([1, 1]), good.read, good.write)
+    outside = Program("p", good.slots, good.reads, good.writes, good.image,
+                      np.array([0, 2]), good.read, good.write)
+    for bad in (two_in_a_slot, outside):
+        with pytest.raises(ValueError):
+            simulate([bad, reader], [2])
+    with pytest.raises(ValueError):
+        simulate([good, reader], [2, 2])                    # one depth per FIFO
+    with pytest.raises(ValueError):
+        simulate([good, program("c", [[READ], [READ]])], [2])   # other images
 
 
 def test_by_hand():

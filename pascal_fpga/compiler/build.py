@@ -132,7 +132,8 @@ class CompileConfig:
     """The FPGA part of the Vitis project."""
     zero_skip: bool = True
     """Event-driven (zero-skipping) accumulation in every weighted layer unless the folding
-    config or the search says otherwise; False: the dense, constant-interval schedule."""
+    config or the search says otherwise (the search picks per layer); False: the dense,
+    constant-interval schedule everywhere (the search too)."""
     calibration_images: int = 64
     """Images whose activity sizes the FIFOs and drives the folding search (the model's data
     set's first test images when it names one and the data is at its default place, else random
@@ -322,7 +323,8 @@ def _compile(model, model_path, out: Path, config: CompileConfig, folding_config
             lanes = run_values(design, images)[3]
             folding_config, search_rows = search_folding(
                 design, lanes, target_fps=config.target_fps, lut_budget=config.lut_budget,
-                clock_mhz=config.clock_mhz)
+                clock_mhz=config.clock_mhz,
+                modes=None if config.zero_skip else ("dense",))
             search = {"target_fps": config.target_fps, "lut_budget": config.lut_budget,
                       "clock_mhz": config.clock_mhz, "calibration": described,
                       "layers": search_rows}

@@ -20,30 +20,53 @@ overhead run without stalls, so the image's loop exits at ``base_{i+1} + delay``
 adapter's AXI side is always valid and the output adapter's always ready (neither is in the
 programs). This is the model of :func:`pascal_fpga.perf.cyclesim.simulate_timing`, per image.
 
-**Why a fixed point is exact.** Every constraint says an event comes at least one cycle after
-another event, and within a stage after its predecessor, so the events and constraints form a
-graph that is acyclic whenever the times exist; the times are then the *unique* solution of
-``T = F(T)`` (``F`` maps the other stages' times to each stage's scan above). ``F`` is monotone,
-so iterating it from a lower bound (here: the FIFOs' constraints from earlier chunks only, as if
-the FIFOs of this chunk were unbounded) rises to that solution; after ``j`` iterations every
-event whose critical path crosses stages at most ``j`` times is final, so the iteration stops
-after as many iterations as the longest such crossing chain, plus one to see nothing change.
+**The fixed point.** For given times of the other stages, a stage's times are that one scan;
+the stages constrain each other both ways (a read waits for its producer's write, a write for
+its consumer's read D words back), so the times are a fixed point ``T = F(T)``. Every constraint
+puts an event at least one cycle after another one, so whenever the times exist the events and
+constraints form an acyclic graph and the fixed point is *unique*; ``F`` is monotone, so
+iterating it from a lower bound rises to it, and an iteration that changes nothing has reached
+it: the result is exact, however the iteration is ordered. Here the iteration is Gauss-Seidel:
+sweeps over the stages, alternately forwards (starvation travels downstream) and backwards
+(back-pressure travels upstream), each stage recomputed from the newest times of its neighbours
+and only from its first slot whose constraint now exceeds its delay (times only rise); a
+changed stage marks its neighbours from the first slot that depends on the change. It starts
+from a lower bound: what is known from earlier chunks, the rest of the chunk unconstrained. It
+takes about as many sweeps as the critical paths change direction between stages (a stall
+handed from stage to stage and back), a few per image at depth 2.
 
-**No deadlock in a chain.** With every depth >= 1 and every stream balanced (the consumer reads,
-image by image, the words the producer writes), the output adapter never blocks, so by induction
-from the last stage backwards every write is eventually followed by its consumer's read, and
-from the first stage forwards every read by the producer's write: no cycle of waits exists. A
-depth below 1 or an unbalanced stream is reported as a deadlock naming the FIFO; so is (as a
-guard only) an iteration that has not converged after as many iterations as the chunk has
-transactions (a bound on any chain of crossings).
+**Depth 1.** Through a FIFO of one word, a write and the next write (a read and the next read)
+are at least 2 cycles apart: the word had to be read in between. Where the next one is in the
+next slot, that implied constraint is part of the stage's own scan (``delay_k >= delay_{k-1} +
+1``, a running maximum of ``x - cumsum(step)``), so that the producer and the consumer of a
+one-word FIFO, which hand a stall back and forth at every word, do not need a sweep per word.
 
-**Chunks.** An event never depends on a later one, and a stream's words of image i are read
-and written in image i, so the images are processed in chunks (every stage's transactions of
-those images at once, as one flat array: one iteration is a dozen numpy calls however many stages
-there are), carrying across the boundary each stage's accumulated delay and each FIFO's last D
-read times; the result does not depend on the chunk size. The iterations a chunk takes grow with
-the number of stall hand-overs between stages in it (a few per image at depth 2), so small chunks
-(of about ``CHUNK_TRANSACTIONS`` transactions) are fastest.
+**No deadlock in a chain.** Let every depth be >= 1 and every stream balanced (the consumer
+reads no more words than the producer writes, and at most D fewer). Suppose the design got
+stuck, some stage unfinished. The last unfinished stage is not waiting for room to write: it is
+the output adapter (no FIFO to write), or its consumer has finished, having read all its words
+but at most D. So it waits on a read, of a word not yet written: its input FIFO is empty. Its
+producer still has that word to write (balance), and there is room for it (the FIFO is empty,
+D >= 1), so the producer waits on a read of its own input FIFO, which is empty; and so on,
+stage by stage, down to the input adapter, which reads no FIFO (its AXI input is always valid):
+a contradiction. A depth below 1 or an unbalanced stream is reported as a deadlock naming the
+FIFO (the arrays then hold -1); so would be, as a guard only, an iteration that does not
+converge within twice as many sweeps as the chunk has transactions.
+
+**Chunks.** The transactions are cut into chunks, word-aligned across the FIFOs: the input
+stage stops before some write, every next stage before its read of the first word its producer
+has not written yet. Then every constraint of a chunk points into the same or an earlier chunk
+(a read to its word's write, a write to the read D words back), so the chunks are solved one
+after another, exactly, carrying each stage's delay and each FIFO's last D read cycles across;
+a chunk may end inside an image. Chunks of about ``CHUNK_TRANSACTIONS`` transactions (all
+stages together) make a few numpy calls per stage and sweep cover many transactions; chunks are
+grouped into blocks of ``BLOCK_TRANSACTIONS`` whose constraints are built at once, which bounds
+the memory. The result does not depend on either size (tests/test_timing.py).
+
+**Cost.** On a synthetic fmnist-size design (two convolutions, pooling, two dense layers at
+PE = SIMD = 1: 1.4e5 transactions per image, 1e4-3e4 per large stage; ``python
+tests/test_timing.py``), one CPU core: about 1e7 transactions/s (70-90 images/s) with every FIFO
+of depth 2, 2e7 (150 images/s) with unbounded FIFOs.
 """
 
 from __future__ import annotations
@@ -57,7 +80,7 @@ from ..errors import PascalError
 from ..hw.schedule import LOOP_OVERHEAD, Program
 
 UNBOUNDED = 1 << 40            # a FIFO depth that never blocks
-CHUNK_TRANSACTIONS = 8_000     # transactions per chunk (all stages together) by default
+CHUNK_TRANSACTIONS = 100_000   # transactions per chunk (all stages together) by default
 BLOCK_TRANSACTIONS = 1 << 20   # transactions whose constraints are built at once (memory)
 _NEG = -(1 << 62)
 
@@ -99,7 +122,7 @@ class Timing:
     @property
     def makespan(self) -> int:
         """Cycles from the first image's first slot to the last image's output."""
-        return int(self.finish[-1][-1] - self.start[0][0])
+        return int(self.finish[-1][-1] - self.start[0][0]) if self.images else 0
 
     def summary(self, clock_mhz: float | None = None) -> dict[str, Any]:
         """Latency and interval statistics (cycles: mean, p99, worst = max, min), with the
@@ -136,7 +159,9 @@ class _Stage:
     """One program's arrays for the engine (over all images), and where its results are read."""
 
     name: str
-    g: np.ndarray          # (M,) ideal cycle of each transaction
+    count: int             # M transactions
+    image: np.ndarray      # (M,) as in the program
+    offset: np.ndarray     # (M,)
     base: np.ndarray       # (N + 1,) ideal start of each image (and the end of the last)
     rpos: np.ndarray       # transaction index of each FIFO read, in order
     wpos: np.ndarray       # ... of each FIFO write
@@ -151,6 +176,18 @@ class _Stage:
     i_write: np.ndarray
     step: np.ndarray | None = None   # (M,) see _Engine._block (FIFOs of depth 1)
 
+    def ideal(self, index) -> np.ndarray:
+        """The ideal cycle (``base[image] + offset``) of transactions ``index``."""
+        return self.base[self.image[index]] + self.offset[index]
+
+    def ideal_block(self, a: int, b: int) -> np.ndarray:
+        """The ideal cycles of transactions a..b-1, checked to increase (one slot each)."""
+        g = self.ideal(slice(max(a - 1, 0), b))
+        if np.any(g[1:] <= g[:-1]):
+            raise ValueError(f"stage {self.name}: transactions not in image-then-slot order, "
+                             f"one per slot")
+        return g[1:] if a > 0 else g
+
 
 def _prepare(p: Program, n: int) -> _Stage:
     slots = np.asarray(p.slots, dtype=np.int64)
@@ -162,23 +199,21 @@ def _prepare(p: Program, n: int) -> _Stage:
         raise ValueError(f"stage {p.stage}: inconsistent program arrays")
     base = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(slots + LOOP_OVERHEAD, out=base[1:])
-    if len(image) and (image.min() < 0 or image.max() >= n or np.any(offset < 0)
-                       or np.any(offset >= slots[image])):
-        raise ValueError(f"stage {p.stage}: a transaction outside its image's slots")
-    g = base[image] + offset
-    if np.any(np.diff(g) <= 0):
-        raise ValueError(f"stage {p.stage}: transactions not in image-then-slot order, one per "
-                         f"slot")
+    if len(image) and (image[0] < 0 or image[-1] >= n or np.any(image[1:] < image[:-1])):
+        raise ValueError(f"stage {p.stage}: transactions not in image order")
     bounds = np.searchsorted(image, np.arange(n + 1))
+    has = bounds[1:] > bounds[:-1]
+    # (offsets increase within an image: checked block by block, _Stage.ideal_block)
+    if np.any(offset[bounds[:-1][has]] < 0) or np.any(offset[bounds[1:][has] - 1] >= slots[has]):
+        raise ValueError(f"stage {p.stage}: a transaction outside its image's slots")
     rpos, wpos = np.flatnonzero(read), np.flatnonzero(write)
     rb, wb = np.searchsorted(rpos, bounds), np.searchsorted(wpos, bounds)
-    has = bounds[1:] > bounds[:-1]
     slot0 = np.zeros(n, dtype=bool)
     slot0[has] = offset[bounds[:-1][has]] == 0
     i_first = np.flatnonzero(slot0)
     i_read = np.flatnonzero(rb[1:] > rb[:-1])
     i_write = np.flatnonzero(wb[1:] > wb[:-1])
-    return _Stage(p.stage, g, base, rpos, wpos, wb, slot0, bounds[1:] - 1,
+    return _Stage(p.stage, len(image), image, offset, base, rpos, wpos, wb, slot0, bounds[1:] - 1,
                   bounds[:-1][i_first], i_first, rpos[rb[:-1][i_read]], i_read,
                   wpos[wb[1:][i_write] - 1], i_write)
 
@@ -231,7 +266,7 @@ def simulate(programs: list[Program], depths: list[int], chunk: int | None = Non
         cuts = _splits(stages, starts[starts < len(stages[0].wpos)])
     else:
         cuts = _even_cuts(stages, int(chunk_transactions or CHUNK_TRANSACTIONS))
-    total = np.array([len(s.g) for s in stages], dtype=np.int64)
+    total = np.array([s.count for s in stages], dtype=np.int64)
     bounds = np.concatenate([np.zeros((count, 1), dtype=np.int64), cuts, total[:, None]], axis=1)
     return _Engine(stages, depths).run(bounds)
 
@@ -245,9 +280,9 @@ def _splits(stages: list[_Stage], words: np.ndarray) -> np.ndarray:
     x = np.asarray(words, dtype=np.int64)
     for k, s in enumerate(stages):
         if k == 0:
-            cut = _at(s.wpos, x, len(s.g))
+            cut = _at(s.wpos, x, s.count)
         else:
-            cut = _at(s.rpos, x, len(s.g))
+            cut = _at(s.rpos, x, s.count)
         out[k] = cut
         x = np.searchsorted(s.wpos, cut)
     return out
@@ -264,7 +299,7 @@ def _at(positions: np.ndarray, index: np.ndarray, end: int) -> np.ndarray:
 def _even_cuts(stages: list[_Stage], target: int) -> np.ndarray:
     """Chunk boundaries of about ``target`` transactions (all stages together)."""
     words = len(stages[0].wpos)
-    total = sum(len(s.g) for s in stages)
+    total = sum(s.count for s in stages)
     chunks = total // max(target, 1)
     if chunks < 2 or words < 2:
         return np.empty((len(stages), 0), dtype=np.int64)
@@ -277,10 +312,10 @@ def _even_cuts(stages: list[_Stage], target: int) -> np.ndarray:
 
 
 class _Engine:
-    """The chunked fixed-point iteration (see the module docstring). Chunks are grouped into
-    blocks of at most ``BLOCK_TRANSACTIONS`` transactions laid out chunk by chunk, stage by stage
-    in one flat array, whose constraints are built at once; the history a block needs from
-    earlier ones is each stage's delay and each FIFO's last D read cycles."""
+    """The chunked fixed-point iteration (see the module docstring). A block of chunks is laid
+    out stage by stage in flat arrays, every transaction's constraint given as the flat index
+    of the transaction it waits for; what a block needs from earlier ones is each stage's delay
+    and each FIFO's last D read cycles."""
 
     def __init__(self, stages: list[_Stage], depths: list[int]):
         self.stages = stages
@@ -294,16 +329,16 @@ class _Engine:
         ones = [f for f in range(count - 1) if depths[f] == 1 and self.bounded[f]]
         self.stepping = bool(ones)
         for s in stages:
-            s.step = np.zeros(len(s.g), dtype=np.int64) if ones else None
+            s.step = np.zeros(s.count, dtype=np.int64) if ones else None
         for f in ones:
             for s, where in ((stages[f], stages[f].wpos), (stages[f + 1], stages[f + 1].rpos)):
                 # the next transaction, in the next slot, on the same FIFO
-                follows = (np.diff(where) == 1) & (np.diff(s.g[where]) == 1)
+                follows = (np.diff(where) == 1) & (np.diff(s.ideal(where)) == 1)
                 s.step[where[1:][follows]] = 1
         self.carry = np.zeros(count, dtype=np.int64)       # each stage's accumulated delay
-        self.history = [np.empty(0, dtype=np.int64) for _ in range(count - 1)]  # last D reads
-        self.pending = [np.empty(0, dtype=np.int64) for _ in range(count - 1)]  # (occupancy)
-        self.done = [0] * (count - 1)      # reads before the latest write (occupancy)
+        self.history = [_Queue() for _ in range(count - 1)]   # each FIFO's last D read cycles
+        self.pending = [_Queue() for _ in range(count - 1)]   # reads not before the last write
+        self.done = [0] * (count - 1)      # reads before the last write
         self.occupancy = [0] * (count - 1)
         self.last_delay = np.zeros((count, n), dtype=np.int64)  # after each image's last slot
         self.first_time = np.zeros((count, n), dtype=np.int64)  # of a transaction in slot 0
@@ -345,13 +380,16 @@ class _Engine:
         np.cumsum(hi - lo, out=off[1:])
         total = int(off[-1])
         none = total
-        ideal = np.concatenate([s.g[a:b] for s, a, b in zip(stages, lo, hi)])
+        ideal = np.concatenate([s.ideal_block(a, b) for s, a, b in zip(stages, lo, hi)])
         gap = 1 - ideal                    # a constraint's source time + gap: the least delay
         floor = np.full(total, _NEG, dtype=np.int64)   # least delays known before the block
-        floor[off[:-1][hi > lo]] = self.carry[hi > lo]   # (+ a step of depth 1, below)
+        floor[off[:-1][hi > lo]] = self.carry[hi > lo]
         after_write = np.full(total, none, dtype=np.int64)   # a read: its word's write
-        after_read = np.full(total, none, dtype=np.int64)    # a write: the read D words back
-
+        after_read = np.full(total, none, dtype=np.int64) \
+            if any(self.bounded) else None                  # a write: the read D words back
+        # the same, as sorted lists per stage: (its constrained slots, their sources)
+        by_write: list[tuple[np.ndarray, np.ndarray] | None] = [None] * count
+        by_read: list[tuple[np.ndarray, np.ndarray] | None] = [None] * count
         ranges = []
         for f in range(count - 1):
             p, c = stages[f], stages[f + 1]
@@ -361,15 +399,17 @@ class _Engine:
             reads = off[f + 1] + c.rpos[rlo:rhi] - lo[f + 1]
             ranges.append((wlo, whi, rlo, rhi, writes, reads))
             after_write[reads] = writes[:rhi - rlo]
+            by_write[f + 1] = (reads, writes[:rhi - rlo])
             if not self.bounded[f] or whi == wlo:
                 continue
-            depth, hist = depths[f], self.history[f]
+            depth, hist = depths[f], self.history[f].values()
             need = np.arange(wlo, whi) - depth              # the read each write waits for
             old = (need >= 0) & (need < rlo)
             at = writes[old]
             floor[at] = np.maximum(floor[at], hist[need[old] - (rlo - len(hist))] + 1 - ideal[at])
             new = need >= rlo
             after_read[writes[new]] = reads[need[new] - rlo]
+            by_read[f] = (writes[new], reads[need[new] - rlo])
         # FIFOs of depth 1: a transaction right after one of the same kind on the same FIFO
         # (in the next slot) is at least 2 cycles after it (the word had to go through), so the
         # delay grows by one there (implied by the constraints; makes the fixed point fast)
@@ -384,30 +424,28 @@ class _Engine:
         writing = [f < count - 1 and self.bounded[f] for f in range(count)]
         times = np.full(total + 1, _NEG, dtype=np.int64)
         for k in range(bounds.shape[1] - 1):
-            seg = off[:-1] + bounds[:, k] - lo
-            end = off[:-1] + bounds[:, k + 1] - lo
-            live = [seg[s] < end[s] for s in range(count)]
+            seg = [int(x) for x in off[:-1] + bounds[:, k] - lo]
+            end = [int(x) for x in off[:-1] + bounds[:, k + 1] - lo]
             for s in range(count):   # the delay carried from the stage's previous chunk
                 u = seg[s]
-                if not live[s]:
-                    continue
-                if u > off[s]:
+                if u < end[s] and u > off[s]:
                     carried = times[u - 1] - ideal[u - 1] + (step[u] if step is not None else 0)
                     floor[u] = max(floor[u], carried)
-                # a lower bound to start from: no stall in this chunk (delays never shrink)
-                times[u:end[s]] = ideal[u:end[s]] + max(floor[u], 0)
-            dirty = list(live)
-            last: list[np.ndarray | None] = [None] * count
+            # the first slot of each stage whose constraints may have risen since the stage was
+            # last computed (its end: none)
+            since = list(seg)
             sweeps = 0
-            while any(dirty):
+            while any(since[s] < end[s] for s in range(count)):
                 sweeps += 1
-                if sweeps > 2 * int((end - seg).sum()) + 4:
-                    return f"the timing of chunk {k} did not converge"
+                if sweeps > 2 * (sum(end) - sum(seg)) + 4:   # a guard (module docstring)
+                    stuck = min(s for s in range(count) if since[s] < end[s])
+                    return f"{_fifo(self.names, min(stuck, count - 2))}: the timing does " \
+                           f"not converge"
                 for s in (range(count) if sweeps % 2 else range(count - 1, -1, -1)):
-                    if not dirty[s]:
+                    u, w = since[s], end[s]
+                    if u >= w:
                         continue
-                    dirty[s] = False
-                    u, w = seg[s], end[s]
+                    since[s] = w
                     self.iterations += 1
                     if reading[s]:
                         v = times[after_write[u:w]]
@@ -416,40 +454,42 @@ class _Engine:
                     elif writing[s]:
                         v = times[after_read[u:w]]
                     else:
-                        v = None
-                    u0 = u
-                    if v is not None:
+                        v = floor[u:w].copy()
+                    if reading[s] or writing[s]:
                         v += gap[u:w]
-                        if last[s] is not None:
-                            # only the slots from the first changed constraint on can move
-                            moved = v != last[s]
-                            first = int(moved.argmax())
-                            if not moved[first]:
-                                continue
-                            u0 = u + first
-                        last[s] = v
-                        x = np.maximum(floor[u0:w], v[u0 - u:])
-                    else:
-                        x = floor[u:w].copy()
-                    if u0 > u:   # the delay carried from the slot before
-                        carried = times[u0 - 1] - ideal[u0 - 1]
+                        np.maximum(v, floor[u:w], out=v)
+                    # times only rise, so the stage moves from its first slot whose constraint
+                    # now exceeds its delay, and nowhere if there is none
+                    rises = v > times[u:w] - ideal[u:w]
+                    first = int(rises.argmax())
+                    if not rises[first]:
+                        continue
+                    u, x = u + first, v[first:]
+                    if u > seg[s]:   # the delay carried from the slot before
+                        carried = times[u - 1] - ideal[u - 1]
                         if step is not None:
-                            carried += step[u0]
+                            carried += step[u]
                         x[0] = max(x[0], carried)
                     if grown is not None:
                         # delay_k = max(delay_{k-1} + step_k, x_k): a running maximum of
                         # x - (sum of steps), plus the sum of steps
-                        x -= grown[u0:w]
+                        x -= grown[u:w]
                         np.maximum.accumulate(x, out=x)
-                        x += grown[u0:w]
+                        x += grown[u:w]
                     else:
                         np.maximum.accumulate(x, out=x)
-                    x += ideal[u0:w]
-                    times[u0:w] = x
-                    if s > 0 and live[s - 1]:
-                        dirty[s - 1] = True
-                    if s < count - 1 and live[s + 1]:
-                        dirty[s + 1] = True
+                    x += ideal[u:w]
+                    times[u:w] = x
+                    changed = u
+                    # the neighbours' slots whose constraints come from the moved slots
+                    for t, pairs in ((s + 1, by_write[s + 1] if s + 1 < count else None),
+                                     (s - 1, by_read[s - 1] if s > 0 else None)):
+                        if pairs is None or seg[t] >= end[t]:
+                            continue
+                        slots, sources = pairs
+                        i = int(sources.searchsorted(changed))
+                        if i < len(slots):
+                            since[t] = min(since[t], max(int(slots[i]), seg[t]))
         self._record(bounds, off, times, ranges)
         return None
 
@@ -466,7 +506,7 @@ class _Engine:
                 return slice(i, j), times[off[k] + index[i:j] - lo[k]]
 
             where, t = at(s.q_last)
-            self.last_delay[k, where] = t - s.g[s.q_last[where]]
+            self.last_delay[k, where] = t - s.ideal(s.q_last[where])
             where, t = at(s.q_first)
             self.first_time[k, s.i_first[where]] = t
             if k > 0:
@@ -475,22 +515,54 @@ class _Engine:
             if k < count - 1:
                 where, t = at(s.q_write)
                 self.last_write[k, s.i_write[where]] = t
-            self.carry[k] = times[off[k + 1] - 1] - s.g[hi[k] - 1]
+            self.carry[k] = times[off[k + 1] - 1] - s.ideal(hi[k] - 1)
         for f in range(count - 1):
             wlo, whi, rlo, rhi, writes, reads = ranges[f]
             w, r = times[writes], times[reads]
             if self.bounded[f]:
-                self.history[f] = np.concatenate([self.history[f], r])[-self.depths[f]:]
-            seen = np.concatenate([self.pending[f], r])
+                history = self.history[f]
+                history.push(r)
+                history.drop(len(history) - self.depths[f])
+            pending = self.pending[f]
+            pending.push(r)
             if len(w):
                 # words inside just after each write: written so far - read before that cycle
-                inside = wlo + np.arange(1, len(w) + 1) - self.done[f] - \
-                    np.searchsorted(seen, w, side="left")
+                # (a read after the write's word is after the write: among those kept or new)
+                seen = pending.values()
+                gone = int(seen.searchsorted(w[-1], side="left"))
+                before = int(seen.searchsorted(w[0], side="left"))  # all before every write
+                inside = wlo + np.arange(1, len(w) + 1) - self.done[f] - before - \
+                    seen[before:gone].searchsorted(w, side="left")
                 self.occupancy[f] = max(self.occupancy[f], int(inside.max()))
-                gone = int(np.searchsorted(seen, w[-1], side="left"))
                 self.done[f] += gone
-                seen = seen[gone:]
-            self.pending[f] = seen
+                pending.drop(gone)
+
+
+class _Queue:
+    """A growing array of cycles, dropped from the front (amortised O(1) per value)."""
+
+    def __init__(self):
+        self.data = np.empty(16, dtype=np.int64)
+        self.head = self.tail = 0
+
+    def __len__(self) -> int:
+        return self.tail - self.head
+
+    def values(self) -> np.ndarray:
+        return self.data[self.head:self.tail]
+
+    def push(self, values: np.ndarray) -> None:
+        size = len(self)
+        if self.tail + len(values) > len(self.data):
+            room = max(2 * (size + len(values)), 16)
+            data = np.empty(room, dtype=np.int64) if room > len(self.data) else self.data
+            data[:size] = self.values()
+            self.data, self.head, self.tail = data, 0, size
+        self.data[self.tail:self.tail + len(values)] = values
+        self.tail += len(values)
+
+    def drop(self, count: int) -> None:
+        self.head += max(0, min(count, len(self)))
 
 
 class FifoDepths(list):
