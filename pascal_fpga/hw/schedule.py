@@ -108,25 +108,31 @@ def mvu(stage: str, active: np.ndarray, emitted: np.ndarray, folds: int) -> Prog
     per_window = cost.sum(axis=2)                                  # S_w (N, W)
     window_len = folds * (per_window + 1)
     window_start = np.cumsum(window_len, axis=1) - window_len      # (N, W)
+    # transactions in order, placed without sorting: per window its E_w token reads, then the
+    # END slot (read + write), then one write per later fold
+    tokens = emitted.sum(axis=2)                                   # E_w (N, W)
+    per = (tokens + folds).reshape(-1)
+    first = np.cumsum(per) - per                                   # index of each window's first
+    total = int(per.sum())
+    image = np.repeat(np.repeat(np.arange(n), windows), per)
+    offset = np.empty(total, dtype=np.int64)
+    read = np.zeros(total, dtype=bool)
+    write = np.zeros(total, dtype=bool)
     # token reads: offset = window start + cost of the emitted tokens before it in the window
-    token_offset = window_start[..., None] + np.cumsum(cost, axis=2) - cost
-    t_image = np.broadcast_to(np.arange(n)[:, None, None], emitted.shape)[emitted]
-    t_offset = token_offset[emitted]
-    parts_image = [t_image]
-    parts_offset = [t_offset]
-    parts_read = [np.ones(len(t_offset), dtype=bool)]
-    parts_write = [np.zeros(len(t_offset), dtype=bool)]
-    w_image = np.broadcast_to(np.arange(n)[:, None], (n, windows)).reshape(-1)
+    token_offset = (window_start[..., None] + np.cumsum(cost, axis=2) - cost)[emitted]
+    rank = (np.cumsum(emitted, axis=2) - 1)[emitted]
+    token_pos = np.repeat(first, tokens.reshape(-1)) + rank
+    offset[token_pos] = token_offset
+    read[token_pos] = True
+    flat_start, flat_s, flat_e = window_start.reshape(-1), per_window.reshape(-1), \
+        tokens.reshape(-1)
     for nf in range(folds):   # END of fold 0 (read + write), the write of each later fold
-        end = (window_start + (nf + 1) * (per_window + 1) - 1).reshape(-1)
-        parts_image.append(w_image)
-        parts_offset.append(end)
-        parts_read.append(np.full(len(end), nf == 0))
-        parts_write.append(np.ones(len(end), dtype=bool))
-    image = np.concatenate(parts_image).astype(np.int64)
-    offset = np.concatenate(parts_offset).astype(np.int64)
-    order = np.lexsort((offset, image))
+        pos = first + flat_e + nf
+        offset[pos] = flat_start + (nf + 1) * (flat_s + 1) - 1
+        write[pos] = True
+        if nf == 0:
+            read[pos] = True
     reads = emitted.sum(axis=(1, 2)) + windows
     return Program(stage, window_len.sum(axis=1), reads.astype(np.int64),
-                   np.full(n, windows * folds, dtype=np.int64), image[order], offset[order],
-                   np.concatenate(parts_read)[order], np.concatenate(parts_write)[order])
+                   np.full(n, windows * folds, dtype=np.int64), image.astype(np.int64), offset,
+                   read, write)

@@ -63,10 +63,13 @@ stages together) make a few numpy calls per stage and sweep cover many transacti
 grouped into blocks of ``BLOCK_TRANSACTIONS`` whose constraints are built at once, which bounds
 the memory. The result does not depend on either size (tests/test_timing.py).
 
-**Cost.** On a synthetic fmnist-size design (two convolutions, pooling, two dense layers at
-PE = SIMD = 1: 1.4e5 transactions per image, 1e4-3e4 per large stage; ``python
-tests/test_timing.py``), one CPU core: about 1e7 transactions/s (70-90 images/s) with every FIFO
-of depth 2, 2e7 (150 images/s) with unbounded FIFOs.
+**Cost** (one CPU core; ``python tests/test_timing.py 1000 [fold]``: 1,000 images of a synthetic
+fmnist-size design, two 3 x 3 convolutions, pooling, two dense layers, 30 % of the input groups
+active). At PE = SIMD = 1 (1.4e5 transactions per image, 1e4-3e4 per large stage): about 95
+images/s (1.3e7 transactions/s) with every FIFO of depth 2, 110 with the depths
+:func:`size_fifos` finds, 170 with unbounded FIFOs; at PE = SIMD = 8 (2.3e4 transactions per
+image): 400, 540 and 1,000 images/s. With every FIFO of depth 1 stalls still change hands
+between stages at many words (11 and 110 images/s); :func:`size_fifos` never chooses depth 1.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ UNBOUNDED = 1 << 40            # a FIFO depth that never blocks
 CHUNK_TRANSACTIONS = 100_000   # transactions per chunk (all stages together) by default
 BLOCK_TRANSACTIONS = 1 << 20   # transactions whose constraints are built at once (memory)
 _NEG = -(1 << 62)
+_SHALLOW = 16                  # FIFOs up to this depth count their words without a search
 
 
 @dataclass
@@ -107,7 +111,7 @@ class Timing:
     max_occupancy: list[int]
     stall: np.ndarray
     deadlock: str | None = None
-    iterations: int = field(default=0, repr=False)   # fixed-point iterations over all chunks
+    iterations: int = field(default=0, repr=False)   # stage updates of the fixed point (work)
 
     @property
     def latency(self) -> np.ndarray:
@@ -148,7 +152,7 @@ class Timing:
         if clock_mhz:
             hz = clock_mhz * 1e6
             result["clock_mhz"] = clock_mhz
-            result["latency_us_mean"] = latency["mean"] / clock_mhz
+            result["latency_us_mean"] = latency["mean"] / clock_mhz if latency else None
             for key in ("mean", "p99", "worst"):
                 result[f"fps_{key}"] = hz / interval[key] if interval and interval[key] else None
         return result
@@ -519,15 +523,26 @@ class _Engine:
         for f in range(count - 1):
             wlo, whi, rlo, rhi, writes, reads = ranges[f]
             w, r = times[writes], times[reads]
-            if self.bounded[f]:
-                history = self.history[f]
-                history.push(r)
-                history.drop(len(history) - self.depths[f])
-            pending = self.pending[f]
-            pending.push(r)
-            if len(w):
-                # words inside just after each write: written so far - read before that cycle
-                # (a read after the write's word is after the write: among those kept or new)
+            depth = self.depths[f]
+            shallow = self.bounded[f] and depth <= _SHALLOW
+            if shallow and len(w):
+                # words inside just after the w-th write: w + 1 - the reads before it, which
+                # are all of the first w - D + 1 and some of the next D - 1
+                hist = self.history[f].values()
+                near = np.concatenate([hist, r])          # reads rlo - len(hist) .. rhi - 1
+                first = rlo - len(hist)
+                word = np.arange(wlo, whi)
+                read = np.maximum(word - depth + 1, 0)
+                for back in range(1, depth):
+                    j = word - back - first
+                    ok = (j >= 0) & (j < len(near))
+                    read += ok & (near[np.clip(j, 0, max(len(near) - 1, 0))] < w) \
+                        if len(near) else 0
+                self.occupancy[f] = max(self.occupancy[f], int((word + 1 - read).max()))
+            elif not shallow and len(w):
+                # the same from the reads kept (those not before the last write) and the new
+                pending = self.pending[f]
+                pending.push(r)
                 seen = pending.values()
                 gone = int(seen.searchsorted(w[-1], side="left"))
                 before = int(seen.searchsorted(w[0], side="left"))  # all before every write
@@ -536,6 +551,12 @@ class _Engine:
                 self.occupancy[f] = max(self.occupancy[f], int(inside.max()))
                 self.done[f] += gone
                 pending.drop(gone)
+            elif not shallow:
+                self.pending[f].push(r)
+            if self.bounded[f]:
+                history = self.history[f]
+                history.push(r)
+                history.drop(len(history) - depth)
 
 
 class _Queue:
@@ -612,21 +633,21 @@ def size_fifos(programs: list[Program], worst: list[Program] | None = None,
         return out[0] == goal[0] and out[-1] == goal[-1] and t.latency.mean() <= latency
 
     depths = [max(2, occupancy) for occupancy in free.max_occupancy]
-    if not keeps(depths):   # cannot happen (see above); keep the unbounded timing regardless
+    if not keeps(depths):   # cannot be (see above)
         raise PascalError("FIFO sizing: the unbounded occupancies do not keep the timing")
-    for f in range(fifos):
-        def at(depth: int) -> list[int]:
-            return depths[:f] + [depth] + depths[f + 1:]
 
-        low, high = 2, depths[f]
-        probe = 2
-        while probe < high and not keeps(at(probe)):
-            low = probe + 1
-            probe *= 2
-        high = min(high, probe) if probe < high else high
-        while low < high:
+    def keeps_at(f: int, depth: int) -> bool:
+        return keeps(depths[:f] + [depth] + depths[f + 1:])
+
+    for f in range(fifos):
+        low, high, probe = 2, depths[f], 2
+        while probe < high and not keeps_at(f, probe):   # doubling: 2, 4, 8, ...
+            low, probe = probe + 1, 2 * probe
+        if probe < high:
+            high = probe
+        while low < high:                                # the smallest in low..high
             middle = (low + high) // 2
-            if keeps(at(middle)):
+            if keeps_at(f, middle):
                 high = middle
             else:
                 low = middle + 1

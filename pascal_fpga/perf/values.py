@@ -104,8 +104,11 @@ def _run_chunk(packed: list[_Packed], images: np.ndarray):
             if isinstance(layer, ConvLayer):
                 acc = np.zeros((n, layer.windows, layer.out_channels), dtype=item.dtype)
                 for t in range(layer.t_in):  # one pass over the window per input frame
-                    acc += _windows(frames[..., t], layer.kernel, layer.stride, layer.pad,
-                                    layer.out_h, layer.out_w) @ item.weights
+                    windows = _windows(frames[..., t], layer.kernel, layer.stride, layer.pad,
+                                       layer.out_h, layer.out_w)
+                    # one 2-D product (numpy's stacked 3-D matmul is several times slower)
+                    acc += (windows.reshape(-1, windows.shape[-1]) @ item.weights).reshape(
+                        acc.shape)
             else:
                 flat = frames.reshape(n, -1, frames.shape[-1])  # stream order
                 acc = np.zeros((n, 1, layer.out_channels), dtype=item.dtype)
