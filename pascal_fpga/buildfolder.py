@@ -121,6 +121,8 @@ def _check_build(build: Any, path: Path) -> None:
     if not isinstance(steps, list) or not steps:
         raise bad("steps", "a non-empty list", steps)
     for index, step in enumerate(steps):
+        if isinstance(step, dict) and step.get("saved") is False:
+            continue  # compiled with save_intermediate off: no model kept for this step
         if isinstance(step, dict) and "folder" in step:
             if step["folder"] not in ("hls", "driver"):
                 raise bad(f"steps[{index}].folder", "hls or driver", step["folder"])

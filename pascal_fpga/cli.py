@@ -125,6 +125,8 @@ def _add_compile(sub) -> None:
     p.add_argument("--calibration-images", type=int, default=64,
                    help="images whose activity sizes the FIFOs and drives the folding search "
                    "(default 64)")
+    p.add_argument("--no-intermediate", action="store_true",
+                   help="keep only the input model and the final IR in ir/ (not every step's)")
     p.add_argument("--stop-after", metavar="STEP",
                    help="stop after this compile step (qonnx, check_supported, ..., "
                    "apply_folding, size_fifos, generate_hls, write_driver)")
@@ -402,6 +404,7 @@ def cmd_compile(args) -> int:
 
     config = CompileConfig(lut_budget=args.lut_budget, zero_skip=not args.dense,
                            calibration_images=args.calibration_images,
+                           save_intermediate=not args.no_intermediate,
                            stop_after=args.stop_after)
     result = compile_model(args.model, args.out, args.folding, part=args.part,
                            clock_mhz=args.clock_mhz, target_fps=args.target_fps, config=config)

@@ -8,7 +8,7 @@ import pytest
 
 from pascal_fpga.hw.schedule import IDLE, LOOP_OVERHEAD, READ, READ_WRITE, WRITE, Program, \
     from_runs, mvu, vector_feed
-from pascal_fpga.perf.cyclesim import Stage, simulate_timing
+from legacy_timing import Stage, simulate_timing
 from pascal_fpga.perf.timing import UNBOUNDED, simulate, size_fifos
 
 FIELDS = ("start", "finish", "first_read", "last_write", "stall")

@@ -138,6 +138,10 @@ class CompileConfig:
     """Images whose activity sizes the FIFOs and drives the folding search (the model's data
     set's first test images when it names one and the data is at its default place, else random
     pixels)."""
+    save_intermediate: bool = True
+    """Save every step's model in ir/ (FINN's save_intermediate_models); False keeps only the
+    input model and the final IR (a VGG-11's eight models are 300 MB: every step holds all
+    weights)."""
     stop_after: str | None = None
     """Stop after this step (``compile --stop-after``); the build then holds the steps so far."""
 
@@ -302,9 +306,8 @@ def _compile(model, model_path, out: Path, config: CompileConfig, folding_config
         for number, step in enumerate(pipeline(), start=1):
             model = model.transform(step.transformation)
             name = f"ir/{number:02d}_{step.name}.onnx"
-            model.save(str(staging / name))
-            steps.append({"step": step.name, "model": name,
-                          "ops": [n.op_type for n in model.graph.node]})
+            _save_step(model, staging, name, step.name, steps, config, stop,
+                       ops=[n.op_type for n in model.graph.node])
             if done(step.name):
                 return {"build_dir": str(out), **build}
         # apply_folding: the default, a preset, a config, or a search on calibration activity
@@ -331,9 +334,8 @@ def _compile(model, model_path, out: Path, config: CompileConfig, folding_config
         if folding_config is not None:
             model = model.transform(ApplyFolding(folding_config, config.folding or "search"))
         number = len(steps)
-        final = f"ir/{number:02d}_apply_folding.onnx"
-        model.save(str(staging / final))
-        steps.append({"step": "apply_folding", "model": final})
+        _save_step(model, staging, f"ir/{number:02d}_apply_folding.onnx", "apply_folding",
+                   steps, config, stop)
         if done("apply_folding"):
             return {"build_dir": str(out), **build}
         # size_fifos: on the calibration images' programs, proven on the worst case
@@ -367,6 +369,16 @@ def _compile(model, model_path, out: Path, config: CompileConfig, folding_config
         steps.append({"step": "write_driver", "folder": "driver"})
         _write_json(staging / BUILD_FILE, build)
     return {"build_dir": str(out), "layers": rows, **build}
+
+
+def _save_step(model, staging: Path, name: str, step: str, steps: list, config: CompileConfig,
+               stop: str | None, **extra) -> None:
+    """Save a step's model (unless intermediate models are not kept and the build goes on)."""
+    if config.save_intermediate or stop == step:
+        model.save(str(staging / name))
+        steps.append({"step": step, "model": name, **extra})
+    else:
+        steps.append({"step": step, "saved": False, **extra})
 
 
 def _graph_spec(model) -> dict[str, Any]:
