@@ -125,6 +125,9 @@ def _add_compile(sub) -> None:
     p.add_argument("--calibration-images", type=int, default=64,
                    help="images whose activity sizes the FIFOs and drives the folding search "
                    "(default 64)")
+    p.add_argument("--resume", action="store_true",
+                   help="--out holds a build stopped with --stop-after: go on from its last step, "
+                   "with the options it was started with")
     p.add_argument("--no-intermediate", action="store_true",
                    help="keep only the input model and the final IR in ir/ (not every step's)")
     p.add_argument("--stop-after", metavar="STEP",
@@ -399,7 +402,8 @@ def cmd_compile(args) -> int:
     from .staging import check_output
 
     folding_file = args.folding if args.folding not in (None, "serial", "full") else None
-    check_output(args.out, "build", force=args.force, inputs=[args.model, folding_file])
+    check_output(args.out, "build", force=args.force or args.resume,
+                 inputs=[args.model, folding_file])
     from .compiler.build import CompileConfig
 
     config = CompileConfig(lut_budget=args.lut_budget, zero_skip=not args.dense,
@@ -407,7 +411,8 @@ def cmd_compile(args) -> int:
                            save_intermediate=not args.no_intermediate,
                            stop_after=args.stop_after)
     result = compile_model(args.model, args.out, args.folding, part=args.part,
-                           clock_mhz=args.clock_mhz, target_fps=args.target_fps, config=config)
+                           clock_mhz=args.clock_mhz, target_fps=args.target_fps, config=config,
+                           resume=args.resume)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

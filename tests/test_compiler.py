@@ -353,7 +353,7 @@ def test_folding_errors(digits_build, tmp_path, capsys):
     out = tmp_path / "build"
     cases = [({"conv9": {"pe": 1}}, "layer 'conv9' is not in the model"),
              ({"conv1": {"pe": 5}}, "conv1: pe 5 does not divide its 32"),
-             ({"dense0": {"simd": 3}}, "dense0: simd 3 does not divide its 512"),
+             ({"dense0": {"simd": 3}}, "dense0: simd 3 does not divide its 32"),
              ({"conv0": {"pe": 2, "lanes": 4}}, "conv0: expected"),
              ({"pool0": {"simd": 2}}, "pool0: simd 2 does not divide")]
     for config, message in cases:

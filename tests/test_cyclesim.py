@@ -146,6 +146,22 @@ def test_stop_after_keeps_the_steps_so_far(odd_model, tmp_path, capsys):
     assert cli_main(["compile", str(odd_model), "--out", str(tmp_path / "t"), "--stop-after",
                      "nonsense"]) == 2
     assert "not a step" in capsys.readouterr().err
+    # resumed, the build equals a straight compile, file for file (build.json aside)
+    assert cli_main(["compile", str(odd_model), "--out", str(tmp_path / "s"), "--resume"]) == 0
+    assert cli_main(["compile", str(odd_model), "--out", str(tmp_path / "u")]) == 0
+    capsys.readouterr()
+    resumed = json.loads((tmp_path / "s" / "build.json").read_text())
+    assert resumed["resumed_after"] == "apply_folding" and "stopped_after" not in resumed
+    assert _hashes(tmp_path / "s") == _hashes(tmp_path / "u")
+    assert cli_main(["compile", str(odd_model), "--out", str(tmp_path / "u"), "--resume"]) == 2
+    assert "not a stopped build" in capsys.readouterr().err
+
+
+def _hashes(folder):
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "build.json"}
 
 
 def test_a_word_wider_than_the_library_allows_is_a_compile_error(odd_model, tmp_path, capsys):

@@ -1,11 +1,16 @@
-"""`pascal-fpga compile`: QONNX model -> BUILD_DIR/ir/ (the spiking IR after every step).
+"""`pascal-fpga compile`: QONNX model -> BUILD_DIR (the spiking IR, the HLS project, the driver).
+
+The options are one dataclass, :class:`CompileConfig` (recorded in build.json), and the work is a
+list of named steps (:func:`step_names`; ``--stop-after STEP`` ends the build after one):
 
 BUILD_DIR/
-  build.json        where the model came from (run, data set), the steps, the final IR's path
-  ir/00_qonnx.onnx  the input model; then one model per transformation step (NN_<step>.onnx)
-  ir/folding.json   PE and SIMD per layer, as used (the --folding file, or the default)
+  build.json        where the model came from (run, data set), the config, the steps, the final IR
+  ir/00_qonnx.onnx  the input model; then one model per step (NN_<step>.onnx): the passes of
+                    pascal_fpga/ir/transforms.py, apply_folding, size_fifos (the final IR)
+  ir/folding.json   PE, SIMD, schedule and FIFO depths per layer, as used
   ir/layers.json    the layer table (shapes, L, T_in/T_out, weight/accumulator/threshold bits)
   ir/layers.md      the same table for reading
+  hls/, driver/     the HLS project and the host driver
 
 Everything is built in a temporary folder and moved into place at the end: a failed compile
 leaves no BUILD_DIR behind (and an existing one untouched).
@@ -169,18 +174,22 @@ class CompileConfig:
 
 def step_names() -> list[str]:
     """The named compile steps, in order (each writes its artefact into the build)."""
-    return (["qonnx"] + [step.name for step in pipeline()] +
-            ["apply_folding", "size_fifos", "generate_hls", "write_driver"])
+    return [name for name, _ in compile_steps()]
 
 
 def compile_model(model_path: str | Path, out: str | Path,
                   folding_path: str | Path | None = None, progress: bool = False,
                   record_model_as: str | Path | None = None, part: str | None = None,
                   clock_mhz: float | None = None, target_fps: float | None = None,
-                  config: CompileConfig | None = None) -> dict[str, Any]:
+                  config: CompileConfig | None = None, resume: bool = False) -> dict[str, Any]:
     """Run the compile steps on a QONNX model; writes BUILD_DIR (see the module doc).
     build.json names the model's absolute path (or ``record_model_as``, where it will move).
-    ``config`` holds every option; the keyword arguments are shortcuts for its fields."""
+    ``config`` holds every option; the keyword arguments are shortcuts for its fields.
+    ``resume``: BUILD_DIR was stopped (``stop_after``); go on from its last step with its own
+    options (only ``stop_after`` is taken from ``config``)."""
+    previous = None
+    if resume:
+        previous, config = _resumable(model_path, out, config)
     config = dataclasses.replace(config or CompileConfig())
     if folding_path is not None:
         config.folding = str(folding_path)
@@ -203,9 +212,15 @@ def compile_model(model_path: str | Path, out: str | Path,
     # model gives byte-identical files
     random_state = random.getstate()
     random.seed(0)
+    if previous is not None:
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        from ..buildfolder import read_onnx
+
+        model = ModelWrapper(read_onnx(Path(out) / previous["ir"]))
     try:
         return _compile(model, model_path, out, config, folding_config, preset, source, title,
-                        progress, record_model_as)
+                        progress, record_model_as, previous)
     except PascalError:
         raise
     except (OSError, MemoryError):
@@ -216,6 +231,30 @@ def compile_model(model_path: str | Path, out: str | Path,
                           f"{first!r}; --debug shows where)") from exc
     finally:
         random.setstate(random_state)
+
+
+def _resumable(model_path, out, config: CompileConfig | None
+               ) -> tuple[dict[str, Any], CompileConfig]:
+    """The stopped build in ``out`` and its options (with ``config``'s stop_after)."""
+    from ..buildfolder import load_build
+
+    previous = load_build(out)
+    if "stopped_after" not in previous:
+        raise PascalError(f"{out}: not a stopped build (compile --stop-after STEP makes one); "
+                          f"nothing to resume")
+    if Path(previous["model"]) != Path(model_path).resolve():
+        raise PascalError(f"{out}: was compiled from {previous['model']}, not {model_path}")
+    if previous["stopped_after"] not in step_names() or previous["stopped_after"] == "write_driver":
+        raise PascalError(f"{out}: cannot resume after step {previous['stopped_after']!r}")
+    fields = {f.name for f in dataclasses.fields(CompileConfig)}
+    recorded = previous.get("config")
+    if not isinstance(recorded, dict) or set(recorded) - fields:
+        raise PascalError(f"{out}/{BUILD_FILE}: field 'config' is not a compile config "
+                          f"(compile again)")
+    resumed = CompileConfig(**recorded)
+    resumed.stop_after = config.stop_after if config is not None else None
+    resumed.check()
+    return previous, resumed
 
 
 def _check_positive(value, flag: str) -> None:
@@ -272,103 +311,168 @@ def _calibration(model, source: dict[str, Any], count: int, spec) -> tuple[np.nd
     return sample_images(spec, count, seed=1).astype(np.float32), f"{count} random images"
 
 
-def _compile(model, model_path, out: Path, config: CompileConfig, folding_config, preset,
-             source, title, progress, record_model_as) -> dict[str, Any]:
+@dataclass
+class _Run:
+    """What the compile steps pass along."""
+
+    model: Any
+    config: CompileConfig
+    staging: Path
+    build: dict[str, Any]
+    source: dict[str, Any]
+    spec: dict[str, Any]
+    title: str
+    folding_config: dict[str, Any] | None
+    preset: str | None
+    images: np.ndarray | None = None
+    described: str = ""
+    rows: list[dict[str, Any]] | None = None
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        return self.build["steps"]
+
+
+def _step_qonnx(run: _Run) -> None:
+    run.model.save(str(run.staging / "ir" / "00_qonnx.onnx"))
+    run.steps.append({"step": "qonnx", "model": "ir/00_qonnx.onnx"})
+
+
+def _pass_step(number: int, step) -> Any:
+    def apply(run: _Run) -> None:
+        run.model = run.model.transform(step.transformation)
+        _save_step(run.model, run.staging, f"ir/{number:02d}_{step.name}.onnx", step.name,
+                   run.steps, run.config, run.config.stop_after,
+                   ops=[n.op_type for n in run.model.graph.node])
+    return apply
+
+
+def _calibrate(run: _Run) -> None:
+    if run.images is None:
+        run.images, run.described = _calibration(run.model, run.source,
+                                                  run.config.calibration_images, run.spec)
+
+
+def _step_apply_folding(run: _Run) -> None:
+    """The default, a preset, a folding config, or a search on calibration activity."""
     from qonnx.custom_op.registry import getCustomOp
 
     from ..hw.layers import design_from_ir
     from ..perf.values import run_values
 
+    config, model = run.config, run.model
+    if not config.zero_skip:
+        for node in layer_nodes(model):
+            getCustomOp(node).set_nodeattr("zero_skip", 0)
+    model = model.transform(ApplyFolding(default_folding(model), "default folding"))
+    _calibrate(run)
+    if run.preset is not None:
+        run.folding_config = preset_folding(model, run.preset)
+    if config.target_fps is not None or config.lut_budget is not None:
+        from ..perf.folding import search_folding
+
+        design = design_from_ir(model)
+        lanes = run_values(design, run.images)[3]
+        run.folding_config, search_rows = search_folding(
+            design, lanes, target_fps=config.target_fps, lut_budget=config.lut_budget,
+            clock_mhz=config.clock_mhz, modes=None if config.zero_skip else ("dense",))
+        run.build["folding_search"] = {
+            "target_fps": config.target_fps, "lut_budget": config.lut_budget,
+            "clock_mhz": config.clock_mhz, "calibration": run.described, "layers": search_rows}
+    if run.folding_config is not None:
+        model = model.transform(ApplyFolding(run.folding_config, config.folding or "search"))
+    run.model = model
+    _save_step(model, run.staging, f"ir/{len(run.steps):02d}_apply_folding.onnx",
+               "apply_folding", run.steps, config, config.stop_after)
+
+
+def _step_size_fifos(run: _Run) -> None:
+    """On the calibration images' programs, proven on the worst case; then the layer table."""
+    _calibrate(run)
+    config = run.config
+    given = run.folding_config if run.folding_config is not None else \
+        (load_folding(config.folding) if config.folding not in (None, *FOLDING_PRESETS) else {})
+    sizing = _size_fifos(run.model, run.images, given or {})
+    sizing["calibration"] = run.described
+    final = f"ir/{len(run.steps):02d}_size_fifos.onnx"
+    run.model.save(str(run.staging / final))
+    run.steps.append({"step": "size_fifos", "model": final})
+    run.build["fifo_sizing"] = sizing
+    ir_dir = run.staging / "ir"
+    run.rows = layer_table(run.model)
+    _write_json(ir_dir / "folding.json", _folding_of(run.model), sort_keys=False)
+    _write_json(ir_dir / "layers.json", run.rows)
+    (ir_dir / "layers.md").write_text(_markdown(run.rows, run.title))
+    preset = run.preset
+    run.build.update(ir=final, folding="ir/folding.json", folding_from=(
+        f"preset {preset}" if preset else config.folding if config.folding
+        else f"search for {config.target_fps:g} images/s" if config.target_fps is not None
+        else f"search for {config.lut_budget} LUTs" if config.lut_budget is not None
+        else "default (the largest divisor of each stream's channels up to 8)"))
+
+
+def _step_generate_hls(run: _Run) -> None:
+    hls, run.spec = _write_hls(run.model, run.staging / "hls", run.spec, run.title,
+                               run.config.part, run.config.clock_mhz)
+    run.build["hls"] = hls
+    run.steps.append({"step": "generate_hls", "folder": "hls"})
+
+
+def _step_write_driver(run: _Run) -> None:
+    _write_driver(run.model, run.staging / "driver", run.spec, run.build["hls"])
+    run.steps.append({"step": "write_driver", "folder": "driver"})
+
+
+def compile_steps() -> list[tuple[str, Any]]:
+    """(name, function) of every compile step, in order."""
+    passes = [(step.name, _pass_step(number, step))
+              for number, step in enumerate(pipeline(), start=1)]
+    return ([("qonnx", _step_qonnx)] + passes +
+            [("apply_folding", _step_apply_folding), ("size_fifos", _step_size_fifos),
+             ("generate_hls", _step_generate_hls), ("write_driver", _step_write_driver)])
+
+
+def _compile(model, model_path, out: Path, config: CompileConfig, folding_config, preset,
+             source, title, progress, record_model_as, resume: dict | None = None
+             ) -> dict[str, Any]:
     stop = config.stop_after
     spec = source.get("spec") or _graph_spec(model)
     with staged_folder(out, "build") as staging:
-        ir_dir = staging / "ir"
-        ir_dir.mkdir()
-        model.save(str(ir_dir / "00_qonnx.onnx"))
-        steps = [{"step": "qonnx", "model": "ir/00_qonnx.onnx"}]
+        (staging / "ir").mkdir()
         build = {"name": title, "model": str(Path(record_model_as or model_path).resolve()),
                  "source": {key: source.get(key) for key in ("run_dir", "dataset")},
-                 "spec": spec, "steps": steps, "config": config.to_json(),
+                 "spec": spec, "steps": [], "config": config.to_json(),
                  "hls": {"part": config.part, "clock_mhz": config.clock_mhz}}
+        first = 0
+        if resume is not None:  # the stopped build's models, then the steps after its last
+            import shutil
 
-        def done(step: str) -> bool:
+            for path in sorted((out / "ir").glob("*")):
+                shutil.copyfile(path, staging / "ir" / path.name)
+            build["steps"] = list(resume["steps"])
+            build["resumed_after"] = resume["stopped_after"]
+            names = [name for name, _ in compile_steps()]
+            first = names.index(resume["stopped_after"]) + 1
+        run = _Run(model, config, staging, build, source, spec, title, folding_config, preset)
+        for index, (name, function) in enumerate(compile_steps()):
+            if index < first:
+                continue
             if progress:
-                print(f"  [{len(steps)}] {step}", flush=True)
-            if stop == step:
-                build["ir"] = steps[-1]["model"]
-                build["stopped_after"] = step
-                _write_json(staging / BUILD_FILE, build)
-                return True
-            return False
-
-        if done("qonnx"):
-            return {"build_dir": str(out), **build}
-        for number, step in enumerate(pipeline(), start=1):
-            model = model.transform(step.transformation)
-            name = f"ir/{number:02d}_{step.name}.onnx"
-            _save_step(model, staging, name, step.name, steps, config, stop,
-                       ops=[n.op_type for n in model.graph.node])
-            if done(step.name):
-                return {"build_dir": str(out), **build}
-        # apply_folding: the default, a preset, a config, or a search on calibration activity
-        if not config.zero_skip:
-            for node in layer_nodes(model):
-                getCustomOp(node).set_nodeattr("zero_skip", 0)
-        model = model.transform(ApplyFolding(default_folding(model), "default folding"))
-        images, described = _calibration(model, source, config.calibration_images, spec)
-        search = None
-        if preset is not None:
-            folding_config = preset_folding(model, preset)
-        if config.target_fps is not None or config.lut_budget is not None:
-            from ..perf.folding import search_folding
-
-            design = design_from_ir(model)
-            lanes = run_values(design, images)[3]
-            folding_config, search_rows = search_folding(
-                design, lanes, target_fps=config.target_fps, lut_budget=config.lut_budget,
-                clock_mhz=config.clock_mhz,
-                modes=None if config.zero_skip else ("dense",))
-            search = {"target_fps": config.target_fps, "lut_budget": config.lut_budget,
-                      "clock_mhz": config.clock_mhz, "calibration": described,
-                      "layers": search_rows}
-        if folding_config is not None:
-            model = model.transform(ApplyFolding(folding_config, config.folding or "search"))
-        number = len(steps)
-        _save_step(model, staging, f"ir/{number:02d}_apply_folding.onnx", "apply_folding",
-                   steps, config, stop)
-        if done("apply_folding"):
-            return {"build_dir": str(out), **build}
-        # size_fifos: on the calibration images' programs, proven on the worst case
-        sizing = _size_fifos(model, images, folding_config or {})
-        sizing["calibration"] = described
-        final = f"ir/{number + 1:02d}_size_fifos.onnx"
-        model.save(str(staging / final))
-        steps.append({"step": "size_fifos", "model": final})
-        build["fifo_sizing"] = sizing
-        if search is not None:
-            build["folding_search"] = search
-        folding = _folding_of(model)
-        rows = layer_table(model)
-        _write_json(ir_dir / "folding.json", folding, sort_keys=False)  # in layer order
-        _write_json(ir_dir / "layers.json", rows)
-        (ir_dir / "layers.md").write_text(_markdown(rows, title))
-        build.update(ir=final, folding="ir/folding.json", folding_from=(
-            f"preset {preset}" if preset else config.folding if config.folding
-            else f"search for {config.target_fps:g} images/s" if config.target_fps is not None
-            else f"search for {config.lut_budget} LUTs" if config.lut_budget is not None
-            else "default (the largest divisor of each stream's channels up to 8)"))
-        if done("size_fifos"):
-            return {"build_dir": str(out), "layers": rows, **build}
-        hls, spec = _write_hls(model, staging / "hls", spec, title, config.part,
-                               config.clock_mhz)
-        build["hls"] = hls
-        steps.append({"step": "generate_hls", "folder": "hls"})
-        if done("generate_hls"):
-            return {"build_dir": str(out), "layers": rows, **build}
-        _write_driver(model, staging / "driver", spec, hls)
-        steps.append({"step": "write_driver", "folder": "driver"})
+                print(f"  [{index}] {name}", flush=True)
+            function(run)
+            if stop == name:
+                saved = [s for s in run.steps if s.get("model")]
+                build["ir"] = build.get("ir") if name in ("generate_hls", "write_driver") \
+                    else saved[-1]["model"]
+                build["stopped_after"] = name
+                break
         _write_json(staging / BUILD_FILE, build)
-    return {"build_dir": str(out), "layers": rows, **build}
+    result = {"build_dir": str(out), **build}
+    if run.rows is None and any(step["step"] == "size_fifos" for step in build["steps"]):
+        run.rows = layer_table(run.model)
+    if run.rows is not None:
+        result["layers"] = run.rows
+    return result
 
 
 def _save_step(model, staging: Path, name: str, step: str, steps: list, config: CompileConfig,
