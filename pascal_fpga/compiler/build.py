@@ -487,8 +487,13 @@ def _save_step(model, staging: Path, name: str, step: str, steps: list, config: 
 
 def _graph_spec(model) -> dict[str, Any]:
     """A QONNX model from elsewhere: the input read from the graph."""
-    shape = model.get_tensor_shape(model.graph.input[0].name)
-    bits = model.get_tensor_datatype(model.graph.input[0].name).bitwidth()
+    name = model.graph.input[0].name
+    shape = model.get_tensor_shape(name)
+    datatype = model.get_tensor_datatype(name)
+    bits = datatype.bitwidth()
+    quant = model.find_consumer(name)
+    if not datatype.is_integer() and quant is not None and quant.op_type == "Quant":
+        bits = int(np.asarray(model.get_initializer(quant.input[3])).reshape(-1)[0])  # pixels
     return {"input": {"channels": int(shape[1]), "height": int(shape[2]),
                       "width": int(shape[3]), "bits": int(bits)}}
 

@@ -92,6 +92,11 @@ class HWLayer:
         self.out_channels = self.out_shape[0]
         self.out_h, self.out_w = (self.out_shape[1], self.out_shape[2]) \
             if len(self.out_shape) == 3 else (1, 1)
+        pe_dim, simd_dim = self.fold_limits()
+        for key, value, dim in (("PE", self.pe, pe_dim), ("SIMD", self.simd, simd_dim)):
+            if not _divides(value, dim):
+                raise PascalError(f"layer {self.name}: {key} {value} does not divide {dim} (not "
+                                  f"a valid spiking IR)")
 
     # --- folding and streams ---------------------------------------------------------------
     def fold_limits(self) -> tuple[int, int]:
