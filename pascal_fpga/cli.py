@@ -478,6 +478,12 @@ def cmd_verify(args) -> int:
             print(f"  {check['name']:<18} compared {check['compared']:>6}  mismatched "
                   f"{check['mismatched']:>4}  ties {check['ties']:>4}  (differing levels "
                   f"{check['differing_levels']}, at ties {check['tie_levels']}{extra})")
+            counters = check.get("loop_counters")
+            if counters:
+                print(f"  {'':<18} loop counters (reads, writes, slots per stage and image) "
+                      f"against the cycle model: compared {counters['compared']}, mismatched "
+                      f"{counters['mismatched']}" + (f" (first: {counters['first_mismatch']})"
+                                                     if counters["first_mismatch"] else ""))
         for skipped in report["skipped"]:
             print(f"  {skipped['name']:<18} skipped: {skipped['reason']}")
         if "accuracy" in report:
@@ -485,7 +491,7 @@ def cmd_verify(args) -> int:
                                              for view, acc in report["accuracy"].items()))
         print("  all views agree" + (" (ties aside)" if any(c["ties"] for c in report["checks"])
                                      else "") if report["passed"] else
-              "  MISMATCH: some differences are not ties")
+              "  MISMATCH: some differences are not ties, or a loop counter differs")
     return 0 if report["passed"] else 1
 
 

@@ -108,6 +108,11 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
             summary[f"verify {check['name']}"] = (
                 f"{check['mismatched']} of {check['compared']} samples differ "
                 f"({check['ties']} ties)")
+            counters = check.get("loop_counters")
+            if counters:
+                summary[f"verify {check['name']}"] += (
+                    f"; loop counters {counters['mismatched']} of {counters['compared']} "
+                    f"differ from the cycle model (reads, writes, slots per stage and image)")
         cm, total = sim["cycle_model"], sim["estimates"]["total"]
         snn, qnn = sim["snn"], sim["qnn"]
         summary["hardware (cycle model)"] = (
