@@ -149,3 +149,22 @@ def test_weight_packing_order():
             for pe in range(3):
                 for s in range(2):
                     assert folded[nf * 2 + sf, pe, s] == matrix[nf * 3 + pe, sf * 2 + s]
+
+
+def test_the_wheel_ships_the_library_and_templates(tmp_path):
+    """A non-editable install has what compile copies: the headers, the templates, the board
+    script (built as a wheel, without its dependencies)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps",
+                             "--no-build-isolation", "-q", "-w", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-500:]
+    (wheel,) = tmp_path.glob("pascal_fpga-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    library = REPO / "pascal_fpga" / "hls"
+    for path in [*library.glob("include/pascal/*.h"), *library.glob("templates/*.j2")]:
+        assert f"pascal_fpga/hls/{path.relative_to(library)}" in names, path
+    assert "pascal_fpga/driver/run_on_board.py" in names
