@@ -27,7 +27,9 @@ import torch
 
 from pascal_fpga.buildfolder import load_build
 from pascal_fpga.hw.csim import ap_types_dir, build_csim
-from pascal_fpga.verify.checks import ir_to_integer_network, load_qonnx_ir, run_model
+from pascal_fpga.hw.load import load_qonnx_ir
+from pascal_fpga.ir.execute import run_model
+from pascal_fpga.ir.integer import ir_to_integer_network
 from pascal_fpga.errors import PascalError
 from pascal_fpga.snn.simulate import simulate
 

@@ -31,7 +31,7 @@ from pascal_fpga.hw.layers import design_from_ir
 from pascal_fpga.perf.cyclesim import cycle_model
 from pascal_fpga.perf.estimates import design_resources
 from pascal_fpga.perf.report import qnn_twin
-from pascal_fpga.verify.checks import load_qonnx_ir
+from pascal_fpga.hw.load import load_qonnx_ir
 
 
 def _images(args, model_path: Path, design):

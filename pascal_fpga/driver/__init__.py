@@ -58,7 +58,7 @@ class Accelerator:
         if backend == "cyclesim":
             from ..hw.layers import design_from_ir
             from ..perf.values import run_values
-            from ..verify.checks import load_qonnx_ir
+            from ..hw.load import load_qonnx_ir
 
             design = design_from_ir(load_qonnx_ir(self.build_dir / self.build["ir"]))
             self._run = lambda x: run_values(design, x)[:2]

@@ -17,7 +17,8 @@ from ..buildfolder import load_build
 from ..hw.layers import Design, PoolLayer, design_from_ir
 from ..snn.report import PJ_PER_AC, PJ_PER_MAC
 from ..staging import staged_folder
-from ..verify.checks import ir_to_integer_network, load_qonnx_ir
+from ..hw.load import load_qonnx_ir
+from ..ir.integer import ir_to_integer_network
 from .cyclesim import cycle_model
 from .estimates import design_resources
 

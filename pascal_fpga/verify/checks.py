@@ -36,7 +36,9 @@ from ..errors import PascalError
 from ..snn.report import TIE_TOLERANCE, _distance_to_boundary
 from ..buildfolder import load_build
 from ..ir.export import activation_quant_nodes
+from ..hw.load import load_qonnx_ir
 from ..ir.execute import BATCH, _Batched, ir_outputs, run_model  # noqa: F401 (re-exported)
+from ..ir.integer import ir_to_integer_network
 from ..ir.transforms import layer_nodes, output_scale
 
 
@@ -118,44 +120,6 @@ def _shared_max(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (acc[rows, a] == top) & (acc[rows, b] == top)
 
 
-def ir_to_integer_network(model, name: str = "ir"):
-    """The IR as an :class:`IntegerNetwork` (the input of the PASCAL simulation)."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    from ..snn.convert import IntegerNetwork, IntLayer
-
-    layers = []
-    input_bits = 8
-    classes = 0
-    for index, node in enumerate(layer_nodes(model)):
-        inst = getCustomOp(node)
-        common = dict(index=index, t_in=inst.get_nodeattr("t_in"),
-                      levels=inst.get_nodeattr("t_out"),
-                      in_shape=tuple(inst.get_nodeattr("in_shape")),
-                      out_shape=tuple(inst.get_nodeattr("out_shape")))
-        if node.op_type in ("SpikingMaxPool", "SpikingSumPool"):
-            kind = "maxpool" if node.op_type == "SpikingMaxPool" else "avgpool"
-            layers.append(IntLayer(kind=kind, kernel=inst.get_nodeattr("kernel"),
-                                   stride=inst.get_nodeattr("stride"), **common))
-            continue
-        weight = np.rint(model.get_initializer(node.input[1])).astype(np.int64)
-        conv = node.op_type.endswith("Conv")
-        if node.op_type.startswith("Pixel"):
-            input_bits = int(inst.get_nodeattr("in_max")).bit_length()
-        extra = dict(kernel=inst.get_nodeattr("kernel"), stride=inst.get_nodeattr("stride"),
-                     padding=inst.get_nodeattr("pad")) if conv else {}
-        bound = max(abs(inst.get_nodeattr("acc_min")), abs(inst.get_nodeattr("acc_max")))
-        third = np.rint(model.get_initializer(node.input[2])).astype(np.int64)
-        if node.op_type == "SpikingClassifier":
-            classes = weight.shape[0]
-            layers.append(IntLayer(kind="linear", weight=weight, bias=third.reshape(-1),
-                                   first=False, acc_bound=bound,
-                                   out_scale=inst.get_nodeattr("out_scale"), **common))
-        else:
-            layers.append(IntLayer(kind="conv" if conv else "linear", weight=weight,
-                                   thresholds=third, first=node.op_type.startswith("Pixel"),
-                                   acc_bound=bound, **common, **extra))
-    return IntegerNetwork(name=name, layers=layers, input_bits=input_bits, classes=classes)
 
 
 def _stream_diffs(ir_layers, ir_ctx, dumps: dict[str, np.ndarray], ir_acc: np.ndarray) -> list:
@@ -351,43 +315,6 @@ def _compare_counters(design, lanes, counts: dict[str, np.ndarray], counters: di
                                           f"{model[image, column]} in the cycle model")
 
 
-def load_qonnx_ir(path: Path):
-    """The spiking IR of a build, checked: readable, only our ops, layer names that are C
-    identifiers, a positive finite output scale, attributes the HLS layers accept. A missing,
-    truncated or damaged file is one PascalError naming it."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from ..ir import ops
-    from ..buildfolder import read_onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise PascalError(f"{path}: the build's IR is missing (compile again)")
-    model = ModelWrapper(read_onnx(path, "not a readable ONNX model"))
-    graph = model.graph
-    known = {"PixelConv", "PixelDense", "SpikingConv", "SpikingDense", "SpikingClassifier",
-             *ops.POOL_OPS}
-    if len(graph.input) != 1 or len(graph.output) != 1 or not graph.node or any(
-            n.domain != ops.DOMAIN or n.op_type not in known for n in graph.node):
-        raise PascalError(f"{path}: not a spiking IR of pascal-fpga (compile again)")
-    try:
-        scale = output_scale(model)
-    except (PascalError, ValueError) as exc:
-        raise PascalError(f"{path}: the IR has no valid classifier output scale (compile "
-                          f"again)") from exc
-    if not (np.isfinite(scale) and scale > 0):
-        raise PascalError(f"{path}: the IR's classifier output scale {scale!r} is not positive "
-                          f"and finite (compile again)")
-    from ..hw.layers import design_from_ir
-
-    try:
-        design_from_ir(model)  # attributes, weights and thresholds, as every view reads them
-    except PascalError as exc:
-        raise PascalError(f"{path}: {exc}") from exc
-    except Exception as exc:  # an attribute or initializer missing or of the wrong shape
-        raise PascalError(f"{path}: not a valid spiking IR ({type(exc).__name__}; compile "
-                          f"again)") from exc
-    return model
 
 
 def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | None,
