@@ -444,6 +444,14 @@ def cmd_compile(args) -> int:
                     if sizing.get("mean_interval") else "")
         print(f"  folding search: {goal} at {search['clock_mhz']:g} MHz{achieved}" +
               (f"; cannot reach it: {', '.join(missed)}" if missed else ""))
+        if "qnn" in search:
+            snn, qnn = search["snn"], search["qnn"]
+            print(f"  SNN: {snn['images_per_s_mean']:.0f} images/s mean, "
+                  f"{snn['images_per_s_worst']:.0f} worst case, {snn['lut']} LUT "
+                  f"({snn['images_per_s_mean'] / snn['lut'] * 1000:.1f} images/s per kLUT); "
+                  f"QNN twin at its own folding: {qnn['images_per_s']:.0f} images/s, "
+                  f"{qnn['lut']} LUT ({qnn['images_per_s'] / qnn['lut'] * 1000:.1f} images/s "
+                  f"per kLUT)")
     return 0
 
 

@@ -398,6 +398,23 @@ def _step_size_fifos(run: _Run) -> None:
     run.model.save(str(run.staging / final))
     run.steps.append({"step": "size_fifos", "model": final})
     run.build["fifo_sizing"] = sizing
+    search = run.build.get("folding_search")
+    if search is not None and sizing.get("mean_interval"):
+        # the FINN-style QNN twin at its own best folding for the same goal, side by side
+        from ..hw.layers import design_from_ir
+        from ..perf.estimates import design_resources
+        from ..perf.report import qnn_twin
+
+        design = design_from_ir(run.model)
+        clock = config.clock_mhz
+        target = config.target_fps or clock * 1e6 / sizing["mean_interval"]
+        lut = design_resources(design)["total"]
+        twin = qnn_twin(design, target, clock)
+        search["snn"] = {"images_per_s_mean": clock * 1e6 / sizing["mean_interval"],
+                         "images_per_s_worst": clock * 1e6 / sizing["worst_case_interval"],
+                         "lut": lut["LUT"], "resources": lut}
+        search["qnn"] = {key: twin[key] for key in ("images_per_s", "lut", "resources",
+                                                    "folding", "target_fps", "met")}
     ir_dir = run.staging / "ir"
     run.rows = layer_table(run.model)
     _write_json(ir_dir / "folding.json", _folding_of(run.model), sort_keys=False)
@@ -544,12 +561,13 @@ def _size_fifos(model, images: np.ndarray, given: dict[str, Any]) -> dict[str, A
         getCustomOp(node).set_nodeattr(key, int(depth))
     sized = design_from_ir(model)
     timing = simulate(sized.programs(activity, len(images)), sized.fifo_depths())
-    worst_timing = simulate(sized.programs({}, 1, mode="dense"), sized.fifo_depths())
+    worst_timing = simulate(sized.programs({}, 3, mode="dense"), sized.fifo_depths())
     if timing.deadlock or worst_timing.deadlock:
         raise PascalError(f"the sized FIFOs deadlock: {timing.deadlock or worst_timing.deadlock}")
     return {"depths": sized.fifo_depths(), "mean_interval": float(timing.interval.mean())
             if len(images) > 1 else None,
-            "worst_case_interval": int(worst_timing.finish[-1][-1] - worst_timing.start[0][0])}
+            "worst_case_interval": int(worst_timing.finish[-1][-1] - worst_timing.finish[-1][-2]),
+            "worst_case_latency": int(worst_timing.finish[-1][0] - worst_timing.start[0][0])}
 
 
 def _write_hls(model, out: Path, spec: dict[str, Any] | None, name: str, part: str | None,
