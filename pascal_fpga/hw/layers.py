@@ -8,7 +8,8 @@ the C simulation counts), its C++ configuration and packed parameters, and its r
 reports and the driver ask it; none restates it. Classes are named by what they implement and
 keyed by the IR op type, the one name a layer kind has from the IR to the report.
 
-Streams (hls/README.md): words of G channels x T frames x FB bits, pixel-major; G is the
+Streams (pascal_fpga/hls/ARCHITECTURE.md: the contract of the library, these classes and the
+cycle model): words of G channels x T frames x FB bits, pixel-major; G is the
 producer's PE and the consumer's SIMD (a pool passes G through), so a folding must give every
 stream one G (``check_streams``). A weighted layer is two stages, a feeder (the sliding-window
 generator of a convolution, the vector generator of a dense layer) that sends the input vector's

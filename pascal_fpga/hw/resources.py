@@ -3,7 +3,7 @@
 No synthesis runs here: this is an analytical model in the spirit of FINN's cost functions
 (LUT arithmetic for narrow operands, BRAM for large memories), written down so that anyone can
 check it. It is meant for comparing foldings, modes and the SNN with its QNN twin, not as a
-substitute for a synthesis report. Every stage of a layer (ARCH_V2.md) is counted, with the FIFO
+substitute for a synthesis report. Every stage of a layer (pascal_fpga/hls/ARCHITECTURE.md) is counted, with the FIFO
 that feeds the layer and, for a weighted layer, the token FIFO between its two stages.
 
 Notation: PE = P, SIMD = S, weight bits W, accumulator bits A, T = T_in frames of FB bits per input

@@ -1,13 +1,13 @@
 """`compile --target-fps F [--clock-mhz C]` and `--lut-budget N`: the folding search.
 
-**Variables.** A folding of the chain is one G per stream (ARCH_V2.md: the word between two layers
+**Variables.** A folding of the chain is one G per stream (pascal_fpga/hls/ARCHITECTURE.md: the word between two layers
 carries G channels, G = the producer's PE = the consumer's SIMD; a pool passes its G through; the
 first stream's G is the first layer's SIMD), the classifier's PE, and per weighted layer its mode,
 zero-skipping or dense. Candidate G are the divisors of the stream's channels (what PE and SIMD
 must divide anyway); foldings with a stream word or token wider than 4096 bits are left out.
 
 **Cost of a layer** for a candidate: each of its stages' MEAN busy cycles per image (slots +
-``LOOP_OVERHEAD``, the stage programs of ARCH_V2.md) on sample images, and its LUTs
+``LOOP_OVERHEAD``, the stage programs of pascal_fpga/hls/ARCHITECTURE.md) on sample images, and its LUTs
 (:mod:`pascal_fpga.hw.resources`, with its input FIFO as wide as the stream and the token FIFO).
 A zero-skipping layer's cycles depend on its input activity (per channel: the level, i.e. the
 frames carrying spikes) measured on the sample images and grouped by the candidate SIMD

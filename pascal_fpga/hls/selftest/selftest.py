@@ -7,7 +7,7 @@ random (partly sparse) images through it. It compares, exactly:
   (a) every layer's dumped levels (--layers) and the outputs with a numpy reference of the
       network's integer semantics (acc = W.q, level = #{k: acc >= T_k}, max / sum pool,
       classifier acc + bias, class = first argmax);
-  (b) every stage's per-image counters (--counters) with the formulas of spec/ARCH_V2.md,
+  (b) every stage's per-image counters (--counters) with the formulas of ARCHITECTURE.md,
       computed in numpy from the data (tokens sent, active frames, ...);
 and that the raw AXI mode (--axi-in / --axi-out) gives the same outputs.
 

@@ -7,7 +7,7 @@
 // frames takes `active` slots, one frame per slot: each lane's frame adds its weight to the PE
 // accumulators (FB = 1: a spike adds the weight; FB > 1: weight * frame), SIMD lanes per slot.
 //
-// Schedule (ARCH_V2.md), per window:
+// Schedule (pascal_fpga/hls/ARCHITECTURE.md), per window:
 //   fold 0:       per token one R slot (store it, add frame 0), then active - 1 C slots;
 //                 the END token: one RW slot (read it, emit and write fold 0's word);
 //   folds 1..NF-1: sum(active) C slots replaying the buffer, then one W slot (emit, write).

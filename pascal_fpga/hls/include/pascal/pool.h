@@ -7,7 +7,7 @@
 // pooling without its 1/K^2, which lives in the next layer's thresholds) adds the window's frames,
 // frame by frame, into FB_OUT-bit frames. Words of PE channels in and out (CF = CH/PE per pixel).
 //
-// Schedule (ARCH_V2.md): K-row circular line buffer of words (input row r in buffer row r % K);
+// Schedule (pascal_fpga/hls/ARCHITECTURE.md): K-row circular line buffer of words (input row r in buffer row r % K);
 //   for oy: R slots until rows_read = min(oy*STRIDE + K, IN_H) (IN_W*CF per row),
 //           for ox, for cf: one W slot combining the K*K taps of group cf;
 //   then R slots for the rows not read yet.

@@ -59,7 +59,7 @@ struct min_of { static const unsigned value = A < B ? A : B; };
 
 // ---------------------------------------------------------------------------------------------
 // Per-image loop counters (build with -DPASCAL_LOOP_COUNTERS): every stage counts its stream
-// reads, stream writes and loop iterations ("slots") as ARCH_V2.md defines them, keyed by the
+// reads, stream writes and loop iterations ("slots") as pascal_fpga/hls/ARCHITECTURE.md defines them, keyed by the
 // stage's config struct and one of the stage tags below. Without the flag (and always in
 // synthesis) they compile to nothing.
 struct input_stage {};   // read_pixels

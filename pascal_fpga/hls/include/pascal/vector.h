@@ -5,7 +5,7 @@
 // this layer's SIMD), so word j is group j. Nothing is buffered: a group is sent in the slot that
 // reads it.
 //
-// Schedule (ARCH_V2.md): for j in 0..SF-1 one slot reading word j and, if the group is sent
+// Schedule (pascal_fpga/hls/ARCHITECTURE.md): for j in 0..SF-1 one slot reading word j and, if the group is sent
 // (zero-skip: active > 0; dense: always, with active = T_IN), writing its token (RW, else R);
 // then one W slot for END. reads = SF, writes = E + 1, slots = SF + 1.
 #ifndef PASCAL_VECTOR_H

@@ -8,7 +8,7 @@
 // encoder (first tap with a pending group, then its first group), so every slot sends a token.
 // Dense: all K*K*CF groups are sent, taps outside the image with zero frames, active = T_IN.
 //
-// Schedule (ARCH_V2.md), one slot per iteration of one loop per image:
+// Schedule (pascal_fpga/hls/ARCHITECTURE.md), one slot per iteration of one loop per image:
 //   for oy: R slots until rows_read = min(oy*STRIDE - PAD + K, IN_H) (IN_W*CF per row),
 //           for ox: one W slot per token, one W slot for END;
 //   then R slots for the rows not read yet.
