@@ -20,6 +20,7 @@ DEMO_DATASET = "digits"
 DEMO_EPOCHS = 30
 DEMO_BUDGET = 3.0
 DEMO_ADAPT_EPOCHS = 5
+DEMO_TARGET_FPS = 20000.0  # the folding search's target at the default 100 MHz clock
 
 
 def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: bool = False,
@@ -61,9 +62,11 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
         print("[5/9] export the adapted network to QONNX", flush=True)
         model_path = staging / "model.onnx"
         export_run(adapted_dir, model_path, record_as=out / "adapted")
-        print("[6/9] compile: QONNX -> spiking IR -> HLS project", flush=True)
+        print(f"[6/9] compile: QONNX -> spiking IR (folding searched for {DEMO_TARGET_FPS:.0f} "
+              f"images/s) -> HLS project", flush=True)
         build_dir = staging / "build"
-        compiled = compile_model(model_path, build_dir, record_model_as=out / "model.onnx")
+        compiled = compile_model(model_path, build_dir, record_model_as=out / "model.onnx",
+                                 target_fps=DEMO_TARGET_FPS)
         print("[7/9] verify: Brevitas, QONNX, spiking IR, PASCAL simulation and the HLS C "
               "simulation (g++) on every test image", flush=True)
         images, labels, _ = verify_images(compiled, None, None, None, None)
