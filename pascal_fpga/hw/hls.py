@@ -175,22 +175,9 @@ def _input_shape(spec: Any) -> dict[str, int]:
     return values
 
 
-def generate_hls(model, out: Path, spec: dict[str, Any], name: str,
-                 part: str = DEFAULT_PART, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> dict[str, Any]:
-    """Write the HLS project into ``out`` (a fresh folder). Returns its description."""
-    from .layers import design_from_ir
-
-    if not LIBRARY.is_dir() or not TEMPLATES.is_dir():
-        raise PascalError(f"{HLS_ROOT}: the HLS library is missing (reinstall pascal-fpga)")
-    if not isinstance(clock_mhz, (int, float)) or not math.isfinite(clock_mhz) or clock_mhz <= 0:
-        raise PascalError(f"--clock-mhz must be positive and finite, got {clock_mhz}")
-    design = design_from_ir(model)
-    shape = _input_shape(spec)
-    if (shape["channels"], shape["bits"]) != (design.channels, design.bits):
-        raise PascalError(f"layer {design.layers[0].name}: takes {design.channels} channels of "
-                          f"{design.bits} bits, the input is {shape['channels']} x "
-                          f"{shape['bits']} bits")
-    context = design_context(design, name, part, clock_mhz)
+def render_project(context: dict[str, Any], out: Path, library: Path = LIBRARY) -> None:
+    """Render the templates with a design's context (:func:`design_context`) into ``out``: the
+    project files, one parameter header per layer, and a copy of the library's headers."""
     env = _environment()
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -210,14 +197,34 @@ def generate_hls(model, out: Path, spec: dict[str, Any], name: str,
     params = out / "firmware" / "params"
     params.mkdir(parents=True, exist_ok=True)
     template = env.get_template("params.h.j2")
-    for layer in design.layers:
-        layer_arrays = [a for a in context["arrays"] if a["layer"] == layer.name]
-        (params / f"{layer.name}.h").write_text(template.render(
-            layer=layer.name, layer_arrays=layer_arrays, **context))
+    layers = context.get("layers") or list(dict.fromkeys(a["layer"] for a in context["arrays"]))
+    for layer in layers:
+        layer_arrays = [a for a in context["arrays"] if a["layer"] == layer]
+        (params / f"{layer}.h").write_text(template.render(
+            layer=layer, layer_arrays=layer_arrays, **context))
     include = out / "include" / "pascal"
     include.mkdir(parents=True)
-    for header in sorted(LIBRARY.glob("*.h")):
+    for header in sorted(Path(library).glob("*.h")):
         shutil.copyfile(header, include / header.name)
+
+
+def generate_hls(model, out: Path, spec: dict[str, Any], name: str,
+                 part: str = DEFAULT_PART, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> dict[str, Any]:
+    """Write the HLS project into ``out`` (a fresh folder). Returns its description."""
+    from .layers import design_from_ir
+
+    if not LIBRARY.is_dir() or not TEMPLATES.is_dir():
+        raise PascalError(f"{HLS_ROOT}: the HLS library is missing (reinstall pascal-fpga)")
+    if not isinstance(clock_mhz, (int, float)) or not math.isfinite(clock_mhz) or clock_mhz <= 0:
+        raise PascalError(f"--clock-mhz must be positive and finite, got {clock_mhz}")
+    design = design_from_ir(model)
+    shape = _input_shape(spec)
+    if (shape["channels"], shape["bits"]) != (design.channels, design.bits):
+        raise PascalError(f"layer {design.layers[0].name}: takes {design.channels} channels of "
+                          f"{design.bits} bits, the input is {shape['channels']} x "
+                          f"{shape['bits']} bits")
+    context = design_context(design, name, part, clock_mhz)
+    render_project(context, out)
     return {"layers": [layer.name for layer in design.layers], "part": part,
             "clock_mhz": clock_mhz, "axi_in_bits": design.axi_bits,
             "classes": design.classifier.out_channels,

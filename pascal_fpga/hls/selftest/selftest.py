@@ -14,14 +14,14 @@ and that the raw AXI mode (--axi-in / --axi-out) gives the same outputs.
     .venv/bin/python hls/selftest/selftest.py [--configs A,B] [--keep DIR] [--images N]
         [--ap-types DIR] [--library DIR]
 
-Needs numpy, jinja2, make and g++ (C++14); AP_TYPES defaults to the hls4ml wheel's ap_types.
+Needs the pascal_fpga package (it renders with the compiler's own renderer), numpy, make and
+g++ (C++14); AP_TYPES defaults to the hls4ml wheel's ap_types.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 HLS = Path(__file__).resolve().parent.parent
-TEMPLATES = HLS / "templates"
 LIBRARY = HLS / "include" / "pascal"
+MARKER = ".pascal-selftest"  # marks a --keep folder the self-test made (and may replace)
 
 # ---------------------------------------------------------------------------------------------
 # The networks: the input, then layer specs applied to the current stream in order.
@@ -77,33 +77,6 @@ CONFIGS = {
 HEIGHT = WIDTH = 8
 BITS = 8
 WEIGHT_BITS = 4
-
-
-# ---------------------------------------------------------------------------------------------
-# Template filters (the compiler's own quoting, re-stated so that this test stands alone)
-def comment_text(value):
-    return re.sub(r"[^A-Za-z0-9_.+\- ]", "_", str(value))
-
-
-def tcl_word(value):
-    text = str(value)
-    return "".join(c if re.fullmatch(r"[A-Za-z0-9_.+\-]", c) else "\\" + c if " " <= c <= "~"
-                   else "_" for c in text) or "{}"
-
-
-def file_stem(value):
-    text = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(value))
-    return text if text[:1].isalnum() or text[:1] == "_" else "_" + text
-
-
-def environment():
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(comment=comment_text, tcl_word=tcl_word, file_stem=file_stem)
-    return env
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,31 +311,10 @@ def build(config, images, rng):
 
 
 def render(context, out: Path, library=LIBRARY):
-    env = environment()
-    files = {
-        "firmware/pascal_top.h": "pascal_top.h.j2",
-        "firmware/pascal_top.cpp": "pascal_top.cpp.j2",
-        "firmware/layers.h": "layers.h.j2",
-        "firmware/parameters.h": "parameters.h.j2",
-        "tb/tb_pascal.cpp": "tb_pascal.cpp.j2",
-        "Makefile": "Makefile.j2",
-        "run_hls.tcl": "run_hls.tcl.j2",
-        "README.md": "README.md.j2",
-    }
-    for target, template in files.items():
-        path = out / target
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(env.get_template(template).render(**context))
-    layers = list(dict.fromkeys(a["layer"] for a in context["arrays"]))
-    (out / "firmware" / "params").mkdir(parents=True, exist_ok=True)
-    for layer in layers:
-        rows = [a for a in context["arrays"] if a["layer"] == layer]
-        (out / "firmware" / "params" / f"{layer}.h").write_text(
-            env.get_template("params.h.j2").render(layer=layer, layer_arrays=rows, **context))
-    include = out / "include" / "pascal"
-    include.mkdir(parents=True)
-    for header in sorted(Path(library).glob("*.h")):
-        shutil.copyfile(header, include / header.name)
+    """The project as ``pascal-fpga compile`` renders it (the same function)."""
+    from pascal_fpga.hw.hls import render_project
+
+    render_project(context, out, library)
 
 
 def make_images(n, channels, rng):
@@ -384,10 +336,17 @@ def check(name, config, n_images, ap_types, keep, library=LIBRARY):
     rng = np.random.default_rng(sum(map(ord, name)))
     images = make_images(n_images, config["channels"], rng)
     context, ref_taps, ref_out, ref_counters = build(config, images.astype(np.int64), rng)
-    work = Path(keep) / name if keep else Path(tempfile.mkdtemp(prefix=f"pascal-selftest-{name}-"))
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+    if keep:
+        work = Path(keep) / name
+        if work.exists():  # replaced only if an earlier self-test made it
+            if not (work / MARKER).is_file():
+                raise SystemExit(f"selftest: {work} exists and was not made by the self-test; "
+                                 f"choose another --keep folder")
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        (work / MARKER).write_text("made by pascal-fpga's HLS self-test\n")
+    else:
+        work = Path(tempfile.mkdtemp(prefix=f"pascal-selftest-{name}-"))
     failures = []
     try:
         render(context, work, library)
