@@ -36,7 +36,7 @@ from .schedule import IDLE, READ, WRITE, Program
 
 WORD_BITS_MAX = 4096          # the widest ap_uint of a stream word or token (AP_INT_MAX_W)
 ACC_BITS_OUT = 32             # the classifier's accumulators leave as 32-bit AXI words
-MODES = ("zero_skip", "dense")
+MODES = ("zero_skip", "dense", "qnn")  # event-driven, dense, the FINN-style QNN twin
 # a layer's name becomes C identifiers (functions, config structs, arrays, streams) and the file
 # its csim dump is written to: a C identifier, nothing else
 LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -174,7 +174,7 @@ class HWLayer:
 
     def _mode(self, mode: str | None) -> str:
         mode = mode or ("zero_skip" if self.zero_skip else "dense")
-        if mode not in ("zero_skip", "dense", "qnn"):
+        if mode not in MODES:
             raise ValueError(mode)
         return mode
 

@@ -78,7 +78,7 @@ from __future__ import annotations
 import math
 
 from ..ir.widths import unsigned_bits
-from .layers import PoolLayer
+from .layers import MODES, PoolLayer
 
 BRAM_BITS = 18 * 1024
 BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
@@ -88,7 +88,6 @@ SRL_DEPTH = 32          # a FIFO this deep or shallower is shift registers (SRL3
 DSP_PRODUCT = 64        # W x a (or W x FB) at or above this: a DSP per lane
 CONTROL_LUT = 150       # per stage
 CONTROL_FF = 150
-MODES = ("zero_skip", "dense", "qnn")
 KEYS = ("LUT", "FF", "BRAM18", "DSP")
 
 

@@ -18,13 +18,9 @@ from ..hw.resources import (CONTROL_FF, CONTROL_LUT, KEYS, fifo, input_word_bits
                             layer_resources)
 
 
-def _mode_of(layer, mode: str | None) -> str:
-    return layer._mode(mode)
-
-
 def layer_row(layer, mode: str | None = None) -> dict[str, Any]:
     """One layer's row: folding, mode, input FIFO width and its resources."""
-    m = _mode_of(layer, mode)
+    m = layer._mode(mode)
     bits = input_word_bits(layer, m)
     row = {"layer": layer.name, "op": layer.op_type, "pe": layer.pe,
            "simd": 1 if isinstance(layer, PoolLayer) else layer.simd,
