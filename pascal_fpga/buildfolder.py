@@ -124,8 +124,8 @@ def _check_build(build: Any, path: Path) -> None:
         if isinstance(step, dict) and step.get("saved") is False:
             continue  # compiled with save_intermediate off: no model kept for this step
         if isinstance(step, dict) and "folder" in step:
-            if step["folder"] not in ("hls", "driver"):
-                raise bad(f"steps[{index}].folder", "hls or driver", step["folder"])
+            if step["folder"] not in ("hls", "rtl", "driver"):
+                raise bad(f"steps[{index}].folder", "hls, rtl or driver", step["folder"])
             continue
         model = step.get("model") if isinstance(step, dict) else None
         if not isinstance(model, str) or not _IR_PATH.fullmatch(model):

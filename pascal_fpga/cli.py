@@ -154,6 +154,10 @@ def _add_verify(sub) -> None:
     p.add_argument("--csim", action="store_true",
                    help="also build and run the HLS C simulation (g++; the ap_types headers of "
                    "$XILINX_HLS, else of the hls4ml package)")
+    p.add_argument("--rtlsim", action="store_true",
+                   help="also build and run the RTL's Verilator simulation (BUILD/rtl): every "
+                   "layer and the class against the IR, and each stage's cycles against the "
+                   "cycle model")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -166,6 +170,24 @@ def _add_simulate(sub) -> None:
     p.add_argument("--data-dir")
     p.add_argument("--random", action="store_true", help="random pixels instead of a data set")
     p.add_argument("--json", action="store_true")
+
+
+def _add_synth(sub) -> None:
+    p = sub.add_parser("synth", parents=[_debug_option()],
+                       help="Yosys synthesis of BUILD_DIR/rtl per layer and whole (and with "
+                       "--pnr nextpnr-ecp5 and a bitstream) -> BUILD_DIR/synth/")
+    p.add_argument("build_dir")
+    p.add_argument("--part", default="xc7", help="xc7 (7-series, synth_xilinx; default) or "
+                   "ecp5-85k (synth_ecp5)")
+    p.add_argument("--pnr", action="store_true",
+                   help="also place and route the top on an ECP5-85F (nextpnr-ecp5) and write "
+                   "the bitstream (ecppack)")
+    p.add_argument("--no-layers", action="store_true",
+                   help="only the whole top, not each layer out of context")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr's placement seed (default 1)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier BUILD_DIR/synth (only one this command wrote)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _add_run(sub) -> None:
@@ -199,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compile(sub)
     _add_verify(sub)
     _add_simulate(sub)
+    _add_synth(sub)
     _add_run(sub)
     _add_demo(sub)
     return parser
@@ -473,7 +496,8 @@ def cmd_verify(args) -> int:
 
         headers = ap_types_dir(os.environ.get("XILINX_HLS"))
     report = verify_build(args.build_dir, images, labels, progress=sys.stderr.isatty(),
-                          snn=not args.no_snn, run_dir=args.run, csim_headers=headers)
+                          snn=not args.no_snn, run_dir=args.run, csim_headers=headers,
+                          rtlsim=args.rtlsim)
     report["images"] = what
     if args.json:
         print(json.dumps(report, indent=2))
@@ -481,6 +505,13 @@ def cmd_verify(args) -> int:
         print(f"{report['name']}: verify on {what}")
         for check in report["checks"]:
             extra = ""
+            if check["name"] == "rtl_cycles_vs_cyclesim":
+                first = check["first_mismatch"]
+                print(f"  {check['name']:<18} compared {check['compared']:>6}  mismatched "
+                      f"{check['mismatched']:>4}  (stage-image pairs: first input and last "
+                      f"output cycle; {check['cycles']} RTL cycles simulated"
+                      + (f"; first mismatch {first}" if first else "") + ")")
+                continue
             if "largest_logit_difference" in check:
                 extra = f", largest logit difference {check['largest_logit_difference']:.3g}"
             print(f"  {check['name']:<18} compared {check['compared']:>6}  mismatched "
@@ -600,9 +631,22 @@ def _import_libraries() -> None:
             signal.signal(signal.SIGINT, previous)
 
 
+def cmd_synth(args) -> int:
+    from .perf.synthesis import print_report, synth_build
+
+    report = synth_build(args.build_dir, args.part, pnr=args.pnr, layers=not args.no_layers,
+                         progress=sys.stderr.isatty() and not args.json, seed=args.seed,
+                         force=args.force)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "snn": cmd_snn, "adapt": cmd_adapt,
             "export": cmd_export, "compile": cmd_compile, "verify": cmd_verify,
-            "simulate": cmd_simulate, "run": cmd_run, "demo": cmd_demo}
+            "simulate": cmd_simulate, "synth": cmd_synth, "run": cmd_run, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -242,7 +242,7 @@ def test_compile_writes_steps_folding_and_layer_table(digits_build):
     names = [s["step"] for s in build["steps"]]
     assert names == ["qonnx", "check_supported", "batchnorm_to_affine", "fold_weight_quant",
                      "activations_to_thresholds", "lower_to_spiking_ops", "apply_folding",
-                     "size_fifos", "generate_hls", "write_driver"]
+                     "size_fifos", "generate_hls", "generate_rtl", "write_driver"]
     for step in build["steps"]:
         assert (digits_build / (step.get("model") or step["folder"])).exists()
     assert build["config"]["zero_skip"] is True and build["ir"] == "ir/07_size_fifos.onnx"

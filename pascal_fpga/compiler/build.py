@@ -435,6 +435,16 @@ def _step_generate_hls(run: _Run) -> None:
     run.steps.append({"step": "generate_hls", "folder": "hls"})
 
 
+def _step_generate_rtl(run: _Run) -> None:
+    from ..hw.layers import design_from_ir
+    from ..hw.rtl import generate_rtl
+
+    run.build["rtl"] = generate_rtl(design_from_ir(run.model), run.staging / "rtl", run.title,
+                                    run.config.clock_mhz if run.config.clock_mhz is not None
+                                    else DEFAULT_CLOCK_MHZ)
+    run.steps.append({"step": "generate_rtl", "folder": "rtl"})
+
+
 def _step_write_driver(run: _Run) -> None:
     _write_driver(run.model, run.staging / "driver", run.spec, run.build["hls"])
     run.steps.append({"step": "write_driver", "folder": "driver"})
@@ -446,7 +456,8 @@ def compile_steps() -> list[tuple[str, Any]]:
               for number, step in enumerate(pipeline(), start=1)]
     return ([("qonnx", _step_qonnx)] + passes +
             [("apply_folding", _step_apply_folding), ("size_fifos", _step_size_fifos),
-             ("generate_hls", _step_generate_hls), ("write_driver", _step_write_driver)])
+             ("generate_hls", _step_generate_hls), ("generate_rtl", _step_generate_rtl),
+             ("write_driver", _step_write_driver)])
 
 
 def _compile(model, model_path, out: Path, config: CompileConfig, folding_config, preset,
@@ -479,7 +490,8 @@ def _compile(model, model_path, out: Path, config: CompileConfig, folding_config
             function(run)
             if stop == name:
                 saved = [s for s in run.steps if s.get("model")]
-                build["ir"] = build.get("ir") if name in ("generate_hls", "write_driver") \
+                build["ir"] = build.get("ir") if name in ("generate_hls", "generate_rtl",
+                                                         "write_driver") \
                     else saved[-1]["model"]
                 build["stopped_after"] = name
                 break

@@ -54,6 +54,29 @@ class StageSpec:
     out_type: str = ""
 
 
+# RTL backend (pascal_fpga/rtl/README.md): each stage's SystemVerilog module and its write latency
+# P in slots (its program is the HLS one with every write P slots later and P drain slots per image)
+RTL_LATENCY = {"pascal_input": 0, "pascal_window_gen": 1, "pascal_vector_gen": 1, "pascal_mvu": 2,
+               "pascal_pool": 1, "pascal_output": 0}
+BACKENDS = ("hls", "rtl")
+
+
+@dataclass
+class RTLStage:
+    """One stage of the RTL top: its name (as in the HLS top), module, parameters (file
+    parameters are paths relative to BUILD/rtl), and its input and output word widths."""
+
+    name: str
+    module: str
+    params: dict[str, Any]
+    in_bits: int
+    out_bits: int
+
+    @property
+    def latency(self) -> int:
+        return RTL_LATENCY[self.module]
+
+
 def _attrs(node) -> dict[str, Any]:
     from qonnx.custom_op.registry import getCustomOp
 
@@ -348,6 +371,27 @@ class _Weighted(HWLayer):
     def arrays_roles(self) -> tuple[str, str]:
         return ("weights", "bias") if self.emitter == "classifier" else ("weights", "thresholds")
 
+    def rtl_stages(self, files: dict[str, str]) -> list[RTLStage]:
+        """The feeder and the MVU as RTL modules; ``files``: role -> memory file path."""
+        c = self.cfg()
+        if self.is_conv:
+            feed = RTLStage(f"{self.name}_feed", "pascal_window_gen", dict(
+                IN_CH=c["IN_CH"], IN_H=c["IN_H"], IN_W=c["IN_W"], OUT_H=c["OUT_H"],
+                OUT_W=c["OUT_W"], K=c["K"], STRIDE=c["STRIDE"], PAD=c["PAD"], T_IN=c["T_IN"],
+                FB=c["FB"], SIMD=c["SIMD"], ZERO_SKIP=c["ZERO_SKIP"]),
+                self.in_word_bits, self.token_bits)
+        else:
+            feed = RTLStage(f"{self.name}_feed", "pascal_vector_gen", dict(
+                SIMD=c["SIMD"], T_IN=c["T_IN"], FB=c["FB"], SF=self.sf,
+                ZERO_SKIP=c["ZERO_SKIP"]), self.in_word_bits, self.token_bits)
+        param_role = self.arrays_roles()[1]
+        mvu = RTLStage(f"{self.name}_mvu", "pascal_mvu", dict(
+            SIMD=self.simd, PE=self.pe, T_IN=self.t_in, FB=self.fb_in, SF=self.sf, NF=self.nf,
+            WINDOWS=self.windows, T_OUT=c["T_OUT"], WB=self.weight_bits, ACC_BITS=self.acc_bits,
+            CLASSIFIER=int(self.emitter == "classifier"), WEIGHT_FILE=files["weights"],
+            PARAM_FILE=files[param_role]), self.token_bits, self.out_word_bits)
+        return [feed, mvu]
+
 
 class ConvLayer(_Weighted):
     """PixelConv, SpikingConv: sliding-window generator + MVU with the threshold emitter."""
@@ -490,6 +534,10 @@ class PoolLayer(HWLayer):
         return [StageSpec(self.name, f"pascal::pool<{self.name}_cfg>", [],
                           f"ap_uint<{self.out_word_bits}>")]
 
+    def rtl_stages(self, files: dict[str, str]) -> list[RTLStage]:
+        return [RTLStage(self.name, "pascal_pool", self.cfg(), self.in_word_bits,
+                         self.out_word_bits)]
+
 
 LAYER_CLASSES: dict[str, type[HWLayer]] = {
     op: cls for cls in (ConvLayer, DenseLayer, ClassifierLayer, PoolLayer) for op in cls.ops}
@@ -553,9 +601,31 @@ class Design:
         return {layer.name: layer.group_activity(lanes[layer.name]) for layer in self.layers
                 if isinstance(layer, _Weighted) and layer.name in lanes}
 
-    def programs(self, activity: dict[str, np.ndarray], n: int, mode: str | None = None
-                 ) -> list[Program]:
-        """Every stage's program for ``n`` images, in dataflow order."""
+    def rtl_stages(self, files: dict[str, dict[str, str]]) -> list[RTLStage]:
+        """Every stage of the RTL top in dataflow order; ``files``: layer -> role -> memory
+        file path (relative to BUILD/rtl)."""
+        c = self.classifier
+        stages = [RTLStage("input", "pascal_input", dict(
+            PIXELS=self.pixels, CH=self.channels, IN_BITS=self.bits, AXI_BITS=self.axi_bits,
+            GROUP=self.input_group), self.axi_bits, self.input_group * self.bits)]
+        for layer in self.layers:
+            stages += layer.rtl_stages(files.get(layer.name, {}))
+        stages.append(RTLStage("output", "pascal_output", dict(
+            CLASSES=c.out_channels, ACC_BITS=c.acc_bits, PE=c.pe), c.out_word_bits, 32))
+        return stages
+
+    def programs(self, activity: dict[str, np.ndarray], n: int, mode: str | None = None,
+                 backend: str = "hls") -> list[Program]:
+        """Every stage's program for ``n`` images, in dataflow order: the HLS loops, or with
+        ``backend="rtl"`` the RTL modules' (each stage's writes ``RTL_LATENCY`` slots later)."""
+        if backend == "rtl":
+            latency = [RTL_LATENCY[s.module] for s in self.rtl_stages({
+                layer.name: {"weights": "", "thresholds": "", "bias": ""}
+                for layer in self.layers})]
+            return [schedule.delayed(p, d) for p, d in
+                    zip(self.programs(activity, n, mode), latency)]
+        if backend != "hls":
+            raise PascalError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
         cf0 = self.channels // self.input_group
         runs = [schedule.from_runs("input", np.array([WRITE, IDLE]),
                                    np.tile([self.pixels * cf0, 0], (n, 1)),

@@ -136,3 +136,39 @@ def mvu(stage: str, active: np.ndarray, emitted: np.ndarray, folds: int) -> Prog
     return Program(stage, window_len.sum(axis=1), reads.astype(np.int64),
                    np.full(n, windows * folds, dtype=np.int64), image.astype(np.int64), offset,
                    read, write)
+
+
+def delayed(program: Program, latency: int) -> Program:
+    """The RTL's program of a stage whose writes leave ``latency`` slots after the HLS slot that
+    produces them (a pipeline with a global stall: pascal_fpga/rtl/README.md). Every write moves
+    ``latency`` slots later and each image gains ``latency`` drain slots; a moved write may share
+    its slot with a read (the transactions are re-sorted into slot order, reads and writes of one
+    slot merged into one transaction)."""
+    if latency == 0:
+        return program
+    n = program.images
+    off_r = program.offset[program.read]
+    img_r = program.image[program.read]
+    off_w = program.offset[program.write] + latency
+    img_w = program.image[program.write]
+    image = np.concatenate([img_r, img_w])
+    offset = np.concatenate([off_r, off_w])
+    key = image * (int(program.slots.max(initial=0)) + latency + 1) + offset
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    unique, first = np.unique(key, return_index=True)
+    is_read = np.concatenate([np.ones(len(off_r), bool), np.zeros(len(off_w), bool)])[order]
+    read = np.zeros(len(unique), dtype=bool)
+    write = np.zeros(len(unique), dtype=bool)
+    slot_of = np.searchsorted(unique, key)
+    np.logical_or.at(read, slot_of, is_read)
+    np.logical_or.at(write, slot_of, ~is_read)
+    return Program(program.stage, program.slots + latency, program.reads, program.writes,
+                   image[order][first], offset[order][first], read, write)
+
+
+def ideal_cycles(program: Program) -> np.ndarray:
+    """(M,) the cycle of each transaction when the stage never stalls: image i's slot s at
+    base_i + s, base_{i+1} = base_i + slots_i + LOOP_OVERHEAD."""
+    base = np.cumsum(program.slots + LOOP_OVERHEAD) - (program.slots + LOOP_OVERHEAD)
+    return base[program.image] + program.offset

@@ -10,7 +10,14 @@ Checks, each ``{"name", "compared", "mismatched", "ties", ...}`` over samples:
   the IR itself: every level and accumulator, exactly;
 - ``cyclesim_vs_ir``: the cycle model's datapath (frame by frame, packed weights) against the IR:
   every layer's levels, the accumulators and the class, exactly;
-- ``csim_vs_ir`` (with ``--csim``): the HLS project's C simulation, likewise.
+- ``csim_vs_ir`` (with ``--csim``): the HLS project's C simulation, likewise;
+- ``rtlsim_vs_ir`` (with ``--rtlsim``): the RTL's Verilator simulation (BUILD_DIR/rtl), likewise,
+  every layer's output stream tapped in the testbench;
+- ``rtl_cycles_vs_cyclesim`` (with ``--rtlsim``): per stage and image, the cycle of the image's
+  first input and last output in the RTL simulation against the cycle model running the RTL's
+  schedule (:meth:`Design.programs` with ``backend="rtl"``) through the same FIFO depths; a
+  stage-image pair is mismatched when either cycle differs, and every FIFO's number of words
+  written and read must equal the model's.
 
 ``qonnx_vs_brevitas`` runs only when the user names the Brevitas run (``run_dir``, the CLI's
 ``--run``): the run a model's metadata records is shown in the skip reason, never loaded, because
@@ -158,8 +165,8 @@ def _brevitas_skipped(build: dict[str, Any]) -> str:
 
 def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
                  progress: bool = False, snn: bool = True, run_dir: str | Path | None = None,
-                 csim_headers: str | Path | None = None, cyclesim: bool = True
-                 ) -> dict[str, Any]:
+                 csim_headers: str | Path | None = None, cyclesim: bool = True,
+                 rtlsim: bool = False) -> dict[str, Any]:
     """Run every view on ``images`` (N, C, H, W) raw integer pixels; the report dict (with each
     view's accuracy when ``labels`` are given). The Brevitas model comes from ``run_dir`` only
     (without it qonnx_vs_brevitas is skipped, see the module docstring). With ``csim_headers``
@@ -189,7 +196,8 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
 
     checks = {"qonnx_vs_brevitas": _Counter("qonnx_vs_brevitas"),
               "ir_vs_qonnx": _Counter("ir_vs_qonnx"), "snn_vs_ir": _Counter("snn_vs_ir"),
-              "csim_vs_ir": _Counter("csim_vs_ir"), "cyclesim_vs_ir": _Counter("cyclesim_vs_ir")}
+              "csim_vs_ir": _Counter("csim_vs_ir"), "cyclesim_vs_ir": _Counter("cyclesim_vs_ir"),
+              "rtlsim_vs_ir": _Counter("rtlsim_vs_ir")}
     from ..hw.layers import design_from_ir
     from ..perf.values import run_values
 
@@ -202,9 +210,16 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
         from ..hw.csim import build_csim
 
         binary = build_csim(build_dir, Path(csim_headers))
+    rtl_binary = None
+    rtl_cycles = {"name": "rtl_cycles_vs_cyclesim", "compared": 0, "mismatched": 0, "ties": 0,
+                  "first_mismatch": None, "fifo_counts_mismatched": 0, "cycles": 0}
+    if rtlsim:
+        from ..hw.rtl import build_rtlsim
+
+        rtl_binary = build_rtlsim(build_dir)
     largest_logit = 0.0
     predictions = {"brevitas": [], "qonnx": [], "ir": [], "snn": [], "csim": [],
-                   "cyclesim": []}
+                   "cyclesim": [], "rtlsim": []}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -261,6 +276,12 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
                 (outputs[:, classes] != ir_acc.argmax(axis=1))
             checks["csim_vs_ir"].add(diffs, out_diff)
             predictions["csim"].append(outputs[:, classes])
+        if rtl_binary is not None:
+            if lanes is None:
+                lanes = run_values(hardware, x)[3]
+            outputs = _rtlsim_batch(rtl_binary, build_dir, hardware, lanes, x, rtl_cycles,
+                                    start, ir_layers, ir_ctx, ir_acc, checks["rtlsim_vs_ir"])
+            predictions["rtlsim"].append(outputs[:, -1])
         if bar is not None:
             bar.update(len(x))
     if bar is not None:
@@ -278,6 +299,9 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
         check = checks["csim_vs_ir"].result()
         check["loop_counters"] = counters
         report_checks.append(check)
+    if rtl_binary is not None:
+        report_checks.append(checks["rtlsim_vs_ir"].result())
+        report_checks.append(rtl_cycles)
     report = {"build_dir": str(build_dir), "name": build["name"], "samples": len(images),
               "checks": report_checks,
               "skipped": [] if net is not None else [{
@@ -289,6 +313,47 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
     report["passed"] = all(c["mismatched"] == c["ties"] for c in report_checks) and \
         counters["mismatched"] == 0
     return report
+
+
+def _rtlsim_batch(binary, build_dir, design, lanes, x, cycles: dict[str, Any], start: int,
+                  ir_layers, ir_ctx, ir_acc, counter: _Counter) -> np.ndarray:
+    """One batch through the RTL simulation (from reset) and the cycle model (the RTL's
+    schedule, the build's FIFO depths, from an empty pipeline): values into ``counter``, cycles
+    into ``cycles``. The RTL's outputs (N, classes + 1)."""
+    from ..hw.rtl import model_cycles, run_rtlsim
+    from ..perf.timing import simulate
+
+    n = len(x)
+    programs = design.programs(design.activity_from_lanes(lanes), n, backend="rtl")
+    run = run_rtlsim(binary, build_dir, design, programs, x)
+    diffs = _stream_diffs(ir_layers, ir_ctx, run.taps, ir_acc)
+    classes = ir_acc.shape[1]
+    out_diff = (run.outputs[:, :classes] != ir_acc).any(axis=1) | \
+        (run.outputs[:, classes] != ir_acc.argmax(axis=1))
+    counter.add(diffs, out_diff)
+    timing = simulate(programs, design.fifo_depths())
+    if timing.deadlock:
+        raise PascalError(f"the cycle model reports a deadlock at {timing.deadlock}")
+    first, last = model_cycles(timing)
+    bad = (first != run.first_read) | (last != run.last_write)     # (stages, N)
+    cycles["compared"] += int(bad.size)
+    cycles["mismatched"] += int(bad.sum())
+    cycles["cycles"] += int(run.cycles)
+    for k, (writes, reads) in enumerate(run.counts):
+        want = (int(programs[k].writes.sum()), int(programs[k + 1].reads.sum()))
+        if (writes, reads) != want:
+            cycles["fifo_counts_mismatched"] += 1
+            cycles["mismatched"] += 1
+            if cycles["first_mismatch"] is None:
+                cycles["first_mismatch"] = {"fifo": k, "rtl_writes_reads": [writes, reads],
+                                            "model": list(want)}
+    if bad.any() and cycles["first_mismatch"] is None:
+        stage, image = (int(v[0]) for v in np.nonzero(bad))
+        cycles["first_mismatch"] = {
+            "stage": programs[stage].stage, "image": start + image,
+            "rtl": [int(run.first_read[stage, image]), int(run.last_write[stage, image])],
+            "model": [int(first[stage, image]), int(last[stage, image])]}
+    return run.outputs
 
 
 def _compare_counters(design, lanes, counts: dict[str, np.ndarray], counters: dict[str, Any],

@@ -1,0 +1,281 @@
+"""RTL code generation and simulation: a design -> BUILD_DIR/rtl/, and its Verilator testbench.
+
+The SystemVerilog library (``pascal_fpga/rtl/modules``; ``rtl/`` at the top of the repository
+points to ``pascal_fpga/rtl``) and its contract (``pascal_fpga/rtl/README.md``) ship inside the
+package. From the same hardware layer classes as the HLS project (:meth:`Design.rtl_stages`) this
+module writes a top that chains the library's modules and FIFOs, the memory files of weights,
+thresholds and biases, per-layer wrappers for out-of-context synthesis, a Verilator testbench and a
+Makefile. Generated identifiers are indices (``stage3``, ``fifo3``, ``layer1``); the layer names
+appear only in comments, quoted. The same design gives a byte-identical folder.
+
+:func:`run_rtlsim` runs the testbench on images: the outputs, the words of every layer's output
+stream, and the cycles of chosen transfers (each image's first read and last write per stage), to
+compare with the IR and the cycle model (``pascal-fpga verify --rtlsim``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import PascalError
+from .hls import comment_text, file_stem, tcl_word  # noqa: F401  (filters)
+from .rtlsim import build, u32_to_words  # noqa: F401
+
+RTL_ROOT = Path(__file__).resolve().parent.parent / "rtl"   # pascal_fpga/rtl (the repo's rtl/)
+MODULES = RTL_ROOT / "modules"
+TEMPLATES = RTL_ROOT / "templates"
+IDLE_LIMIT = 1 << 22     # cycles without any transfer before the testbench calls the design stuck
+MODULE_ORDER = ("pascal_fifo", "pascal_input", "pascal_window_gen", "pascal_vector_gen",
+                "pascal_mvu", "pascal_pool", "pascal_output")
+
+
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(comment=comment_text)
+    return env
+
+
+def _hex_rows(values: np.ndarray, bits: int) -> str:
+    """One hex number per row of ``values`` (rows x elements, signed ints): element e in two's
+    complement at bits [e*bits, (e+1)*bits)."""
+    rows = np.asarray(values, dtype=np.int64).reshape(len(values), -1)
+    mask = (1 << bits) - 1
+    width = (rows.shape[1] * bits + 3) // 4
+    lines = []
+    for row in rows.tolist():
+        word = 0
+        for e, v in enumerate(row):
+            word |= (int(v) & mask) << (e * bits)
+        lines.append(f"{word:0{width}x}")
+    return "\n".join(lines) + "\n"
+
+
+def memory_files(design) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Per layer the memory file of each role (paths relative to BUILD/rtl) and the files'
+    contents: weights [NF*SF][PE][SIMD] (WB bits each), thresholds [NF][PE][T_OUT] and
+    biases [NF][PE] (ACC_BITS each)."""
+    from .layers import _Weighted
+
+    files: dict[str, dict[str, str]] = {}
+    contents: dict[str, str] = {}
+    for index, layer in enumerate(design.layers):
+        if not isinstance(layer, _Weighted):
+            continue
+        files[layer.name] = {}
+        for role, values in layer.arrays().items():
+            path = f"mem/layer{index}_{role}.mem"
+            bits = layer.weight_bits if role == "weights" else layer.acc_bits
+            rows = values.shape[0]
+            contents[path] = _hex_rows(values.reshape(rows, -1), bits)
+            files[layer.name][role] = path
+    return files, contents
+
+
+def _value(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(int(value))
+
+
+def rtl_context(design, name: str, clock_mhz: float) -> tuple[dict[str, Any], dict[str, str]]:
+    """What the templates render, and the memory files' contents."""
+    files, contents = memory_files(design)
+    stages = []
+    for index, stage in enumerate(design.rtl_stages(files)):
+        stages.append({"index": index, "name": stage.name, "module": stage.module,
+                       "params": [(k, _value(v)) for k, v in stage.params.items()],
+                       "in_bits": stage.in_bits, "out_bits": stage.out_bits,
+                       "latency": stage.latency})
+    depths = design.fifo_depths()
+    fifos = [{"index": k, "width": stages[k]["out_bits"], "depth": int(depths[k])}
+             for k in range(len(stages) - 1)]
+    taps, layers = [], []
+    position = 1
+    for j, layer in enumerate(design.layers):
+        count = len(layer.stage_names())
+        own = stages[position:position + count]
+        position += count
+        last = own[-1]["index"]
+        taps.append({"index": j, "layer": layer.name, "fifo": last, "bits": own[-1]["out_bits"],
+                     "group": layer.out_group, "frames": layer.out_frames,
+                     "frame_bits": layer.fb_out, "channels": layer.out_channels,
+                     "pixels": layer.out_pixels,
+                     "kind": "accumulators" if layer is design.classifier else "levels",
+                     "acc_bits": getattr(layer, "acc_bits", 0)})
+        layers.append({"index": j, "name": layer.name, "stages": own,
+                       "in_bits": own[0]["in_bits"], "out_bits": own[-1]["out_bits"]})
+    context = {
+        "name": name, "clock_mhz": clock_mhz,
+        "input": {"channels": design.channels, "bits": design.bits, "pixels": design.pixels,
+                  "axi_bits": design.axi_bits},
+        "classes": design.classifier.out_channels, "stages": stages, "fifos": fifos,
+        "taps": taps, "layers": layers, "idle_limit": IDLE_LIMIT,
+        "modules": [m for m in MODULE_ORDER if (MODULES / f"{m}.sv").is_file()],
+    }
+    return context, contents
+
+
+def generate_rtl(design, out: Path, name: str, clock_mhz: float) -> dict[str, Any]:
+    """Write BUILD_DIR/rtl into ``out`` (a fresh folder). Returns its description."""
+    missing = [m for m in MODULE_ORDER if not (MODULES / f"{m}.sv").is_file()]
+    if missing:
+        raise PascalError(f"{MODULES}: the RTL library is missing {', '.join(missing)} "
+                          f"(reinstall pascal-fpga)")
+    context, contents = rtl_context(design, name, clock_mhz)
+    env = _environment()
+    out.mkdir(parents=True, exist_ok=True)
+    for target, template in {"pascal_top.sv": "pascal_top.sv.j2", "layers.sv": "layers.sv.j2",
+                             "tb/tb_pascal.cpp": "tb_pascal.cpp.j2", "Makefile": "Makefile.j2",
+                             "README.md": "README.md.j2"}.items():
+        path = out / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(env.get_template(template).render(**context))
+    for path, text in sorted(contents.items()):
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_text(text)
+    (out / "modules").mkdir()
+    for module in MODULE_ORDER:
+        shutil.copyfile(MODULES / f"{module}.sv", out / "modules" / f"{module}.sv")
+    return {"top": "pascal_top", "stages": [s["name"] for s in context["stages"]],
+            "modules": list(MODULE_ORDER),
+            "latency": {s["name"]: s["latency"] for s in context["stages"]}}
+
+
+def sources(rtl_dir: Path) -> list[Path]:
+    """The SystemVerilog files of a generated RTL folder (modules first, then the top)."""
+    return [rtl_dir / "modules" / f"{m}.sv" for m in MODULE_ORDER] + [rtl_dir / "pascal_top.sv"]
+
+
+def build_rtlsim(build_dir: Path) -> Path:
+    """Compile BUILD_DIR/rtl's testbench with Verilator (into BUILD_DIR/rtlsim/, reused while
+    the sources are unchanged); the binary."""
+    rtl_dir = build_dir / "rtl"
+    if not (rtl_dir / "pascal_top.sv").is_file():
+        raise PascalError(f"{build_dir}: no RTL (rtl/pascal_top.sv); compile again")
+    harness = (rtl_dir / "tb" / "tb_pascal.cpp").read_text()
+    return build(sources(rtl_dir), "pascal_top", harness, {},
+                 extra_flags=("+define+PASCAL_TAPS",), root=build_dir / "rtlsim")
+
+
+def axi_words(images: np.ndarray, bits: int, axi_bits: int) -> np.ndarray:
+    """Images (N, C, H, W) -> the AXI input words as (N*H*W, axi_bits/32 rounded up) uint32:
+    one pixel per word, channel c at bits [c*bits, (c+1)*bits)."""
+    n, c, h, w = images.shape
+    pix = np.asarray(images, dtype=np.uint64).transpose(0, 2, 3, 1).reshape(-1, c)
+    n32 = (axi_bits + 31) // 32
+    out = np.zeros((len(pix), n32), dtype=np.uint64)
+    for ch in range(c):
+        pos = ch * bits
+        limb, shift = divmod(pos, 32)
+        out[:, limb] |= (pix[:, ch] << np.uint64(shift)) & np.uint64(0xFFFFFFFF)
+        if shift + bits > 32:
+            out[:, limb + 1] |= pix[:, ch] >> np.uint64(32 - shift)
+    return out.astype(np.uint32)
+
+
+def _fields(limbs: np.ndarray, count: int, bits: int) -> np.ndarray:
+    """(M, n32) uint32 words -> (M, count) unsigned fields of ``bits`` bits each (field i at
+    bits [i*bits, (i+1)*bits))."""
+    as_bytes = np.ascontiguousarray(limbs.astype("<u4")).view(np.uint8)
+    flat = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :count * bits]
+    flat = flat.reshape(len(limbs), count, bits).astype(np.int64)
+    return (flat << np.arange(bits, dtype=np.int64)).sum(axis=2)
+
+
+def decode_tap(limbs: np.ndarray, tap: dict[str, Any], images: int) -> np.ndarray:
+    """A layer's output words -> (N, values) in stream order: levels (the sum of each channel's
+    frames) or, for the classifier, the signed accumulators."""
+    if tap["kind"] == "accumulators":
+        bits = tap["acc_bits"]
+        values = _fields(limbs, tap["group"], bits)
+        values = np.where(values >= 1 << (bits - 1), values - (1 << bits), values)
+    else:
+        frames = _fields(limbs, tap["group"] * tap["frames"], tap["frame_bits"])
+        values = frames.reshape(len(limbs), tap["group"], tap["frames"]).sum(axis=2)
+    return values.reshape(images, -1)
+
+
+@dataclass
+class RTLRun:
+    outputs: np.ndarray                 # (N, classes + 1) int64
+    taps: dict[str, np.ndarray]         # layer -> (N, values)
+    first_read: np.ndarray              # (stages, N): cycle of each image's first input
+    last_write: np.ndarray              # (stages, N): cycle of each image's last output
+    counts: list[tuple[int, int]]       # per FIFO (writes, reads)
+    cycles: int
+
+
+def run_rtlsim(binary: Path, build_dir: Path, design, programs, images: np.ndarray) -> RTLRun:
+    """Run ``images`` (N, C, H, W) through the RTL testbench. ``programs``: the design's RTL
+    programs for these images (:meth:`Design.programs` with ``backend="rtl"``), whose
+    per-image read and write counts say which transfers open and close each image at each
+    stage: the cycles of those transfers are recorded."""
+    context, _ = rtl_context(design, "design", 100.0)
+    n = len(images)
+    stages = len(programs)
+    marks: list[tuple[int, int, np.ndarray]] = []   # (channel, kind, indices)
+    for k, program in enumerate(programs):
+        reads = np.asarray(program.reads, dtype=np.int64)
+        writes = np.asarray(program.writes, dtype=np.int64)
+        first = np.cumsum(reads) - reads                 # index of each image's first read
+        last = np.cumsum(writes) - 1                     # index of each image's last write
+        marks.append((-1 if k == 0 else k - 1, 1, first))
+        marks.append((-2 if k == stages - 1 else k, 0, last))
+    with tempfile.TemporaryDirectory(prefix="rtlsim.", dir=binary.parent) as tmp:
+        tmp = Path(tmp)
+        axi_words(images, design.bits, design.axi_bits).tofile(tmp / "axi_in.bin")
+        with open(tmp / "marks.txt", "w") as f:
+            for channel, kind, idx in marks:
+                f.write(f"{channel} {kind} {len(idx)} " + " ".join(map(str, idx.tolist())) + "\n")
+        command = [str(binary), "--axi-in", str(tmp / "axi_in.bin"), "--marks",
+                   str(tmp / "marks.txt"), "--out", str(tmp)]
+        result = subprocess.run(command, capture_output=True, text=True,
+                                cwd=build_dir / "rtl")
+        if result.returncode != 0:
+            raise PascalError(f"the RTL simulation failed (status {result.returncode}): "
+                              f"{(result.stderr or result.stdout).strip()[:300]}")
+        outputs = np.fromfile(tmp / "outputs.bin", dtype=np.int32).astype(np.int64)
+        outputs = outputs.reshape(n, -1)
+        taps = {}
+        for tap in context["taps"]:
+            n32 = (tap["bits"] + 31) // 32
+            limbs = np.fromfile(tmp / f"tap_{tap['index']}.bin", dtype=np.uint32)
+            limbs = limbs.reshape(-1, n32)
+            layer = design.layers[tap["index"]].name
+            if len(limbs) % n:
+                raise PascalError(f"the RTL simulation: layer {layer} wrote {len(limbs)} words "
+                                  f"for {n} images")
+            taps[layer] = decode_tap(limbs, tap, n)
+        cycles = np.fromfile(tmp / "cycles.bin", dtype=np.int64).reshape(len(marks), n)
+        counts, total = [], 0
+        for line in (tmp / "counts.txt").read_text().splitlines():
+            parts = line.split()
+            if parts[0] == "cycles":
+                total = int(parts[1])
+            else:
+                counts.append((int(parts[1]), int(parts[2])))
+    first_read = cycles[0::2]
+    last_write = cycles[1::2]
+    return RTLRun(outputs, taps, first_read, last_write, counts, total)
+
+
+def model_cycles(timing) -> tuple[np.ndarray, np.ndarray]:
+    """The cycle model's (first input, last output) per stage and image, the way the testbench
+    records them: a stage's first FIFO read (the input stage: its first slot, which reads the
+    AXI word) and its last FIFO write (the output stage: its last slot, the last AXI word)."""
+    from .schedule import LOOP_OVERHEAD
+
+    first = timing.first_read.copy()
+    last = timing.last_write.copy()
+    first[0] = timing.start[0]
+    last[-1] = timing.finish[-1] - LOOP_OVERHEAD - 1
+    return first, last

@@ -1,0 +1,261 @@
+"""Verilator simulation of the RTL: one module alone (:func:`run_stage`, for the modules' unit
+tests) and the Verilator build helpers the whole-design testbench uses (:mod:`.rtl`).
+
+Builds are cached by content (sources, parameters, harness, Verilator version) in
+``$PASCAL_FPGA_CACHE/rtlsim`` (default ``~/.cache/pascal-fpga/rtlsim``): a test suite that
+simulates the same module with the same parameters twice compiles it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PascalError
+
+MODULES = Path(__file__).resolve().parent.parent / "rtl" / "modules"
+_PARAM_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_.,/+=@%~\-]+")
+
+
+def verilator() -> str:
+    """The verilator executable, or one line saying how to get it."""
+    exe = shutil.which("verilator")
+    if exe is None:
+        raise PascalError("verilator is not installed: apt-get install verilator (5.006 is the "
+                          "tested version; .ci/run installs it)")
+    return exe
+
+
+def verilator_version() -> str:
+    result = subprocess.run([verilator(), "--version"], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("PASCAL_FPGA_CACHE")
+    base = Path(root) if root else Path.home() / ".cache" / "pascal-fpga"
+    return base / "rtlsim"
+
+
+def words_to_u32(words: list[int] | np.ndarray, bits: int) -> np.ndarray:
+    """Python ints (each < 2**bits) as (len, ceil(bits/32)) little-endian uint32 limbs."""
+    n32 = (bits + 31) // 32
+    out = np.zeros((len(words), n32), dtype=np.uint32)
+    mask = (1 << 32) - 1
+    for i, word in enumerate(words):
+        word = int(word)
+        if word < 0 or word >> bits:
+            raise ValueError(f"word {i} does not fit {bits} bits")
+        for j in range(n32):
+            out[i, j] = (word >> (32 * j)) & mask
+    return out
+
+
+def u32_to_words(limbs: np.ndarray) -> list[int]:
+    """(len, n32) uint32 limbs -> Python ints."""
+    words = []
+    for row in np.asarray(limbs, dtype=np.uint64):
+        value = 0
+        for j, limb in enumerate(row):
+            value |= int(limb) << (32 * j)
+        words.append(value)
+    return words
+
+
+def parameter_flags(params: dict[str, int | str]) -> list[str]:
+    """Verilator -G flags; string values (file names) become quoted SystemVerilog strings."""
+    flags = []
+    for name, value in params.items():
+        if not _PARAM_NAME.fullmatch(name):
+            raise PascalError(f"RTL parameter {name!r} is not an upper-case identifier")
+        if isinstance(value, str):
+            if not _SAFE_PATH.fullmatch(value):
+                raise PascalError(f"RTL parameter {name}={value!r}: only paths of letters, "
+                                  f"digits and _ . , / + = @ % ~ - are passed to the simulator")
+            flags.append(f'-G{name}="{value}"')
+        else:
+            flags.append(f"-G{name}={int(value)}")
+    return flags
+
+
+def build(sources: list[Path], top: str, harness: str, params: dict[str, int | str],
+          extra_flags: tuple[str, ...] = (), root: Path | None = None) -> Path:
+    """Compile ``sources`` with the C++ ``harness`` (text) into a cached binary; its path. The
+    cache is ``root`` when given (a build folder's own), else :func:`cache_dir`."""
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(path.name.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    for path in [p for p in params.values() if isinstance(p, str)]:
+        if Path(path).is_file():   # memory files: their contents are part of the design
+            digest.update(Path(path).read_bytes())
+    digest.update(repr(sorted(params.items())).encode() + harness.encode() + top.encode() +
+                  repr(extra_flags).encode() + verilator_version().encode())
+    key = digest.hexdigest()[:24]
+    base = (root if root is not None else cache_dir()).resolve()
+    sources = [Path(path).resolve() for path in sources]
+    folder = base / f"{top}-{key}"
+    binary = folder / "sim"
+    if binary.is_file():
+        return binary
+    base.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{top}.", dir=base) as tmp:
+        tmp = Path(tmp)
+        (tmp / "harness.cpp").write_text(harness)
+        command = [verilator(), "--cc", "--exe", "--build", "-j", "2", "--prefix", "Vdut",
+                   "--top-module", top, "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                   "-O3", "--x-assign", "0", "--x-initial", "0",
+                   "-CFLAGS", "-O1", "-Mdir", str(tmp / "obj"), "-o", str(tmp / "sim"),
+                   *extra_flags, *parameter_flags(params),
+                   *[str(p) for p in sources], str(tmp / "harness.cpp")]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0 or not (tmp / "sim").is_file():
+            log = result.stderr + result.stdout
+            first = next((line for line in log.splitlines() if "%Error" in line and
+                          "exited with" not in line), None) or next(
+                (line for line in log.splitlines() if "error" in line.lower()),
+                (log.strip().splitlines() or [""])[-1])
+            raise PascalError(f"verilator could not build {top}: {str(first).strip()[:400]}")
+        done = tmp / "done"
+        done.mkdir()
+        shutil.move(str(tmp / "sim"), done / "sim")
+        try:
+            os.rename(done, folder)
+        except OSError:
+            if not binary.is_file():   # another process won the race with its own copy
+                raise
+    return binary
+
+
+# The one-module harness: drives in_* from a word file, out_ready from a pattern, and records
+# every transfer's cycle (cycle 0 = the first cycle after reset).
+_STAGE_HARNESS = r"""
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#include "Vdut.h"
+#include "verilated.h"
+
+template <class T> static void put(T &port, const uint32_t *w, unsigned n) {
+    uint64_t v = w[0];
+    if (n > 1 && sizeof(T) > 4) v |= (uint64_t)w[1] << 32;
+    port = (T)v;
+}
+template <std::size_t N> static void put(VlWide<N> &port, const uint32_t *w, unsigned n) {
+    for (std::size_t i = 0; i < N; i++) port[i] = i < n ? w[i] : 0;
+}
+template <class T> static void get(const T &port, uint32_t *w, unsigned n) {
+    uint64_t v = port;
+    w[0] = (uint32_t)v;
+    if (n > 1) w[1] = (uint32_t)(v >> 32);
+}
+template <std::size_t N> static void get(const VlWide<N> &port, uint32_t *w, unsigned n) {
+    for (std::size_t i = 0; i < N && i < n; i++) w[i] = port[i];
+}
+
+static std::vector<uint8_t> slurp(const char *path) {
+    std::vector<uint8_t> data;
+    FILE *f = fopen(path, "rb");
+    if (!f) { fprintf(stderr, "harness: cannot open %s\n", path); exit(2); }
+    int c;
+    while ((c = fgetc(f)) != EOF) data.push_back((uint8_t)c);
+    fclose(f);
+    return data;
+}
+
+int main(int argc, char **argv) {
+    // in.bin in_n32 out_n32 cycles max_outputs ready.bin|- valid.bin|- out.bin incyc.bin outcyc.bin
+    if (argc != 11) { fprintf(stderr, "harness: bad arguments\n"); return 2; }
+    std::vector<uint8_t> raw = slurp(argv[1]);
+    const unsigned in_n32 = atoi(argv[2]), out_n32 = atoi(argv[3]);
+    const long long cycles = atoll(argv[4]), max_out = atoll(argv[5]);
+    std::vector<uint8_t> ready, valid;
+    if (argv[6][0] != '-') ready = slurp(argv[6]);
+    if (argv[7][0] != '-') valid = slurp(argv[7]);
+    const uint32_t *in = (const uint32_t *)raw.data();
+    const size_t n_in = raw.size() / 4 / in_n32;
+    std::vector<uint32_t> out;
+    std::vector<int64_t> in_cyc, out_cyc;
+    std::vector<uint32_t> zero(in_n32 + 2, 0), word(out_n32 + 2, 0);
+
+    Vdut *dut = new Vdut;
+    dut->clk = 0; dut->rst = 1; dut->in_valid = 0; dut->out_ready = 0;
+    dut->eval();
+    for (int i = 0; i < 3; i++) { dut->clk = 1; dut->eval(); dut->clk = 0; dut->eval(); }
+    dut->rst = 0;
+    size_t idx = 0;
+    for (long long cycle = 0; cycle < cycles; cycle++) {
+        const bool have = idx < n_in && (valid.empty() || (cycle < (long long)valid.size() && valid[cycle]));
+        dut->in_valid = have;
+        put(dut->in_data, idx < n_in ? in + idx * in_n32 : zero.data(), in_n32);
+        dut->out_ready = ready.empty() ? 1 : (cycle < (long long)ready.size() ? ready[cycle] : 1);
+        dut->eval();
+        const bool in_fire = dut->in_valid && dut->in_ready;
+        const bool out_fire = dut->out_valid && dut->out_ready;
+        if (out_fire) {
+            get(dut->out_data, word.data(), out_n32);
+            out.insert(out.end(), word.begin(), word.begin() + out_n32);
+            out_cyc.push_back(cycle);
+        }
+        if (in_fire) { in_cyc.push_back(cycle); idx++; }
+        dut->clk = 1; dut->eval(); dut->clk = 0; dut->eval();
+        if (max_out > 0 && (long long)out_cyc.size() >= max_out) break;
+    }
+    FILE *f = fopen(argv[8], "wb"); fwrite(out.data(), 4, out.size(), f); fclose(f);
+    f = fopen(argv[9], "wb"); fwrite(in_cyc.data(), 8, in_cyc.size(), f); fclose(f);
+    f = fopen(argv[10], "wb"); fwrite(out_cyc.data(), 8, out_cyc.size(), f); fclose(f);
+    delete dut;
+    return 0;
+}
+"""
+
+
+@dataclass
+class StageRun:
+    """What a one-module simulation saw: the output words (ints) and the cycle of every input
+    and output transfer."""
+
+    out_words: list[int]
+    in_cycles: np.ndarray
+    out_cycles: np.ndarray
+
+
+def run_stage(module: str, params: dict[str, int | str], in_bits: int, out_bits: int,
+              words: list[int], cycles: int, ready: list[bool] | np.ndarray | None = None,
+              valid: list[bool] | np.ndarray | None = None, max_outputs: int = 0,
+              sources: list[Path] | None = None) -> StageRun:
+    """Simulate ``module`` (from ``pascal_fpga/rtl/modules/<module>.sv`` unless ``sources``)
+    with ``params`` for ``cycles`` cycles (or until ``max_outputs`` outputs): ``in_valid``
+    whenever input words remain (and ``valid[cycle]``), ``out_ready = ready[cycle]`` (1 by
+    default and past the pattern's end)."""
+    sources = sources or [MODULES / f"{module}.sv"]
+    binary = build([Path(s) for s in sources], module, _STAGE_HARNESS, params)
+    in_n32, out_n32 = (in_bits + 31) // 32, (out_bits + 31) // 32
+    with tempfile.TemporaryDirectory(prefix="rtlsim.") as tmp:
+        tmp = Path(tmp)
+        words_to_u32(words, in_bits).tofile(tmp / "in.bin")
+        args = [str(binary), str(tmp / "in.bin"), str(in_n32), str(out_n32), str(cycles),
+                str(max_outputs)]
+        for name, pattern in (("ready", ready), ("valid", valid)):
+            if pattern is None:
+                args.append("-")
+            else:
+                np.asarray(pattern, dtype=np.uint8).tofile(tmp / f"{name}.bin")
+                args.append(str(tmp / f"{name}.bin"))
+        args += [str(tmp / "out.bin"), str(tmp / "incyc.bin"), str(tmp / "outcyc.bin")]
+        result = subprocess.run(args, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise PascalError(f"the simulation of {module} failed (status "
+                              f"{result.returncode}): {(result.stderr or result.stdout)[:300]}")
+        limbs = np.fromfile(tmp / "out.bin", dtype=np.uint32).reshape(-1, out_n32)
+        return StageRun(u32_to_words(limbs), np.fromfile(tmp / "incyc.bin", dtype=np.int64),
+                        np.fromfile(tmp / "outcyc.bin", dtype=np.int64))
