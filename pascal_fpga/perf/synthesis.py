@@ -1,0 +1,138 @@
+"""`pascal-fpga synth BUILD`: the RTL through Yosys (and nextpnr-ecp5), beside the estimates.
+
+Each layer is synthesized out of context (its wrapper in BUILD/rtl/layers.sv: the layer's input
+FIFO and its stages, the same modules and parameters as the top), then the whole top. The table
+puts the synthesized LUT/FF/BRAM18/DSP of every layer beside the estimate the folding search used
+(:func:`pascal_fpga.perf.estimates.design_resources`) and the relative error. With ``--pnr`` the top
+is also synthesized for the ECP5 (whatever ``--part``), placed and routed by nextpnr-ecp5 on an
+LFE5U-85F and packed into a bitstream: the routed Fmax and the images/s at that clock (the worst
+case of any input: every group active, the RTL's schedule through the build's FIFOs).
+
+Logs, netlists, the bitstream and ``synth.json`` go to BUILD/synth/ (built aside and moved into
+place; an earlier BUILD/synth is replaced only if this command made it).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import PascalError
+
+PARTS = ("xc7", "ecp5-85k")
+KEYS = ("LUT", "FF", "BRAM18", "DSP")
+
+
+def _error(synth: dict[str, Any], estimate: dict[str, Any]) -> dict[str, float | None]:
+    """Relative error of the estimate per resource: (estimate - synthesized) / synthesized."""
+    return {key: (None if not synth[key] else round((estimate[key] - synth[key]) / synth[key], 3))
+            for key in KEYS}
+
+
+def worst_case_interval(design) -> int:
+    """Cycles between images when every group of every layer carries a spike (the RTL's
+    schedule through the design's FIFOs): the interval no input exceeds."""
+    from .timing import simulate
+
+    timing = simulate(design.programs({}, 3, mode="dense", backend="rtl"), design.fifo_depths())
+    if timing.deadlock:
+        raise PascalError(f"the cycle model reports a deadlock at {timing.deadlock}")
+    return int(timing.finish[-1][-1] - timing.finish[-1][-2])
+
+
+def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
+                layers: bool = True, progress: bool = False, seed: int = 1,
+                force: bool = False) -> dict[str, Any]:
+    """Synthesize BUILD/rtl; the report (``layers``, ``total``, and with ``pnr`` ``fmax_mhz``,
+    ``bitstream``, ``images_per_s_at_fmax``)."""
+    from ..buildfolder import load_build
+    from ..hw.layers import design_from_ir
+    from ..hw.load import load_qonnx_ir
+    from ..hw.rtl import MODULE_ORDER
+    from ..hw.synth import place_and_route, synthesize
+    from ..staging import check_output, staged_folder
+    from .estimates import design_resources
+
+    if part not in PARTS:
+        raise PascalError(f"--part {part!r}: one of {', '.join(PARTS)}")
+    build_dir = Path(build_dir)
+    build = load_build(build_dir)
+    rtl = build_dir / "rtl"
+    if not (rtl / "pascal_top.sv").is_file() or not (rtl / "layers.sv").is_file():
+        raise PascalError(f"{build_dir}: no RTL (rtl/pascal_top.sv); compile again")
+    design = design_from_ir(load_qonnx_ir(build_dir / build["ir"]))
+    estimate = design_resources(design)
+    modules = [rtl / "modules" / f"{m}.sv" for m in MODULE_ORDER]
+    out = build_dir / "synth"
+    check_output(out, "synth", force=force)
+    report: dict[str, Any] = {"build_dir": str(build_dir), "name": build["name"], "part": part,
+                              "layers": [], "seconds": {}}
+
+    def say(text: str) -> None:
+        if progress:
+            print(text, flush=True)
+
+    with staged_folder(out, "synth") as staging:
+        began = time.perf_counter()
+        if layers:
+            for j, (layer, row) in enumerate(zip(design.layers, estimate["layers"])):
+                say(f"  synth {part} {layer.name}")
+                got = synthesize(rtl, modules + [rtl / "layers.sv"], f"layer{j}", part,
+                                 log=staging / f"layer{j}_{part}.log")
+                est = {key: row[key] for key in KEYS}
+                report["layers"].append({
+                    "layer": layer.name, "op": layer.op_type, "pe": row["pe"],
+                    "simd": row["simd"], "synth": {k: got[k] for k in KEYS}, "estimate": est,
+                    "error": _error(got, est), "seconds": round(got["seconds"], 2)})
+        report["seconds"]["layers"] = round(time.perf_counter() - began, 2)
+        say(f"  synth {part} pascal_top")
+        netlist = staging / "pascal_top.json" if pnr and part == "ecp5-85k" else None
+        top = synthesize(rtl, modules + [rtl / "pascal_top.sv"], "pascal_top", part,
+                         netlist=netlist, log=staging / f"pascal_top_{part}.log")
+        report["total"] = {k: top[k] for k in KEYS}
+        report["estimate_total"] = {k: estimate["total"][k] for k in KEYS}
+        report["error_total"] = _error(top, estimate["total"])
+        report["seconds"]["top"] = round(top["seconds"], 2)
+        if pnr:
+            if netlist is None:
+                say("  synth ecp5-85k pascal_top (for place and route)")
+                netlist = staging / "pascal_top.json"
+                ecp5 = synthesize(rtl, modules + [rtl / "pascal_top.sv"], "pascal_top",
+                                  "ecp5-85k", netlist=netlist,
+                                  log=staging / "pascal_top_ecp5-85k.log")
+                report["ecp5_total"] = {k: ecp5[k] for k in KEYS}
+                report["seconds"]["top_ecp5"] = round(ecp5["seconds"], 2)
+            say("  nextpnr-ecp5 + ecppack")
+            clock = float(build.get("hls", {}).get("clock_mhz") or 100.0)
+            routed = place_and_route(rtl, netlist, freq_mhz=clock,
+                                     bitstream=staging / "pascal_top.bit", seed=seed,
+                                     log=staging / "pnr.log")
+            interval = worst_case_interval(design)
+            report.update({
+                "fmax_mhz": routed["fmax_mhz"], "bitstream": str(out / "pascal_top.bit"),
+                "device": "LFE5U-85F-CABGA381", "utilisation": routed.get("utilisation"),
+                "worst_case_interval_cycles": interval,
+                "images_per_s_at_fmax": routed["fmax_mhz"] * 1e6 / interval})
+            report["seconds"].update({f"pnr_{k}": v for k, v in routed["seconds"].items()})
+        import json
+
+        (staging / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The table: per layer synthesized beside estimated, the total, Fmax."""
+    print(f"{report['name']}: Yosys synthesis for {report['part']}")
+    head = f"  {'layer':<14}" + "".join(f"{k + ' syn/est':>18}" for k in KEYS)
+    print(head)
+    for row in report["layers"]:
+        print(f"  {row['layer']:<14}" + "".join(
+            f"{row['synth'][k]:>9}/{row['estimate'][k]:<8}" for k in KEYS))
+    print(f"  {'total (top)':<14}" + "".join(
+        f"{report['total'][k]:>9}/{report['estimate_total'][k]:<8}" for k in KEYS))
+    if "fmax_mhz" in report:
+        print(f"  ECP5 {report['device']}: routed Fmax {report['fmax_mhz']:.1f} MHz, "
+              f"{report['images_per_s_at_fmax']:,.0f} images/s at Fmax (worst case, "
+              f"{report['worst_case_interval_cycles']} cycles per image)")
+        print(f"  bitstream: {report['bitstream']}")
