@@ -56,7 +56,7 @@ def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
 
     if part not in PARTS:
         raise PascalError(f"--part {part!r}: one of {', '.join(PARTS)}")
-    build_dir = Path(build_dir)
+    build_dir = Path(build_dir).resolve()
     build = load_build(build_dir)
     rtl = build_dir / "rtl"
     if not (rtl / "pascal_top.sv").is_file() or not (rtl / "layers.sv").is_file():

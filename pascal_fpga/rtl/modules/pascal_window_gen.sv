@@ -1,0 +1,409 @@
+/****************************************************************************
+ * pascal-fpga RTL library
+ *
+ * @brief   Sliding-window generator (the convolution's feeder): layer stream
+ *          words -> tokens for the matrix-vector unit (pascal_mvu).
+ *
+ * Parameters
+ *   IN_CH      input channels (a multiple of SIMD)
+ *   IN_H, IN_W input map height and width (pixels)
+ *   OUT_H,     output map height and width: (IN_H + 2*PAD - K)/STRIDE + 1 and
+ *   OUT_W      (IN_W + 2*PAD - K)/STRIDE + 1 (not checked here)
+ *   K          kernel size (K x K taps)
+ *   STRIDE     window stride (any >= 1, also larger than K)
+ *   PAD        zero padding on every side (taps outside the image)
+ *   T_IN       frames per channel in a word
+ *   FB         bits per frame (1: spikes, > 1: multi-bit frames)
+ *   SIMD       channels per input word = lanes per token (one group)
+ *   ZERO_SKIP  1: event-driven, only groups with activity are sent;
+ *              0: dense, all K*K*CF groups are sent with active = T_IN
+ *   Derived:   CF = IN_CH/SIMD groups per pixel, SF = K*K*CF groups per
+ *              window, FRAMES_W = SIMD*T_IN*FB, SFB = bits(max(SF-1,1)),
+ *              AB = bits(T_IN), TOKEN_W = FRAMES_W + SFB + AB + 1.
+ *
+ * Ports (pascal_fpga/rtl/README.md, common interface)
+ *   in_data   [FRAMES_W]  layer word: lane s, frame t at [(s*T_IN+t)*FB +: FB]
+ *   out_data  [TOKEN_W]   token: frames [0 +: FRAMES_W], sf [FRAMES_W +: SFB],
+ *                         active [FRAMES_W+SFB +: AB], end at the MSB;
+ *                         END token: end = 1, everything else 0.
+ *
+ * Schedule per image (one slot per cycle, pascal_fpga/hls/ARCHITECTURE.md):
+ *   for oy in 0..OUT_H-1:
+ *     R slots (IN_W*CF each row, row r into buffer row r % K) while
+ *       rows_read < need = min(oy*STRIDE - PAD + K, IN_H);
+ *     for ox in 0..OUT_W-1:
+ *       one W slot per emitted group j = (ky*K + kx)*CF + cf in increasing j
+ *       (ZERO_SKIP: groups inside the image with active > 0; dense: all SF),
+ *       then one W slot for the END token;
+ *   R slots for the rows not read yet (drain);
+ *   then 1 drain slot (the write of the last END) and 2 idle cycles.
+ * Every token is written one slot after its HLS slot (write latency P = 1):
+ * the token's frames come from a synchronous-read line buffer (K rows of
+ * IN_W*CF words; in zero-skip mode each entry also stores the group's
+ * active), read in the W slot and presented in the next.
+ *
+ * Zero-skip search: a register bitmap holds one "nonzero" flag per buffered
+ * group. In a window's first W slot the window's SF flags (rows outside the
+ * image masked, columns outside the image read as 0 from a zero-padded view
+ * of the buffer row) form the mask; later slots use the "remaining" register
+ * (the mask without the groups already sent). The lowest set bit of the mask
+ * is the group sent in this slot; an empty mask sends END. So every W slot
+ * sends a token, the first one of a window included.
+ *
+ * Global stall (README cycle contract): rd = R slot, wr = a token waits in
+ * the output register; fire = (!rd || in_valid) && (!wr || out_ready);
+ * all state (including the line buffer's read register) advances on fire.
+ ***************************************************************************/
+`default_nettype none
+
+module pascal_window_gen #(
+    parameter integer IN_CH     = 2,
+    parameter integer IN_H      = 5,
+    parameter integer IN_W      = 5,
+    parameter integer OUT_H     = 3,
+    parameter integer OUT_W     = 3,
+    parameter integer K         = 3,
+    parameter integer STRIDE    = 1,
+    parameter integer PAD       = 0,
+    parameter integer T_IN      = 4,
+    parameter integer FB        = 1,
+    parameter integer SIMD      = 1,
+    parameter integer ZERO_SKIP = 1,
+    localparam integer CF       = IN_CH / SIMD,
+    localparam integer SF       = K * K * CF,
+    localparam integer FRAMES_W = SIMD * T_IN * FB,
+    localparam integer SFB      = (SF <= 2) ? 1 : $clog2(SF),          // bits(max(SF-1,1))
+    localparam integer AB       = (T_IN < 2) ? 1 : $clog2(T_IN + 1),   // bits(T_IN)
+    localparam integer TOKEN_W  = FRAMES_W + SFB + AB + 1
+) (
+    input  wire                clk,
+    input  wire                rst,
+    input  wire [FRAMES_W-1:0] in_data,
+    input  wire                in_valid,
+    output wire                in_ready,
+    output wire [TOKEN_W-1:0]  out_data,
+    output wire                out_valid,
+    input  wire                out_ready
+);
+
+    //-----------------------------------------------------------------------
+    // Derived sizes
+    localparam integer ROW_WORDS = IN_W * CF;              // words per input row
+    localparam integer DEPTH     = K * ROW_WORDS;          // line buffer words
+    localparam integer KCF       = K * CF;                 // groups of one window row
+    localparam integer PROW      = (IN_W + 2 * PAD) * CF;  // zero-padded row of flags
+    localparam integer ZS        = (ZERO_SKIP != 0) ? 1 : 0;
+    localparam integer LB_W      = FRAMES_W + ZS * AB;     // line buffer word: {active, frames}
+    localparam integer AW        = (DEPTH < 2) ? 1 : $clog2(DEPTH);
+    localparam integer COLW      = (ROW_WORDS < 2) ? 1 : $clog2(ROW_WORDS);
+    localparam integer KW        = (K < 2) ? 1 : $clog2(K);
+    localparam integer CFW       = (CF < 2) ? 1 : $clog2(CF);
+    localparam integer HW        = (IN_H < 2) ? 1 : $clog2(IN_H + 1);
+    localparam integer YP_MAX    = OUT_H * STRIDE;         // oy*STRIDE, oy in 0..OUT_H
+    localparam integer YPW       = (YP_MAX < 2) ? 1 : $clog2(YP_MAX + 1);
+    localparam integer XP_MAX    = (OUT_W - 1) * STRIDE;   // ox*STRIDE, ox in 0..OUT_W-1
+    localparam integer XPW       = (XP_MAX < 2) ? 1 : $clog2(XP_MAX + 1);
+    // rows needed before output row 0: min(K - PAD, IN_H), at least 0
+    localparam integer NEED0     = (K <= PAD) ? 0 : ((K - PAD > IN_H) ? IN_H : K - PAD);
+    localparam integer TOP0      = (K - PAD % K) % K;      // (-PAD) mod K: buffer row of ky = 0
+    localparam integer STEP_TOP  = STRIDE % K;
+
+    localparam [2:0] S_READ  = 3'd0;   // R slots
+    localparam [2:0] S_WIN   = 3'd1;   // W slots of the current window
+    localparam [2:0] S_DRAIN = 3'd2;   // the drain slot (P = 1)
+    localparam [2:0] S_IDLE0 = 3'd3;   // the 2 idle cycles of the image gap
+    localparam [2:0] S_IDLE1 = 3'd4;
+    localparam [2:0] S_START = (NEED0 > 0) ? S_READ : S_WIN;
+
+    //-----------------------------------------------------------------------
+    // State
+    reg [2:0]      state;
+    reg            pend;        // a token waits in the output register (wr)
+    reg [COLW-1:0] col;         // x*CF + c of the next input word within its row
+    reg [AW-1:0]   waddr;       // line buffer address of the next input word
+    reg [HW-1:0]   rows_read;
+    reg [HW-1:0]   need;        // rows the current output row needs
+    reg [YPW-1:0]  yp;          // oy*STRIDE (padded row of ky = 0)
+    reg [XPW-1:0]  xp;          // ox*STRIDE (padded column of kx = 0)
+    reg [KW-1:0]   top;         // buffer row of ky = 0: (oy*STRIDE - PAD) mod K
+    reg            tail;        // oy == OUT_H: draining the rows not read yet
+
+    // output register (the token of the previous slot)
+    reg              q_end;
+    reg              q_frames;  // the token carries the buffer word read (else frames = 0)
+    reg [SFB-1:0]    q_sf;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [AB-1:0]     q_active;  // dense mode: T_IN or 0 (unused in zero-skip mode)
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg [LB_W-1:0]   lb_q;      // line buffer read register
+
+    // line buffer
+    reg [LB_W-1:0]   lines [0:DEPTH-1];
+
+    //-----------------------------------------------------------------------
+    // Handshake: the global stall of the cycle contract
+    wire rd   = (state == S_READ);
+    wire wr   = pend;
+    wire fire = (!rd || in_valid) && (!wr || out_ready);
+    assign in_ready  = rd && (!wr || out_ready);
+    assign out_valid = wr && (!rd || in_valid);
+
+    //-----------------------------------------------------------------------
+    // The input word's active: 1 + index of the last frame nonzero in any lane
+    // (stored in the line buffer in zero-skip mode; unused in dense mode)
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [AB-1:0] in_active;
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg          frame_any;
+    integer      t, s;
+    always @* begin
+        in_active = {AB{1'b0}};
+        for (t = 0; t < T_IN; t = t + 1) begin
+            frame_any = 1'b0;
+            for (s = 0; s < SIMD; s = s + 1)
+                frame_any = frame_any | (|in_data[(s * T_IN + t) * FB +: FB]);
+            if (frame_any) in_active = AB'(t + 1);
+        end
+    end
+
+    //-----------------------------------------------------------------------
+    // Rows of the window inside the image: padded row yp + ky in [PAD, PAD + IN_H)
+    reg [K-1:0] row_in;
+    integer     ky, iy;
+    always @* begin
+        for (ky = 0; ky < K; ky = ky + 1) begin
+            iy = 32'(yp) + ky - PAD;                      // input row of tap row ky
+            row_in[ky] = (iy >= 0) && (iy < IN_H);
+        end
+    end
+
+    //-----------------------------------------------------------------------
+    // Group selection of a W slot: send, its vector index and tap
+    reg              send;
+    reg [SFB-1:0]    sel_sf;
+    reg [KW-1:0]     sel_ky;
+    reg [KW-1:0]     sel_kx;
+    reg [CFW-1:0]    sel_cf;
+
+    generate
+        if (ZERO_SKIP != 0) begin : g_skip
+            reg [DEPTH-1:0] nz;          // nonzero flag of every buffered group
+            reg [SF-1:0]    remaining;   // the window's groups not sent yet
+            reg             fresh;       // the current window has sent nothing yet
+            reg [SF-1:0]    mask_fresh;
+            reg [SF-1:0]    mask;
+            reg [SF-1:0]    lowest;
+            reg [ROW_WORDS-1:0] row_bits;
+            reg [PROW-1:0]  padded;
+            reg [KCF-1:0]   win_bits;
+            integer         i, r, rr;
+
+            always @* begin
+                for (i = 0; i < K; i = i + 1) begin
+                    r = 32'(top) + i;
+                    if (r >= K) r = r - K;
+                    row_bits = {ROW_WORDS{1'b0}};
+                    for (rr = 0; rr < K; rr = rr + 1)
+                        if (rr == r) row_bits = nz[rr * ROW_WORDS +: ROW_WORDS];
+                    padded = {PROW{1'b0}};
+                    padded[PAD * CF +: ROW_WORDS] = row_bits;
+                    win_bits = padded[32'(xp) * CF +: KCF];
+                    mask_fresh[i * KCF +: KCF] = row_in[i] ? win_bits : {KCF{1'b0}};
+                end
+                mask   = fresh ? mask_fresh : remaining;
+                lowest = mask & (~mask + SF'(1));
+                send   = |mask;
+                sel_sf = {SFB{1'b0}};
+                sel_ky = {KW{1'b0}};
+                sel_kx = {KW{1'b0}};
+                sel_cf = {CFW{1'b0}};
+                for (i = 0; i < SF; i = i + 1) begin
+                    if (lowest[i]) begin
+                        sel_sf = sel_sf | SFB'(i);
+                        sel_ky = sel_ky | KW'(i / KCF);
+                        sel_kx = sel_kx | KW'((i / CF) % K);
+                        sel_cf = sel_cf | CFW'(i % CF);
+                    end
+                end
+            end
+
+            always @(posedge clk) begin
+                if (rst) begin
+                    fresh     <= 1'b1;
+                    remaining <= {SF{1'b0}};
+                end else if (fire) begin
+                    if (rd) nz[waddr] <= |in_data;
+                    if (state == S_WIN) begin
+                        fresh     <= !send;
+                        remaining <= mask & ~lowest;
+                    end
+                end
+            end
+        end else begin : g_dense
+            reg [SFB-1:0] dj;            // the window's next group: j, (ky, kx, cf)
+            reg [KW-1:0]  dky, dkx;
+            reg [CFW-1:0] dcf;
+            reg           ddone;         // all SF groups sent: END next
+
+            always @* begin
+                send   = !ddone;
+                sel_sf = dj;
+                sel_ky = dky;
+                sel_kx = dkx;
+                sel_cf = dcf;
+            end
+
+            always @(posedge clk) begin
+                if (rst) begin
+                    dj <= '0; dky <= '0; dkx <= '0; dcf <= '0; ddone <= 1'b0;
+                end else if (fire && state == S_WIN) begin
+                    if (!send) begin
+                        dj <= '0; dky <= '0; dkx <= '0; dcf <= '0; ddone <= 1'b0;
+                    end else begin
+                        ddone <= (32'(dj) == SF - 1);
+                        dj    <= dj + 1'b1;
+                        if (32'(dcf) == CF - 1) begin
+                            dcf <= '0;
+                            if (32'(dkx) == K - 1) begin
+                                dkx <= '0;
+                                dky <= dky + 1'b1;
+                            end else begin
+                                dkx <= dkx + 1'b1;
+                            end
+                        end else begin
+                            dcf <= dcf + 1'b1;
+                        end
+                    end
+                end
+            end
+        end
+    endgenerate
+
+    //-----------------------------------------------------------------------
+    // Line buffer address of the selected group; whether it lies inside the image
+    reg [AW-1:0] raddr;
+    reg          sel_inside;
+    integer      sr, sx;
+    always @* begin
+        sr = 32'(top) + 32'(sel_ky);
+        if (sr >= K) sr = sr - K;
+        sx = 32'(xp) + 32'(sel_kx) - PAD;                 // input column of the tap
+        sel_inside = row_in[sel_ky] && (sx >= 0) && (sx < IN_W);
+        raddr = sel_inside ? AW'(sr * ROW_WORDS + sx * CF + 32'(sel_cf)) : {AW{1'b0}};
+    end
+
+    //-----------------------------------------------------------------------
+    // Line buffer: written by R slots, read (registered) by W slots that send
+    wire [LB_W-1:0] lb_wdata;
+    generate
+        if (ZERO_SKIP != 0) begin : g_wd_skip
+            assign lb_wdata = {in_active, in_data};
+        end else begin : g_wd_dense
+            assign lb_wdata = in_data;
+        end
+    endgenerate
+    wire lb_we = fire && rd;
+    wire lb_re = fire && (state == S_WIN) && send && sel_inside;
+    always @(posedge clk) begin
+        if (lb_we) lines[waddr] <= lb_wdata;
+        if (lb_re) lb_q <= lines[raddr];
+    end
+
+    //-----------------------------------------------------------------------
+    // Slot sequencing
+    wire          row_done    = (32'(col) == ROW_WORDS - 1);
+    wire          last_x      = (32'(xp) == XP_MAX);
+    wire          last_y      = (32'(yp) + STRIDE == YP_MAX);   // oy == OUT_H - 1
+    // rows the next output row needs (IN_H after the last one: drain)
+    integer       need_next_i;
+    reg  [HW-1:0] need_next;
+    always @* begin
+        need_next_i = 32'(yp) + STRIDE + K - PAD;
+        if (need_next_i < 0) need_next_i = 0;
+        if (need_next_i > IN_H || last_y) need_next_i = IN_H;
+        need_next = HW'(need_next_i);
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            state     <= S_START;
+            pend      <= 1'b0;
+            col       <= '0;
+            waddr     <= '0;
+            rows_read <= '0;
+            need      <= HW'(NEED0);
+            yp        <= '0;
+            xp        <= '0;
+            top       <= KW'(TOP0);
+            tail      <= 1'b0;
+            q_end     <= 1'b0;
+            q_frames  <= 1'b0;
+            q_sf      <= '0;
+            q_active  <= '0;
+        end else if (fire) begin
+            pend <= (state == S_WIN);
+            if (state == S_WIN) begin
+                q_end    <= !send;
+                q_frames <= send && sel_inside;
+                q_sf     <= send ? sel_sf : {SFB{1'b0}};
+                q_active <= (send && ZS == 0) ? AB'(T_IN) : {AB{1'b0}};
+            end
+            case (state)
+                S_READ: begin
+                    col   <= row_done ? {COLW{1'b0}} : col + 1'b1;
+                    waddr <= (32'(waddr) == DEPTH - 1) ? {AW{1'b0}} : waddr + 1'b1;
+                    if (row_done) begin
+                        rows_read <= rows_read + 1'b1;
+                        if (32'(rows_read) + 1 == 32'(need))
+                            state <= tail ? S_DRAIN : S_WIN;
+                    end
+                end
+                S_WIN: begin
+                    if (!send) begin            // END: on to the next window
+                        if (last_x) begin
+                            xp   <= '0;
+                            yp   <= yp + YPW'(STRIDE);
+                            top  <= (32'(top) + STEP_TOP >= K) ? KW'(32'(top) + STEP_TOP - K)
+                                                               : KW'(32'(top) + STEP_TOP);
+                            need <= need_next;
+                            tail <= last_y;
+                            if (rows_read < need_next) state <= S_READ;
+                            else if (last_y)           state <= S_DRAIN;
+                        end else begin
+                            xp <= xp + XPW'(STRIDE);
+                        end
+                    end
+                end
+                S_DRAIN: state <= S_IDLE0;
+                S_IDLE0: state <= S_IDLE1;
+                default: begin                  // S_IDLE1: the next image
+                    state     <= S_START;
+                    col       <= '0;
+                    waddr     <= '0;
+                    rows_read <= '0;
+                    need      <= HW'(NEED0);
+                    yp        <= '0;
+                    xp        <= '0;
+                    top       <= KW'(TOP0);
+                    tail      <= 1'b0;
+                end
+            endcase
+        end
+    end
+
+    //-----------------------------------------------------------------------
+    // Token
+    wire [FRAMES_W-1:0] out_frames = q_frames ? lb_q[FRAMES_W-1:0] : {FRAMES_W{1'b0}};
+    wire [AB-1:0]       out_active;
+    generate
+        if (ZERO_SKIP != 0) begin : g_act_skip
+            assign out_active = q_frames ? lb_q[FRAMES_W +: AB] : {AB{1'b0}};
+        end else begin : g_act_dense
+            assign out_active = q_active;
+        end
+    endgenerate
+    assign out_data = {q_end, out_active, q_sf, out_frames};
+
+endmodule
+
+`default_nettype wire
