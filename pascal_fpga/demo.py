@@ -67,11 +67,13 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
         build_dir = staging / "build"
         compiled = compile_model(model_path, build_dir, record_model_as=out / "model.onnx",
                                  target_fps=DEMO_TARGET_FPS)
-        print("[7/9] verify: Brevitas, QONNX, spiking IR, PASCAL simulation and the HLS C "
-              "simulation (g++) on every test image", flush=True)
+        print("[7/9] verify: Brevitas, QONNX, spiking IR, PASCAL simulation, the HLS C "
+              "simulation (g++) and the RTL simulation (Verilator, cycle by cycle against the "
+              "cycle model) on every test image", flush=True)
         images, labels, _ = verify_images(compiled, None, None, None, None)
         verified = verify_build(build_dir, images, labels, progress=progress,
-                                run_dir=adapted_dir, csim_headers=ap_types_dir(xilinx_hls))
+                                run_dir=adapted_dir, csim_headers=ap_types_dir(xilinx_hls),
+                                rtlsim=True)
         if not verified["passed"]:
             raise PascalError(f"demo: verify found mismatches that are not ties: "
                               f"{verified['checks']}")
@@ -108,6 +110,12 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
                                           for row in compiled["layers"]),
         }
         for check in verified["checks"]:
+            if check["name"] == "rtl_cycles_vs_cyclesim":
+                summary[f"verify {check['name']}"] = (
+                    f"{check['mismatched']} of {check['compared']} stage-image pairs differ "
+                    f"(first input and last output cycle of every stage and image, "
+                    f"{check['cycles']} RTL cycles)")
+                continue
             summary[f"verify {check['name']}"] = (
                 f"{check['mismatched']} of {check['compared']} samples differ "
                 f"({check['ties']} ties)")
@@ -134,7 +142,9 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
                                                 f"{len(images)} images")
     summary["run directories"] = f"{out / 'run'}, {out / 'adapted'} (snn/ plots inside)"
     summary["QONNX model, build"] = (f"{out / 'model.onnx'}, {out / 'build'} (ir/, hls/, "
-                                     f"csim/, report/, driver/ inside)")
+                                     f"rtl/, csim/, rtlsim/, report/, driver/ inside)")
+    summary["synthesis (not run here)"] = (f"pascal-fpga synth {out / 'build'} [--pnr]: Yosys "
+                                           f"LUT/FF/BRAM/DSP per layer, ECP5 Fmax, bitstream")
     summary["total seconds"] = f"{time.perf_counter() - started:.1f}"
     width = max(len(key) for key in summary)
     print("\npascal-fpga demo summary")

@@ -53,12 +53,13 @@ A **weighted layer**, feeder + MVU:
   (``S * FB * mux(T)``, shared by the PE rows; both SNN modes, none in the QNN); P*S lanes: a spike
   gates a weight (W LUTs), a multi-bit frame or QNN level multiplies (W*FB or W*a LUTs, or a DSP
   when that product is >= 64), each lane an adder of A bits (the tree and the accumulator); FFs: a
-  pipeline register of W + FB (QNN: W + a) bits per lane and the P accumulators. Weights: P*S banks
-  of NF*SF words of W bits (the HLS code partitions both dimensions). Threshold emitter: P*L
-  comparators, the thresholds in P*L banks of NF words of A bits, 2*P*A pipeline FFs, an output
+  pipeline register of W + FB (QNN: W + a) bits per lane and the P accumulators. Weights: one ROM
+  of NF*SF words of P*S*W bits (the RTL's, read a word per slot: ``rom``, LUTs up to 64 words,
+  else BRAM18). Threshold emitter: P*L
+  comparators, the thresholds in one ROM of NF words of P*L*A bits, 2*P*A pipeline FFs, an output
   register of P*L bits; the QNN twin adds a thermometer-to-binary encoder per output channel
   (``a_out * ceil((L - 1) / 5)`` LUTs, at least one per bit) and registers P*a_out bits.
-  Classifier emitter: the bias in P banks of NF words of A bits, a 2:1 mux per accumulator bit
+  Classifier emitter: the bias in one ROM of NF words of P*A bits, a 2:1 mux per accumulator bit
   (start from the bias or go on), an output register of P*A bits.
 
 A **pool**: the input FIFO; the K-row line buffer, K*K banks (rows, and columns cyclic by K) of
@@ -71,6 +72,11 @@ Zero-skipping thus pays for its encoder, its flag memories, its ``active`` logic
 and its wider tokens; dense mode for the frame select and the token fields; the QNN for its
 multipliers, its thermometer-to-binary encoders and nothing else. FINN's own figures are not used
 anywhere.
+
+**Calibration.** These formulas count parts; Yosys' synth_xilinx of the RTL (`pascal-fpga synth`)
+counts cells. ``layer_resources`` scales each group of parts (control, memories, logic) by the
+constants in ``CALIBRATION``, fitted to synthesized layers by ``scripts/calibrate_resources.py``;
+``resource_parts`` stays the raw breakdown.
 """
 
 from __future__ import annotations
@@ -89,6 +95,24 @@ DSP_PRODUCT = 64        # W x a (or W x FB) at or above this: a DSP per lane
 CONTROL_LUT = 150       # per stage
 CONTROL_FF = 150
 KEYS = ("LUT", "FF", "BRAM18", "DSP")
+ROM_LUT_DEPTH = 64     # a parameter ROM this shallow is LUTs (pascal_mvu.sv), deeper BRAM18
+
+# Calibration against Yosys synth_xilinx of the RTL (pascal-fpga synth; fitted by
+# scripts/calibrate_resources.py, see the README's hardware section for the builds and the
+# errors before and after): the LUT and FF counts of each group of parts are scaled by these
+# constants. BRAM18 and DSP are counted structurally (no scale).
+GROUPS = ("control", "memory", "logic")
+CALIBRATION = {"LUT": {"control": 1.0, "memory": 1.0, "logic": 1.0},
+               "FF": {"control": 1.0, "memory": 1.0, "logic": 1.0}}
+_MEMORY_PARTS = ("input FIFO", "token FIFO", "line buffer", "window buffer", "weights",
+                 "thresholds", "bias", "zero-skip group flags")
+
+
+def part_group(part: str) -> str:
+    """The calibration group of a part of :func:`resource_parts`."""
+    if "control" in part:
+        return "control"
+    return "memory" if part in _MEMORY_PARTS else "logic"
 
 
 def clog2(n: int) -> int:
@@ -103,6 +127,17 @@ def memory(depth: int, width: int, banks: int = 1) -> tuple[int, int]:
         return banks * width * math.ceil(depth / LUTRAM_DEPTH), 0
     per_bank = min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_SHAPES)
     return 0, banks * per_bank
+
+
+def rom(depth: int, width: int) -> tuple[int, int]:
+    """(LUT, BRAM18) of a parameter ROM of ``depth`` words of ``width`` bits, one word per read
+    (the RTL's weights [NF*SF] x P*S*W, thresholds [NF] x P*L*A, bias [NF] x P*A): up to
+    ROM_LUT_DEPTH words a LUT per 64 x 1 bits, deeper BRAM18 over the port shapes."""
+    if depth <= 0 or width <= 0:
+        return 0, 0
+    if depth <= ROM_LUT_DEPTH:
+        return width * math.ceil(depth / LUTRAM_DEPTH), 0
+    return 0, min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_SHAPES)
 
 
 def fifo(width: int, depth: int) -> tuple[int, int]:
@@ -238,9 +273,13 @@ def layer_resources(layer, mode: str, fifo_bits: int = 0, fifo_depth: int = 2
                     ) -> dict[str, int]:
     """{"LUT", "FF", "BRAM18", "DSP"} of one layer (its stages, its input FIFO, a weighted
     layer's token FIFO) in ``mode`` (zero_skip, dense or qnn; a pool's SNN modes are equal)."""
-    tally = _Tally()
-    tally.parts = resource_parts(layer, mode, fifo_bits, fifo_depth)
-    return tally.total()
+    total = dict.fromkeys(KEYS, 0.0)
+    for part, values in resource_parts(layer, mode, fifo_bits, fifo_depth).items():
+        group = part_group(part)
+        for key in KEYS:
+            scale = CALIBRATION[key][group] if key in CALIBRATION else 1.0
+            total[key] += scale * values[key]
+    return {key: int(round(value)) for key, value in total.items()}
 
 
 def _pool(tally: _Tally, layer, mode: str) -> None:
@@ -318,13 +357,16 @@ def _mvu(tally: _Tally, layer, mode: str) -> None:
             lut, dsp = _product(w, fb)
             tally.add("lanes", lut=lanes * lut, dsp=lanes * dsp, ff=lanes * (w + fb))
     tally.add("adders", lut=lanes * a_acc, ff=p * a_acc)
-    tally.memory("weights", nf * sf, w, lanes)
+    lut, bram = rom(nf * sf, lanes * w)
+    tally.add("weights", lut=lut, bram=bram)
     if layer.emitter == "classifier":
-        tally.memory("bias", nf, a_acc, p)
+        lut, bram = rom(nf, p * a_acc)
+        tally.add("bias", lut=lut, bram=bram)
         tally.add("emitter", lut=p * a_acc, ff=p * a_acc)
         return
     levels = layer.t_out
-    tally.memory("thresholds", nf, a_acc, p * levels)
+    lut, bram = rom(nf, p * levels * a_acc)
+    tally.add("thresholds", lut=lut, bram=bram)
     tally.add("emitter", lut=p * levels * comparator(a_acc), ff=2 * p * a_acc)
     if mode == "qnn":
         a_out = out_level_bits(layer)
