@@ -143,3 +143,33 @@ def test_rtl_folder_is_deterministic_and_holds_the_parameters(odd_models, tmp_pa
 
 def test_hex_rows_twos_complement():
     assert _hex_rows(np.array([[1, -1], [-2, 3]]), 4) == "f1\n3e\n"
+
+
+def test_synth_cli_json_on_ecp5(odd_models, tmp_path, capsys):
+    """`pascal-fpga synth BUILD --part ecp5-85k --no-layers --json`: the report's interface
+    (layers, total with LUT/FF/BRAM18/DSP), BUILD/synth/ with its log; a second run needs
+    --force, which replaces only the folder synth made."""
+    from pascal_fpga.cli import main as cli_main
+
+    build = tmp_path / "b"
+    compile_model(odd_models["dense_first"], build, "serial")
+    assert cli_main(["synth", str(build), "--part", "ecp5-85k", "--no-layers", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layers"] == []
+    assert set(report["total"]) == {"LUT", "FF", "BRAM18", "DSP"}
+    assert report["total"]["LUT"] > 0 and report["total"]["FF"] > 0
+    assert (build / "synth" / "synth.json").is_file()
+    assert (build / "synth" / "pascal_top_ecp5-85k.log").is_file()
+    assert cli_main(["synth", str(build), "--part", "ecp5-85k", "--no-layers"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert cli_main(["synth", str(build), "--part", "zynq"]) == 2
+    assert "--part" in capsys.readouterr().err
+
+
+def test_missing_verilator_is_one_line(monkeypatch, tmp_path):
+    from pascal_fpga.errors import PascalError
+    from pascal_fpga.hw import rtlsim
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(PascalError, match="apt-get install verilator"):
+        rtlsim.verilator()
