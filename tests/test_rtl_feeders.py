@@ -112,6 +112,9 @@ WINDOW_CASES = {
     # 1x1 kernel on a one-pixel-wide image, PAD = K: no row before the first window, windows
     # wholly outside the image; T_IN = 1
     "k1_w1_pad1": (_conv_params(4, 4, 1, 1, 1, 1, 1, 1, 1, 1), 0.4),
+    # image narrower than the kernel's reach (IN_W <= K - PAD): the last R slot before a
+    # window writes a group of that very window (the precomputed zero-skip mask must see it)
+    "k3_narrow_w2": (_conv_params(2, 5, 2, 3, 1, 1, 2, 1, 1, 1), 0.5),
     # dense schedule: 3x3 with PAD 2 (zero frames outside), multi-bit frames
     "dense_k3_pad2_multibit": (_conv_params(4, 4, 5, 3, 1, 2, 2, 3, 2, 0), 0.4),
 }

@@ -43,12 +43,16 @@
  * active), read in the W slot and presented in the next.
  *
  * Zero-skip search: a register bitmap holds one "nonzero" flag per buffered
- * group. In a window's first W slot the window's SF flags (rows outside the
- * image masked, columns outside the image read as 0 from a zero-padded view
- * of the buffer row) form the mask; later slots use the "remaining" register
- * (the mask without the groups already sent). The lowest set bit of the mask
- * is the group sent in this slot; an empty mask sends END. So every W slot
- * sends a token, the first one of a window included.
+ * group. The register cur_mask holds the current window's groups not sent yet
+ * (rows outside the image masked, columns outside the image read as 0 from a
+ * zero-padded view of the flags). It is loaded one slot ahead, off the
+ * selection path: the slot before a window's first W slot (the previous
+ * window's END, or an R slot, whose own flag write is bypassed into the mask)
+ * loads the window's fresh mask; a W slot that sends clears its group. The
+ * lowest set bit of cur_mask (per window row a log-depth priority encoder,
+ * then the first nonempty row) is the group sent in this slot, its line
+ * buffer address = a registered per-row base + the index; an empty mask sends
+ * END. So every W slot sends a token, the first one of a window included.
  *
  * Global stall (README cycle contract): rd = R slot, wr = a token waits in
  * the output register; fire = (!rd || in_valid) && (!wr || out_ready);
@@ -167,76 +171,191 @@ module pascal_window_gen #(
     end
 
     //-----------------------------------------------------------------------
-    // Rows of the window inside the image: padded row yp + ky in [PAD, PAD + IN_H)
-    reg [K-1:0] row_in;
-    integer     ky, iy;
+    // Slot sequencing: the position's next values
+    wire          row_done    = (32'(col) == ROW_WORDS - 1);
+    wire          last_x      = (32'(xp) == XP_MAX);
+    wire          last_y      = (32'(yp) + STRIDE == YP_MAX);   // oy == OUT_H - 1
+    // rows the next output row needs (IN_H after the last one: drain)
+    integer       need_next_i;
+    reg  [HW-1:0] need_next;
     always @* begin
-        for (ky = 0; ky < K; ky = ky + 1) begin
-            iy = 32'(yp) + ky - PAD;                      // input row of tap row ky
-            row_in[ky] = (iy >= 0) && (iy < IN_H);
-        end
+        need_next_i = 32'(yp) + STRIDE + K - PAD;
+        if (need_next_i < 0) need_next_i = 0;
+        if (need_next_i > IN_H || last_y) need_next_i = IN_H;
+        need_next = HW'(need_next_i);
     end
 
+    wire [KW-1:0] top_next = (32'(top) + STEP_TOP >= K) ? KW'(32'(top) + STEP_TOP - K)
+                                                        : KW'(32'(top) + STEP_TOP);
+
     //-----------------------------------------------------------------------
-    // Group selection of a W slot: send, its vector index and tap
+    // Group selection of a W slot: send (else END), its vector index, and the
+    // line buffer address of the group (sel_inside: the tap lies in the image)
     reg              send;
     reg [SFB-1:0]    sel_sf;
-    reg [KW-1:0]     sel_ky;
-    reg [KW-1:0]     sel_kx;
-    reg [CFW-1:0]    sel_cf;
+    reg [AW-1:0]     raddr;
+    reg              sel_inside;
 
     generate
         if (ZERO_SKIP != 0) begin : g_skip
+            // cur_mask: the groups of the current window not sent yet. It is
+            // computed one slot ahead: the slot before a window's first W slot
+            // (the END of the previous window, or an R slot, whose own line
+            // buffer write is bypassed into the flags) loads the next window's
+            // fresh mask; a W slot that sends clears the group it sends.
+            localparam integer IW = (KCF < 2) ? 1 : $clog2(KCF);   // index in a window row
+            localparam integer NP = 1 << IW;
             reg [DEPTH-1:0] nz;          // nonzero flag of every buffered group
-            reg [SF-1:0]    remaining;   // the window's groups not sent yet
-            reg             fresh;       // the current window has sent nothing yet
-            reg [SF-1:0]    mask_fresh;
-            reg [SF-1:0]    mask;
-            reg [SF-1:0]    lowest;
+            reg [SF-1:0]    cur_mask;
+
+            // lowest set bit of v: {any, index}, a log-depth tree
+            function automatic [IW:0] lowest_idx(input [NP-1:0] v);
+                reg [NP-1:0]    val, nval;
+                reg [NP*IW-1:0] ix, nix;
+                integer         l, n;
+                begin
+                    val = v;
+                    ix  = {(NP*IW){1'b0}};
+                    for (l = 0; l < IW; l = l + 1) begin
+                        nval = {NP{1'b0}};
+                        nix  = {(NP*IW){1'b0}};
+                        for (n = 0; n < (NP >> (l + 1)); n = n + 1) begin
+                            nval[n] = val[2 * n] | val[2 * n + 1];
+                            nix[n * IW +: IW] = val[2 * n] ? ix[2 * n * IW +: IW]
+                                              : (ix[(2 * n + 1) * IW +: IW] | IW'(1 << l));
+                        end
+                        val = nval;
+                        ix  = nix;
+                    end
+                    lowest_idx = {val[0], ix[IW-1:0]};
+                end
+            endfunction
+
+            // The window whose fresh mask is loaded at the end of this slot:
+            // R slot: the current one (with this slot's flag write); W slot
+            // (used only when it is the END): the next window.
+            reg [DEPTH-1:0]     fnz;
+            reg [XPW-1:0]       fx;
+            reg [YPW-1:0]       fy;
+            reg [KW-1:0]        ftop;
+            reg [K-1:0]         frow_in;
+            reg [SF-1:0]        fmask;
             reg [ROW_WORDS-1:0] row_bits;
-            reg [PROW-1:0]  padded;
-            reg [KCF-1:0]   win_bits;
-            integer         i, r, rr;
+            reg [PROW-1:0]      padded;
+            reg [KCF-1:0]       win_bits;
+            integer             i, r, rr, iy, xx;
 
             always @* begin
+                fnz  = nz;
+                fx   = xp;
+                fy   = yp;
+                ftop = top;
+                if (rd) begin
+                    fnz[waddr] = |in_data;
+                end else if (last_x) begin
+                    fx   = {XPW{1'b0}};
+                    fy   = yp + YPW'(STRIDE);
+                    ftop = top_next;
+                end else begin
+                    fx   = xp + XPW'(STRIDE);
+                end
                 for (i = 0; i < K; i = i + 1) begin
-                    r = 32'(top) + i;
+                    iy = 32'(fy) + i - PAD;                      // input row of tap row i
+                    frow_in[i] = (iy >= 0) && (iy < IN_H);
+                end
+                for (i = 0; i < K; i = i + 1) begin
+                    r = 32'(ftop) + i;
                     if (r >= K) r = r - K;
                     row_bits = {ROW_WORDS{1'b0}};
                     for (rr = 0; rr < K; rr = rr + 1)
-                        if (rr == r) row_bits = nz[rr * ROW_WORDS +: ROW_WORDS];
+                        if (rr == r) row_bits = fnz[rr * ROW_WORDS +: ROW_WORDS];
                     padded = {PROW{1'b0}};
                     padded[PAD * CF +: ROW_WORDS] = row_bits;
-                    win_bits = padded[32'(xp) * CF +: KCF];
-                    mask_fresh[i * KCF +: KCF] = row_in[i] ? win_bits : {KCF{1'b0}};
+                    win_bits = {KCF{1'b0}};      // padded[fx*CF +: KCF], a mux (no multiplier)
+                    for (xx = 0; xx <= XP_MAX; xx = xx + 1)
+                        if (32'(fx) == xx) win_bits = padded[xx * CF +: KCF];
+                    fmask[i * KCF +: KCF] = frow_in[i] ? win_bits : {KCF{1'b0}};
                 end
-                mask   = fresh ? mask_fresh : remaining;
-                lowest = mask & (~mask + SF'(1));
-                send   = |mask;
-                sel_sf = {SFB{1'b0}};
-                sel_ky = {KW{1'b0}};
-                sel_kx = {KW{1'b0}};
-                sel_cf = {CFW{1'b0}};
-                for (i = 0; i < SF; i = i + 1) begin
-                    if (lowest[i]) begin
-                        sel_sf = sel_sf | SFB'(i);
-                        sel_ky = sel_ky | KW'(i / KCF);
-                        sel_kx = sel_kx | KW'((i / CF) % K);
-                        sel_cf = sel_cf | CFW'(i % CF);
-                    end
+            end
+
+            // Line buffer address of group 0 of each window row (mod 2^AW; only
+            // groups inside the image are ever read), registered like cur_mask:
+            // loaded for the window whose fresh mask is loaded. colb = (x - PAD)*CF
+            // of the window's column x, kept by increments (no multiplier).
+            localparam [AW-1:0] COLB0 = AW'(-PAD * CF);
+            localparam [AW-1:0] COLB_STEP = AW'(STRIDE * CF);
+            reg [AW-1:0]    colb;               // of the current window
+            reg [AW-1:0]    fcolb;              // of the window loaded at the end of the slot
+            reg [K*AW-1:0]  fbase;
+            reg [K*AW-1:0]  row_base;           // row i at [i*AW +: AW]
+            integer         fi, fr, frr;
+            always @* begin
+                if (rd)          fcolb = colb;
+                else if (last_x) fcolb = COLB0;
+                else             fcolb = colb + COLB_STEP;
+                for (fi = 0; fi < K; fi = fi + 1) begin
+                    fr = 32'(ftop) + fi;
+                    if (fr >= K) fr = fr - K;
+                    fbase[fi * AW +: AW] = fcolb;
+                    for (frr = 0; frr < K; frr = frr + 1)
+                        if (frr == fr) fbase[fi * AW +: AW] = fcolb + AW'(frr * ROW_WORDS);
                 end
             end
 
             always @(posedge clk) begin
                 if (rst) begin
-                    fresh     <= 1'b1;
-                    remaining <= {SF{1'b0}};
+                    colb <= COLB0;
+                end else if (fire) begin
+                    if (state == S_WIN) begin
+                        if (!send) colb <= fcolb;
+                    end else if (!rd) begin
+                        colb <= COLB0;           // the image gap: the next image's first window
+                    end
+                    if (rd || (state == S_WIN && !send))
+                        row_base <= fbase;
+                end
+            end
+
+            // Selection: the first window row with a group left, its lowest group
+            reg [IW:0]      enc [0:K-1];
+            reg [K-1:0]     first;              // the row is the first with a group left
+            reg             found;
+            reg [SF-1:0]    cleared;            // cur_mask without the group sent
+            integer         si, sk;
+            always @* begin
+                for (si = 0; si < K; si = si + 1)
+                    enc[si] = lowest_idx(NP'(cur_mask[si * KCF +: KCF]));
+                found = 1'b0;
+                for (si = 0; si < K; si = si + 1) begin
+                    first[si] = !found && enc[si][IW];
+                    found     = found | enc[si][IW];
+                end
+                send    = found;
+                sel_sf  = {SFB{1'b0}};
+                raddr   = {AW{1'b0}};
+                for (si = 0; si < K; si = si + 1) begin
+                    if (first[si]) begin
+                        sel_sf = sel_sf | (SFB'(si * KCF) + SFB'(enc[si][IW-1:0]));
+                        raddr  = raddr | (row_base[si * AW +: AW] + AW'(enc[si][IW-1:0]));
+                    end
+                    for (sk = 0; sk < KCF; sk = sk + 1)
+                        cleared[si * KCF + sk] = cur_mask[si * KCF + sk]
+                                               & !(first[si] && 32'(enc[si][IW-1:0]) == sk);
+                end
+                sel_inside = send;               // the mask holds taps inside the image only
+            end
+
+            always @(posedge clk) begin
+                if (rst) begin
+                    cur_mask <= {SF{1'b0}};
                 end else if (fire) begin
                     if (rd) nz[waddr] <= |in_data;
-                    if (state == S_WIN) begin
-                        fresh     <= !send;
-                        remaining <= mask & ~lowest;
-                    end
+                    if (state == S_WIN)
+                        cur_mask <= send ? cleared : fmask;
+                    else if (rd)
+                        cur_mask <= fmask;
+                    else
+                        cur_mask <= {SF{1'b0}};  // image start (all rows outside if no R slot)
                 end
             end
         end else begin : g_dense
@@ -245,12 +364,21 @@ module pascal_window_gen #(
             reg [CFW-1:0] dcf;
             reg           ddone;         // all SF groups sent: END next
 
+            // Rows of the window inside the image: padded row yp + ky in [PAD, PAD + IN_H)
+            reg [K-1:0] row_in;
+            integer     ky, iy, sr, sx;
             always @* begin
+                for (ky = 0; ky < K; ky = ky + 1) begin
+                    iy = 32'(yp) + ky - PAD;                  // input row of tap row ky
+                    row_in[ky] = (iy >= 0) && (iy < IN_H);
+                end
                 send   = !ddone;
                 sel_sf = dj;
-                sel_ky = dky;
-                sel_kx = dkx;
-                sel_cf = dcf;
+                sr = 32'(top) + 32'(dky);
+                if (sr >= K) sr = sr - K;
+                sx = 32'(xp) + 32'(dkx) - PAD;                // input column of the tap
+                sel_inside = row_in[dky] && (sx >= 0) && (sx < IN_W);
+                raddr = sel_inside ? AW'(sr * ROW_WORDS + sx * CF + 32'(dcf)) : {AW{1'b0}};
             end
 
             always @(posedge clk) begin
@@ -280,19 +408,6 @@ module pascal_window_gen #(
     endgenerate
 
     //-----------------------------------------------------------------------
-    // Line buffer address of the selected group; whether it lies inside the image
-    reg [AW-1:0] raddr;
-    reg          sel_inside;
-    integer      sr, sx;
-    always @* begin
-        sr = 32'(top) + 32'(sel_ky);
-        if (sr >= K) sr = sr - K;
-        sx = 32'(xp) + 32'(sel_kx) - PAD;                 // input column of the tap
-        sel_inside = row_in[sel_ky] && (sx >= 0) && (sx < IN_W);
-        raddr = sel_inside ? AW'(sr * ROW_WORDS + sx * CF + 32'(sel_cf)) : {AW{1'b0}};
-    end
-
-    //-----------------------------------------------------------------------
     // Line buffer: written by R slots, read (registered) by W slots that send
     wire [LB_W-1:0] lb_wdata;
     generate
@@ -307,21 +422,6 @@ module pascal_window_gen #(
     always @(posedge clk) begin
         if (lb_we) lines[waddr] <= lb_wdata;
         if (lb_re) lb_q <= lines[raddr];
-    end
-
-    //-----------------------------------------------------------------------
-    // Slot sequencing
-    wire          row_done    = (32'(col) == ROW_WORDS - 1);
-    wire          last_x      = (32'(xp) == XP_MAX);
-    wire          last_y      = (32'(yp) + STRIDE == YP_MAX);   // oy == OUT_H - 1
-    // rows the next output row needs (IN_H after the last one: drain)
-    integer       need_next_i;
-    reg  [HW-1:0] need_next;
-    always @* begin
-        need_next_i = 32'(yp) + STRIDE + K - PAD;
-        if (need_next_i < 0) need_next_i = 0;
-        if (need_next_i > IN_H || last_y) need_next_i = IN_H;
-        need_next = HW'(need_next_i);
     end
 
     always @(posedge clk) begin
@@ -363,8 +463,7 @@ module pascal_window_gen #(
                         if (last_x) begin
                             xp   <= '0;
                             yp   <= yp + YPW'(STRIDE);
-                            top  <= (32'(top) + STEP_TOP >= K) ? KW'(32'(top) + STEP_TOP - K)
-                                                               : KW'(32'(top) + STEP_TOP);
+                            top  <= top_next;
                             need <= need_next;
                             tail <= last_y;
                             if (rows_read < need_next) state <= S_READ;
