@@ -25,8 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from pascal_fpga.buildfolder import load_build
 from pascal_fpga.errors import PascalError
 from pascal_fpga.hw.csim import ap_types_dir, build_csim, run_csim

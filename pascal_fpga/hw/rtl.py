@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import PascalError
-from .hls import comment_text, file_stem, tcl_word  # noqa: F401  (filters)
-from .rtlsim import build, u32_to_words  # noqa: F401
+from .hls import comment_text
+from .rtlsim import build
 
 RTL_ROOT = Path(__file__).resolve().parent.parent / "rtl"   # pascal_fpga/rtl (the repo's rtl/)
 MODULES = RTL_ROOT / "modules"

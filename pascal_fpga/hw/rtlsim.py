@@ -116,7 +116,10 @@ def build(sources: list[Path], top: str, harness: str, params: dict[str, int | s
                    "-CFLAGS", "-O1", "-Mdir", str(tmp / "obj"), "-o", str(tmp / "sim"),
                    *extra_flags, *parameter_flags(params),
                    *[str(p) for p in sources], str(tmp / "harness.cpp")]
-        result = subprocess.run(command, capture_output=True, text=True)
+        env = dict(os.environ)
+        if shutil.which("ccache") and "OBJCACHE" not in env:
+            env["OBJCACHE"] = "ccache"   # Verilator's runtime files compile once, not per build
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
         if result.returncode != 0 or not (tmp / "sim").is_file():
             log = result.stderr + result.stdout
             first = next((line for line in log.splitlines() if "%Error" in line and

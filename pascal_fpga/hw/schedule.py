@@ -146,7 +146,6 @@ def delayed(program: Program, latency: int) -> Program:
     slot merged into one transaction)."""
     if latency == 0:
         return program
-    n = program.images
     off_r = program.offset[program.read]
     img_r = program.image[program.read]
     off_w = program.offset[program.write] + latency

@@ -17,7 +17,8 @@ Checks, each ``{"name", "compared", "mismatched", "ties", ...}`` over samples:
   first input and last output in the RTL simulation against the cycle model running the RTL's
   schedule (:meth:`Design.programs` with ``backend="rtl"``) through the same FIFO depths; a
   stage-image pair is mismatched when either cycle differs, and every FIFO's number of words
-  written and read must equal the model's.
+  written and read must equal the model's. The images run in batches of ``BATCH``, each batch
+  from reset in the RTL and from empty FIFOs in the model, back to back within the batch.
 
 ``qonnx_vs_brevitas`` runs only when the user names the Brevitas run (``run_dir``, the CLI's
 ``--run``): the run a model's metadata records is shown in the skip reason, never loaded, because
