@@ -173,3 +173,16 @@ def test_missing_verilator_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(PascalError, match="apt-get install verilator"):
         rtlsim.verilator()
+
+
+def test_rtlsim_refuses_a_path_make_would_read(tmp_path):
+    from pascal_fpga.errors import PascalError
+    from pascal_fpga.hw import rtlsim
+
+    folder = tmp_path / "a b$(touch x)"
+    folder.mkdir()
+    source = folder / "m.sv"
+    source.write_text("module m; endmodule\n")
+    with pytest.raises(PascalError, match="Verilator builds only in folders"):
+        rtlsim.build([source], "m", "int main() { return 0; }\n", {}, root=folder)
+    assert not (folder / "x").exists() and not (tmp_path / "x").exists()

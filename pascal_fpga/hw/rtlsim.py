@@ -102,6 +102,11 @@ def build(sources: list[Path], top: str, harness: str, params: dict[str, int | s
     key = digest.hexdigest()[:24]
     base = (root if root is not None else cache_dir()).resolve()
     sources = [Path(path).resolve() for path in sources]
+    for path in [base, *sources]:
+        if not _SAFE_PATH.fullmatch(str(path)):
+            raise PascalError(f"{str(path)!r}: Verilator builds only in folders whose path is "
+                              f"letters, digits and _ . , / + = @ % ~ - (make and the shell "
+                              f"would read the others); move the build elsewhere")
     folder = base / f"{top}-{key}"
     binary = folder / "sim"
     if binary.is_file():
