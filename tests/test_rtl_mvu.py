@@ -5,8 +5,8 @@ FB > 1, negative weights, narrow wrapping accumulators, ROMs deep enough for blo
 random weights, thresholds and biases in memory files and random token streams (zero-skip
 sparse windows, empty windows, dense windows) for a few images: the output words bit for bit
 against a numpy model, and with no stalls every input and output transfer at the cycle of the
-delayed (P = 2) HLS program (pascal_fpga/rtl/README.md); then random valid/ready patterns (the
-data only)."""
+delayed (P = RTL_LATENCY["pascal_mvu"]) HLS program (pascal_fpga/rtl/README.md); then random
+valid/ready patterns (the data only)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 from pascal_fpga.hw import rtlsim, schedule
+from pascal_fpga.hw.layers import RTL_LATENCY
 from pascal_fpga.hw.schedule import delayed, ideal_cycles
 
-P = 2   # the MVU's write latency
+P = RTL_LATENCY["pascal_mvu"]   # the MVU's write latency
 
 
 def _bits(value: int) -> int:

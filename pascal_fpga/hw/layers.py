@@ -56,7 +56,7 @@ class StageSpec:
 
 # RTL backend (pascal_fpga/rtl/README.md): each stage's SystemVerilog module and its write latency
 # P in slots (its program is the HLS one with every write P slots later and P drain slots per image)
-RTL_LATENCY = {"pascal_input": 0, "pascal_window_gen": 1, "pascal_vector_gen": 1, "pascal_mvu": 2,
+RTL_LATENCY = {"pascal_input": 0, "pascal_window_gen": 1, "pascal_vector_gen": 1, "pascal_mvu": 3,
                "pascal_pool": 1, "pascal_output": 0}
 BACKENDS = ("hls", "rtl")
 

@@ -40,23 +40,26 @@
  *                    token: one R slot that emits fold 0;
  *   folds 1..NF-1:   the buffered tokens replayed (sum(active) C slots), then one slot
  *                    that emits the fold.
- *   An emission leaves P = 2 slots after its slot; each image ends with 2 drain slots
+ *   An emission leaves P = 3 slots after its slot; each image ends with 3 drain slots
  *   (only the delayed writes) and then exactly 2 idle cycles. Accumulators start each
  *   fold at 0 (threshold) or bias[nf] (classifier), also for a window without tokens.
  *
- * Pipeline (3 stages; one global enable `fire`, README "global stall")
+ * Pipeline (4 stages; one global enable `fire`, README "global stall")
  *   stage 0 (slot s):  the slot sequencer picks the token (in_data in R slots, the
  *                      window buffer's registered read port when replaying, the
  *                      current token's shifted frames in C slots), issues the weight
  *                      ROM address nf*SF + sf and registers frame 0 of each lane.
- *   stage 1 (s + 1):   registered weight ROM word; SIMD products per PE summed by a
- *                      balanced adder tree into a register; param ROM read (fold of
- *                      the item).
- *   stage 2 (s + 2):   accumulate (acc = (first ? init : acc) + sum); an emission item
+ *   stage 1 (s + 1):   the weight ROM's registered read (its data register); param ROM
+ *                      read (fold of the item).
+ *   stage 2 (s + 2):   the ROMs' output registers (a plain registered copy of the
+ *                      registered read: the block RAM's clock-to-output ends here, not
+ *                      in front of the arithmetic); SIMD products per PE summed by a
+ *                      balanced adder tree into a register.
+ *   stage 3 (s + 3):   accumulate (acc = (first ? init : acc) + sum); an emission item
  *                      here is the output word (out_valid), computed from the
  *                      accumulator and the registered param word.
  *   fire = (!rd || in_valid) && (!wr || out_ready): rd = stage 0 is an R slot, wr =
- *   stage 2 holds an emission. Nothing advances unless fire.
+ *   stage 3 holds an emission. Nothing advances unless fire.
  *****************************************************************************/
 `default_nettype none
 
@@ -112,15 +115,15 @@ module pascal_mvu #(
     localparam integer ROM_LUT_DEPTH = 64;                        // deeper ROMs: block RAM
 
     // ------------------------------------------------------------------ handshake
-    reg  s2_emit;                // stage 2 holds an emission: a write is due
+    reg  s3_emit;                // stage 3 holds an emission: a write is due
     wire rd;                     // the current slot reads the input
-    wire wr = s2_emit;
+    wire wr = s3_emit;
     wire fire = (!rd || in_valid) && (!wr || out_ready);
     assign in_ready = rd && (!wr || out_ready);
     assign out_valid = wr && (!rd || in_valid);
 
     // ------------------------------------------------------------------ stage 0: slot sequencer
-    // tail: 0 = the image's HLS slots, 1..2 = drain slots, 3..4 = idle cycles
+    // tail: 0 = the image's HLS slots, 1..3 = drain slots, 4..5 = idle cycles
     reg  [2:0]       tail;
     reg  [NFW-1:0]   nf;
     reg  [AW-1:0]    nf_base;    // nf * SF
@@ -172,7 +175,7 @@ module pascal_mvu #(
             fresh <= 1'b1;
         end else if (fire) begin
             if (!busy) begin
-                tail <= tail == 3'd4 ? 3'd0 : tail + 3'd1;
+                tail <= tail == 3'd5 ? 3'd0 : tail + 3'd1;
             end
             if (add) begin
                 fresh <= 1'b0;
@@ -245,14 +248,17 @@ module pascal_mvu #(
         end
     endgenerate
 
-    // ------------------------------------------------------------------ stage 0 -> 1
-    reg [W_W-1:0]       s1_w;
+    // ------------------------------------------------------------------ stage 0 -> 1 -> 2
+    reg [W_W-1:0]       s1_w;    // the weight ROM's registered read (data register)
+    reg [W_W-1:0]       s2_w;    // its output register
     reg [SIMD*FB-1:0]   s1_lanes;
     reg                 s1_add, s1_emit, s1_fresh;
     reg [PAW-1:0]       s1_nf;
 
-    // weight ROM, synchronous read. Deeper than 64 words it is forced into block RAM (Yosys
-    // keeps ROMs in LUTs unless told); up to 64 words a LUT6 per bit is the cheaper ROM.
+    // weight ROM, synchronous read plus an output register (both enabled by fire: a block
+    // RAM's REGMODE = OUTREG / DOA_REG = 1 where the synthesis tool absorbs it, FFs next to
+    // it otherwise). Deeper than 64 words it is forced into block RAM (Yosys keeps ROMs in
+    // LUTs unless told); up to 64 words a LUT6 per bit is the cheaper ROM.
     generate
         if (ROWS > ROM_LUT_DEPTH) begin : g_weight_bram
             // filled by $readmemh only (left empty when no file name is given)
@@ -269,6 +275,11 @@ module pascal_mvu #(
                     s1_w <= rom[w_addr];
                 end
             end
+            always @(posedge clk) begin
+                if (fire) begin
+                    s2_w <= s1_w;
+                end
+            end
         end else begin : g_weight_lut
             // filled by $readmemh only (left empty when no file name is given)
             /* verilator lint_off UNDRIVEN */
@@ -282,6 +293,11 @@ module pascal_mvu #(
             always @(posedge clk) begin
                 if (fire) begin
                     s1_w <= rom[w_addr];
+                end
+            end
+            always @(posedge clk) begin
+                if (fire) begin
+                    s2_w <= s1_w;
                 end
             end
         end
@@ -316,11 +332,12 @@ module pascal_mvu #(
     end
 
     // ------------------------------------------------------------------ stage 1 -> 2
-    reg [P_W-1:0]       s2_param;
-    reg [PE*SUM_W-1:0]  s2_sum;
-    reg                 s2_add, s2_fresh;
+    reg [P_W-1:0]       s2_param;    // the param ROM's registered read (data register)
+    reg [SIMD*FB-1:0]   s2_lanes;
+    reg                 s2_add, s2_emit, s2_fresh;
 
-    // threshold / bias ROM (one word per fold), synchronous read of the stage-1 item's fold
+    // threshold / bias ROM (one word per fold), synchronous read of the stage-1 item's fold,
+    // then an output register (s3_param) like the weight ROM's
     generate
         if (NF > ROM_LUT_DEPTH) begin : g_param_bram
             // filled by $readmemh only (left empty when no file name is given)
@@ -355,8 +372,37 @@ module pascal_mvu #(
         end
     endgenerate
 
-    // per PE: SIMD products weight * frame, a balanced adder tree (heap order: node n has the
-    // children 2n+1 and 2n+2, the leaves are LEAVES-1 .. 2*LEAVES-2), registered
+    always @(posedge clk) begin
+        if (fire) begin
+            s2_lanes <= s1_lanes;
+            s2_fresh <= s1_fresh;
+        end
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            s2_add <= 1'b0;
+            s2_emit <= 1'b0;
+        end else if (fire) begin
+            s2_add <= s1_add;
+            s2_emit <= s1_emit;
+        end
+    end
+
+    // ------------------------------------------------------------------ stage 2 -> 3
+    reg [P_W-1:0]       s3_param;    // the param ROM's output register
+    reg [PE*SUM_W-1:0]  s3_sum;
+    reg                 s3_add, s3_fresh;
+
+    always @(posedge clk) begin
+        if (fire) begin
+            s3_param <= s2_param;
+        end
+    end
+
+    // per PE: SIMD products weight * frame (the registered weights of the ROM's output
+    // register), a balanced adder tree (heap order: node n has the children 2n+1 and 2n+2,
+    // the leaves are LEAVES-1 .. 2*LEAVES-2), registered
     genvar pe, n;
     generate
         for (pe = 0; pe < PE; pe = pe + 1) begin : g_pe
@@ -367,8 +413,8 @@ module pascal_mvu #(
             /* verilator lint_on SPLITVAR */
             for (n = 0; n < LEAVES; n = n + 1) begin : g_leaf
                 if (n < SIMD) begin : g_product
-                    wire signed [WB-1:0] w = s1_w[(pe * SIMD + n) * WB +: WB];
-                    wire [FB-1:0] f = s1_lanes[n * FB +: FB];
+                    wire signed [WB-1:0] w = s2_w[(pe * SIMD + n) * WB +: WB];
+                    wire [FB-1:0] f = s2_lanes[n * FB +: FB];
                     // ACC_BITS < PROD_W: the products' high bits are dropped (the sums wrap
                     // around modulo 2^ACC_BITS like the accumulators)
                     /* verilator lint_off UNUSEDSIGNAL */
@@ -390,7 +436,7 @@ module pascal_mvu #(
             end
             always @(posedge clk) begin
                 if (fire) begin
-                    s2_sum[pe * SUM_W +: SUM_W] <= node[0 +: SUM_W];
+                    s3_sum[pe * SUM_W +: SUM_W] <= node[0 +: SUM_W];
                 end
             end
         end
@@ -398,41 +444,41 @@ module pascal_mvu #(
 
     always @(posedge clk) begin
         if (rst) begin
-            s2_add <= 1'b0;
-            s2_emit <= 1'b0;
+            s3_add <= 1'b0;
+            s3_emit <= 1'b0;
         end else if (fire) begin
-            s2_add <= s1_add;
-            s2_emit <= s1_emit;
+            s3_add <= s2_add;
+            s3_emit <= s2_emit;
         end
     end
 
     always @(posedge clk) begin
         if (fire) begin
-            s2_fresh <= s1_fresh;
+            s3_fresh <= s2_fresh;
         end
     end
 
-    // ------------------------------------------------------------------ stage 2: accumulate, emit
+    // ------------------------------------------------------------------ stage 3: accumulate, emit
     reg [PE*ACC_BITS-1:0] acc;
     generate
         for (pe = 0; pe < PE; pe = pe + 1) begin : g_acc
             wire signed [ACC_BITS-1:0] init;
             wire signed [ACC_BITS-1:0] value;   // the fold's accumulator so far
-            wire signed [SUM_W-1:0] sum = s2_sum[pe * SUM_W +: SUM_W];
+            wire signed [SUM_W-1:0] sum = s3_sum[pe * SUM_W +: SUM_W];
             if (CLASSIFIER != 0) begin : g_bias
-                assign init = s2_param[pe * ACC_BITS +: ACC_BITS];
+                assign init = s3_param[pe * ACC_BITS +: ACC_BITS];
                 assign out_data[pe * ACC_BITS +: ACC_BITS] = value;
             end else begin : g_threshold
                 assign init = {ACC_BITS{1'b0}};
                 genvar k;
                 for (k = 0; k < T_OUT; k = k + 1) begin : g_frame
-                    wire signed [ACC_BITS-1:0] th = s2_param[(pe * T_OUT + k) * ACC_BITS +: ACC_BITS];
+                    wire signed [ACC_BITS-1:0] th = s3_param[(pe * T_OUT + k) * ACC_BITS +: ACC_BITS];
                     assign out_data[pe * T_OUT + k] = value >= th;
                 end
             end
-            assign value = s2_fresh ? init : acc[pe * ACC_BITS +: ACC_BITS];
+            assign value = s3_fresh ? init : acc[pe * ACC_BITS +: ACC_BITS];
             always @(posedge clk) begin
-                if (fire && s2_add) begin
+                if (fire && s3_add) begin
                     acc[pe * ACC_BITS +: ACC_BITS] <= value + ACC_BITS'(sum);
                 end
             end
