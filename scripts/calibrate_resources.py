@@ -7,7 +7,8 @@ For every build (its BUILD/synth/synth.json from `pascal-fpga synth BUILD`, run 
 --synth or when missing) each layer's synthesized xc7 LUT and FF counts are set against the
 uncalibrated formula of pascal_fpga/hw/resources.py split into groups of parts (control, memory,
 logic; see ``resources.part_group``), and one scale per group and resource is fitted by
-non-negative least squares on relative errors (every layer counts alike, small or large). Prints
+non-negative least squares (residuals divided by the square root of the synthesized count, so
+that large layers weigh more than tiny ones, not in proportion). Prints
 the fitted constants (to copy into ``resources.CALIBRATION``) and, per layer, the synthesized
 count beside the estimate before and after calibration (the uncalibrated formula, the fitted
 one, and the one currently in resources.py).
@@ -59,11 +60,12 @@ def _rows(build_dir: Path, synth: bool) -> list[dict]:
     return rows
 
 
-def _fit(rows: list[dict], key: str) -> dict[str, float]:
-    """Non-negative least squares of synth = sum_g c_g * group_g on relative errors."""
+def _fit(rows: list[dict], key: str, power: float = 1.0) -> dict[str, float]:
+    """Non-negative least squares of synth = sum_g c_g * group_g, each layer's residual divided
+    by synth ** power (1: relative errors, every layer alike; 0.5: larger layers count more)."""
     a = np.array([[row["groups"][key][g] for g in GROUPS] for row in rows], dtype=float)
     y = np.array([row["synth"][key] for row in rows], dtype=float)
-    weight = 1.0 / np.maximum(y, 1.0)
+    weight = 1.0 / np.maximum(y, 1.0) ** power
     a, y = a * weight[:, None], y * weight
     active = [i for i in range(len(GROUPS)) if a[:, i].any()]
     while True:   # active-set NNLS for a handful of columns
@@ -74,7 +76,8 @@ def _fit(rows: list[dict], key: str) -> dict[str, float]:
         if not negative:
             break
         active.remove(min(negative, key=lambda i: coef[i]))
-    return {g: round(float(c), 3) for g, c in zip(GROUPS, coef)}
+    empty = [not a[:, i].any() for i in range(len(GROUPS))]   # no data: keep the formula
+    return {g: 1.0 if e else round(float(c), 3) for g, c, e in zip(GROUPS, coef, empty)}
 
 
 def main() -> int:
@@ -82,13 +85,16 @@ def main() -> int:
     parser.add_argument("builds", nargs="+")
     parser.add_argument("--synth", action="store_true", help="synthesize again")
     parser.add_argument("--json", help="write the rows and constants here")
+    parser.add_argument("--power", type=float, default=0.5,
+                        help="residuals divided by synth ** POWER (1: relative, every layer "
+                        "alike; default 0.5: larger layers count more)")
     args = parser.parse_args()
     try:
         rows = [row for b in args.builds for row in _rows(Path(b), args.synth)]
     except PascalError as exc:
         print(f"calibrate_resources: {exc}", file=sys.stderr)
         return 2
-    fitted = {key: _fit(rows, key) for key in RESOURCES}
+    fitted = {key: _fit(rows, key, args.power) for key in RESOURCES}
     print("fitted CALIBRATION = " + json.dumps(fitted))
     print(f"current CALIBRATION = {json.dumps(CALIBRATION)}")
     summary = {}
@@ -114,6 +120,13 @@ def main() -> int:
         print(f"  {key}: mean |error| raw {summary[key]['raw']['mean_abs']:.0%}, fitted "
               f"{summary[key]['fitted']['mean_abs']:.0%}, current "
               f"{summary[key]['current']['mean_abs']:.0%}")
+    for key in ("BRAM18", "DSP"):   # counted structurally, not scaled: synthesized beside it
+        synth = sum(row["synth"][key] for row in rows)
+        est = sum(row["current"][key] for row in rows)
+        differ = sum(row["synth"][key] != row["current"][key] for row in rows)
+        print(f"  {key}: synthesized {synth}, estimated {est} over all layers; {differ} of "
+              f"{len(rows)} layers differ")
+        summary[key] = {"synth": synth, "estimate": est, "layers_differing": differ}
     if args.json:
         Path(args.json).write_text(json.dumps({"fitted": fitted, "summary": summary,
                                                "rows": rows}, indent=2) + "\n")
