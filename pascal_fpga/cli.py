@@ -169,6 +169,9 @@ def _add_simulate(sub) -> None:
     p.add_argument("--dataset", help="default: the data set of the model's run")
     p.add_argument("--data-dir")
     p.add_argument("--random", action="store_true", help="random pixels instead of a data set")
+    p.add_argument("--schedule", choices=("hls", "rtl"), default="hls",
+                   help="the cycle model runs the HLS project's schedule (default) or the RTL's "
+                   "(each stage's writes its pipeline latency later)")
     p.add_argument("--json", action="store_true")
 
 
@@ -544,7 +547,7 @@ def cmd_simulate(args) -> int:
         raise PascalError(f"--images must be >= 1, got {args.images}")
     images, labels, what = verify_images(build, args.dataset, args.data_dir, args.images,
                                          args.images if args.random else None)
-    report = simulate_build(args.build_dir, images, labels)
+    report = simulate_build(args.build_dir, images, labels, backend=args.schedule)
     folder = write_report(args.build_dir, report)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -186,3 +186,20 @@ def test_rtlsim_refuses_a_path_make_would_read(tmp_path):
     with pytest.raises(PascalError, match="Verilator builds only in folders"):
         rtlsim.build([source], "m", "int main() { return 0; }\n", {}, root=folder)
     assert not (folder / "x").exists() and not (tmp_path / "x").exists()
+
+
+def test_simulate_runs_either_schedule(odd_models, tmp_path, capsys):
+    """`simulate --schedule rtl`: the cycle model on the RTL's schedule; every write is later
+    there, so each image's latency is longer than on the HLS schedule."""
+    from pascal_fpga.cli import main as cli_main
+
+    build = tmp_path / "b"
+    compile_model(odd_models["dense_first"], build, "serial")
+    reports = {}
+    for schedule in ("hls", "rtl"):
+        assert cli_main(["simulate", str(build), "--random", "--images", "6", "--schedule",
+                         schedule, "--json"]) == 0
+        reports[schedule] = json.loads(capsys.readouterr().out)
+        assert reports[schedule]["schedule"] == schedule
+    hls, rtl = (reports[s]["cycle_model"]["latency_cycles"]["mean"] for s in ("hls", "rtl"))
+    assert rtl > hls

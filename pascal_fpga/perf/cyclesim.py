@@ -73,24 +73,24 @@ class CycleReport:
         }
 
 
-def worst_case_programs(design: Design, images: int = 2) -> list:
+def worst_case_programs(design: Design, images: int = 2, backend: str = "hls") -> list:
     """The programs of the worst input: every group of every window active for all T_in frames
     (the dense schedule's count, the largest any input can cost)."""
-    return design.programs({}, images, mode="dense")
+    return design.programs({}, images, mode="dense", backend=backend)
 
 
 def cycle_model(design: Design, images: np.ndarray, clock_mhz: float,
-                depths: list[int] | None = None) -> CycleReport:
+                depths: list[int] | None = None, backend: str = "hls") -> CycleReport:
     """Outputs and timing of the design on raw images (N, C, H, W), with the design's FIFO depths
-    (or ``depths``)."""
+    (or ``depths``), on the HLS project's schedule or (``backend="rtl"``) the RTL's."""
     depths = design.fifo_depths() if depths is None else depths
     acc, classes, levels, lanes = run_values(design, images)
     activity = design.activity_from_lanes(lanes)
-    programs = design.programs(activity, len(images))
+    programs = design.programs(activity, len(images), backend=backend)
     if len(depths) != len(programs) - 1:
         raise PascalError(f"{len(depths)} FIFO depths for {len(programs) - 1} FIFOs")
     timing = simulate(programs, depths)
-    worst = simulate(worst_case_programs(design), depths)
+    worst = simulate(worst_case_programs(design, backend=backend), depths)
     for t in (timing, worst):
         if t.deadlock:
             raise PascalError(f"the design deadlocks: {t.deadlock}")

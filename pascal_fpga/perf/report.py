@@ -60,9 +60,10 @@ def qnn_twin(design: Design, target_fps: float, clock: float) -> dict[str, Any]:
                     "group, at its own best folding for the target (fewest estimated LUTs)"}
 
 
-def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None
-                   ) -> dict[str, Any]:
-    """Every figure of the report (see the module docstring) for raw images (N, C, H, W)."""
+def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
+                   backend: str = "hls") -> dict[str, Any]:
+    """Every figure of the report (see the module docstring) for raw images (N, C, H, W); the
+    cycle model runs the HLS project's schedule or (``backend="rtl"``) the RTL's."""
     import torch
 
     from ..snn.simulate import simulate
@@ -73,7 +74,7 @@ def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray
     design = design_from_ir(model)
     clock = float(build["hls"]["clock_mhz"])
     started = time.perf_counter()
-    cm = cycle_model(design, images, clock)
+    cm = cycle_model(design, images, clock, backend=backend)
     model_seconds = time.perf_counter() - started
     summary = cm.summary()
     resources = design_resources(design)
@@ -97,7 +98,7 @@ def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray
            "images_per_s_per_klut_worst": summary["fps_worst_case"] / (lut / 1000),
            "resources": resources["total"]}
     report = {
-        "name": build["name"], "images": count, "clock_mhz": clock,
+        "name": build["name"], "images": count, "clock_mhz": clock, "schedule": backend,
         "cycle_model": {**summary, "seconds": model_seconds,
                         "images_per_second": count / model_seconds},
         "estimates": resources,
@@ -120,7 +121,8 @@ def _markdown(r: dict[str, Any]) -> str:
     total = r["estimates"]["total"]
     snn, qnn = r["snn"], r["qnn"]
     lines = [f"# {r['name']}: performance and resources", "",
-             f"Cycle model on {r['images']} images at {r['clock_mhz']:g} MHz (each image's own "
+             f"Cycle model on {r['images']} images at {r['clock_mhz']:g} MHz, the "
+             f"{r.get('schedule', 'hls').upper()} schedule (each image's own "
              f"timing: zero-skipping layers cost what their spikes cost).", "",
              f"- interval: mean {cm['interval_cycles']['mean']:.0f} cycles "
              f"(**{cm['fps_mean']:.0f} images/s**), p99 {cm['interval_cycles']['p99']:.0f}, "
