@@ -48,17 +48,20 @@ def _environment():
 
 def _hex_rows(values: np.ndarray, bits: int) -> str:
     """One hex number per row of ``values`` (rows x elements, signed ints): element e in two's
-    complement at bits [e*bits, (e+1)*bits)."""
+    complement at bits [e*bits, (e+1)*bits). Vectorised: bits -> nibbles -> hex digits."""
     rows = np.asarray(values, dtype=np.int64).reshape(len(values), -1)
-    mask = (1 << bits) - 1
-    width = (rows.shape[1] * bits + 3) // 4
-    lines = []
-    for row in rows.tolist():
-        word = 0
-        for e, v in enumerate(row):
-            word |= (int(v) & mask) << (e * bits)
-        lines.append(f"{word:0{width}x}")
-    return "\n".join(lines) + "\n"
+    count, elements = rows.shape
+    width = (elements * bits + 3) // 4
+    if count == 0:
+        return ""
+    masked = rows.astype(np.uint64) & np.uint64((1 << bits) - 1)
+    flat = ((masked[:, :, None] >> np.arange(bits, dtype=np.uint64)) & np.uint64(1))
+    flat = flat.reshape(count, elements * bits).astype(np.uint8)
+    flat = np.pad(flat, ((0, 0), (0, width * 4 - elements * bits)))
+    nibbles = flat.reshape(count, width, 4) @ np.array([1, 2, 4, 8], dtype=np.uint8)
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[nibbles[:, ::-1]]
+    lines = np.concatenate([digits, np.full((count, 1), ord("\n"), dtype=np.uint8)], axis=1)
+    return lines.tobytes().decode("ascii")
 
 
 def memory_files(design) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
