@@ -152,8 +152,8 @@ def test_weight_packing_order():
 
 
 def test_the_wheel_ships_the_library_and_templates(tmp_path):
-    """A non-editable install has what compile copies: the headers, the templates, the board
-    script (built as a wheel, without its dependencies)."""
+    """A non-editable install has what compile copies: the headers, the templates, the RTL
+    modules, the board script (built as a wheel, without its dependencies)."""
     import subprocess
     import sys
     import zipfile
@@ -167,4 +167,7 @@ def test_the_wheel_ships_the_library_and_templates(tmp_path):
     library = REPO / "pascal_fpga" / "hls"
     for path in [*library.glob("include/pascal/*.h"), *library.glob("templates/*.j2")]:
         assert f"pascal_fpga/hls/{path.relative_to(library)}" in names, path
+    rtl = REPO / "pascal_fpga" / "rtl"   # the RTL library, its templates and contract too
+    for path in [*rtl.glob("modules/*.sv"), *rtl.glob("templates/*.j2"), rtl / "README.md"]:
+        assert f"pascal_fpga/rtl/{path.relative_to(rtl)}" in names, path
     assert "pascal_fpga/driver/run_on_board.py" in names
