@@ -11,8 +11,8 @@ last output per stage recorded), the cycle model (values and data-dependent timi
 schedule, perf/cyclesim.py) and the g++ C simulation of BUILD_DIR/hls (with every layer written
 out, as `verify --csim` runs it). The compile times of the two simulators are listed apart. With
 --synth, `pascal-fpga synth` of the build (Yosys synth_xilinx per layer and the top); with --pnr
-also nextpnr-ecp5 and ecppack; their wall times. Build times are from scratch (the Verilator
-build is forced by removing BUILD_DIR/rtlsim, which this script's compile recreates).
+also nextpnr-ecp5 and ecppack; their wall times. The Verilator build goes to a fresh temporary
+folder (from scratch, though ccache, when installed, keeps Verilator's runtime objects).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def main() -> int:
     parser.add_argument("--pnr", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    scratch = None
     try:
         build_dir = Path(args.build_dir)
         build = load_build(build_dir)
@@ -62,10 +64,8 @@ def main() -> int:
                                         args.images if args.random else None)
         model = load_qonnx_ir(build_dir / build["ir"])
         design = design_from_ir(model)
-        rtlsim_dir = build_dir / "rtlsim"
-        if rtlsim_dir.is_dir() and not rtlsim_dir.is_symlink():
-            shutil.rmtree(rtlsim_dir)   # made by build_rtlsim (verify --rtlsim or this script)
-        binary, t_rtl_build = _timed(lambda: build_rtlsim(build_dir))
+        scratch = Path(tempfile.mkdtemp(prefix="bench_rtl."))
+        binary, t_rtl_build = _timed(lambda: build_rtlsim(build_dir, root=scratch))
         lanes = run_values(design, images)[3]
         programs = design.programs(design.activity_from_lanes(lanes), len(images),
                                    backend="rtl")
@@ -99,6 +99,9 @@ def main() -> int:
     except PascalError as exc:
         print(f"bench_rtl: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)   # the temporary folder made above
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -21,18 +21,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
-
-from nets import ODD_SPECS, make_run  # noqa: E402
+from nets import ODD_SPECS, final_ir, make_run, mid_folding  # noqa: E402
 from pascal_fpga.compiler.build import CompileConfig, compile_model  # noqa: E402
-from pascal_fpga.hw.apply import edge_folding, stream_channels  # noqa: E402
-from pascal_fpga.hw.layers import design_from_ir  # noqa: E402
 from pascal_fpga.ir.export import export_run  # noqa: E402
 from pascal_fpga.verify.checks import verify_build, verify_images  # noqa: E402
-
-
-def _smallest(n: int) -> int:
-    return min([d for d in range(2, n) if n % d == 0] or [1])
 
 
 def main() -> int:
@@ -56,11 +48,7 @@ def main() -> int:
                 config = CompileConfig(zero_skip=zero_skip)
                 if folding == "mid":
                     compile_model(model, build, config=config)
-                    ir = ModelWrapper(str(build / json.loads(
-                        (build / "build.json").read_text())["ir"]))
-                    groups = [_smallest(c) for c in stream_channels(ir)]
-                    cfg = edge_folding(ir, groups, _smallest(
-                        design_from_ir(ir).classifier.out_channels))
+                    cfg = mid_folding(final_ir(build))
                     (out / f"{build.name}.json").write_text(json.dumps(cfg))
                     shutil.rmtree(build)
                     compile_model(model, build, out / f"{build.name}.json", config=config)

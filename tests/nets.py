@@ -98,3 +98,39 @@ def make_run(folder: Path, spec_dict: dict, seed: int = 0) -> Path:
                folder / "checkpoint.pt")
     (folder / "metrics.json").write_text(json.dumps({"dataset": None}))
     return folder
+
+
+def export_odd_models(folder: Path) -> dict[str, Path]:
+    """Every network of ODD_SPECS as a run and its QONNX export in ``folder``: name -> model."""
+    from pascal_fpga.ir.export import export_run
+
+    models = {}
+    for name, spec in ODD_SPECS.items():
+        run = make_run(folder / f"run_{name}", spec, seed=1)
+        export_run(run, folder / f"{name}.onnx")
+        models[name] = folder / f"{name}.onnx"
+    return models
+
+
+def final_ir(build: Path) -> Path:
+    """The final IR model of a build folder."""
+    return build / json.loads((build / "build.json").read_text())["ir"]
+
+
+def smallest_divisor(n: int) -> int:
+    """The smallest divisor above 1 that is not n itself, else 1."""
+    return min([d for d in range(2, n) if n % d == 0] or [1])
+
+
+def mid_folding(model_path: Path) -> dict:
+    """Streams of neither 1 nor all channels per word where the layer allows it: the smallest
+    divisor above 1, else 1 (a folding config for ``compile --folding``)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from pascal_fpga.hw.apply import edge_folding, stream_channels
+    from pascal_fpga.hw.layers import design_from_ir
+
+    model = ModelWrapper(str(model_path))
+    design = design_from_ir(model)
+    groups = [smallest_divisor(c) for c in stream_channels(model)]
+    return edge_folding(model, groups, smallest_divisor(design.classifier.out_channels))

@@ -13,44 +13,19 @@ from pascal_fpga.cli import main as cli_main
 from pascal_fpga.compiler.build import CompileConfig, compile_model
 from pascal_fpga.hw.csim import ap_types_dir
 from pascal_fpga.ir.export import export_run
-from pascal_fpga.hw.apply import edge_folding, stream_channels
 from pascal_fpga.hw.layers import _fold_weights, design_from_ir
 from pascal_fpga.verify.checks import verify_build, verify_images
 from pascal_fpga.train import TrainConfig, train
 
-from nets import ODD_SPECS, make_run
+from nets import export_odd_models, final_ir as _final_ir, mid_folding as _mid_folding
 
 REPO = Path(__file__).resolve().parent.parent
 HEADERS = ap_types_dir()
 
 
-def _smallest(n: int) -> int:
-    """The smallest divisor above 1 that is not n itself, else 1."""
-    return min([d for d in range(2, n) if n % d == 0] or [1])
-
-
-def _mid_folding(model_path: Path) -> dict:
-    """Streams of neither 1 nor all channels per word where the layer allows it: the smallest
-    divisor above 1, else 1."""
-    model = ModelWrapper(str(model_path))
-    design = design_from_ir(model)
-    groups = [_smallest(c) for c in stream_channels(model)]
-    return edge_folding(model, groups, _smallest(design.classifier.out_channels))
-
-
-def _final_ir(build: Path) -> Path:
-    return build / json.loads((build / "build.json").read_text())["ir"]
-
-
 @pytest.fixture(scope="module")
 def odd_models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hls_odd")
-    models = {}
-    for name, spec in ODD_SPECS.items():
-        run = make_run(folder / f"run_{name}", spec, seed=1)
-        export_run(run, folder / f"{name}.onnx")
-        models[name] = folder / f"{name}.onnx"
-    return models
+    return export_odd_models(tmp_path_factory.mktemp("hls_odd"))
 
 
 @pytest.mark.parametrize("folding,zero_skip", [("serial", True), ("mid", True), ("full", True),

@@ -11,46 +11,26 @@ import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.compiler.build import CompileConfig, compile_model
-from pascal_fpga.hw.apply import edge_folding, stream_channels
 from pascal_fpga.hw.layers import design_from_ir
 from pascal_fpga.hw.rtl import _hex_rows, memory_files, model_cycles
 from pascal_fpga.hw.schedule import delayed
-from pascal_fpga.ir.export import export_run
 from pascal_fpga.perf.timing import simulate
 from pascal_fpga.verify.checks import verify_build, verify_images
 
-from nets import ODD_SPECS, make_run
-
-
-def _smallest(n: int) -> int:
-    return min([d for d in range(2, n) if n % d == 0] or [1])
-
-
-def _final_ir(build: Path) -> Path:
-    return build / json.loads((build / "build.json").read_text())["ir"]
+from nets import export_odd_models, final_ir as _final_ir, mid_folding
 
 
 @pytest.fixture(scope="module")
 def odd_models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("rtl_odd")
-    models = {}
-    for name, spec in ODD_SPECS.items():
-        run = make_run(folder / f"run_{name}", spec, seed=1)
-        export_run(run, folder / f"{name}.onnx")
-        models[name] = folder / f"{name}.onnx"
-    return models
+    return export_odd_models(tmp_path_factory.mktemp("rtl_odd"))
 
 
 def _compile(model: Path, build: Path, folding: str, zero_skip: bool = True) -> None:
     config = CompileConfig(zero_skip=zero_skip)
     if folding == "mid":
         compile_model(model, build, config=config)
-        ir = ModelWrapper(str(_final_ir(build)))
-        design = design_from_ir(ir)
-        groups = [_smallest(c) for c in stream_channels(ir)]
         folding_file = build.parent / f"{build.name}.json"
-        folding_file.write_text(json.dumps(edge_folding(
-            ir, groups, _smallest(design.classifier.out_channels))))
+        folding_file.write_text(json.dumps(mid_folding(_final_ir(build))))
         shutil.rmtree(build)
         compile_model(model, build, folding_file, config=config)
     else:

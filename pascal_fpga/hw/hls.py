@@ -141,10 +141,11 @@ def file_stem(value: object) -> str:
     return text if text[:1].isalnum() or text[:1] == "_" else "_" + text
 
 
-def _environment():
+def _environment(templates: Path = TEMPLATES):
+    """The Jinja environment of generated files (HLS, and the RTL's with its own templates)."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(comment=comment_text, tcl_word=tcl_word, file_stem=file_stem)

@@ -371,8 +371,10 @@ class _Weighted(HWLayer):
     def arrays_roles(self) -> tuple[str, str]:
         return ("weights", "bias") if self.emitter == "classifier" else ("weights", "thresholds")
 
-    def rtl_stages(self, files: dict[str, str]) -> list[RTLStage]:
-        """The feeder and the MVU as RTL modules; ``files``: role -> memory file path."""
+    def rtl_stages(self, files: dict[str, str] | None = None) -> list[RTLStage]:
+        """The feeder and the MVU as RTL modules; ``files``: role -> memory file path (none:
+        empty names, for what does not need them, like the write latencies)."""
+        files = files or {}
         c = self.cfg()
         if self.is_conv:
             feed = RTLStage(f"{self.name}_feed", "pascal_window_gen", dict(
@@ -388,8 +390,8 @@ class _Weighted(HWLayer):
         mvu = RTLStage(f"{self.name}_mvu", "pascal_mvu", dict(
             SIMD=self.simd, PE=self.pe, T_IN=self.t_in, FB=self.fb_in, SF=self.sf, NF=self.nf,
             WINDOWS=self.windows, T_OUT=c["T_OUT"], WB=self.weight_bits, ACC_BITS=self.acc_bits,
-            CLASSIFIER=int(self.emitter == "classifier"), WEIGHT_FILE=files["weights"],
-            PARAM_FILE=files[param_role]), self.token_bits, self.out_word_bits)
+            CLASSIFIER=int(self.emitter == "classifier"), WEIGHT_FILE=files.get("weights", ""),
+            PARAM_FILE=files.get(param_role, "")), self.token_bits, self.out_word_bits)
         return [feed, mvu]
 
 
@@ -534,7 +536,7 @@ class PoolLayer(HWLayer):
         return [StageSpec(self.name, f"pascal::pool<{self.name}_cfg>", [],
                           f"ap_uint<{self.out_word_bits}>")]
 
-    def rtl_stages(self, files: dict[str, str]) -> list[RTLStage]:
+    def rtl_stages(self, files: dict[str, str] | None = None) -> list[RTLStage]:
         return [RTLStage(self.name, "pascal_pool", self.cfg(), self.in_word_bits,
                          self.out_word_bits)]
 
@@ -601,9 +603,10 @@ class Design:
         return {layer.name: layer.group_activity(lanes[layer.name]) for layer in self.layers
                 if isinstance(layer, _Weighted) and layer.name in lanes}
 
-    def rtl_stages(self, files: dict[str, dict[str, str]]) -> list[RTLStage]:
+    def rtl_stages(self, files: dict[str, dict[str, str]] | None = None) -> list[RTLStage]:
         """Every stage of the RTL top in dataflow order; ``files``: layer -> role -> memory
         file path (relative to BUILD/rtl)."""
+        files = files or {}
         c = self.classifier
         stages = [RTLStage("input", "pascal_input", dict(
             PIXELS=self.pixels, CH=self.channels, IN_BITS=self.bits, AXI_BITS=self.axi_bits,
@@ -619,9 +622,7 @@ class Design:
         """Every stage's program for ``n`` images, in dataflow order: the HLS loops, or with
         ``backend="rtl"`` the RTL modules' (each stage's writes ``RTL_LATENCY`` slots later)."""
         if backend == "rtl":
-            latency = [RTL_LATENCY[s.module] for s in self.rtl_stages({
-                layer.name: {"weights": "", "thresholds": "", "bias": ""}
-                for layer in self.layers})]
+            latency = [stage.latency for stage in self.rtl_stages()]
             return [schedule.delayed(p, d) for p, d in
                     zip(self.programs(activity, n, mode), latency)]
         if backend != "hls":

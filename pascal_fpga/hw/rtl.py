@@ -25,25 +25,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import PascalError
-from .hls import comment_text
+from .hls import _environment
 from .rtlsim import build
 
 RTL_ROOT = Path(__file__).resolve().parent.parent / "rtl"   # pascal_fpga/rtl (the repo's rtl/)
 MODULES = RTL_ROOT / "modules"
 TEMPLATES = RTL_ROOT / "templates"
 IDLE_LIMIT = 1 << 22     # cycles without any transfer before the testbench calls the design stuck
-MODULE_ORDER = ("pascal_fifo", "pascal_input", "pascal_window_gen", "pascal_vector_gen",
+MODULE_ORDER = ("pascal_fifo", "pascal_rom", "pascal_input", "pascal_window_gen", "pascal_vector_gen",
                 "pascal_mvu", "pascal_pool", "pascal_output")
-
-
-def _environment():
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(comment=comment_text)
-    return env
 
 
 def _hex_rows(values: np.ndarray, bits: int) -> str:
@@ -89,6 +79,20 @@ def _value(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(int(value))
 
 
+def layer_taps(design) -> list[dict[str, Any]]:
+    """Per layer the FIFO its last stage writes (tapped by the testbench) and how to decode
+    its words."""
+    taps, last = [], 0
+    for j, layer in enumerate(design.layers):
+        last += len(layer.stage_names())          # stage 0 is the input adapter
+        taps.append({"index": j, "layer": layer.name, "fifo": last,
+                     "bits": layer.out_word_bits, "group": layer.out_group,
+                     "frames": layer.out_frames, "frame_bits": layer.fb_out,
+                     "kind": "accumulators" if layer is design.classifier else "levels",
+                     "acc_bits": getattr(layer, "acc_bits", 0)})
+    return taps
+
+
 def rtl_context(design, name: str, clock_mhz: float) -> tuple[dict[str, Any], dict[str, str]]:
     """What the templates render, and the memory files' contents."""
     files, contents = memory_files(design)
@@ -101,19 +105,11 @@ def rtl_context(design, name: str, clock_mhz: float) -> tuple[dict[str, Any], di
     depths = design.fifo_depths()
     fifos = [{"index": k, "width": stages[k]["out_bits"], "depth": int(depths[k])}
              for k in range(len(stages) - 1)]
-    taps, layers = [], []
+    layers = []
     position = 1
     for j, layer in enumerate(design.layers):
-        count = len(layer.stage_names())
-        own = stages[position:position + count]
-        position += count
-        last = own[-1]["index"]
-        taps.append({"index": j, "layer": layer.name, "fifo": last, "bits": own[-1]["out_bits"],
-                     "group": layer.out_group, "frames": layer.out_frames,
-                     "frame_bits": layer.fb_out, "channels": layer.out_channels,
-                     "pixels": layer.out_pixels,
-                     "kind": "accumulators" if layer is design.classifier else "levels",
-                     "acc_bits": getattr(layer, "acc_bits", 0)})
+        own = stages[position:position + len(layer.stage_names())]
+        position += len(own)
         layers.append({"index": j, "name": layer.name, "stages": own,
                        "in_bits": own[0]["in_bits"], "out_bits": own[-1]["out_bits"]})
     context = {
@@ -121,7 +117,7 @@ def rtl_context(design, name: str, clock_mhz: float) -> tuple[dict[str, Any], di
         "input": {"channels": design.channels, "bits": design.bits, "pixels": design.pixels,
                   "axi_bits": design.axi_bits},
         "classes": design.classifier.out_channels, "stages": stages, "fifos": fifos,
-        "taps": taps, "layers": layers, "idle_limit": IDLE_LIMIT,
+        "taps": layer_taps(design), "layers": layers, "idle_limit": IDLE_LIMIT,
         "modules": [m for m in MODULE_ORDER if (MODULES / f"{m}.sv").is_file()],
     }
     return context, contents
@@ -134,7 +130,7 @@ def generate_rtl(design, out: Path, name: str, clock_mhz: float) -> dict[str, An
         raise PascalError(f"{MODULES}: the RTL library is missing {', '.join(missing)} "
                           f"(reinstall pascal-fpga)")
     context, contents = rtl_context(design, name, clock_mhz)
-    env = _environment()
+    env = _environment(TEMPLATES)
     out.mkdir(parents=True, exist_ok=True)
     for target, template in {"pascal_top.sv": "pascal_top.sv.j2", "layers.sv": "layers.sv.j2",
                              "tb/tb_pascal.cpp": "tb_pascal.cpp.j2", "Makefile": "Makefile.j2",
@@ -158,15 +154,15 @@ def sources(rtl_dir: Path) -> list[Path]:
     return [rtl_dir / "modules" / f"{m}.sv" for m in MODULE_ORDER] + [rtl_dir / "pascal_top.sv"]
 
 
-def build_rtlsim(build_dir: Path) -> Path:
-    """Compile BUILD_DIR/rtl's testbench with Verilator (into BUILD_DIR/rtlsim/, reused while
-    the sources are unchanged); the binary."""
+def build_rtlsim(build_dir: Path, root: Path | None = None) -> Path:
+    """Compile BUILD_DIR/rtl's testbench with Verilator (into ``root``, by default
+    BUILD_DIR/rtlsim/, reused while the sources are unchanged); the binary."""
     rtl_dir = build_dir / "rtl"
     if not (rtl_dir / "pascal_top.sv").is_file():
         raise PascalError(f"{build_dir}: no RTL (rtl/pascal_top.sv); compile again")
     harness = (rtl_dir / "tb" / "tb_pascal.cpp").read_text()
     return build(sources(rtl_dir), "pascal_top", harness, {},
-                 extra_flags=("+define+PASCAL_TAPS",), root=build_dir / "rtlsim")
+                 extra_flags=("+define+PASCAL_TAPS",), root=root or build_dir / "rtlsim")
 
 
 def axi_words(images: np.ndarray, bits: int, axi_bits: int) -> np.ndarray:
@@ -222,7 +218,6 @@ def run_rtlsim(binary: Path, build_dir: Path, design, programs, images: np.ndarr
     programs for these images (:meth:`Design.programs` with ``backend="rtl"``), whose
     per-image read and write counts say which transfers open and close each image at each
     stage: the cycles of those transfers are recorded."""
-    context, _ = rtl_context(design, "design", 100.0)
     n = len(images)
     stages = len(programs)
     marks: list[tuple[int, int, np.ndarray]] = []   # (channel, kind, indices)
@@ -249,7 +244,7 @@ def run_rtlsim(binary: Path, build_dir: Path, design, programs, images: np.ndarr
         outputs = np.fromfile(tmp / "outputs.bin", dtype=np.int32).astype(np.int64)
         outputs = outputs.reshape(n, -1)
         taps = {}
-        for tap in context["taps"]:
+        for tap in layer_taps(design):
             n32 = (tap["bits"] + 31) // 32
             limbs = np.fromfile(tmp / f"tap_{tap['index']}.bin", dtype=np.uint32)
             limbs = limbs.reshape(-1, n32)

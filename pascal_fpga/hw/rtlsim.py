@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PascalError
+from .csim import _MAKE_SAFE
 
 MODULES = Path(__file__).resolve().parent.parent / "rtl" / "modules"
 _PARAM_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
-_SAFE_PATH = re.compile(r"[A-Za-z0-9_.,/+=@%~\-]+")
+_SAFE_PATH = _MAKE_SAFE   # what make and the shell read literally (as for the C simulation)
 
 
 def verilator() -> str:
@@ -241,11 +242,12 @@ def run_stage(module: str, params: dict[str, int | str], in_bits: int, out_bits:
               words: list[int], cycles: int, ready: list[bool] | np.ndarray | None = None,
               valid: list[bool] | np.ndarray | None = None, max_outputs: int = 0,
               sources: list[Path] | None = None) -> StageRun:
-    """Simulate ``module`` (from ``pascal_fpga/rtl/modules/<module>.sv`` unless ``sources``)
+    """Simulate ``module`` (the library's modules unless ``sources``; Verilator keeps those
+    under ``module``)
     with ``params`` for ``cycles`` cycles (or until ``max_outputs`` outputs): ``in_valid``
     whenever input words remain (and ``valid[cycle]``), ``out_ready = ready[cycle]`` (1 by
     default and past the pattern's end)."""
-    sources = sources or [MODULES / f"{module}.sv"]
+    sources = sources or sorted(MODULES.glob("*.sv"))
     binary = build([Path(s) for s in sources], module, _STAGE_HARNESS, params)
     in_n32, out_n32 = (in_bits + 31) // 32, (out_bits + 31) // 32
     with tempfile.TemporaryDirectory(prefix="rtlsim.") as tmp:

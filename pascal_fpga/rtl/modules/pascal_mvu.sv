@@ -249,7 +249,7 @@ module pascal_mvu #(
     endgenerate
 
     // ------------------------------------------------------------------ stage 0 -> 1 -> 2
-    reg [W_W-1:0]       s1_w;    // the weight ROM's registered read (data register)
+    wire [W_W-1:0]      s1_w;    // the weight ROM's registered read (data register)
     reg [W_W-1:0]       s2_w;    // its output register
     reg [SIMD*FB-1:0]   s1_lanes;
     reg                 s1_add, s1_emit, s1_fresh;
@@ -257,51 +257,15 @@ module pascal_mvu #(
 
     // weight ROM, synchronous read plus an output register (both enabled by fire: a block
     // RAM's REGMODE = OUTREG / DOA_REG = 1 where the synthesis tool absorbs it, FFs next to
-    // it otherwise). Deeper than 64 words it is forced into block RAM (Yosys keeps ROMs in
-    // LUTs unless told); up to 64 words a LUT6 per bit is the cheaper ROM.
-    generate
-        if (ROWS > ROM_LUT_DEPTH) begin : g_weight_bram
-            // filled by $readmemh only (left empty when no file name is given)
-            /* verilator lint_off UNDRIVEN */
-            (* rom_style = "block" *) reg [W_W-1:0] rom [0:ROWS-1];
-            /* verilator lint_on UNDRIVEN */
-            if (WEIGHT_FILE != "") begin : g_init
-                initial begin
-                    $readmemh(WEIGHT_FILE, rom);
-                end
-            end
-            always @(posedge clk) begin
-                if (fire) begin
-                    s1_w <= rom[w_addr];
-                end
-            end
-            always @(posedge clk) begin
-                if (fire) begin
-                    s2_w <= s1_w;
-                end
-            end
-        end else begin : g_weight_lut
-            // filled by $readmemh only (left empty when no file name is given)
-            /* verilator lint_off UNDRIVEN */
-            reg [W_W-1:0] rom [0:ROWS-1];
-            /* verilator lint_on UNDRIVEN */
-            if (WEIGHT_FILE != "") begin : g_init
-                initial begin
-                    $readmemh(WEIGHT_FILE, rom);
-                end
-            end
-            always @(posedge clk) begin
-                if (fire) begin
-                    s1_w <= rom[w_addr];
-                end
-            end
-            always @(posedge clk) begin
-                if (fire) begin
-                    s2_w <= s1_w;
-                end
-            end
+    // it otherwise); block RAM deeper than ROM_LUT_DEPTH words, LUTs up to it (pascal_rom)
+    pascal_rom #(.WIDTH(W_W), .DEPTH(ROWS), .AW(AW), .FILE(WEIGHT_FILE),
+                 .LUT_DEPTH(ROM_LUT_DEPTH)) weight_rom (
+        .clk(clk), .en(fire), .addr(w_addr), .q(s1_w));
+    always @(posedge clk) begin
+        if (fire) begin
+            s2_w <= s1_w;
         end
-    endgenerate
+    end
 
     genvar s;
     generate
@@ -332,45 +296,15 @@ module pascal_mvu #(
     end
 
     // ------------------------------------------------------------------ stage 1 -> 2
-    reg [P_W-1:0]       s2_param;    // the param ROM's registered read (data register)
+    wire [P_W-1:0]      s2_param;    // the param ROM's registered read (data register)
     reg [SIMD*FB-1:0]   s2_lanes;
     reg                 s2_add, s2_emit, s2_fresh;
 
     // threshold / bias ROM (one word per fold), synchronous read of the stage-1 item's fold,
     // then an output register (s3_param) like the weight ROM's
-    generate
-        if (NF > ROM_LUT_DEPTH) begin : g_param_bram
-            // filled by $readmemh only (left empty when no file name is given)
-            /* verilator lint_off UNDRIVEN */
-            (* rom_style = "block" *) reg [P_W-1:0] rom [0:NF-1];
-            /* verilator lint_on UNDRIVEN */
-            if (PARAM_FILE != "") begin : g_init
-                initial begin
-                    $readmemh(PARAM_FILE, rom);
-                end
-            end
-            always @(posedge clk) begin
-                if (fire) begin
-                    s2_param <= rom[s1_nf];
-                end
-            end
-        end else begin : g_param_lut
-            // filled by $readmemh only (left empty when no file name is given)
-            /* verilator lint_off UNDRIVEN */
-            reg [P_W-1:0] rom [0:NF-1];
-            /* verilator lint_on UNDRIVEN */
-            if (PARAM_FILE != "") begin : g_init
-                initial begin
-                    $readmemh(PARAM_FILE, rom);
-                end
-            end
-            always @(posedge clk) begin
-                if (fire) begin
-                    s2_param <= rom[s1_nf];
-                end
-            end
-        end
-    endgenerate
+    pascal_rom #(.WIDTH(P_W), .DEPTH(NF), .AW(PAW), .FILE(PARAM_FILE),
+                 .LUT_DEPTH(ROM_LUT_DEPTH)) param_rom (
+        .clk(clk), .en(fire), .addr(s1_nf), .q(s2_param));
 
     always @(posedge clk) begin
         if (fire) begin
