@@ -115,6 +115,22 @@ def test_compile_error_names_the_first_error_and_the_log(digits_model, tmp_path,
     assert "did not compile" in err and "error" in err and "csim/build.log" in err
 
 
+def test_library_stage_units_fork_add_join_mvu_accumulator():
+    """The HLS self-test's stage unit tests (hls/selftest/selftest.py, --configs U): fork, add_join
+    (identity shortcuts of spikes and of multi-bit frames, projections; random PE/CH/T, shifts
+    0..2^SH_BITS - 1, thresholds with sentinels at both ends of ap_int<N_BITS>, N_BITS = 64 once)
+    and mvu_accumulator on small convolutions (every window and fold), each on random words against
+    numpy, with every stage's per-image reads, writes and slots equal to ARCHITECTURE.md's."""
+    import importlib.util
+
+    path = REPO / "pascal_fpga" / "hls" / "selftest" / "selftest.py"
+    spec = importlib.util.spec_from_file_location("pascal_hls_selftest", path)
+    selftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(selftest)
+    failures = selftest.check_units(HEADERS, seed=0)
+    assert failures == [], "\n".join(failures)
+
+
 def test_weight_packing_order():
     matrix = np.arange(6 * 4).reshape(6, 4)  # 6 outputs, 4 inputs
     folded = _fold_weights(matrix, pe=3, simd=2)  # [NF * SF][PE][SIMD] = [2 * 2][3][2]

@@ -269,3 +269,226 @@ def run_stage(module: str, params: dict[str, int | str], in_bits: int, out_bits:
         limbs = np.fromfile(tmp / "out.bin", dtype=np.uint32).reshape(-1, out_n32)
         return StageRun(u32_to_words(limbs), np.fromfile(tmp / "incyc.bin", dtype=np.int64),
                         np.fromfile(tmp / "outcyc.bin", dtype=np.int64))
+
+
+# --- modules with several input or output streams (the residual fork and add) ---------------------
+
+_PORT_NAME = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
+
+# The multi-stream harness: as _STAGE_HARNESS, for the streams named by the generated
+# definitions (@PORTS@): per input stream its words and valid pattern, per output stream its
+# ready pattern; every transfer's cycle on every stream.
+_PORTS_HARNESS = r"""
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#include "Vdut.h"
+#include "verilated.h"
+
+template <class T> static void put(T &port, const uint32_t *w, unsigned n) {
+    uint64_t v = w[0];
+    if (n > 1 && sizeof(T) > 4) v |= (uint64_t)w[1] << 32;
+    port = (T)v;
+}
+template <std::size_t N> static void put(VlWide<N> &port, const uint32_t *w, unsigned n) {
+    for (std::size_t i = 0; i < N; i++) port[i] = i < n ? w[i] : 0;
+}
+template <class T> static void get(const T &port, uint32_t *w, unsigned n) {
+    uint64_t v = port;
+    w[0] = (uint32_t)v;
+    if (n > 1) w[1] = (uint32_t)(v >> 32);
+}
+template <std::size_t N> static void get(const VlWide<N> &port, uint32_t *w, unsigned n) {
+    for (std::size_t i = 0; i < N && i < n; i++) w[i] = port[i];
+}
+
+static std::vector<uint8_t> slurp(const char *path) {
+    std::vector<uint8_t> data;
+    if (path[0] == '-') return data;
+    FILE *f = fopen(path, "rb");
+    if (!f) { fprintf(stderr, "harness: cannot open %s\n", path); exit(2); }
+    int c;
+    while ((c = fgetc(f)) != EOF) data.push_back((uint8_t)c);
+    fclose(f);
+    return data;
+}
+
+static void spill(const char *path, const void *data, size_t size, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) { fprintf(stderr, "harness: cannot write %s\n", path); exit(2); }
+    if (n) fwrite(data, size, n, f);
+    fclose(f);
+}
+
+struct In {       // an input stream: words, valid pattern, transfer cycles
+    unsigned n32; std::vector<uint8_t> raw, valid; size_t idx = 0, n = 0;
+    std::vector<int64_t> cyc; std::vector<uint32_t> zero;
+    const uint32_t *word() const {
+        return idx < n ? (const uint32_t *)raw.data() + idx * n32 : zero.data();
+    }
+    bool have(long long cycle) const {
+        return idx < n && (valid.empty() || (cycle < (long long)valid.size() && valid[cycle]));
+    }
+};
+struct Out {      // an output stream: ready pattern, words, transfer cycles
+    unsigned n32; std::vector<uint8_t> ready; std::vector<uint32_t> words, word;
+    std::vector<int64_t> cyc;
+    bool take(long long cycle) const {
+        return ready.empty() ? true : (cycle < (long long)ready.size() ? ready[cycle] != 0 : true);
+    }
+};
+
+int main(int argc, char **argv) {
+    // cycles max_outputs, per input: words.bin valid.bin|- cyc.bin,
+    // per output: ready.bin|- words.bin cyc.bin
+    const int n_in = @N_IN@, n_out = @N_OUT@;
+    const unsigned in_n32[] = {@IN_N32@}, out_n32[] = {@OUT_N32@};
+    if (argc != 3 + 3 * n_in + 3 * n_out) { fprintf(stderr, "harness: bad arguments\n"); return 2; }
+    const long long cycles = atoll(argv[1]), max_out = atoll(argv[2]);
+    std::vector<In> in(n_in);
+    std::vector<Out> out(n_out);
+    for (int i = 0; i < n_in; i++) {
+        in[i].n32 = in_n32[i];
+        in[i].raw = slurp(argv[3 + 3 * i]);
+        in[i].valid = slurp(argv[4 + 3 * i]);
+        in[i].n = in[i].raw.size() / 4 / in_n32[i];
+        in[i].zero.assign(in_n32[i] + 2, 0);
+    }
+    const int ob = 3 + 3 * n_in;
+    for (int o = 0; o < n_out; o++) {
+        out[o].n32 = out_n32[o];
+        out[o].ready = slurp(argv[ob + 3 * o]);
+        out[o].word.assign(out_n32[o] + 2, 0);
+    }
+
+    Vdut *dut = new Vdut;
+    dut->clk = 0; dut->rst = 1;
+@RESET@
+    dut->eval();
+    for (int i = 0; i < 3; i++) { dut->clk = 1; dut->eval(); dut->clk = 0; dut->eval(); }
+    dut->rst = 0;
+    for (long long cycle = 0; cycle < cycles; cycle++) {
+@DRIVE@
+        dut->eval();
+        bool in_fire[n_in > 0 ? n_in : 1], out_fire[n_out > 0 ? n_out : 1];
+@SAMPLE@
+        for (int o = 0; o < n_out; o++) if (out_fire[o]) {
+            out[o].words.insert(out[o].words.end(), out[o].word.begin(),
+                                out[o].word.begin() + out[o].n32);
+            out[o].cyc.push_back(cycle);
+        }
+        for (int i = 0; i < n_in; i++) if (in_fire[i]) { in[i].cyc.push_back(cycle); in[i].idx++; }
+        dut->clk = 1; dut->eval(); dut->clk = 0; dut->eval();
+        if (max_out > 0) {
+            bool done = true;
+            for (int o = 0; o < n_out; o++) done = done && (long long)out[o].cyc.size() >= max_out;
+            if (done) break;
+        }
+    }
+    for (int i = 0; i < n_in; i++) spill(argv[5 + 3 * i], in[i].cyc.data(), 8, in[i].cyc.size());
+    for (int o = 0; o < n_out; o++) {
+        spill(argv[ob + 1 + 3 * o], out[o].words.data(), 4, out[o].words.size());
+        spill(argv[ob + 2 + 3 * o], out[o].cyc.data(), 8, out[o].cyc.size());
+    }
+    delete dut;
+    return 0;
+}
+"""
+
+
+def _ports_harness(inputs: list[tuple[str, int]], outputs: list[tuple[str, int]]) -> str:
+    """The multi-stream harness for streams ``(port prefix, bits)``: ports ``PREFIX_data``,
+    ``PREFIX_valid``, ``PREFIX_ready``."""
+    reset, drive, sample = [], [], []
+    for i, (name, _) in enumerate(inputs):
+        reset.append(f"    dut->{name}_valid = 0;")
+        drive.append(f"        dut->{name}_valid = in[{i}].have(cycle);\n"
+                     f"        put(dut->{name}_data, in[{i}].word(), in[{i}].n32);")
+        sample.append(f"        in_fire[{i}] = dut->{name}_valid && dut->{name}_ready;")
+    for o, (name, _) in enumerate(outputs):
+        reset.append(f"    dut->{name}_ready = 0;")
+        drive.append(f"        dut->{name}_ready = out[{o}].take(cycle);")
+        sample.append(f"        out_fire[{o}] = dut->{name}_valid && dut->{name}_ready;\n"
+                      f"        if (out_fire[{o}]) get(dut->{name}_data, out[{o}].word.data(), "
+                      f"out[{o}].n32);")
+    return (_PORTS_HARNESS.replace("@N_IN@", str(len(inputs)))
+            .replace("@N_OUT@", str(len(outputs)))
+            .replace("@IN_N32@", ", ".join(str((b + 31) // 32) for _, b in inputs) or "0")
+            .replace("@OUT_N32@", ", ".join(str((b + 31) // 32) for _, b in outputs) or "0")
+            .replace("@RESET@", "\n".join(reset))
+            .replace("@DRIVE@", "\n".join(drive))
+            .replace("@SAMPLE@", "\n".join(sample)))
+
+
+@dataclass
+class PortsRun:
+    """What a multi-stream simulation saw, per stream (port prefix): the output streams' words
+    (ints) and the cycle of every transfer of every stream."""
+
+    out_words: dict[str, list[int]]
+    in_cycles: dict[str, np.ndarray]
+    out_cycles: dict[str, np.ndarray]
+
+
+def run_ports(module: str, params: dict[str, int | str],
+              inputs: dict[str, tuple[int, list[int]]], outputs: dict[str, int], cycles: int,
+              ready: dict[str, list[bool] | np.ndarray] | None = None,
+              valid: dict[str, list[bool] | np.ndarray] | None = None, max_outputs: int = 0,
+              sources: list[Path] | None = None) -> PortsRun:
+    """:func:`run_stage` for a module with several input and / or output streams (the residual
+    fork: ``in`` -> ``out0``, ``out1``; the residual add: ``main``, ``short`` -> ``out``).
+
+    ``inputs``: port prefix -> (bits, words); ``outputs``: port prefix -> bits; a stream
+    ``p`` is the ports ``p_data``, ``p_valid``, ``p_ready`` (plus ``clk``, ``rst``). Each input
+    stream is driven on its own: ``p_valid`` whenever its words remain (and ``valid[p][cycle]``
+    if given); ``p_ready = ready[p][cycle]`` for an output (1 by default and past the
+    pattern's end). Runs ``cycles`` cycles, or until every output stream has made
+    ``max_outputs`` transfers. Returns the words and transfer cycles per stream (cycle 0 = the
+    first cycle after reset)."""
+    ready, valid = dict(ready or {}), dict(valid or {})
+    names = [*inputs, *outputs]
+    for name in names:
+        if not _PORT_NAME.fullmatch(name):
+            raise PascalError(f"stream {name!r} is not a lower-case port prefix")
+    if len(set(names)) != len(names) or not outputs:
+        raise PascalError(f"{module}: the streams need distinct names and an output "
+                          f"({', '.join(names)})")
+    unknown = (set(ready) - set(outputs)) | (set(valid) - set(inputs))
+    if unknown:
+        raise PascalError(f"{module}: patterns for unknown streams {sorted(unknown)}")
+    in_list = [(name, int(bits)) for name, (bits, _) in inputs.items()]
+    out_list = [(name, int(bits)) for name, bits in outputs.items()]
+    sources = sources or sorted(MODULES.glob("*.sv"))
+    binary = build([Path(s) for s in sources], module, _ports_harness(in_list, out_list), params)
+    with tempfile.TemporaryDirectory(prefix="rtlsim.") as tmp:
+        tmp = Path(tmp)
+        args = [str(binary), str(cycles), str(max_outputs)]
+        for name, (bits, words) in inputs.items():
+            words_to_u32(words, bits).tofile(tmp / f"in_{name}.bin")
+            args.append(str(tmp / f"in_{name}.bin"))
+            if name in valid:
+                np.asarray(valid[name], dtype=np.uint8).tofile(tmp / f"valid_{name}.bin")
+                args.append(str(tmp / f"valid_{name}.bin"))
+            else:
+                args.append("-")
+            args.append(str(tmp / f"incyc_{name}.bin"))
+        for name in outputs:
+            if name in ready:
+                np.asarray(ready[name], dtype=np.uint8).tofile(tmp / f"ready_{name}.bin")
+                args.append(str(tmp / f"ready_{name}.bin"))
+            else:
+                args.append("-")
+            args += [str(tmp / f"out_{name}.bin"), str(tmp / f"outcyc_{name}.bin")]
+        result = subprocess.run(args, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise PascalError(f"the simulation of {module} failed (status "
+                              f"{result.returncode}): {(result.stderr or result.stdout)[:300]}")
+        out_words, out_cycles, in_cycles = {}, {}, {}
+        for name, bits in outputs.items():
+            limbs = np.fromfile(tmp / f"out_{name}.bin", dtype=np.uint32)
+            out_words[name] = u32_to_words(limbs.reshape(-1, (bits + 31) // 32))
+            out_cycles[name] = np.fromfile(tmp / f"outcyc_{name}.bin", dtype=np.int64)
+        for name in inputs:
+            in_cycles[name] = np.fromfile(tmp / f"incyc_{name}.bin", dtype=np.int64)
+        return PortsRun(out_words, in_cycles, out_cycles)

@@ -1,7 +1,9 @@
 // pascal-fpga HLS library: the matrix-vector unit of the weighted layers, tokens -> layer stream.
 //
 // One kernel, mvu<CFG, Emitter>, serves the spiking layers (mvu_threshold: PASCAL's thermometer
-// emitter) and the classifier (mvu_classifier: the accumulators themselves). Per window (input
+// emitter), the classifier (mvu_classifier: the accumulators themselves, from its bias) and the
+// convolutions of a residual block whose outputs go to an add_join (mvu_accumulator: the
+// accumulators from 0, conv or dense, every window and fold). Per window (input
 // vector) it computes the NF folds of PE outputs one after the other. Fold 0 reads the window's
 // tokens and keeps them in a window buffer; folds 1..NF-1 replay the buffer. A token of `active`
 // frames takes `active` slots, one frame per slot: each lane's frame adds its weight to the PE
@@ -13,6 +15,8 @@
 //   folds 1..NF-1: sum(active) C slots replaying the buffer, then one W slot (emit, write).
 //   reads = windows*(E + 1), writes = windows*NF, slots = sum over windows NF*(sum(active) + 1).
 // The accumulators start each fold at Emitter::init (0, or the classifier's bias).
+// Emitters: threshold_emitter (word: PE x T_OUT spikes), classifier_emitter and
+// accumulator_emitter (word: PE accumulators of acc_t's width, two's complement).
 #ifndef PASCAL_MVU_H
 #define PASCAL_MVU_H
 
@@ -80,8 +84,22 @@ struct classifier_emitter {
     }
 };
 
-// The shared kernel. CFG: a weighted-layer config (types.h); Emitter: threshold_emitter<CFG> or
-// classifier_emitter<CFG>; weights [NF*SF][PE][SIMD] (output nf*PE + pe, input sf*SIMD + s);
+// Emitter of the accumulators of a residual block's convolution or dense layer (its main path or
+// projection shortcut, read by add_join): the classifier's word (PE accumulators of acc_t's
+// width), the accumulators starting at 0. No table (mvu_accumulator passes a dummy 0).
+template <class CFG>
+struct accumulator_emitter : classifier_emitter<CFG> {
+    typedef typename CFG::acc_t acc_t;
+
+    template <typename Table>
+    static acc_t init(Table, unsigned, unsigned) {
+#pragma HLS INLINE
+        return 0;
+    }
+};
+
+// The shared kernel. CFG: a weighted-layer config (types.h); Emitter: threshold_emitter<CFG>,
+// classifier_emitter<CFG> or accumulator_emitter<CFG>; weights [NF*SF][PE][SIMD] (output nf*PE + pe, input sf*SIMD + s);
 // table: the emitter's parameter array.
 template <class CFG, class Emitter, typename WT, typename Table>
 void mvu(hls::stream<token<CFG> > &in, hls::stream<typename Emitter::word_t> &out,
@@ -215,6 +233,18 @@ void mvu_classifier(hls::stream<token<CFG> > &in,
 #pragma HLS ARRAY_PARTITION variable = bias complete dim = 2
     static_assert(layer<CFG>::DENSE, "the classifier is a dense layer");
     mvu<CFG, classifier_emitter<CFG> >(in, out, weights, bias);
+}
+
+// The accumulators of a convolution or dense layer (a residual block's main path or projection
+// shortcut): per window, per fold, a word of PE accumulators of acc_t's width starting at 0;
+// writes WINDOWS*NF words per image (window-major, fold-minor: the layer-stream order).
+template <class CFG, typename WT>
+void mvu_accumulator(hls::stream<token<CFG> > &in,
+                     hls::stream<typename accumulator_emitter<CFG>::word_t> &out,
+                     const WT weights[layer<CFG>::NF * layer<CFG>::SF][CFG::PE][CFG::SIMD]) {
+#pragma HLS ARRAY_PARTITION variable = weights complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = weights complete dim = 3
+    mvu<CFG, accumulator_emitter<CFG> >(in, out, weights, 0);
 }
 
 }  // namespace pascal

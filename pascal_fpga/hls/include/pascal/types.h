@@ -37,10 +37,13 @@ struct ap_axiu {
 // The storage type of a parameter array of `bits`-bit signed values: ap_int<bits> in synthesis
 // (ROMs of the exact width); in C simulation the C integer type `ctype` (which holds the same
 // values), because g++ compiles large initializers of ap_int very slowly.
+// PASCAL_UPARAM: the same for unsigned values (ap_uint<bits>; e.g. add_join's shift amounts).
 #ifdef __SYNTHESIS__
 #define PASCAL_PARAM(bits, ctype) ap_int<bits>
+#define PASCAL_UPARAM(bits, ctype) ap_uint<bits>
 #else
 #define PASCAL_PARAM(bits, ctype) ctype
+#define PASCAL_UPARAM(bits, ctype) ctype
 #endif
 
 namespace pascal {
@@ -64,9 +67,11 @@ struct min_of { static const unsigned value = A < B ? A : B; };
 // synthesis) they compile to nothing.
 struct input_stage {};   // read_pixels
 struct feed_stage {};    // window_generator, vector_generator
-struct mvu_stage {};     // mvu_threshold, mvu_classifier
+struct mvu_stage {};     // mvu_threshold, mvu_classifier, mvu_accumulator
 struct pool_stage {};    // pool
 struct output_stage {};  // write_classes
+struct fork_stage {};    // fork (residual.h)
+struct add_stage {};     // add_join (residual.h)
 
 #if defined(PASCAL_LOOP_COUNTERS) && !defined(__SYNTHESIS__)
 #define PASCAL_COUNTING 1

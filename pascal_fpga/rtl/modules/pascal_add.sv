@@ -1,0 +1,271 @@
+/******************************************************************************
+ * pascal-fpga RTL library
+ *
+ * @brief   Residual add + QCFS emitter of a residual block: the main path's
+ *          accumulators plus the shortcut, each scaled by a power of two per
+ *          channel, thresholded into T_OUT spike frames.
+ *
+ * @description
+ *  Two input streams, main_* (the block's last MVU, CLASSIFIER = 1: PE
+ *  accumulators) and short_* (the shortcut: the block's input spikes, or a
+ *  projection MVU's accumulators), one output stream of spikes. NF = CH/PE
+ *  words per pixel on every stream, pixels in stream order, word k of an image
+ *  carries channels nf*PE .. nf*PE+PE-1 with nf = k % NF.
+ *
+ *  Words (bit 0 = LSB):
+ *   main    PE accumulators of ACC_BITS bits, two's complement, lane pe at
+ *           [pe*ACC_BITS +: ACC_BITS]                                -> acc
+ *   short   SC_ACC = 0 (identity shortcut): PE channels x T_SC frames x
+ *           FB_SC bits (unsigned), channel g frame t at
+ *           [(g*T_SC + t)*FB_SC +: FB_SC]; v = the sum of the channel's frames.
+ *           SC_ACC = 1 (projection shortcut): PE accumulators of SC_BITS bits,
+ *           two's complement, lane pe at [pe*SC_BITS +: SC_BITS]; v = it.
+ *   out     PE channels x T_OUT frames x 1 bit, channel g frame t at bit
+ *           g*T_OUT + t.
+ *  Channel o = nf*PE + pe of word k:
+ *     n = (acc <<< shift_main[o]) + (v <<< shift_short[o])
+ *  computed modulo 2^N_BITS (acc and v sign-extended, or truncated, to N_BITS
+ *  bits; a shift by N_BITS or more gives 0), read as N_BITS-bit two's
+ *  complement; output frame t fires iff n >= thresholds[o][t] (signed; the
+ *  thresholds of a channel ascend, each frame is compared on its own).
+ *
+ *  Schedule per image, one slot per cycle: OUT_PIXELS*NF slots, slot k reads
+ *  main word k AND short word k (a read needs both: either input alone never
+ *  transfers) and produces output word k, written P = 2 slots later; then 2
+ *  drain slots (only the delayed writes), then 2 idle cycles (LOOP_OVERHEAD),
+ *  then the next image. In the slot programs of pascal_fpga.hw.schedule: per
+ *  image one READ_WRITE run of OUT_PIXELS*NF slots, delayed by P = 2.
+ *
+ *  Cycle contract (pascal_fpga/rtl/README.md) with two inputs: in_valid of
+ *  the contract is main_valid && short_valid. rd = a slot of the image, wr =
+ *  stage 2 holds a word:
+ *    fire        = (!rd || (main_valid && short_valid)) && (!wr || out_ready)
+ *    main_ready  = rd && short_valid && (!wr || out_ready)
+ *    short_ready = rd && main_valid  && (!wr || out_ready)
+ *    out_valid   = wr && (!rd || (main_valid && short_valid))
+ *  so both inputs transfer in exactly the cycles with fire && rd. Nothing
+ *  (slot counters, pipeline registers, ROM read registers) advances without
+ *  fire; the idle cycles never stall.
+ *
+ *  Pipeline (3 stages, one global enable `fire`):
+ *   stage 0 (slot s):  registers the main lanes and v (the identity
+ *                      shortcut's frames summed here); shift ROM read of the
+ *                      slot's fold nf (registered read).
+ *   stage 1 (s + 1):   n = (acc << shift_main) + (v << shift_short) per lane
+ *                      (barrel shifters + one N_BITS adder), registered;
+ *                      threshold ROM read of the item's fold.
+ *   stage 2 (s + 2):   out_data = the T_OUT signed compares of the registered
+ *                      n against the registered thresholds (out_valid).
+ *
+ * @param CH          channels (PE divides it)
+ * @param OUT_PIXELS  pixels per image (OUT_H*OUT_W, >= 1)
+ * @param PE          channels per word, on every stream (>= 1)
+ * @param ACC_BITS    bits of a main accumulator (>= 1)
+ * @param SC_ACC      0: identity shortcut (spike frames), 1: projection
+ *                    shortcut (accumulators)
+ * @param T_SC        frames per shortcut channel (SC_ACC = 0; >= 1)
+ * @param FB_SC       bits per shortcut frame (SC_ACC = 0; >= 1)
+ * @param SC_BITS     bits of a shortcut accumulator (SC_ACC = 1; >= 1)
+ * @param N_BITS      bits of n and of the thresholds (>= 1)
+ * @param T_OUT       output frames per channel (>= 1)
+ * @param SH_BITS     bits of a shift amount (unsigned, >= 1)
+ * @param THRESH_FILE $readmemh file of NF lines: line nf holds the thresholds
+ *                    of channels nf*PE + pe, (pe, t) at
+ *                    [(pe*T_OUT + t)*N_BITS +: N_BITS] (two's complement) of
+ *                    a PE*T_OUT*N_BITS-bit word
+ * @param SHIFT_FILE  $readmemh file of NF lines: line nf holds, for lane pe,
+ *                    shift_main at [(2*pe)*SH_BITS +: SH_BITS] and
+ *                    shift_short at [(2*pe+1)*SH_BITS +: SH_BITS] of a
+ *                    PE*2*SH_BITS-bit word
+ *  (pascal_fpga.hw.rtl_residual.add_memories writes both files' lines.)
+ *
+ * Ports: clk, rst (synchronous, active high; the first cycle after it is slot
+ * 0 of image 0), main_* = PE*ACC_BITS bits, short_* = PE*T_SC*FB_SC bits
+ * (SC_ACC = 0) or PE*SC_BITS bits (SC_ACC = 1), out_* = PE*T_OUT bits.
+ *****************************************************************************/
+`default_nettype none
+
+module pascal_add #(
+    parameter integer CH         = 2,
+    parameter integer OUT_PIXELS = 1,
+    parameter integer PE         = 1,
+    parameter integer ACC_BITS   = 8,
+    parameter integer SC_ACC     = 0,
+    parameter integer T_SC       = 1,
+    parameter integer FB_SC      = 1,
+    parameter integer SC_BITS    = 8,
+    parameter integer N_BITS     = 10,
+    parameter integer T_OUT      = 1,
+    parameter integer SH_BITS    = 2,
+    parameter THRESH_FILE = "",
+    parameter SHIFT_FILE = "",
+
+    // derived widths (not to be overridden)
+    localparam integer MAIN_W = PE * ACC_BITS,
+    localparam integer SC_W   = SC_ACC != 0 ? PE * SC_BITS : PE * T_SC * FB_SC,
+    localparam integer OUT_W  = PE * T_OUT
+) (
+    input  wire              clk,
+    input  wire              rst,
+    input  wire [MAIN_W-1:0] main_data,
+    input  wire              main_valid,
+    output wire              main_ready,
+    input  wire [SC_W-1:0]   short_data,
+    input  wire              short_valid,
+    output wire              short_ready,
+    output wire [OUT_W-1:0]  out_data,
+    output wire              out_valid,
+    input  wire              out_ready
+);
+    // ------------------------------------------------------------------ widths
+    localparam integer NF   = CH / PE;
+    localparam integer AW   = NF > 1 ? $clog2(NF) : 1;             // ROM address = fold
+    localparam integer PXW  = OUT_PIXELS > 1 ? $clog2(OUT_PIXELS) : 1;
+    // v: the identity shortcut's frame sum (unsigned, exact) or the projection's accumulator
+    localparam integer SUM_W = FB_SC + $clog2(T_SC);
+    localparam integer V_W   = SC_ACC != 0 ? SC_BITS : SUM_W;
+    localparam integer SH_W  = PE * 2 * SH_BITS;                   // shift ROM word
+    localparam integer TH_W  = PE * T_OUT * N_BITS;                // threshold ROM word
+    localparam integer ROM_LUT_DEPTH = 64;                         // deeper ROMs: block RAM
+
+    localparam [AW-1:0]  NF_LAST = AW'(NF - 1);
+    localparam [PXW-1:0] PX_LAST = PXW'(OUT_PIXELS - 1);
+
+    // ------------------------------------------------------------------ handshake
+    reg  [2:0] tail;     // 0 = the image's slots, 1..2 = drain slots, 3..4 = idle cycles
+    reg        s1_pend;  // stage 1 holds an item (a word to be written)
+    reg        s2_pend;  // stage 2 holds a word: a write is due
+    wire       busy = tail == 3'd0;
+    wire       rd = busy;
+    wire       wr = s2_pend;
+    wire       in_both = main_valid && short_valid;
+    wire       fire = (!rd || in_both) && (!wr || out_ready);
+
+    assign main_ready  = rd && short_valid && (!wr || out_ready);
+    assign short_ready = rd && main_valid && (!wr || out_ready);
+    assign out_valid   = wr && (!rd || in_both);
+
+    // ------------------------------------------------------------------ stage 0: slot sequencer
+    reg [AW-1:0]  nf;
+    reg [PXW-1:0] px;
+    wire          last_slot = (nf == NF_LAST) && (px == PX_LAST);
+
+    always @(posedge clk) begin
+        if (rst) begin
+            tail <= 3'd0;
+            nf   <= {AW{1'b0}};
+            px   <= {PXW{1'b0}};
+        end else if (fire) begin
+            if (busy) begin
+                if (nf == NF_LAST) begin
+                    nf <= {AW{1'b0}};
+                    px <= (px == PX_LAST) ? {PXW{1'b0}} : px + 1'b1;
+                end else begin
+                    nf <= nf + 1'b1;
+                end
+                if (last_slot) tail <= 3'd1;
+            end else begin
+                tail <= (tail == 3'd4) ? 3'd0 : tail + 3'd1;
+            end
+        end
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            s1_pend <= 1'b0;
+            s2_pend <= 1'b0;
+        end else if (fire) begin
+            s1_pend <= busy;
+            s2_pend <= s1_pend;
+        end
+    end
+
+    // ------------------------------------------------------------------ stage 0 -> 1
+    reg  [MAIN_W-1:0] s1_main;
+    reg  [PE*V_W-1:0] s1_v;
+    reg  [AW-1:0]     s1_nf;
+    wire [PE*V_W-1:0] v_in;
+    wire [SH_W-1:0]   s1_shift;   // the shift ROM's registered read
+
+    genvar pe, t;
+    generate
+        if (SC_ACC != 0) begin : g_projection
+            assign v_in = short_data;
+        end else begin : g_identity
+            for (pe = 0; pe < PE; pe = pe + 1) begin : g_sum
+                // the channel's T_SC frames, summed (a chain of small adders)
+                reg [SUM_W-1:0] sum;
+                integer i;
+                always @* begin
+                    sum = {SUM_W{1'b0}};
+                    for (i = 0; i < T_SC; i = i + 1)
+                        sum = sum + SUM_W'(short_data[(pe * T_SC + i) * FB_SC +: FB_SC]);
+                end
+                assign v_in[pe * V_W +: V_W] = sum;
+            end
+        end
+    endgenerate
+
+    always @(posedge clk) begin
+        if (fire) begin
+            s1_main <= main_data;
+            s1_v    <= v_in;
+            s1_nf   <= nf;
+        end
+    end
+
+    pascal_rom #(.WIDTH(SH_W), .DEPTH(NF), .AW(AW), .FILE(SHIFT_FILE),
+                 .LUT_DEPTH(ROM_LUT_DEPTH)) shift_rom (
+        .clk(clk), .en(fire), .addr(nf), .q(s1_shift));
+
+    // ------------------------------------------------------------------ stage 1 -> 2
+    reg  [PE*N_BITS-1:0] s2_n;
+    wire [TH_W-1:0]      s2_th;      // the threshold ROM's registered read
+
+    pascal_rom #(.WIDTH(TH_W), .DEPTH(NF), .AW(AW), .FILE(THRESH_FILE),
+                 .LUT_DEPTH(ROM_LUT_DEPTH)) thresh_rom (
+        .clk(clk), .en(fire), .addr(s1_nf), .q(s2_th));
+
+    generate
+        for (pe = 0; pe < PE; pe = pe + 1) begin : g_lane
+            // acc and v as N_BITS two's complement (sign-/zero-extended or truncated: n is
+            // computed modulo 2^N_BITS, so the dropped high bits never matter)
+            wire [N_BITS-1:0] a;
+            wire [N_BITS-1:0] b;
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [ACC_BITS-1:0] acc = s1_main[pe * ACC_BITS +: ACC_BITS];
+            wire [V_W-1:0]      v = s1_v[pe * V_W +: V_W];
+            /* verilator lint_on UNUSEDSIGNAL */
+            if (ACC_BITS >= N_BITS) begin : g_acc_cut
+                assign a = acc[N_BITS-1:0];
+            end else begin : g_acc_ext
+                assign a = {{(N_BITS - ACC_BITS){acc[ACC_BITS-1]}}, acc};
+            end
+            if (V_W >= N_BITS) begin : g_v_cut
+                assign b = v[N_BITS-1:0];
+            end else if (SC_ACC != 0) begin : g_v_sext
+                assign b = {{(N_BITS - V_W){v[V_W-1]}}, v};
+            end else begin : g_v_zext
+                assign b = {{(N_BITS - V_W){1'b0}}, v};
+            end
+            wire [SH_BITS-1:0] sh_main = s1_shift[(2 * pe) * SH_BITS +: SH_BITS];
+            wire [SH_BITS-1:0] sh_short = s1_shift[(2 * pe + 1) * SH_BITS +: SH_BITS];
+            wire [N_BITS-1:0] n = (a << sh_main) + (b << sh_short);
+            always @(posedge clk) begin
+                if (fire) begin
+                    s2_n[pe * N_BITS +: N_BITS] <= n;
+                end
+            end
+
+            // ---------------------------------------------------------- stage 2: compare
+            wire signed [N_BITS-1:0] value = s2_n[pe * N_BITS +: N_BITS];
+            for (t = 0; t < T_OUT; t = t + 1) begin : g_frame
+                wire signed [N_BITS-1:0] th = s2_th[(pe * T_OUT + t) * N_BITS +: N_BITS];
+                assign out_data[pe * T_OUT + t] = value >= th;
+            end
+        end
+    endgenerate
+
+endmodule
+
+`default_nettype wire
