@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from .errors import PascalError
-from .names import check_name
+from .names import check_name, show_value
 
 LAYER_TYPES = ("conv", "linear", "maxpool", "avgpool", "flatten", "block")
 WEIGHT_BITS_RANGE = (2, 16)
@@ -40,8 +40,13 @@ _LAYER_FIELDS: dict[str, dict[str, Any]] = {
     "avgpool": {"kernel": REQUIRED, "stride": None},
     "flatten": {},
     "block": {"channels": REQUIRED, "stride": 1, "levels": None, "weight_bits": None,
-              "add_bits": 8},
+              "residual": "shift", "add_bits": None},
 }
+# How a residual block forms its add (see model/network.py BasicBlock): "shift" snaps the
+# shortcut's gain to conv2's gain times a power of two (n = acc2 << a + v << b, then L thresholds);
+# "requant" requantizes both operands through a shared signed add_bits-bit add quantizer.
+RESIDUAL_KINDS = ("shift", "requant")
+ADD_BITS_DEFAULT = 8  # the add quantizer's bits of a requant block
 _INT_FIELDS = ("channels", "kernel", "stride", "padding", "features", "levels", "weight_bits",
                "add_bits")
 
@@ -73,6 +78,7 @@ class LayerSpec:
     levels: int | None = None
     weight_bits: int | None = None
     batchnorm: bool | None = None
+    residual: str | None = None
     add_bits: int | None = None
     in_shape: tuple[int, ...] = ()
     out_shape: tuple[int, ...] = ()
@@ -243,7 +249,12 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
             if key not in fields:
                 raise PascalError(f"{where}: unknown field '{key}' for a {kind} layer "
                                   f"(known: {', '.join(fields) or 'none'})")
-            if key == "batchnorm":
+            if key == "residual":
+                if not isinstance(val, str) or val not in RESIDUAL_KINDS:
+                    raise PascalError(f"{where}: field 'residual' must be one of "
+                                      f"{', '.join(RESIDUAL_KINDS)}, got {show_value(val)}")
+                values[key] = val
+            elif key == "batchnorm":
                 if not isinstance(val, bool):
                     raise PascalError(f"{where}: field 'batchnorm' must be true or false, got {val!r}")
                 values[key] = val
@@ -262,6 +273,13 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
             values["levels"] = values["levels"] if values["levels"] is not None else levels
             values["weight_bits"] = (values["weight_bits"] if values["weight_bits"] is not None
                                      else weight_bits)
+        if kind == "block":
+            if values["residual"] == "requant":
+                if values["add_bits"] is None:
+                    values["add_bits"] = ADD_BITS_DEFAULT
+            elif values["add_bits"] is not None:
+                raise PascalError(f"{where}: field 'add_bits' applies only to a block with "
+                                  f"residual: requant (this one is residual: shift, the default)")
         if kind in ("maxpool", "avgpool") and values["stride"] is None:
             values["stride"] = values["kernel"]
         out_shape = _out_shape(kind, values, shape, where)
@@ -301,7 +319,7 @@ def _weight_count(kind: str, values: dict[str, Any], shape: tuple[int, ...]) -> 
     in_channels, out_channels = shape[0], values["channels"]
     if kind == "conv":
         return out_channels * in_channels * values["kernel"] ** 2
-    # block: two 3x3 convs, plus a 1x1 shortcut conv when the shape changes
+    # block: two 3x3 convs, plus a 1x1 projection conv when the shape changes
     shortcut = in_channels * out_channels if values["stride"] != 1 or in_channels != out_channels \
         else 0
     return out_channels * in_channels * 9 + out_channels * out_channels * 9 + shortcut

@@ -1,5 +1,6 @@
-"""Residual blocks: the integer form against Brevitas (ties only), the spiking block against the
-integer ANN (exactly), the identity shortcut's lookup table and negative BatchNorm gains."""
+"""Requant residual blocks (``residual: requant``): the integer form against Brevitas (ties only),
+the spiking block against the integer ANN (exactly), the identity shortcut's lookup table and
+negative BatchNorm gains. Shift blocks: tests/test_shift_block.py."""
 
 import copy
 
@@ -23,8 +24,9 @@ RES_SPEC = {
     "classes": 10, "weight_bits": 4, "levels": 3,
     "layers": [
         {"type": "conv", "channels": 8, "kernel": 3, "padding": 1},
-        {"type": "block", "channels": 8, "add_bits": 5},               # identity shortcut, M = 15
-        {"type": "block", "channels": 16, "stride": 2, "add_bits": 8},  # projection, M = 127
+        {"type": "block", "channels": 8, "residual": "requant", "add_bits": 5},  # identity, M = 15
+        {"type": "block", "channels": 16, "stride": 2, "residual": "requant",
+         "add_bits": 8},                                                # projection, M = 127
         {"type": "avgpool", "kernel": 4},
         {"type": "flatten"},
         {"type": "linear", "features": 10},

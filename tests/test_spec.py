@@ -138,7 +138,7 @@ def test_resnet18_blocks_downsample_to_one_pixel():
     assert [b.out_shape for b in blocks] == [
         (64, 32, 32), (64, 32, 32), (128, 16, 16), (128, 16, 16),
         (256, 8, 8), (256, 8, 8), (512, 4, 4), (512, 4, 4)]
-    assert all(b.add_bits == 8 for b in blocks)
+    assert all(b.residual == "shift" and b.add_bits is None for b in blocks)
     assert spec.layers[-3].type == "avgpool" and spec.layers[-3].out_shape == (512, 1, 1)
     assert spec.layers[-2].out_shape == (512,)
 
@@ -201,11 +201,20 @@ def test_block_defaults():
                              {"type": "block", "channels": 4},
                              {"type": "linear", "features": 10}], levels=5))
     block = spec.layers[1]
-    assert block.stride == 1 and block.add_bits == 8 and block.levels == 5
-    assert block.weight_bits == 4
+    assert block.stride == 1 and block.residual == "shift" and block.add_bits is None
+    assert block.levels == 5 and block.weight_bits == 4
     assert block.out_shape == (4, 8, 8)
     assert block.to_dict() == {"type": "block", "channels": 4, "stride": 1, "levels": 5,
-                               "weight_bits": 4, "add_bits": 8}
+                               "weight_bits": 4, "residual": "shift"}
+    # residual: requant keeps the add quantizer's bits (default 8)
+    spec = parse_spec(_spec([{"type": "conv", "channels": 4, "kernel": 3, "padding": 1},
+                             {"type": "block", "channels": 4, "residual": "requant"},
+                             {"type": "block", "channels": 4, "residual": "requant",
+                              "add_bits": 6},
+                             {"type": "linear", "features": 10}], levels=5))
+    assert [(b.residual, b.add_bits) for b in spec.layers[1:3]] == [("requant", 8),
+                                                                    ("requant", 6)]
+    assert parse_spec(spec.to_dict()) == dataclasses.replace(spec, source="<spec>")
 
 
 
@@ -418,8 +427,17 @@ BAD_SPECS = [
     ("padding-neg", _with_layer(2, {**_CONV2, "padding": -1}), 2, "'padding'"),
     ("channels-0", _with_layer(2, {**_CONV2, "channels": 0}), 2, "'channels'"),
     ("padding-not-below-kernel", _with_layer(2, {**_CONV2, "padding": 3}), 2, "'padding'"),
-    ("block-add-bits-1", _with_layer(2, {"type": "block", "channels": 16, "add_bits": 1}), 2,
-     "'add_bits'"),
+    ("block-add-bits-1", _with_layer(2, {"type": "block", "channels": 16, "residual": "requant",
+                                         "add_bits": 1}), 2, "'add_bits'"),
+    ("block-add-bits-with-shift", _with_layer(2, {"type": "block", "channels": 16,
+                                                  "add_bits": 8}), 2, "'add_bits'"),
+    ("block-residual-unknown", _with_layer(2, {"type": "block", "channels": 16,
+                                               "residual": "concat"}), 2, "'residual'"),
+    ("block-residual-int", _with_layer(2, {"type": "block", "channels": 16, "residual": 1}), 2,
+     "'residual'"),
+    ("block-residual-null", _with_layer(2, {"type": "block", "channels": 16, "residual": None}),
+     2, "'residual'"),
+    ("conv-residual", _with_layer(2, {**_CONV2, "residual": "shift"}), 2, "'residual'"),
     # shapes
     ("kernel-9-on-8x8", _with_layer(0, {"type": "conv", "channels": 8, "kernel": 9}), 0,
      "'kernel'"),

@@ -8,6 +8,20 @@ gets ``rounding_mode=HALF_UP`` and the fractional bit width log2(L + 1), so that
 clamp is then 2^log2(L+1) - 1 in float32, within 1e-5 of L, and since it comes before the rounding
 it rounds to exactly L. L is not otherwise in the graph: ``level_count`` reads it back.
 
+A residual block with ``residual: shift`` (``model.network.BasicBlock``) exports as exactly this
+pattern (see :func:`shift_block_patterns`), x being the block input tensor (the output of the
+previous QCFS Quant, of the pixel input's Quant, or of a pool):
+
+    Conv1(x, Quant(W1)) -> BatchNormalization -> Quant (act1, QCFS)
+      -> Conv2(., Quant(W2)) -> BatchNormalization (BN2) -> main
+    identity:   Mul(x, c)                       -> shortcut
+    projection: Mul(Conv_sc(x, Quant(W_sc)), c) -> shortcut   (1x1, the block's stride, no bias)
+    Add(main, shortcut) -> Quant (act2, QCFS)
+
+with c an initializer of shape (1, C, 1, 1): the snapping factor |a2_c| 2^e_c / g_c (0 where
+a2_c = 0), computed by the model in eval without gradient, so main + c * shortcut equals
+a2 acc2 + b2 + |a2| 2^e v. The Convs have no bias input.
+
 The model's metadata (``pascal_fpga.source``) records the model's name, its spec, the run it
 came from and its data set. Only the name, the spec and the data set's name are used later
 (``compile`` checks them); the run's path is shown to the user, never followed: ``verify`` compares
@@ -133,6 +147,82 @@ def correct_qcfs_quantizers(model, net: QCFSNet) -> list[dict[str, Any]]:
     return rows
 
 
+def _producer(model, tensor: str):
+    return model.find_producer(tensor)
+
+
+def shift_block_patterns(model) -> list[dict[str, Any]]:
+    """Every shift block of an exported graph, in graph order, as a dict of node names: ``add``,
+    ``act2`` (the Quant after it), ``bn2``, ``conv2``, ``act1``, ``mul``, ``conv_sc`` (None for
+    the identity), ``input`` (the tensor x), ``factor`` (the initializer c's name). Raises a
+    PascalError naming the node when an Add of two computed tensors is not exactly the pattern of
+    the module docstring."""
+    blocks = []
+    for add in model.graph.node:
+        if add.op_type != "Add" or any(model.get_initializer(i) is not None for i in add.input):
+            continue
+        where = f"{add.name} (Add)"
+        main, short = (_producer(model, name) for name in add.input)
+        consumers = model.find_consumers(add.output[0])
+        if len(consumers) != 1 or consumers[0].op_type != "Quant":
+            raise PascalError(f"{where}: a residual add must feed exactly one Quant (act2)")
+        if main is None or main.op_type != "BatchNormalization":
+            raise PascalError(f"{where}: its first input must come from a BatchNormalization")
+        conv2 = _producer(model, main.input[0])
+        if conv2 is None or conv2.op_type != "Conv" or len(conv2.input) != 2:
+            raise PascalError(f"{where}: BN2 must follow a Conv without bias")
+        act1 = _producer(model, conv2.input[0])
+        if act1 is None or act1.op_type != "Quant":
+            raise PascalError(f"{where}: conv2 must read act1's Quant")
+        if short is None or short.op_type != "Mul":
+            raise PascalError(f"{where}: its second input must come from a Mul (the snapped "
+                              f"shortcut)")
+        factor = model.get_initializer(short.input[1])
+        channels = model.get_tensor_shape(main.output[0])[1]
+        if factor is None or tuple(factor.shape) != (1, channels, 1, 1):
+            raise PascalError(f"{where}: the shortcut's Mul needs an initializer of shape "
+                              f"(1, {channels}, 1, 1) as its second input")
+        source = _producer(model, short.input[0])
+        conv_sc = None
+        x = short.input[0]
+        if source is not None and source.op_type == "Conv" and \
+                model.get_initializer(source.input[0]) is None and \
+                _producer(model, source.input[1]) is not None and \
+                _producer(model, source.input[1]).op_type == "Quant" and \
+                model.get_initializer(_producer(model, source.input[1]).input[0]) is not None:
+            if len(source.input) != 2:
+                raise PascalError(f"{source.name} (Conv): a projection shortcut has no bias")
+            conv_sc, x = source, source.input[0]
+        bn1 = _producer(model, act1.input[0])
+        conv1 = _producer(model, bn1.input[0]) if bn1 is not None else None
+        if conv1 is None or conv1.op_type != "Conv" or conv1.input[0] != x:
+            raise PascalError(f"{where}: the shortcut must read the block input that conv1 reads")
+        blocks.append({"add": add.name, "act2": consumers[0].name, "bn2": main.name,
+                       "conv2": conv2.name, "act1": act1.name, "mul": short.name,
+                       "conv_sc": None if conv_sc is None else conv_sc.name, "input": x,
+                       "factor": short.input[1]})
+    return blocks
+
+
+def _check_shift_blocks(model, net: QCFSNet) -> list[dict[str, Any]]:
+    """The exported shift blocks match the network's, one by one, each factor c equal to the
+    block's ``export_factor``."""
+    from ..model.network import BasicBlock
+
+    shift = [m for m in net.modules() if isinstance(m, BasicBlock) and m.residual == "shift"]
+    found = shift_block_patterns(model) if shift else []
+    if len(found) != len(shift):
+        raise PascalError(f"{net.spec.name}: the exported graph has {len(found)} shift blocks, "
+                          f"the network {len(shift)}")
+    for block, row in zip(shift, found):
+        factor = model.get_initializer(row["factor"])
+        expected = block.export_factor.detach().numpy()
+        if (row["conv_sc"] is None) == block.projection or not np.array_equal(factor, expected):
+            raise PascalError(f"{row['mul']} (Mul): not the shortcut of its block (kind or "
+                              f"factor)")
+    return found
+
+
 def export_network(net: QCFSNet, out: str | Path, source: dict[str, Any] | None = None
                    ) -> dict[str, Any]:
     """Export an eval-mode QCFS network to ``out`` (written whole, or not at all)."""
@@ -153,9 +243,12 @@ def export_network(net: QCFSNet, out: str | Path, source: dict[str, Any] | None 
         model = cleanup_model(ModelWrapper(str(raw)))
         model = model.transform(InferShapes())
         rows = correct_qcfs_quantizers(model, net)
+        blocks = _check_shift_blocks(model, net)
         info = {"name": spec.name, "spec": spec.to_dict(), "activations": rows}
         info.update(source or {})
         model.set_metadata_prop(SOURCE_KEY, json.dumps(info, sort_keys=True))
+        if blocks:
+            info["shift_blocks"] = blocks
         staged = Path(tmp) / "model.onnx"
         model.save(str(staged))
         os.replace(staged, out)

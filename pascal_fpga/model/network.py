@@ -13,6 +13,7 @@ import brevitas.nn as qnn
 import torch
 from brevitas.quant import Int32Bias
 from torch import Tensor, nn
+from brevitas.quant_tensor import QuantTensor
 
 from ..spec import LayerSpec, ModelSpec
 from .quant import (ClassifierWeightQuant, LevelClamp, PixelInputQuant, QCFSActQuant,
@@ -89,39 +90,125 @@ class LinearUnit(nn.Module):
         return out
 
 
+# The largest power-of-two exponent |e_c| of a shift block's shortcut (see BasicBlock).
+E_MAX = 12
+
+
+def round_half_up(x: Tensor) -> Tensor:
+    """floor(x + 1/2) exactly (the fraction is compared, as in HalfUpRoundSte)."""
+    low = torch.floor(x)
+    return torch.where(x - low >= 0.5, low + 1.0, low)
+
+
 class BasicBlock(nn.Module):
-    """ResNet basic block: conv3x3(stride)-BN-QCFS, conv3x3-BN, plus the shortcut (identity, or
-    conv1x1(stride)-BN when the shape changes), then QCFS. Both operands of the add pass through one
-    shared signed quantizer, so the sum is an integer on one scale (DESIGN.md 2)."""
+    """ResNet basic block: conv3x3(stride)-BN1-QCFS(L) (act1), conv3x3-BN2 (the main branch), plus
+    a shortcut, then act2 = QCFS(L) of the sum. ``layer.residual`` chooses how the add is formed
+    (DESIGN.md 2, "Residual adds"):
+
+    - ``shift`` (the default): the shortcut is the identity (same shape) or a projection
+      conv1x1(stride) with quantized per-channel weights (scale sw_sc), no bias and no BatchNorm.
+      The main branch is main = a2_c * acc2 + b2_c with acc2 conv2's integer accumulator,
+      a2_c = gamma_c / sqrt(var_c + eps) * s1 * sw2_c (BN2's gain times conv2's accumulator scale:
+      s1 act1's step, sw2_c conv2's weight scale; var the batch variance in training, the running
+      one in eval) and b2_c BN2's folded offset. The shortcut has the gain g_c = s_in (identity,
+      s_in the block input's step) or s_in * sw_sc_c (projection) on its integer value v (the
+      input's level, or the projection's accumulator). Its gain is snapped to conv2's gain times a
+      power of two: e_c = clamp(round_half_up(log2(g_c / |a2_c|)), -E_MAX, E_MAX), and the block
+      sums main + |a2_c| * 2^e_c * v. In integers that is one shift of either operand and an add
+      (``snn/convert.py`` ShiftBlock), then act2's L thresholds. The snapping factor
+      |a2_c| * 2^e_c / g_c (0 where a2_c = 0) is computed without gradient in float32; training
+      multiplies the shortcut by it as a constant (straight-through: the value is the snapped one,
+      gradients reach the shortcut's weights). Eval keeps the last factor for the QONNX export,
+      where it becomes one initializer: Add(BN2(Conv2(..)), Mul(shortcut, c)).
+    - ``requant``: the shortcut is the identity or conv1x1(stride)-BN, and both operands pass
+      through one shared signed ``add_bits``-bit quantizer, so the sum is an integer on one scale
+      (2M thresholds per channel to requantize conv2's accumulator, M = 2^(add_bits-1) - 1).
+    """
 
     def __init__(self, layer: LayerSpec, quantized: bool):
         super().__init__()
         in_ch, out_ch, stride = layer.in_shape[0], layer.channels, layer.stride
+        self.residual = layer.residual or "shift"
+        self.quantized = quantized
         self.conv1 = _conv(in_ch, out_ch, 3, stride, 1, False, layer.weight_bits, quantized)
         self.bn1 = nn.BatchNorm2d(out_ch)
         self.act1 = _activation(layer.levels, quantized)
         self.conv2 = _conv(out_ch, out_ch, 3, 1, 1, False, layer.weight_bits, quantized)
         self.bn2 = nn.BatchNorm2d(out_ch)
-        if stride != 1 or in_ch != out_ch:
+        projection = stride != 1 or in_ch != out_ch
+        if not projection:
+            self.shortcut = nn.Identity()
+        elif self.residual == "shift":
+            self.shortcut = _conv(in_ch, out_ch, 1, stride, 0, False, layer.weight_bits, quantized)
+        else:
             self.shortcut = nn.Sequential(
                 _conv(in_ch, out_ch, 1, stride, 0, False, layer.weight_bits, quantized),
                 nn.BatchNorm2d(out_ch))
-        else:
-            self.shortcut = nn.Identity()
         self.add_quant = (qnn.QuantIdentity(act_quant=SignedAddQuant, bit_width=layer.add_bits,
                                             lambda_init=LAMBDA_INIT, return_quant_tensor=True)
-                          if quantized else None)
+                          if quantized and self.residual == "requant" else None)
         self.act2 = _activation(layer.levels, quantized)
+        # the last eval-mode snapping factor (1, C, 1, 1): the export's constant
+        self.export_factor: Tensor | None = None
+
+    @property
+    def projection(self) -> bool:
+        return not isinstance(self.shortcut, nn.Identity)
+
+    @torch.no_grad()
+    def shift_parameters(self, in_scale: Tensor, act1_scale: Tensor,
+                         conv2_out: Tensor | None = None) -> dict[str, Tensor]:
+        """The shift block's snapping, in float32 without gradient (see the class docstring):
+        ``a2`` (C,) conv2's signed gain, ``gain`` (C,) the shortcut's unsnapped gain g,
+        ``exponent`` (C,) int64 e (0 where a2 = 0), ``factor`` (C,) |a2| 2^e / g (0 where a2 = 0).
+        ``in_scale`` is the block input's step, ``act1_scale`` act1's; in training mode the
+        variance is the batch's, of ``conv2_out`` (biased, as BatchNorm uses)."""
+        bn = self.bn2
+        if self.training and conv2_out is not None:
+            var = conv2_out.detach().float().var(dim=(0, 2, 3), unbiased=False)
+        else:
+            var = bn.running_var.float()
+        w_scale2 = self.conv2.quant_weight().scale.detach().float().flatten()
+        a2 = (bn.weight.detach().float() / torch.sqrt(var + bn.eps)
+              * act1_scale.detach().float().flatten()[0] * w_scale2)
+        gain = in_scale.detach().float().flatten()[0] * torch.ones_like(a2)
+        if self.projection:
+            gain = gain * self.shortcut.quant_weight().scale.detach().float().flatten()
+        magnitude = a2.abs()
+        live = (magnitude > 0) & (gain > 0)
+        ratio = torch.where(live, gain / torch.where(live, magnitude, torch.ones_like(a2)),
+                            torch.ones_like(a2))
+        exponent = torch.clamp(round_half_up(torch.log2(ratio)), -E_MAX, E_MAX)
+        exponent = torch.where(live, exponent, torch.zeros_like(exponent))
+        snapped = magnitude * torch.exp2(exponent)
+        factor = torch.where(live, snapped / torch.where(live, gain, torch.ones_like(a2)),
+                             torch.zeros_like(a2))
+        return {"a2": a2, "gain": gain, "exponent": exponent.long(), "factor": factor}
 
     def forward(self, x):
-        residual = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        mid = self.act1(self.bn1(self.conv1(x)))
+        conv2_out = self.conv2(mid)
+        residual = self.bn2(conv2_out)
         shortcut = self.shortcut(x)
-        if self.add_quant is not None:
+        if not self.quantized:
+            return self.act2(residual + _plain(shortcut))
+        if self.residual == "requant":
             residual = _plain(self.add_quant(residual))
             shortcut = _plain(self.add_quant(shortcut))
+            return self.act2(residual + shortcut)
+        if isinstance(x, QuantTensor) and isinstance(mid, QuantTensor):
+            factor = self.shift_parameters(x.scale, mid.scale, _plain(conv2_out))["factor"]
+            factor = factor.view(1, -1, 1, 1)
+            if not self.training:
+                self.export_factor = factor.clone()
+        elif torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+            if self.export_factor is None:  # Brevitas' export runs one eval pass first
+                raise RuntimeError("a shift block is exported before an eval forward pass")
+            factor = self.export_factor
         else:
-            shortcut = _plain(shortcut)
-        return self.act2(residual + shortcut)
+            raise RuntimeError("a shift block needs quantized inputs (QuantTensors) to snap its "
+                               "shortcut")
+        return self.act2(residual + _plain(shortcut) * factor)
 
 
 def _plain(x) -> Tensor:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .convert import IntBlock, IntegerNetwork, pool_or_flatten
+from .convert import IntBlock, IntegerNetwork, ShiftBlock, pool_or_flatten
 from .simulate import _frame_accumulate
 
 BASELINE_TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
@@ -52,8 +52,9 @@ def simulate_baseline(net: IntegerNetwork, pixels: Tensor,
     """Predicted classes (N,) at each T in ``timesteps``.
 
     A residual block runs as two IF populations: conv1's, and the output's, whose current is the
-    residual (BN2(conv2)) plus the shortcut (the input's value, or BN(conv1x1)); the rate-coded
-    baseline has no add quantizer.
+    residual (BN2(conv2)) plus the shortcut: for a shift block the snapped |a2| 2^e times the
+    input's value or the projection's accumulation, for a requant block the input's value or
+    BN(conv1x1) (the rate-coded baseline has no add quantizer).
     """
     populations: dict[tuple[int, str], _IFPopulation] = {}
 
@@ -70,12 +71,17 @@ def simulate_baseline(net: IntegerNetwork, pixels: Tensor,
     for t in range(1, max(timesteps) + 1):
         x = x_pixels  # level units: a pixel is its integer value
         for layer in net.layers:
-            if isinstance(layer, IntBlock):
+            if isinstance(layer, (IntBlock, ShiftBlock)):
                 conv1 = layer.conv1
                 mid = population(layer, "conv1", conv1.levels * conv1.step).step(
                     _current(conv1, x)) * conv1.levels
                 residual = _current(layer.conv2, mid)
-                if layer.shortcut is None:
+                if isinstance(layer, ShiftBlock):
+                    value = x if layer.shortcut is None else _frame_accumulate(
+                        layer.shortcut, x, torch.from_numpy(layer.shortcut.weight).float())
+                    shortcut = torch.from_numpy(layer.short_gain).float().view(
+                        _view(layer.conv2)) * value
+                elif layer.shortcut is None:
                     shortcut = layer.in_scale * x
                 else:
                     shortcut = _current(layer.shortcut, x)

@@ -11,10 +11,13 @@ accumulators plus an integer bias. This integer network is "the ANN" that the sp
 must reproduce exactly; its agreement with the float32 Brevitas model is measured separately
 (differences there can only be ties at a threshold).
 
-A residual block (``type: block``) becomes an :class:`IntBlock`: conv1 is a normal layer; conv2
-and a projection shortcut requantize their accumulators onto the add quantizer's signed integers
-with 2M thresholds each (an identity shortcut uses a lookup table); the block output is
-q_out = #{k : q_r + q_s >= U_k}. See :class:`IntBlock`.
+A residual block (``type: block``) with ``residual: shift`` (the default) becomes a
+:class:`ShiftBlock`: conv1 is a normal layer; conv2's accumulator (rows negated where its gain
+a2 < 0) and the shortcut's integer (the input level, or a projection's accumulator) meet by a
+shift and an add, n = acc2' * 2^max(0, -e) + v * 2^max(0, e), and act2 is L integer thresholds on
+n. With ``residual: requant`` it becomes an :class:`IntBlock`: conv2 and a projection shortcut
+requantize their accumulators onto the add quantizer's signed integers with 2M thresholds each (an
+identity shortcut uses a lookup table); the block output is q_out = #{k : q_r + q_s >= U_k}.
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ class IntBlock:
     first: bool = False
     acc_bound: int = 0               # the largest |acc| of conv2 or the shortcut (worst case)
     kind: str = "block"
+    residual: str = "requant"
 
     weighted = False                 # not a plain weighted layer: callers must handle blocks
     classifier = False
@@ -158,6 +162,100 @@ class IntBlock:
         return acc1, level1, total, self.out_level(total)
 
 
+@dataclass
+class ShiftBlock:
+    """A shift-add residual block in integer form (``residual: shift``; DESIGN.md 2, "Residual
+    adds"; the Brevitas side is ``model.network.BasicBlock``).
+
+    Brevitas computes act2 = QCFS(L) of main + |a2_c| 2^e_c v, with main = a2_c * acc2 + b2_c
+    (acc2 conv2's integer accumulator on act1's levels, a2_c BN2's gain times conv2's accumulator
+    scale, b2_c BN2's folded offset), v the shortcut's integer (the block input's level summed
+    over its timesteps for the identity, the projection's accumulator W_sc . q_in otherwise) and
+    e_c the snapping exponent the model computed (float32, clamped to +-E_MAX). Here:
+
+    - ``conv1``: conv3x3(stride) + BN1 + act1, a normal PASCAL layer (T_in = the block input's
+      timesteps, L levels);
+    - ``conv2``: conv3x3 with weight rows negated where a2_c < 0, so acc2' = sign(a2_c) * acc2;
+      ``thresholds`` None (its float view: ``scale`` |a2|, ``offset`` b2);
+    - ``shortcut``: None (identity) or the projection conv1x1(stride) with its integer weights
+      (not negated; ``thresholds`` None, ``scale`` its unsnapped gain g = s_in * sw_sc);
+    - ``shift_main`` = max(0, -e), ``shift_short`` = max(0, e) (C,) int64: the block's integer
+      n_c = acc2'_c * 2^shift_main_c + v_c * 2^shift_short_c (both shifts left);
+    - ``thresholds`` (C, L) int64: act2's level = #{k : n_c >= T_k},
+      T_k = ceil(((k - 1/2) s_out - b2_c) / (|a2_c| 2^min(0, e_c))), checked like every layer's;
+      a channel with a2_c = 0 is constant (its shortcut is multiplied by 0, sentinel thresholds).
+
+    No add quantizer, no lookup table. The block is act2's entry in
+    :meth:`IntegerNetwork.hidden`: its "accumulator" is n, with the float view
+    z = ``scale`` * n + ``offset`` = |a2| 2^min(0, e) * n + b2 (act2's exact input) and ``step``
+    s_out. ``acc_bound`` is the largest |n| any input can give.
+    """
+
+    index: int
+    conv1: IntLayer
+    conv2: IntLayer
+    shortcut: IntLayer | None
+    shift_main: np.ndarray            # (C,) int64, max(0, -e)
+    shift_short: np.ndarray           # (C,) int64, max(0, e)
+    thresholds: np.ndarray            # (C, L) int64, ascending per row
+    exponent: np.ndarray              # (C,) int64, e (0 where a2 = 0)
+    short_gain: np.ndarray            # (C,) float64, |a2| 2^e: the snapped gain of v (0: a2 = 0)
+    in_scale: float                   # s_in, the scale of the block input's integers
+    t_in: int                         # timesteps of the block input
+    levels: int                       # L of act1 and act2
+    step: float                       # s_out = lambda_2 / L
+    scale: np.ndarray                 # (C,) |a2| 2^min(0, e) (act2's float view on n)
+    offset: np.ndarray                # (C,) b2
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+    first: bool = False
+    acc_bound: int = 0                # the largest |n| (worst case)
+    kind: str = "block"
+    residual: str = "shift"
+
+    weighted = False                  # not a plain weighted layer: callers must handle blocks
+    classifier = False
+
+    @property
+    def identity(self) -> bool:
+        return self.shortcut is None
+
+    def _per_channel(self, values: np.ndarray, like: Tensor) -> Tensor:
+        view = (1, -1) + (1,) * (like.dim() - 2)
+        return torch.from_numpy(values).to(like.dtype).view(view)
+
+    def shift_residual(self, acc2: Tensor) -> Tensor:
+        """acc2' * 2^shift_main (exact in float64: a left shift)."""
+        return acc2 * self._per_channel(2.0 ** self.shift_main, acc2)
+
+    def shift_shortcut(self, v: Tensor) -> Tensor:
+        """v * 2^shift_short (exact in float64: a left shift)."""
+        return v * self._per_channel(2.0 ** self.shift_short, v)
+
+    def total(self, acc2: Tensor, v: Tensor) -> Tensor:
+        """n = acc2' * 2^shift_main + v * 2^shift_short, the integer act2 thresholds."""
+        return self.shift_residual(acc2) + self.shift_shortcut(v)
+
+    def out_level(self, total: Tensor) -> Tensor:
+        """act2's level #{k : n >= T_k} per channel."""
+        return count_at_least(self.thresholds, total)
+
+    def shortcut_accumulate(self, x: Tensor) -> Tensor:
+        """v: the input itself (identity) or the projection's accumulator W_sc . x."""
+        return x if self.shortcut is None else accumulate(self.shortcut, x)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(acc1, act1 levels, n, act2 levels) for an integer input x (float64)."""
+        acc1 = accumulate(self.conv1, x)
+        level1 = fire(self.conv1, acc1)
+        total = self.total(accumulate(self.conv2, level1), self.shortcut_accumulate(x))
+        return acc1, level1, total, self.out_level(total)
+
+
+# Both kinds of residual block in integer form.
+BLOCKS = (IntBlock, ShiftBlock)
+
+
 def count_at_least(thresholds: np.ndarray, acc: Tensor) -> Tensor:
     """#{j : acc >= T_j} per channel (dim 1) for ascending rows T (out, J), in acc's dtype."""
     table = torch.from_numpy(thresholds).to(torch.float64)  # sentinels 2^40: exact
@@ -173,17 +271,18 @@ class IntegerNetwork:
     """The integer form of a QCFS network: run it with :meth:`run`."""
 
     name: str
-    layers: list[IntLayer]
+    layers: list["IntLayer | IntBlock | ShiftBlock"]
     input_bits: int
     classes: int
 
-    def hidden(self) -> list["IntLayer | IntBlock"]:
+    def hidden(self) -> list["IntLayer | IntBlock | ShiftBlock"]:
         """The QCFS (thresholded) layers, in order: one entry per QCFS activation, as in
         ``QCFSNet.qcfs_activations()``. A block gives two: its conv1 (act1), then the block itself
-        (act2, whose float view is z = s_add * (q_r + q_s), see :class:`IntBlock`)."""
-        hidden: list[IntLayer | IntBlock] = []
+        (act2, whose float view is z = |a2| 2^min(0, e) n + b2 for a :class:`ShiftBlock`,
+        z = s_add * (q_r + q_s) for an :class:`IntBlock`)."""
+        hidden: list[IntLayer | IntBlock | ShiftBlock] = []
         for layer in self.layers:
-            if isinstance(layer, IntBlock):
+            if isinstance(layer, BLOCKS):
                 hidden += [layer.conv1, layer]
             elif layer.weighted and not layer.classifier:
                 hidden.append(layer)
@@ -196,11 +295,12 @@ class IntegerNetwork:
 
         In float64, which holds every accumulator exactly. Pass a list as ``accumulators`` to
         receive each hidden layer's accumulator too (aligned with :meth:`hidden`; for a block:
-        conv1's accumulator, then the integer sum q_r + q_s that act2 thresholds)."""
+        conv1's accumulator, then the integer that act2 thresholds: n = acc2' * 2^shift_main +
+        v * 2^shift_short for a shift block, q_r + q_s for a requant block)."""
         x = pixels.double()
         levels = []
         for layer in self.layers:
-            if isinstance(layer, IntBlock):
+            if isinstance(layer, BLOCKS):
                 acc1, level1, total, x = layer.forward(x)
                 levels += [level1.long(), x.long()]
                 if accumulators is not None:
@@ -430,6 +530,83 @@ def _convert_block(block: BasicBlock, layer, inputs: dict, t_in: int, first: boo
                     acc_bound=max(conv2.acc_bound, sc_bound))
 
 
+def _convert_shift_block(block: BasicBlock, layer, inputs: dict, t_in: int, first: bool,
+                         in_max: int) -> ShiftBlock:
+    """The :class:`ShiftBlock` of a ``residual: shift`` block. The exponents e are the model's
+    own (float32, :meth:`BasicBlock.shift_parameters` on the scales Brevitas feeds the block);
+    gains, offsets and thresholds are float64."""
+    where = f"layer {layer.index} (block)"
+    x_in = inputs[block]
+    act1_in = inputs[block.conv2]  # act1's output, as Brevitas feeds it to conv2
+    in_scale = _scale_of(x_in)
+    scale1 = _scale_of(act1_in)
+    levels = layer.levels
+    step1 = float(block.act1.act_quant.scale().double())
+    step_out = float(block.act2.act_quant.scale().double())
+    input_max = in_max * t_in  # the largest integer sum of the block input over its timesteps
+    shapes = dict(index=layer.index, in_shape=layer.in_shape, out_shape=layer.out_shape)
+    channels = layer.channels
+
+    weight1, w_scale1 = _quantized_weight(block.conv1)
+    conv1 = _folded_layer(
+        weight1, in_scale * w_scale1, block.bn1, _level_boundaries(step1, levels),
+        np.zeros(len(weight1), dtype=np.int64), step1, levels, kind="conv", kernel=3,
+        stride=layer.stride, padding=1, t_in=t_in, first=first,
+        acc_bound=_row_bound(weight1) * input_max, **shapes)
+
+    snap = block.shift_parameters(x_in.scale, act1_in.scale)
+    exponent = snap["exponent"].numpy().astype(np.int64)
+    weight2, w_scale2 = _quantized_weight(block.conv2)
+    gain2, b2 = _bn_fold(block.bn2)
+    a2 = gain2 * scale1 * w_scale2                    # float64, conv2's signed gain
+    live = a2 != 0.0
+    if not np.array_equal(live, snap["a2"].numpy() != 0.0):
+        raise PascalError(f"{where}: conv2's gain is zero in float64 but not in float32 (or "
+                          f"the reverse): a BatchNorm variance too small to fold")
+    exponent = np.where(live, exponent, 0)
+    magnitude = np.abs(a2)
+    sign = np.where(a2 < 0, -1, 1).astype(np.int64)
+    conv2 = IntLayer(kind="conv", index=layer.index, weight=weight2 * sign.reshape(-1, 1, 1, 1),
+                     kernel=3, stride=1, padding=1, t_in=levels, levels=0,
+                     in_shape=layer.out_shape, out_shape=layer.out_shape, scale=magnitude,
+                     offset=b2, step=step_out, acc_bound=_row_bound(weight2) * levels)
+    conv2_bound = np.abs(weight2).reshape(channels, -1).sum(axis=1) * levels
+
+    shortcut = None
+    gain = np.full(channels, in_scale)
+    if block.projection:
+        weight_sc, w_scale_sc = _quantized_weight(block.shortcut)
+        gain = in_scale * w_scale_sc
+        short_bound = np.abs(weight_sc).reshape(channels, -1).sum(axis=1) * input_max
+        shortcut = IntLayer(kind="conv", weight=weight_sc, kernel=1, stride=layer.stride,
+                            padding=0, t_in=t_in, levels=0, first=first, scale=gain,
+                            offset=np.zeros(channels), step=step_out,
+                            acc_bound=int(short_bound.max()), **shapes)
+    else:
+        short_bound = np.full(channels, input_max, dtype=np.int64)
+    if np.any(live & ~(gain > 0)):
+        raise PascalError(f"{where}: the shortcut's gain is not positive in a channel")
+    short_gain = np.where(live, magnitude * np.exp2(exponent.astype(np.float64)), 0.0)
+    # the model's factor |a2| 2^e / g (float32) against float64: the same snapping
+    factor = np.where(live, short_gain / np.where(live, gain, 1.0), 0.0)
+    if not np.allclose(snap["factor"].double().numpy(), factor, rtol=1e-5, atol=0.0):
+        raise PascalError(f"{where}: the shortcut's snapping factor disagrees between the model "
+                          f"(float32) and float64")
+    shift_main = np.maximum(0, -exponent).astype(np.int64)
+    shift_short = np.maximum(0, exponent).astype(np.int64)
+    n_scale = np.where(live, magnitude * np.exp2(np.minimum(0, exponent).astype(np.float64)), 0.0)
+    thresholds, signs = _thresholds(n_scale, b2, _level_boundaries(step_out, levels),
+                                    np.zeros(channels, dtype=np.int64))
+    assert np.all(signs == 1)
+    bound = conv2_bound * 2 ** shift_main + short_bound * 2 ** shift_short
+    return ShiftBlock(index=layer.index, conv1=conv1, conv2=conv2, shortcut=shortcut,
+                      shift_main=shift_main, shift_short=shift_short, thresholds=thresholds,
+                      exponent=exponent, short_gain=short_gain, in_scale=in_scale, t_in=t_in,
+                      levels=levels, step=step_out, scale=n_scale, offset=b2,
+                      in_shape=layer.in_shape, out_shape=layer.out_shape, first=first,
+                      acc_bound=int(bound.max()))
+
+
 @torch.no_grad()
 def convert(net: QCFSNet) -> IntegerNetwork:
     """The integer network of a trained (eval-mode) QCFS network."""
@@ -447,13 +624,16 @@ def convert(net: QCFSNet) -> IntegerNetwork:
     for hook in hooks:
         hook.remove()
 
-    layers: list[IntLayer | IntBlock] = []
+    layers: list[IntLayer | IntBlock | ShiftBlock] = []
     t_in = 1
     first = True
     in_max = 2 ** spec.input.bits - 1  # the largest input value of one frame
     for unit, layer in zip(net.units, spec.layers):
         if isinstance(unit, BasicBlock):
-            layers.append(_convert_block(unit, layer, inputs, t_in, first, in_max))
+            if unit.residual == "shift":
+                layers.append(_convert_shift_block(unit, layer, inputs, t_in, first, in_max))
+            else:
+                layers.append(_convert_block(unit, layer, inputs, t_in, first, in_max))
             t_in = layer.levels
             first = False
             in_max = 1  # spikes

@@ -16,12 +16,22 @@ The first layer is direct-coded (one frame of integer pixels, multiply-accumulat
 per-timestep OR of spikes, average pooling a per-timestep sum (its 1/k^2 is in the next thresholds).
 The loop over timesteps is the simulation; batch and neurons are vectorised.
 
-A residual block (:class:`.convert.IntBlock`) is two populations, each with its own LayerStats:
-conv1, a normal PASCAL layer (kind 'block.conv1'), then the block's output neurons (kind 'block').
-These integrate conv2's input spikes (conv1's L frames) and the shortcut's spikes (the block
-input's T_in frames, kept from before the block) over max(L, T_in) timesteps (frame t of each
-stream; none once a stream has ended), correct for max(L, T_in) - 1 timesteps, then emit L frames.
-Integer mode: the running state is the pair (acc2, shortcut accumulator), and the target level is
+A residual block is two populations, each with its own LayerStats: conv1, a normal PASCAL layer
+(kind 'block.conv1'), then the block's output neurons (kind 'block'). These integrate conv2's input
+spikes (conv1's L frames) and the shortcut's spikes (the block input's T_in frames, kept from
+before the block) over max(L, T_in) timesteps (frame t of each stream; none once a stream has
+ended), correct for max(L, T_in) - 1 timesteps, then emit L frames.
+
+A shift block (:class:`.convert.ShiftBlock`, ``residual: shift``): integer mode accumulates
+n = acc2' * 2^shift_main + v * 2^shift_short, each conv2 spike adding its (row-signed) weight
+shifted left by shift_main, each shortcut spike its projection weight (or 1, identity) shifted
+left by shift_short, and the neuron moves one step per timestep towards #{k : n >= T_k}: exactly
+the integer ANN's level. Float mode is the paper's neuron (threshold s_out, membrane starting at
+s_out / 2 + b2) whose current is |a2| * (conv2's weighted spikes) + |a2| 2^e * (the shortcut's
+spike values).
+
+A requant block (:class:`.convert.IntBlock`, ``residual: requant``): integer mode: the running
+state is the pair (acc2, shortcut accumulator), and the target level is
 #{k : q_r(acc2) + q_s(shortcut) >= U_k} (the add quantizer's requantizations, then act2's
 thresholds), so the count moves one step per timestep towards it and ends exactly at the integer
 ANN's level. Float mode: the add quantizer is itself a population of float PASCAL neurons per
@@ -38,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .convert import IntBlock, IntegerNetwork, IntLayer, fire, pool_or_flatten
+from .convert import IntBlock, IntegerNetwork, IntLayer, ShiftBlock, fire, pool_or_flatten
 
 @dataclass
 class LayerStats:
@@ -109,7 +119,7 @@ def _simulate(net: IntegerNetwork, pixels: Tensor, mode: str) -> SimResult:
     stats: list[LayerStats] = []
     images = len(pixels)
     for layer in net.layers:
-        if isinstance(layer, IntBlock):
+        if isinstance(layer, (IntBlock, ShiftBlock)):
             frames = _block(layer, frames, mode, images, levels, stats)
             continue
         if not layer.weighted:
@@ -145,7 +155,7 @@ def _simulate(net: IntegerNetwork, pixels: Tensor, mode: str) -> SimResult:
     raise ValueError(f"{net.name}: no classifier at the end of the network")
 
 
-def _dtype(layer: IntLayer | IntBlock, mode: str) -> torch.dtype:
+def _dtype(layer: IntLayer | IntBlock | ShiftBlock, mode: str) -> torch.dtype:
     # float32 holds every partial sum exactly while |acc| < 2^24; float mode is the paper's
     # float32 arithmetic anyway.
     return torch.float32 if mode == "float" or layer.acc_bound < 2 ** 24 else torch.float64
@@ -165,15 +175,16 @@ def _hidden_layer(layer: IntLayer, frames: list[Tensor], weight: Tensor, st: Lay
     return count, out
 
 
-def _block(block: IntBlock, frames: list[Tensor], mode: str, images: int,
+def _block(block: IntBlock | ShiftBlock, frames: list[Tensor], mode: str, images: int,
            levels: list[Tensor], stats: list[LayerStats]) -> list[Tensor]:
-    """A residual block (see the module docstring); appends act1's and act2's counts to
-    ``levels`` and two LayerStats (conv1, then the block output) to ``stats``.
+    """A residual block of either kind (see the module docstring); appends act1's and act2's
+    counts to ``levels`` and two LayerStats (conv1, then the block output) to ``stats``.
 
     ACs of the block output: conv2's (one per spike per synapse), the projection shortcut's (like
     a 1x1 conv), or the identity shortcut's (one add per input spike per output neuron: the input
-    channel's own neuron). A first (pixel-fed) block multiplies: conv1 and a projection shortcut
-    count MACs, an identity shortcut one add per pixel and output neuron."""
+    channel's own neuron); a shift block's shifts are wiring, no operations. A first (pixel-fed)
+    block multiplies: conv1 and a projection shortcut count MACs, an identity shortcut one add per
+    pixel and output neuron."""
     conv1, conv2, shortcut = block.conv1, block.conv2, block.shortcut
     dtype = torch.promote_types(_dtype(conv1, mode), _dtype(block, mode))
     inputs = [f.to(dtype) for f in frames]
@@ -218,7 +229,15 @@ def _block(block: IntBlock, frames: list[Tensor], mode: str, images: int,
                 yield _frame_accumulate(shortcut, inputs[t], weight_sc)
 
     counter = SpikeCounter()
-    if mode == "integer":
+    if isinstance(block, ShiftBlock):
+        if mode == "integer":
+            sums = (block.shift_residual(r) + block.shift_shortcut(v)
+                    for r, v in zip(residual_stream(), shortcut_stream()))
+            count = integer_neuron(sums, block.out_level, steps, block.levels, counter)
+        else:
+            count = _float_shift_block(block, residual_stream(), shortcut_stream(), steps,
+                                       counter)
+    elif mode == "integer":
         stacked = (torch.stack(pair) for pair in zip(residual_stream(), shortcut_stream()))
         count = integer_neuron(stacked, lambda acc: block.out_level(block.total(acc[0], acc[1])),
                                steps, block.levels, counter)
@@ -235,6 +254,19 @@ def _block(block: IntBlock, frames: list[Tensor], mode: str, images: int,
     levels.append(count)
     stats.append(st)
     return [f.to(dtype) for f in emit(count, block.levels)]
+
+
+def _float_shift_block(block: ShiftBlock, residual: Iterator[Tensor],
+                       shortcut: Iterator[Tensor], steps: int, counter: SpikeCounter) -> Tensor:
+    """Float mode of a shift block's output: the paper's float32 neuron (threshold s_out,
+    membrane starting at s_out / 2 + b2) fed, at each timestep, |a2| * (conv2's row-signed
+    accumulation of the frame) + |a2| 2^e * (the shortcut's frame value)."""
+    view = (1, -1, 1, 1)
+    gain2 = torch.from_numpy(block.conv2.scale).float().view(view)
+    gain_sc = torch.from_numpy(block.short_gain).float().view(view)
+    currents = (gain2 * r.float() + gain_sc * v.float() for r, v in zip(residual, shortcut))
+    offset = torch.from_numpy(block.offset).float().view(view)
+    return float_neuron(currents, block.step, offset, steps, block.levels, counter)
 
 
 def _float_block(block: IntBlock, residual: Iterator[Tensor], shortcut: Iterator[Tensor],
