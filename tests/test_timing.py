@@ -1,6 +1,7 @@
 """The timing engine (perf/timing.py) against a cycle-by-cycle reference, the old engine, itself
 over chunk sizes, and the FIFO sizing."""
 
+import re
 import time
 
 import numpy as np
@@ -16,32 +17,52 @@ FIELDS = ("start", "finish", "first_read", "last_write", "stall")
 
 # --- a slow reference: the semantics, one cycle at a time ----------------------------------------
 
-def reference(programs: list[Program], depths: list[int]) -> dict:
+def reference(programs: list[Program], depths: list[int], edges=None) -> dict:
     """Each cycle, each stage runs its current slot if the slot's FIFO transaction may happen
-    (a read needs its word written at an earlier cycle; the w-th write needs w < D or the
-    (w - D)-th read at an earlier cycle), else stalls; after an image's slots, LOOP_OVERHEAD
-    idle cycles, then the next image."""
+    (a read needs its word written at an earlier cycle, on every input FIFO of the stage; the
+    w-th write needs w < D or the (w - D)-th read at an earlier cycle, on every output FIFO),
+    else stalls; after an image's slots, LOOP_OVERHEAD idle cycles, then the next image.
+    ``edges``: FIFO f from stage edges[f][0] to edges[f][1] (None: the chain). A cycle in which
+    every unfinished stage stalls repeats forever: then the result is {"deadlock": ...}, with
+    each stage's transactions done and what each blocked stage waits on."""
     count, n = len(programs), programs[0].images
+    edges = [(f, f + 1) for f in range(count - 1)] if edges is None else list(edges)
+    ins = [[f for f, (_, c) in enumerate(edges) if c == s] for s in range(count)]
+    outs = [[f for f, (p, _) in enumerate(edges) if p == s] for s in range(count)]
     tx = [{(int(i), int(o)): (bool(r), bool(w)) for i, o, r, w in
            zip(p.image, p.offset, p.read, p.write)} for p in programs]
-    writes = [[] for _ in range(count - 1)]     # cycle of each write, per FIFO
-    reads = [[] for _ in range(count - 1)]
+    writes = [[] for _ in edges]                # cycle of each write, per FIFO
+    reads = [[] for _ in edges]
     image = [0] * count
     slot = [0] * count
+    done = [0] * count                          # transactions done
     until = [None] * count                      # in the loop overhead until this cycle
     result = {key: np.full((count, n), -1, dtype=np.int64) for key in FIELDS[:-1]}
     stall = np.zeros(count, dtype=np.int64)
     cycle = 0
+
+    def can_read(f):
+        k = len(reads[f])
+        return k < len(writes[f]) and writes[f][k] <= cycle - 1
+
+    def can_write(f):
+        k, d = len(writes[f]), depths[f]
+        return k < d or (k - d < len(reads[f]) and reads[f][k - d] <= cycle - 1)
+
     while any(i < n for i in image):
-        assert cycle < 10 ** 6, "the reference deadlocked"
+        assert cycle < 10 ** 6, "the reference does not end"
         events = []
+        moved = False
+        waits = {}
         for s, p in enumerate(programs):
             while image[s] < n:
                 i = image[s]
                 if until[s] is not None:
                     if cycle < until[s]:
+                        moved = True
                         break
                     result["finish"][s, i] = until[s]
+                    moved = True
                     image[s] += 1
                     slot[s] = 0
                     until[s] = None
@@ -51,19 +72,18 @@ def reference(programs: list[Program], depths: list[int]) -> dict:
                     until[s] = cycle + LOOP_OVERHEAD
                     continue
                 r, w = tx[s].get((i, slot[s]), (False, False))
-                ok = True
-                if r:
-                    k = len(reads[s - 1])
-                    ok = k < len(writes[s - 1]) and writes[s - 1][k] <= cycle - 1
-                if w and ok:
-                    k, d = len(writes[s]), depths[s]
-                    ok = k < d or (k - d < len(reads[s]) and reads[s][k - d] <= cycle - 1)
-                if not ok:
+                empty = [f for f in ins[s] if not can_read(f)] if r else []
+                full = [f for f in outs[s] if not can_write(f)] if w else []
+                if empty or full:
                     stall[s] += 1
+                    waits[s] = [(f, "full") for f in full] + [(f, "empty") for f in empty]
                     break
+                moved = True
                 if slot[s] == 0:
                     result["start"][s, i] = cycle
-                events.append((s, r, w))
+                if r or w:
+                    events.append((s, r, w))
+                    done[s] += 1
                 if r and result["first_read"][s, i] < 0:
                     result["first_read"][s, i] = cycle
                 if w:
@@ -72,14 +92,17 @@ def reference(programs: list[Program], depths: list[int]) -> dict:
                 if slot[s] == p.slots[i]:
                     until[s] = cycle + 1 + LOOP_OVERHEAD
                 break
+        if not moved:   # nothing happened: the next cycle sees the same
+            return {"deadlock": waits, "done": done,
+                    "words": [(len(writes[f]), len(reads[f])) for f in range(len(edges))]}
         for s, r, w in events:     # the cycle's transactions are seen from the next cycle on
-            if r:
-                reads[s - 1].append(cycle)
-            if w:
-                writes[s].append(cycle)
+            for f in ins[s] if r else []:
+                reads[f].append(cycle)
+            for f in outs[s] if w else []:
+                writes[f].append(cycle)
         cycle += 1
     occupancy = []
-    for f in range(count - 1):
+    for f in range(len(edges)):
         w, r = np.array(writes[f]), np.array(reads[f])
         inside = np.arange(1, len(w) + 1) - np.searchsorted(r, w, side="left")
         occupancy.append(int(inside.max()) if len(w) else 0)
@@ -327,6 +350,222 @@ def test_summary():
     assert summary["latency_cycles"]["worst"] == int(timing.latency.max())
     assert summary["fps_mean"] == pytest.approx(200e6 / timing.interval.mean())
     assert summary["makespan_cycles"] == timing.finish[-1][-1] - timing.start[0][0]
+
+
+# --- DAGs: forks and joins ----------------------------------------------------------------------
+
+def random_dag(rng, stages: int) -> list[tuple[int, int]]:
+    """Random FIFO edges (producer < consumer) in which every stage but the first reads and every
+    stage but the last writes, with forks and joins; in random FIFO order."""
+    edges = set()
+    for c in range(1, stages):
+        for p in rng.choice(c, size=min(c, int(rng.integers(1, 3))), replace=False):
+            edges.add((int(p), c))
+    for p in range(stages - 1):
+        if not any(e[0] == p for e in edges):
+            edges.add((p, int(rng.integers(p + 1, stages))))
+    edges = sorted(edges)
+    return [edges[j] for j in rng.permutation(len(edges))]
+
+
+def random_programs(rng, stages: int, edges, images: int, words: int = 7) -> list[Program]:
+    """Random stages on the DAG whose streams balance image by image: a stage writes the same
+    words to all its outputs and reads the same from all its inputs, so every FIFO of a producer
+    and every FIFO into its consumers carry one count (per image, random)."""
+    parent = list(range(2 * stages))   # union-find over (stage, side): 2 s reads, 2 s + 1 writes
+
+    def root(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for p, c in edges:
+        parent[root(2 * p + 1)] = root(2 * c)
+    per_image = [[] for _ in range(stages)]
+    for i in range(images):
+        counts = {}
+        for s in range(stages):
+            r = counts.setdefault(root(2 * s), int(rng.integers(0, words))) if s > 0 else 0
+            w = counts.setdefault(root(2 * s + 1), int(rng.integers(0, words))) \
+                if s < stages - 1 else 0
+            both = int(rng.integers(0, min(r, w) + 1))
+            kinds = [READ] * (r - both) + [WRITE] * (w - both) + [READ_WRITE] * both
+            kinds += [IDLE] * int(rng.integers(0, 5))
+            per_image[s].append([kinds[j] for j in rng.permutation(len(kinds))])
+    return [program(f"s{s}", per_image[s]) for s in range(stages)]
+
+
+DEADLOCK = re.compile(r"^FIFO (\d+) \((\w+) -> (\w+)\): deadlock: full at depth (\d+) while "
+                      r"(\w+) waits on FIFO (\d+) \((\w+) -> (\w+)\), empty")
+
+
+def check_deadlock(message: str, expected: dict, names: list[str], edges, depths) -> None:
+    """The engine's deadlock names a FIFO full while its writer is blocked on it (in the
+    reference's stuck state), and its consumer blocked on the empty FIFO named."""
+    match = DEADLOCK.match(message or "")
+    assert match, message
+    f, p, c, depth, waiter, g, gp, gc = match.groups()
+    f, g = int(f), int(g)
+    assert (names[edges[f][0]], names[edges[f][1]], int(depth)) == (p, c, depths[f])
+    assert (names[edges[g][0]], names[edges[g][1]]) == (gp, gc) and waiter == c == gc
+    waits = expected["deadlock"]
+    assert (f, "full") in waits[edges[f][0]]
+    assert (g, "empty") in waits[edges[f][1]]
+
+
+def stuck_state(programs, depths, edges) -> list[int]:
+    """The engine's stuck state (each stage's transactions done) when it deadlocks."""
+    from pascal_fpga.perf.timing import _cyclic, _graph, _prefix, _prepare
+    graph = _graph(len(programs), edges)
+    stages = [_prepare(p, programs[0].images) for p in programs]
+    cyclic = _cyclic(stages, depths, graph)
+    limits = np.array([[cyclic.get(s, st.count)] for s, st in enumerate(stages)])
+    return _prefix(stages, depths, graph, limits)[:, 0].tolist()
+
+
+def test_dags_match_the_cycle_by_cycle_reference():
+    """Random DAGs with forks and joins, random depths (1 and 2 often): the engine equals the
+    reference in every field, whatever the chunks, or both deadlock, in the same state, and the
+    engine names a FIFO that is full while its consumer waits on an empty one."""
+    rng = np.random.default_rng(7)
+    outcomes = {"runs": 0, "deadlocks": 0}
+    for case in range(300):
+        stages, images = int(rng.integers(3, 8)), int(rng.integers(1, 5))
+        edges = random_dag(rng, stages)
+        programs = random_programs(rng, stages, edges, images)
+        depths = [int(d) for d in rng.choice([1, 2, 2, 3, 4, 6, 9], size=len(edges))]
+        if case % 7 == 0:
+            depths[int(rng.integers(0, len(edges)))] = UNBOUNDED
+        expected = reference(programs, depths, edges)
+        timing = simulate(programs, depths, edges=edges)
+        if "deadlock" in expected:
+            outcomes["deadlocks"] += 1
+            check_deadlock(timing.deadlock, expected, [p.stage for p in programs], edges, depths)
+            assert stuck_state(programs, depths, edges) == expected["done"]
+            assert (timing.finish == -1).all() and len(timing.max_occupancy) == len(edges)
+            continue
+        outcomes["runs"] += 1
+        same(timing, expected)
+        same(simulate(programs, depths, chunk=1, edges=edges), expected)
+        for _ in range(2):
+            size = int(rng.integers(1, 30))
+            same(simulate(programs, depths, chunk_transactions=size, edges=edges), expected)
+    assert min(outcomes.values()) > 40, outcomes
+
+
+def test_blocks_do_not_change_the_result(monkeypatch):
+    """Blocks of a few transactions: what a block carries to the next (each stage's delay, with
+    its depth-1 step; each FIFO's last reads and, on a DAG, the words written but not read)."""
+    from pascal_fpga.perf import timing as engine
+    rng = np.random.default_rng(5)
+    for case in range(120):
+        stages, images = int(rng.integers(3, 7)), int(rng.integers(1, 5))
+        if case % 2:
+            edges = None
+            programs = random_chain(rng, stages, images)
+        else:
+            edges = random_dag(rng, stages)
+            programs = random_programs(rng, stages, edges, images, words=9)
+        fifos = stages - 1 if edges is None else len(edges)
+        depths = [int(d) for d in rng.choice([1, 1, 2, 3, 5, 12, UNBOUNDED], size=fifos)]
+        expected = reference(programs, depths, edges)
+        if "deadlock" in expected:
+            continue
+        for block in (1, int(rng.integers(2, 40))):
+            monkeypatch.setattr(engine, "BLOCK_TRANSACTIONS", block)
+            for kwargs in ({"chunk": 1}, {"chunk_transactions": int(rng.integers(1, 20))}):
+                same(simulate(programs, depths, edges=edges, **kwargs), expected)
+
+
+def test_chain_edges_are_the_chain():
+    rng = np.random.default_rng(3)
+    programs = random_chain(rng, 5, 4)
+    depths = [1, 2, 3, 2]
+    a = simulate(programs, depths)
+    b = simulate(programs, depths, edges=[(f, f + 1) for f in range(4)])
+    for key in FIELDS:
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    assert a.max_occupancy == b.max_occupancy
+
+
+def test_bad_edges_are_refused():
+    producer, fork = program("p", [[WRITE] * 2]), program("f", [[READ_WRITE] * 2])
+    consumer = program("c", [[READ] * 2])
+    three = [producer, fork, consumer]
+    for edges in ([(0, 1)], [(0, 1), (2, 1)], [(0, 1), (1, 1)], [(0, 2), (1, 2)],
+                  [(0, 1), (1, 3)], [(0, 1), (1,)], [(0, 1), "ab"]):
+        with pytest.raises(ValueError):
+            simulate(three, [2] * len(edges), edges=edges)
+    with pytest.raises(ValueError):
+        simulate(three, [2, 2, 2], edges=[(0, 1), (1, 2)])   # one depth per FIFO
+    # parallel FIFOs between two stages are a fork and a join
+    edges = [(0, 1), (1, 2), (1, 2)]
+    same(simulate(three, [2, 2, 1], edges=edges), reference(three, [2, 2, 1], edges))
+
+
+def residual(images: int, lookahead: int = 3, words: int = 16) -> tuple[list[Program], list]:
+    """A residual block: input -> fork0; fork0 -> conv1_feed -> conv1_mvu -> conv2_feed ->
+    conv2_mvu -> add0 (the main path: each feed writes its word k after reading word
+    k + ``lookahead``); fork0 -> add0 (the shortcut, FIFO 6); add0 -> output."""
+    def feed(name):
+        return program(name, [[READ] * lookahead + [READ_WRITE] * (words - lookahead) +
+                              [WRITE] * lookahead] * images)
+
+    programs = [program("input", [[WRITE] * words] * images),
+                program("fork0", [[READ_WRITE] * words] * images),
+                feed("conv1_feed"), program("conv1_mvu", [[READ_WRITE, IDLE] * words] * images),
+                feed("conv2_feed"), program("conv2_mvu", [[READ_WRITE, IDLE] * words] * images),
+                program("add0", [[READ_WRITE] * words] * images),
+                program("output", [[READ, IDLE] * words] * images)]
+    edges = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (1, 6), (6, 7)]
+    return programs, edges
+
+
+def test_a_too_shallow_shortcut_deadlocks():
+    """The fork writes 2 * lookahead + 1 words before add0 can read its first: a shortcut FIFO
+    shallower than that deadlocks, and the message names it; the depths size_fifos finds do
+    not deadlock (nor on a worst case with a longer lookahead)."""
+    programs, edges = residual(3)
+    depths = [4] * 8
+    t = simulate(programs, depths, edges=edges)
+    assert t.deadlock == ("FIFO 6 (fork0 -> add0): deadlock: full at depth 4 while add0 waits "
+                          "on FIFO 5 (conv2_mvu -> add0), empty")
+    assert (t.finish == -1).all()
+    expected = reference(programs, depths, edges)
+    check_deadlock(t.deadlock, expected, [p.stage for p in programs], edges, depths)
+    assert simulate(programs, depths[:6] + [7, 4], edges=edges).deadlock is None
+    assert simulate(programs, depths[:6] + [6, 4], edges=edges).deadlock == t.deadlock.replace(
+        "depth 4", "depth 6")
+    for chunks in ({"chunk": 1}, {"chunk_transactions": 5}):
+        assert simulate(programs, depths, edges=edges, **chunks).deadlock == t.deadlock
+    sized = size_fifos(programs, edges=edges)
+    assert sized[6] >= 7
+    timing = simulate(programs, sized, edges=edges)
+    assert timing.deadlock is None
+    same(timing, reference(programs, list(sized), edges))
+    free = simulate(programs, [UNBOUNDED] * 8, edges=edges)
+    assert timing.finish[-1][-1] == free.finish[-1][-1]
+    worst, _ = residual(2, lookahead=5)
+    sized = size_fifos(programs, worst=worst, edges=edges)
+    assert sized[6] >= 11 and sized.worst.deadlock is None
+    assert simulate(worst, sized, edges=edges).deadlock is None
+
+
+def test_size_fifos_never_deadlocks_on_dags():
+    rng = np.random.default_rng(11)
+    for case in range(40):
+        stages = int(rng.integers(3, 7))
+        edges = random_dag(rng, stages)
+        programs = random_programs(rng, stages, edges, int(rng.integers(1, 4)))
+        worst = random_programs(rng, stages, edges, 2) if case % 2 else None
+        depths = size_fifos(programs, worst=worst, edges=edges)
+        assert all(d >= 2 for d in depths)
+        assert "deadlock" not in reference(programs, list(depths), edges)
+        if worst is not None:
+            assert depths.worst.deadlock is None
+            assert "deadlock" not in reference(worst, list(depths), edges)
+        free = simulate(programs, [UNBOUNDED] * len(edges), edges=edges)
+        assert depths.timing.finish[-1][-1] == free.finish[-1][-1]
 
 
 # --- speed (run this file as a script for the measurement) ---------------------------------------

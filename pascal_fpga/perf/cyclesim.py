@@ -80,17 +80,21 @@ def worst_case_programs(design: Design, images: int = 2, backend: str = "hls") -
 
 
 def cycle_model(design: Design, images: np.ndarray, clock_mhz: float,
-                depths: list[int] | None = None, backend: str = "hls") -> CycleReport:
+                depths: list[int] | None = None, backend: str = "hls",
+                edges: list[tuple[int, int]] | None = None) -> CycleReport:
     """Outputs and timing of the design on raw images (N, C, H, W), with the design's FIFO depths
-    (or ``depths``), on the HLS project's schedule or (``backend="rtl"``) the RTL's."""
+    (or ``depths``), on the HLS project's schedule or (``backend="rtl"``) the RTL's. ``edges``:
+    each FIFO's (producer, consumer) stages (None: the chain; :func:`.timing.simulate`)."""
     depths = design.fifo_depths() if depths is None else depths
+    edges = design.edges() if edges is None else edges
     acc, classes, levels, lanes = run_values(design, images)
     activity = design.activity_from_lanes(lanes)
     programs = design.programs(activity, len(images), backend=backend)
-    if len(depths) != len(programs) - 1:
-        raise PascalError(f"{len(depths)} FIFO depths for {len(programs) - 1} FIFOs")
-    timing = simulate(programs, depths)
-    worst = simulate(worst_case_programs(design, backend=backend), depths)
+    fifos = len(programs) - 1 if edges is None else len(edges)
+    if len(depths) != fifos:
+        raise PascalError(f"{len(depths)} FIFO depths for {fifos} FIFOs")
+    timing = simulate(programs, depths, edges=edges)
+    worst = simulate(worst_case_programs(design, backend=backend), depths, edges=edges)
     for t in (timing, worst):
         if t.deadlock:
             raise PascalError(f"the design deadlocks: {t.deadlock}")
