@@ -335,19 +335,6 @@ def test_compile_errors(digits_build, tmp_path, capsys):
     assert "Quant_7 (Quant)" in err and "rounding_mode ROUND is not a QCFS activation" in err
 
 
-def test_compile_rejects_a_residual_network(tmp_path, capsys):
-    spec = {"name": "tiny-resnet", "input": {"channels": 1, "height": 8, "width": 8, "bits": 5},
-            "classes": 3, "weight_bits": 4, "levels": 2,
-            "layers": [{"type": "conv", "channels": 4, "kernel": 3, "padding": 1},
-                       {"type": "block", "channels": 4},
-                       {"type": "flatten"}, {"type": "linear", "features": 3}]}
-    run = make_run(tmp_path / "run", spec)
-    assert cli_main(["export", str(run), "--out", str(tmp_path / "res.onnx")]) == 0
-    capsys.readouterr()
-    err = _compile_error(capsys, tmp_path / "res.onnx", tmp_path / "build")
-    assert "residual" in err
-
-
 def test_folding_errors(digits_build, tmp_path, capsys):
     model = digits_build / "ir" / "00_qonnx.onnx"
     out = tmp_path / "build"

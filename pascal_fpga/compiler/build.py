@@ -84,7 +84,9 @@ def layer_table(model) -> list[dict[str, Any]]:
                        acc_bits=attrs["acc_bits"],
                        threshold_bits=attrs.get("threshold_bits") or None,
                        zero_skip=bool(attrs["zero_skip"]))
-        else:
+        elif "n_bits" in attrs:   # a residual add: its sum n's range and width
+            row.update(acc_min=attrs["n_min"], acc_max=attrs["n_max"], acc_bits=attrs["n_bits"])
+        elif "kernel" in attrs:
             row.update(kernel=attrs["kernel"], stride=attrs["stride"])
         rows.append(row)
     return rows
@@ -560,22 +562,33 @@ def _size_fifos(model, images: np.ndarray, given: dict[str, Any]) -> dict[str, A
     programs = design.programs(activity, len(images))
     worst = design.programs({}, 1, mode="dense") if any(
         layer.data_dependent() for layer in design.layers) else None
-    depths = size_fifos(programs, worst)
-    keys = []
-    for node in layer_nodes(model):
-        keys.append((node, "fifo_depth"))
-        if node.op_type not in ("SpikingMaxPool", "SpikingSumPool"):
-            keys.append((node, "token_depth"))
-    keys.append((layer_nodes(model)[-1], "out_depth"))
-    for (node, key), depth in zip(keys, depths):
-        entry = given.get(node.name)
-        depth = entry.get(key, depth) if isinstance(entry, dict) else depth
-        getCustomOp(node).set_nodeattr(key, int(depth))
+    edges = design.edges()
+    depths = size_fifos(programs, worst, edges=edges)
+    if design.branching:
+        # the RTL's writes leave later (rtl/README.md), so a stage reads further ahead before it
+        # writes: a shortcut FIFO must also cover the RTL schedule. The larger of the two depths
+        # keeps both deadlock-free (a deeper FIFO never blocks what a shallower one let through)
+        rtl = size_fifos(design.programs(activity, len(images), backend="rtl"),
+                         design.programs({}, 1, mode="dense", backend="rtl"), edges=edges)
+        depths = [max(a, b) for a, b in zip(depths, rtl)]
+    nodes = {node.name: node for node in layer_nodes(model)}
+    for fifo, depth in zip(design.fifos(), depths):
+        entry = given.get(fifo.layer)
+        depth = entry.get(fifo.key, depth) if isinstance(entry, dict) else depth
+        getCustomOp(nodes[fifo.layer]).set_nodeattr(fifo.key, int(depth))
     sized = design_from_ir(model)
-    timing = simulate(sized.programs(activity, len(images)), sized.fifo_depths())
-    worst_timing = simulate(sized.programs({}, 3, mode="dense"), sized.fifo_depths())
+    timing = simulate(sized.programs(activity, len(images)), sized.fifo_depths(), edges=edges)
+    worst_timing = simulate(sized.programs({}, 3, mode="dense"), sized.fifo_depths(),
+                            edges=edges)
     if timing.deadlock or worst_timing.deadlock:
         raise PascalError(f"the sized FIFOs deadlock: {timing.deadlock or worst_timing.deadlock}")
+    for backend in ("rtl",) if sized.branching else ():
+        for check in (simulate(sized.programs(activity, len(images), backend=backend),
+                               sized.fifo_depths(), edges=edges),
+                      simulate(sized.programs({}, 3, mode="dense", backend=backend),
+                               sized.fifo_depths(), edges=edges)):
+            if check.deadlock:
+                raise PascalError(f"the sized FIFOs deadlock in the RTL: {check.deadlock}")
     return {"depths": sized.fifo_depths(), "mean_interval": float(timing.interval.mean())
             if len(images) > 1 else None,
             "worst_case_interval": int(worst_timing.finish[-1][-1] - worst_timing.finish[-1][-2]),

@@ -9,6 +9,7 @@ layer classes (:mod:`.layers`) say what each value must divide.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from qonnx.transformation.base import Transformation
@@ -77,9 +78,58 @@ def stream_channels(model) -> list[int]:
     return [_channels(node)[0] for node in _nodes(model)]
 
 
+def branching(model) -> bool:
+    """Whether the IR has residual blocks (a fork and an add): a graph, not a chain."""
+    return any(n.op_type in ("SpikingFork", "SpikingAdd") for n in _nodes(model))
+
+
+def graph_folding(model, pick) -> dict[str, dict[str, int]]:
+    """{layer: {pe, simd}} of an IR with residual blocks: streams tied by a layer that passes
+    its group through (a pool, a fork: all its streams; an add: conv2's, the shortcut's and its
+    output) form one class with one G, ``pick(channels)`` (the classifier's PE:
+    ``pick(classes)``)."""
+    nodes = _nodes(model)
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    channels: dict[str, int] = {}
+    for node in nodes:
+        c_in, c_out = _channels(node)
+        streams = list(node.input[:2] if node.op_type == "SpikingAdd" else node.input[:1])
+        for tensor in streams:
+            channels[tensor] = c_in
+        for tensor in node.output:
+            channels[tensor] = c_out
+        if _is_pool(node) or node.op_type in ("SpikingFork", "SpikingAdd"):
+            for tensor in streams[1:] + list(node.output):
+                parent[find(tensor)] = find(streams[0])
+    sizes: dict[str, int] = {}
+    for tensor, count in channels.items():
+        root = find(tensor)
+        sizes[root] = math.gcd(sizes.get(root, 0), count)
+    group = {tensor: pick(sizes[find(tensor)]) for tensor in channels}
+    folding = {}
+    for index, node in enumerate(nodes):
+        g_in = group[node.input[0]]
+        if _is_pool(node) or node.op_type in ("SpikingFork", "SpikingAdd"):
+            folding[node.name] = {"pe": g_in, "simd": 1}
+        elif index == len(nodes) - 1:
+            folding[node.name] = {"pe": pick(_channels(node)[1]), "simd": g_in}
+        else:
+            folding[node.name] = {"pe": group[node.output[0]], "simd": g_in}
+    return folding
+
+
 def default_folding(model, limit: int = 8) -> dict[str, dict[str, int]]:
     """A modest default: every stream carries the largest divisor of its channels up to
     ``limit`` (8) channels per word; the classifier's PE likewise for its classes."""
+    if branching(model):
+        return graph_folding(model, lambda c: _largest_divisor(c, limit))
     nodes = _nodes(model)
     groups = [_largest_divisor(c, limit) for c in stream_channels(model)]
     return edge_folding(model, groups, _largest_divisor(_channels(nodes[-1])[1], limit))
@@ -87,6 +137,8 @@ def default_folding(model, limit: int = 8) -> dict[str, dict[str, int]]:
 
 def preset_folding(model, preset: str) -> dict[str, dict[str, int]]:
     """``serial``: one channel per word everywhere; ``full``: every channel in one word."""
+    if branching(model):
+        return graph_folding(model, (lambda c: 1) if preset == "serial" else (lambda c: c))
     nodes = _nodes(model)
     if preset == "serial":
         return edge_folding(model, [1] * len(nodes), 1)
@@ -151,8 +203,9 @@ class ApplyFolding(Transformation):
                     raise PascalError(f"{self.source}: layer {node.name}: {key} "
                                       f"{show_value(value)} does not divide its {dim} {what}")
                 _set(node, key, value)
-        for index in range(len(nodes) - 1):
-            self._carry(nodes, index, given)
+        if not branching(model):   # a graph's streams are checked, not carried
+            for index in range(len(nodes) - 1):
+                self._carry(nodes, index, given)
         try:
             design_from_ir(model)
         except PascalError as exc:

@@ -50,7 +50,7 @@ def _param_type(values: np.ndarray, bits: int) -> str:
 def design_context(design, name: str, part: str, clock_mhz: float) -> dict[str, Any]:
     """What the templates render (hls/README.md): configs, parameter arrays, stages, FIFOs and
     the taps of each layer's output stream, all read from the hardware layer classes."""
-    from .layers import PoolLayer
+    from .layers import ClassifierLayer, ConvAccLayer, ForkLayer, PoolLayer
 
     classifier = design.classifier
     input_cfg = {"PIXELS": design.pixels, "CH": design.channels, "IN_BITS": design.bits,
@@ -60,41 +60,51 @@ def design_context(design, name: str, part: str, clock_mhz: float) -> dict[str, 
     configs = [{"name": "input_cfg", "comment": "the AXI-Stream input adapter",
                 "consts": input_cfg, "types": {}}]
     arrays, stages, fifos, taps = [], [], [], []
-    depths = design.fifo_depths()
-    previous = {"name": "input", "call": "pascal::read_pixels<input_cfg>", "args": [],
-                "type": f"ap_uint<{design.input_group * design.bits}>"}
+    stages.append({"name": "input", "call": "pascal::read_pixels<input_cfg>", "args": [],
+                   "type": f"ap_uint<{design.input_group * design.bits}>"})
     for layer in design.layers:
         configs.append({"name": f"{layer.name}_cfg", "comment": f"{layer.name} {layer.op_type}",
                         "consts": layer.cfg(), "types": layer.types()})
         for role, values in layer.arrays().items():
-            bits = layer.weight_bits if role == "weights" else layer.acc_bits
+            if role not in _used_roles(layer):
+                continue
+            bits = layer.array_bits(role)
             arrays.append({"layer": layer.name, "role": role, "name": f"{layer.name}_{role}",
                            "ctype": _param_type(values, bits), "shape": list(values.shape),
                            "dims": "".join(f"[{d}]" for d in values.shape),
                            "size": int(values.size), "text": c_initializer(values)})
         for spec in layer.stages():
-            fifo = f"{previous['name']}_out"
-            stages.append({"name": previous["name"], "call": previous["call"],
-                           "args": previous["args"], "out_fifo": fifo})
-            fifos.append({"name": fifo, "type": previous["type"], "depth": depths[len(fifos)]})
-            previous = {"name": spec.name, "call": spec.call, "args": spec.args,
-                        "type": spec.out_type}
-        taps.append({"layer": layer.name, "fifo": f"{previous['name']}_out",
-                     "kind": "accumulators" if layer is classifier else "levels",
+            stages.append({"name": spec.name, "call": spec.call, "args": spec.args,
+                           "type": spec.out_type})
+        if isinstance(layer, ForkLayer):
+            continue   # its output is its input (the next layers' taps check it)
+        acc = isinstance(layer, (ClassifierLayer, ConvAccLayer))
+        taps.append({"layer": layer.name, "fifo": f"{stages[-1]['name']}_out",
+                     "kind": "accumulators" if acc else "levels",
+                     "acc_bits": layer.acc_bits if acc else 0,
                      "frames": layer.out_frames, "frame_bits": layer.fb_out,
                      "group": layer.out_group, "channels": layer.out_channels,
                      "pixels": layer.out_pixels, "pool": isinstance(layer, PoolLayer)})
-    fifo = f"{previous['name']}_out"
-    stages.append({"name": previous["name"], "call": previous["call"], "args": previous["args"],
-                   "out_fifo": fifo})
-    fifos.append({"name": fifo, "type": previous["type"], "depth": depths[len(fifos)]})
     stages.append({"name": "output", "call": "pascal::write_classes<output_cfg>", "args": [],
-                   "out_fifo": "out"})
+                   "type": ""})
     configs.append({"name": "output_cfg", "comment": "the AXI-Stream output adapter",
                     "consts": output_cfg, "types": {}})
-    stages[0]["in_fifo"] = "in"
-    for index in range(1, len(stages)):
-        stages[index]["in_fifo"] = stages[index - 1]["out_fifo"]
+    for stage in stages:
+        stage["in_fifos"], stage["out_fifos"] = [], []
+    for fifo in design.fifos():
+        producer = stages[fifo.producer]
+        name = f"{producer['name']}_out" + (str(fifo.out_port) if fifo.out_port else "")
+        fifos.append({"name": name, "type": producer["type"], "depth": fifo.depth,
+                      "source": producer["name"], "target": stages[fifo.consumer]["name"]})
+        producer["out_fifos"].append((fifo.out_port, name))
+        stages[fifo.consumer]["in_fifos"].append((fifo.in_port, name))
+    stages[0]["in_fifos"] = [(0, "in")]
+    stages[-1]["out_fifos"] = [(0, "out")]
+    for stage in stages:
+        stage["in_fifos"] = [name for _, name in sorted(stage["in_fifos"])]
+        stage["out_fifos"] = [name for _, name in sorted(stage["out_fifos"])]
+        stage["in_fifo"], stage["out_fifo"] = stage["in_fifos"][0], stage["out_fifos"][0]
+        stage["streams"] = stage["in_fifos"] + stage["out_fifos"]
     return {
         "name": name, "part": part, "clock_mhz": clock_mhz,
         "clock_ns": f"{1000.0 / clock_mhz:.3f}",
@@ -106,6 +116,11 @@ def design_context(design, name: str, part: str, clock_mhz: float) -> dict[str, 
         "configs": configs, "arrays": arrays, "stages": stages, "fifos": fifos, "taps": taps,
         "layers": [layer.name for layer in design.layers],
     }
+
+
+def _used_roles(layer) -> set[str]:
+    """The arrays the layer's HLS stages take (the accumulator emitter has no bias)."""
+    return {arg[len(layer.name) + 1:] for spec in layer.stages() for arg in spec.args}
 
 
 # Quoting for the generated files. The model name and the part are checked where they enter

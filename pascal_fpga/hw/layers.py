@@ -52,12 +52,14 @@ class StageSpec:
     call: str
     args: list[str] = field(default_factory=list)
     out_type: str = ""
+    inputs: int = 1      # input streams (an add reads two)
+    outputs: int = 1     # output streams (a fork writes two)
 
 
 # RTL backend (pascal_fpga/rtl/README.md): each stage's SystemVerilog module and its write latency
 # P in slots (its program is the HLS one with every write P slots later and P drain slots per image)
 RTL_LATENCY = {"pascal_input": 0, "pascal_window_gen": 1, "pascal_vector_gen": 1, "pascal_mvu": 3,
-               "pascal_pool": 1, "pascal_output": 0}
+               "pascal_pool": 1, "pascal_output": 0, "pascal_fork": 0, "pascal_add": 2}
 BACKENDS = ("hls", "rtl")
 
 
@@ -92,10 +94,14 @@ class HWLayer:
     """What every layer shares: shapes, timesteps, frames, folding, stream words."""
 
     ops: ClassVar[tuple[str, ...]] = ()
+    data_inputs: ClassVar[int] = 1      # node inputs that are streams (the rest: parameters)
 
     def __init__(self, node, model, attrs: dict[str, Any] | None = None):
         self.name = node.name
         self.op_type = node.op_type
+        # the streams it reads and writes, in order (tensor names; a chain needs none)
+        self.inputs = list(getattr(node, "input", [""] * self.data_inputs))[:self.data_inputs]
+        self.outputs = list(getattr(node, "output", [""]))
         a = attrs if attrs is not None else _attrs(node)
         self.attrs = a
         self.in_shape = [int(d) for d in a["in_shape"]]
@@ -212,6 +218,10 @@ class HWLayer:
         """The packed parameter arrays by role."""
         return {}
 
+    def array_bits(self, role: str) -> int:
+        """Bits of one element of the ``role`` array (two's complement)."""
+        return self.weight_bits if role == "weights" else self.acc_bits
+
     def stages(self) -> list[StageSpec]:
         raise NotImplementedError
 
@@ -258,7 +268,8 @@ class _Weighted(HWLayer):
         super().__init__(node, model, attrs)
         a = self.attrs
         self.weight = np.rint(model.get_initializer(node.input[1])).astype(np.int64)
-        self.third = np.rint(model.get_initializer(node.input[2])).astype(np.int64)
+        self.third = np.rint(model.get_initializer(node.input[2])).astype(np.int64) \
+            if len(node.input) > 2 else None
         self.weight_bits = int(a["weight_bits"])
         self.acc_bits = max(int(a["acc_bits"]), int(a.get("threshold_bits") or 0))
         self.acc_min, self.acc_max = int(a["acc_min"]), int(a["acc_max"])
@@ -354,14 +365,20 @@ class _Weighted(HWLayer):
 
     def arrays(self) -> dict[str, np.ndarray]:
         folded = _fold_weights(self.matrix(), self.pe, self.simd)
+        if self.emitter == "accumulator":   # a zero bias: the RTL MVU's classifier emitter
+            return {"weights": folded,
+                    "bias": np.zeros((self.nf, self.pe), dtype=np.int64)}
         if self.emitter == "classifier":
             return {"weights": folded, "bias": _fold_rows(self.third.reshape(-1), self.pe)}
         return {"weights": folded, "thresholds": _fold_rows(self.third, self.pe)}
 
     def stages(self) -> list[StageSpec]:
         feeder = "window_generator" if self.is_conv else "vector_generator"
-        mvu = "mvu_classifier" if self.emitter == "classifier" else "mvu_threshold"
+        mvu = {"classifier": "mvu_classifier", "accumulator": "mvu_accumulator"}.get(
+            self.emitter, "mvu_threshold")
         roles = list(self.arrays_roles())
+        if self.emitter == "accumulator":
+            roles = ["weights"]
         return [StageSpec(f"{self.name}_feed", f"pascal::{feeder}<{self.name}_cfg>", [],
                           f"pascal::token<{self.name}_cfg>"),
                 StageSpec(f"{self.name}_mvu", f"pascal::{mvu}<{self.name}_cfg>",
@@ -369,7 +386,8 @@ class _Weighted(HWLayer):
                           f"ap_uint<{self.out_word_bits}>")]
 
     def arrays_roles(self) -> tuple[str, str]:
-        return ("weights", "bias") if self.emitter == "classifier" else ("weights", "thresholds")
+        return ("weights", "bias") if self.emitter in ("classifier", "accumulator") \
+            else ("weights", "thresholds")
 
     def rtl_stages(self, files: dict[str, str] | None = None) -> list[RTLStage]:
         """The feeder and the MVU as RTL modules; ``files``: role -> memory file path (none:
@@ -390,7 +408,7 @@ class _Weighted(HWLayer):
         mvu = RTLStage(f"{self.name}_mvu", "pascal_mvu", dict(
             SIMD=self.simd, PE=self.pe, T_IN=self.t_in, FB=self.fb_in, SF=self.sf, NF=self.nf,
             WINDOWS=self.windows, T_OUT=c["T_OUT"], WB=self.weight_bits, ACC_BITS=self.acc_bits,
-            CLASSIFIER=int(self.emitter == "classifier"), WEIGHT_FILE=files.get("weights", ""),
+            CLASSIFIER=int(self.emitter != "threshold"), WEIGHT_FILE=files.get("weights", ""),
             PARAM_FILE=files.get(param_role, "")), self.token_bits, self.out_word_bits)
         return [feed, mvu]
 
@@ -469,6 +487,155 @@ class ClassifierLayer(DenseLayer):
         return self.pe * self.acc_bits
 
 
+class ConvAccLayer(ConvLayer):
+    """SpikingConvAcc (a residual block's conv2 or 1x1 projection): sliding-window generator +
+    MVU with the accumulator emitter (PE accumulators per word, starting at 0)."""
+
+    ops = ("SpikingConvAcc",)
+    emitter = "accumulator"
+
+    @property
+    def out_frames(self) -> int:
+        return 1
+
+    @property
+    def out_word_bits(self) -> int:
+        return self.pe * self.acc_bits
+
+
+class ForkLayer(HWLayer):
+    """SpikingFork: the stream duplicator of a residual block. One slot per word: it reads the
+    word and writes it to both outputs (main path, shortcut) in the same slot."""
+
+    ops = ("SpikingFork",)
+
+    @property
+    def in_group(self) -> int:
+        return self.pe
+
+    @property
+    def out_frames(self) -> int:
+        return self.t_in
+
+    @property
+    def fb_out(self) -> int:
+        return self.fb_in
+
+    @property
+    def words(self) -> int:
+        """Words per image."""
+        return self.in_h * self.in_w * (self.in_channels // self.pe)
+
+    def fold_limits(self) -> tuple[int, int]:
+        return self.in_channels, 1
+
+    def group_activity(self, lanes, simd=None):
+        return None
+
+    def programs(self, activity, n, mode=None):
+        return [schedule.from_runs(self.name, np.array([schedule.READ_WRITE]),
+                                   np.full((n, 1), self.words))]
+
+    def cfg(self) -> dict[str, int]:
+        return dict(WORDS=self.words, BITS=self.in_word_bits)
+
+    def stages(self) -> list[StageSpec]:
+        return [StageSpec(self.name, f"pascal::fork<{self.name}_cfg>", [],
+                          f"ap_uint<{self.out_word_bits}>", outputs=2)]
+
+    def rtl_stages(self, files: dict[str, str] | None = None) -> list[RTLStage]:
+        return [RTLStage(self.name, "pascal_fork", dict(BITS=self.in_word_bits, WORDS=self.words),
+                         self.in_word_bits, self.out_word_bits)]
+
+
+class AddLayer(HWLayer):
+    """SpikingAdd: a residual block's add and activation. Per output word (PE channels of one
+    pixel) one slot that reads conv2's accumulator word and the shortcut's word (the block
+    input's spike frames, or the projection's accumulators) and writes the levels' word:
+    n = (acc << shift_main) + (v << shift_short), spike t iff n >= T_t."""
+
+    ops = ("SpikingAdd",)
+    data_inputs = 2
+
+    def __init__(self, node, model, attrs=None):
+        super().__init__(node, model, attrs)
+        a = self.attrs
+        self.short_acc = bool(a["short_acc"])
+        self.main_bits, self.short_bits = int(a["main_bits"]), int(a["short_bits"])
+        self.n_bits, self.shift_bits = int(a["n_bits"]), int(a["shift_bits"])
+        self.short_depth = int(a.get("short_depth", 2))
+        self.thresholds = np.rint(model.get_initializer(node.input[2])).astype(np.int64)
+        self.shift_main = np.rint(model.get_initializer(node.input[3])).astype(np.int64)
+        self.shift_short = np.rint(model.get_initializer(node.input[4])).astype(np.int64)
+
+    @property
+    def in_group(self) -> int:
+        return self.pe
+
+    @property
+    def nf(self) -> int:
+        return self.out_channels // self.pe
+
+    @property
+    def words(self) -> int:
+        return self.out_h * self.out_w * self.nf
+
+    @property
+    def in_word_bits(self) -> int:
+        """The shortcut's word."""
+        return self.pe * (self.short_bits if self.short_acc else self.t_in * self.fb_in)
+
+    @property
+    def main_word_bits(self) -> int:
+        return self.pe * self.main_bits
+
+    def word_widths(self) -> dict[str, int]:
+        return {"main input word": self.main_word_bits, "shortcut word": self.in_word_bits,
+                "output word": self.out_word_bits}
+
+    def fold_limits(self) -> tuple[int, int]:
+        return self.out_channels, 1
+
+    def group_activity(self, lanes, simd=None):
+        return None
+
+    def programs(self, activity, n, mode=None):
+        return [schedule.from_runs(self.name, np.array([schedule.READ_WRITE]),
+                                   np.full((n, 1), self.words))]
+
+    def cfg(self) -> dict[str, int]:
+        return dict(CH=self.out_channels, OUT_H=self.out_h, OUT_W=self.out_w, PE=self.pe,
+                    ACC_BITS=self.main_bits, SC_ACC=int(self.short_acc), T_SC=self.t_in,
+                    FB_SC=self.fb_in, SC_BITS=self.short_bits, N_BITS=self.n_bits,
+                    T_OUT=self.t_out, SH_BITS=self.shift_bits)
+
+    def types(self) -> dict[str, str]:
+        return {"thr_t": f"ap_int<{self.n_bits}>"}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"thresholds": _fold_rows(self.thresholds, self.pe),
+                "shift_main": _fold_rows(self.shift_main, self.pe),
+                "shift_short": _fold_rows(self.shift_short, self.pe)}
+
+    def array_bits(self, role: str) -> int:
+        return self.n_bits if role == "thresholds" else self.shift_bits + 1
+
+    def stages(self) -> list[StageSpec]:
+        return [StageSpec(self.name, f"pascal::add_join<{self.name}_cfg>",
+                          [f"{self.name}_{role}" for role in self.arrays()],
+                          f"ap_uint<{self.out_word_bits}>", inputs=2)]
+
+    def rtl_stages(self, files: dict[str, str] | None = None) -> list[RTLStage]:
+        files = files or {}
+        c = self.cfg()
+        params = dict(CH=c["CH"], OUT_PIXELS=self.out_h * self.out_w, PE=self.pe,
+                      ACC_BITS=c["ACC_BITS"], SC_ACC=c["SC_ACC"], T_SC=c["T_SC"],
+                      FB_SC=c["FB_SC"], SC_BITS=c["SC_BITS"], N_BITS=c["N_BITS"],
+                      T_OUT=c["T_OUT"], SH_BITS=c["SH_BITS"],
+                      THRESH_FILE=files.get("thresh", ""), SHIFT_FILE=files.get("shift", ""))
+        return [RTLStage(self.name, "pascal_add", params, self.in_word_bits, self.out_word_bits)]
+
+
 class PoolLayer(HWLayer):
     """SpikingMaxPool (frame-wise OR / max), SpikingSumPool (frame-wise sum; the 1/K^2 lives in
     the next thresholds): a K-row line buffer, one word of PE channels per slot."""
@@ -542,7 +709,8 @@ class PoolLayer(HWLayer):
 
 
 LAYER_CLASSES: dict[str, type[HWLayer]] = {
-    op: cls for cls in (ConvLayer, DenseLayer, ClassifierLayer, PoolLayer) for op in cls.ops}
+    op: cls for cls in (ConvLayer, DenseLayer, ClassifierLayer, PoolLayer, ConvAccLayer,
+                        ForkLayer, AddLayer) for op in cls.ops}
 
 
 def hw_layer(node, model) -> HWLayer:
@@ -557,9 +725,26 @@ def hw_layer(node, model) -> HWLayer:
 # --- the whole design ---------------------------------------------------------------------------
 
 @dataclass
+class Fifo:
+    """One FIFO of the design: from stage ``producer`` (its output ``out_port``) to stage
+    ``consumer`` (its input ``in_port``); ``layer`` and ``key``: the layer attribute that holds
+    its depth (fifo_depth, short_depth, token_depth; the classifier's out_depth)."""
+
+    producer: int
+    consumer: int
+    depth: int
+    bits: int
+    layer: str
+    key: str
+    out_port: int = 0
+    in_port: int = 0
+
+
+@dataclass
 class Design:
-    """The layers of an IR plus the design's input and output adapters, as one dataflow chain of
-    stages connected by FIFOs (FIFO i feeds stage i + 1)."""
+    """The layers of an IR (in topological order) plus the design's input and output adapters:
+    a dataflow graph of stages connected by FIFOs. A chain, except for residual blocks: a fork
+    writes two FIFOs (the main path and the shortcut) and an add reads two."""
 
     layers: list[HWLayer]
     channels: int          # input pixel channels
@@ -567,6 +752,59 @@ class Design:
     width: int
     bits: int              # bits per input pixel
     output_depth: int = 2  # the FIFO from the classifier to the output adapter
+    input_tensor: str | None = None   # the IR's input (None: the layers form a chain)
+
+    def stage_ranges(self) -> list[tuple[int, int]]:
+        """Per layer, its first and last stage's index (stage 0 is the input adapter)."""
+        ranges, k = [], 1
+        for layer in self.layers:
+            count = len(layer.stage_names())
+            ranges.append((k, k + count - 1))
+            k += count
+        return ranges
+
+    def fifos(self) -> list[Fifo]:
+        """Every FIFO in order: per layer the FIFOs into it (its inputs in order), then a
+        weighted layer's token FIFO; last the classifier's FIFO to the output adapter."""
+        ranges = self.stage_ranges()
+        producers: dict[str, tuple[int, int]] = {}     # tensor -> (layer, output port)
+        for j, layer in enumerate(self.layers):
+            for port, tensor in enumerate(layer.outputs):
+                producers[tensor] = (j, port)
+        fifos = []
+        for j, layer in enumerate(self.layers):
+            first, last = ranges[j]
+            for port, tensor in enumerate(layer.inputs):
+                if self.input_tensor is not None and tensor == self.input_tensor:
+                    source, out_port, bits = 0, 0, self.input_group * self.bits
+                elif self.input_tensor is not None and tensor in producers:
+                    k, out_port = producers[tensor]
+                    source, bits = ranges[k][1], self.layers[k].out_word_bits
+                else:   # a chain: the previous layer (or the input adapter)
+                    source, out_port = (ranges[j - 1][1] if j else 0), 0
+                    bits = self.layers[j - 1].out_word_bits if j else \
+                        self.input_group * self.bits
+                key = "fifo_depth" if port == 0 else "short_depth"
+                depth = layer.fifo_depth if port == 0 else getattr(layer, "short_depth", 2)
+                if isinstance(layer, AddLayer) and port == 0:
+                    bits = layer.main_word_bits
+                fifos.append(Fifo(source, first, depth, bits, layer.name, key, out_port, port))
+            if isinstance(layer, _Weighted):
+                fifos.append(Fifo(first, last, layer.token_depth, layer.token_bits, layer.name,
+                                  "token_depth"))
+        c = self.classifier
+        fifos.append(Fifo(ranges[-1][1], ranges[-1][1] + 1, self.output_depth, c.out_word_bits,
+                          c.name, "out_depth"))
+        return fifos
+
+    def edges(self) -> list[tuple[int, int]]:
+        """(producer stage, consumer stage) of every FIFO, in :meth:`fifos` order."""
+        return [(f.producer, f.consumer) for f in self.fifos()]
+
+    @property
+    def branching(self) -> bool:
+        """Whether the design has residual blocks (a fork and an add): not a chain."""
+        return any(isinstance(layer, (ForkLayer, AddLayer)) for layer in self.layers)
 
     @property
     def pixels(self) -> int:
@@ -588,14 +826,9 @@ class Design:
         return ["input"] + [s for layer in self.layers for s in layer.stage_names()] + ["output"]
 
     def fifo_depths(self) -> list[int]:
-        """One per FIFO, in order: a layer's input FIFO (then, for a weighted layer, its token
-        FIFO), ..., the classifier's output FIFO."""
-        depths = []
-        for layer in self.layers:
-            depths.append(layer.fifo_depth)
-            if isinstance(layer, _Weighted):
-                depths.append(layer.token_depth)
-        return depths + [self.output_depth]
+        """One per FIFO, in :meth:`fifos` order (for a chain: a layer's input FIFO, then, for a
+        weighted layer, its token FIFO, ..., the classifier's output FIFO)."""
+        return [f.depth for f in self.fifos()]
 
     def activity_from_lanes(self, lanes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Each weighted layer's group activity (N, windows, SF) from its per-channel input
@@ -645,19 +878,15 @@ class Design:
         if self.channels % self.input_group:
             raise PascalError(f"layer {self.layers[0].name}: SIMD {self.input_group} does not "
                               f"divide the {self.channels} input channels")
-        for before, after in zip(self.layers, self.layers[1:]):
-            if before.out_group != after.in_group:
-                what = "PE" if isinstance(before, _Weighted) else "PE (channels per word)"
-                raise PascalError(
-                    f"layers {before.name} -> {after.name}: {before.name}'s {what} "
-                    f"{before.out_group} must equal {after.name}'s "
-                    f"{'SIMD' if isinstance(after, _Weighted) else 'PE'} {after.in_group} (the "
-                    f"stream between them carries one word layout; there are no width "
-                    f"converters)")
-            if (before.out_frames, before.fb_out) != (after.t_in, after.fb_in):
-                raise PascalError(f"layer {after.name}: expects {after.t_in} frames of "
-                                  f"{after.fb_in} bits, {before.name} sends {before.out_frames} "
-                                  f"of {before.fb_out}")
+        by_stage = {}
+        for j, (first, last) in enumerate(self.stage_ranges()):
+            by_stage[last] = self.layers[j]
+        index = {layer.name: layer for layer in self.layers}
+        for fifo in self.fifos():
+            if fifo.key in ("token_depth", "out_depth") or fifo.producer == 0:
+                continue
+            before, after = by_stage[fifo.producer], index[fifo.layer]
+            self._check_stream(before, after, fifo.in_port)
         for layer in self.layers:
             layer.check_words()
         if self.channels * self.bits > 1024:
@@ -666,6 +895,38 @@ class Design:
         if self.classifier.acc_bits > ACC_BITS_OUT:
             raise PascalError(f"layer {self.classifier.name}: {self.classifier.acc_bits}-bit "
                               f"classifier accumulators do not fit the 32-bit output words")
+
+    @staticmethod
+    def _check_stream(before: HWLayer, after: HWLayer, port: int) -> None:
+        if before.out_group != after.in_group:
+            what = "PE" if isinstance(before, _Weighted) else "PE (channels per word)"
+            side = "SIMD" if isinstance(after, _Weighted) else "PE"
+            raise PascalError(
+                f"layers {before.name} -> {after.name}: {before.name}'s {what} "
+                f"{before.out_group} must equal {after.name}'s {side} {after.in_group} (the "
+                f"stream between them carries one word layout; there are no width "
+                f"converters)")
+        if isinstance(after, AddLayer):
+            acc = isinstance(before, ConvAccLayer)
+            if port == 0 and not (acc and before.acc_bits == after.main_bits):
+                raise PascalError(f"layer {after.name}: its main input must be a block's conv2 "
+                                  f"accumulators of {after.main_bits} bits, {before.name} "
+                                  f"sends {before.out_word_bits // before.out_group}-bit values")
+            if port == 1 and acc != after.short_acc:
+                raise PascalError(f"layer {after.name}: the shortcut from {before.name} is not "
+                                  f"of the kind the add expects")
+            if port == 1 and acc and before.acc_bits != after.short_bits:
+                raise PascalError(f"layer {after.name}: expects {after.short_bits}-bit shortcut "
+                                  f"accumulators, {before.name} sends {before.acc_bits}")
+            if port == 0 or acc:
+                return
+        elif isinstance(before, ConvAccLayer):
+            raise PascalError(f"layer {before.name}: its accumulators must go to a block's add, "
+                              f"not to {after.name}")
+        if (before.out_frames, before.fb_out) != (after.t_in, after.fb_in):
+            raise PascalError(f"layer {after.name}: expects {after.t_in} frames of "
+                              f"{after.fb_in} bits, {before.name} sends {before.out_frames} "
+                              f"of {before.fb_out}")
 
 
 def design_from_ir(model) -> Design:
@@ -686,6 +947,6 @@ def design_from_ir(model) -> Design:
     bits = unsigned_bits(layers[0].in_max)
     classifier = layers[-1]
     design = Design(layers, int(shape[1]), int(shape[2]), int(shape[3]), bits,
-                    int(classifier.attrs.get("out_depth", 2)))
+                    int(classifier.attrs.get("out_depth", 2)), model.graph.input[0].name)
     design.check_streams()
     return design

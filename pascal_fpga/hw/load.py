@@ -24,8 +24,7 @@ def load_qonnx_ir(path: Path):
         raise PascalError(f"{path}: the build's IR is missing (compile again)")
     model = ModelWrapper(read_onnx(path, "not a readable ONNX model"))
     graph = model.graph
-    known = {"PixelConv", "PixelDense", "SpikingConv", "SpikingDense", "SpikingClassifier",
-             *ops.POOL_OPS}
+    known = set(ops.IR_OPS)
     if len(graph.input) != 1 or len(graph.output) != 1 or not graph.node or any(
             n.domain != ops.DOMAIN or n.op_type not in known for n in graph.node):
         raise PascalError(f"{path}: not a spiking IR of pascal-fpga (compile again)")

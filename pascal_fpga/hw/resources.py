@@ -90,7 +90,7 @@ from __future__ import annotations
 import math
 
 from ..ir.widths import unsigned_bits
-from .layers import MODES, PoolLayer
+from .layers import MODES, AddLayer, ForkLayer, PoolLayer
 
 BRAM_BITS = 18 * 1024
 BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
@@ -111,8 +111,8 @@ ROM_LUT_DEPTH = 64     # a parameter ROM this shallow is LUTs (pascal_mvu.sv), d
 GROUPS = ("control", "memory", "zero-skip", "datapath")
 CALIBRATION = {"LUT": {"control": 0.439, "memory": 0.33, "zero-skip": 3.709, "datapath": 0.454},
                "FF": {"control": 0.448, "memory": 1.0, "zero-skip": 4.387, "datapath": 0.395}}
-_MEMORY_PARTS = ("input FIFO", "token FIFO", "line buffer", "window buffer", "weights",
-                 "thresholds", "bias")
+_MEMORY_PARTS = ("input FIFO", "token FIFO", "shortcut FIFO", "line buffer", "window buffer", "weights",
+                 "thresholds", "bias", "shift table")
 # the QNN twin's multipliers have no RTL here to calibrate against: they keep the raw count
 UNCALIBRATED = "qnn multipliers"
 
@@ -198,7 +198,7 @@ def level_bits(layer) -> int:
 
 def out_level_bits(layer) -> int:
     """a_out: the QNN twin's bits per output channel."""
-    if getattr(layer, "emitter", None) == "classifier":
+    if getattr(layer, "emitter", None) in ("classifier", "accumulator"):
         return layer.acc_bits
     if _is_pool(layer):
         return unsigned_bits(layer.kernel ** 2 * layer.in_max) if layer.sum else level_bits(layer)
@@ -220,7 +220,8 @@ def input_word_bits(layer, mode: str) -> int:
 
 
 def output_word_bits(layer, mode: str) -> int:
-    if mode != "qnn" or getattr(layer, "emitter", None) == "classifier":
+    if mode != "qnn" or getattr(layer, "emitter", None) in ("classifier", "accumulator") \
+            or isinstance(layer, (ForkLayer, AddLayer)):
         return layer.out_word_bits
     return layer.out_group * out_level_bits(layer)
 
@@ -236,7 +237,7 @@ def word_widths(layer, mode: str) -> dict[str, int]:
         return layer.word_widths()
     widths = {"input word": input_word_bits(layer, mode), "output word":
               output_word_bits(layer, mode)}
-    if not _is_pool(layer):
+    if not _is_pool(layer) and hasattr(layer, "token_bits"):
         widths["token"] = token_word_bits(layer, mode)
     return widths
 
@@ -275,10 +276,15 @@ def resource_parts(layer, mode: str, fifo_bits: int = 0, fifo_depth: int = 2
     tally = _Tally()
     if fifo_bits <= 0:
         fifo_bits = input_word_bits(layer, mode)
+    if isinstance(layer, AddLayer):   # its two input FIFOs: conv2's and the shortcut's
+        _add(tally, layer, mode)
+        return tally.parts
     lut, bram = fifo(fifo_bits, fifo_depth)
     tally.add("input FIFO", lut=lut, bram=bram)
     if _is_pool(layer):
         _pool(tally, layer, mode)
+    elif isinstance(layer, ForkLayer):
+        tally.add("control", lut=CONTROL_LUT // 2, ff=CONTROL_FF // 2)
     else:
         _feeder(tally, layer, mode)
         _mvu(tally, layer, mode)
@@ -296,6 +302,28 @@ def layer_resources(layer, mode: str, fifo_bits: int = 0, fifo_depth: int = 2
             scale = CALIBRATION[key].get(group, 1.0) if key in CALIBRATION else 1.0
             total[key] += scale * values[key]
     return {key: int(round(value)) for key, value in total.items()}
+
+
+def _add(tally: _Tally, layer, mode: str) -> None:
+    """A residual add (RTL pascal_add): both input FIFOs, the shortcut's sum of frames, two
+    barrel shifts and an adder of N_BITS per lane, T_OUT comparators, the threshold and shift
+    ROMs, two register stages."""
+    p, n_bits, levels = layer.pe, layer.n_bits, layer.t_out
+    for part, width, depth in (("input FIFO", layer.main_word_bits, layer.fifo_depth),
+                               ("shortcut FIFO", layer.in_word_bits, layer.short_depth)):
+        lut, bram = fifo(width, depth)
+        tally.add(part, lut=lut, bram=bram)
+    tally.add("control", lut=CONTROL_LUT, ff=CONTROL_FF)
+    if not layer.short_acc and layer.t_in * layer.fb_in > 1:
+        tally.add("shortcut sum", lut=p * layer.t_in * layer.fb_in)
+    shifts = max(1, layer.shift_bits)
+    tally.add("shifts", lut=2 * p * n_bits * shifts, ff=p * (layer.main_bits + layer.short_bits))
+    tally.add("adders", lut=p * n_bits, ff=p * n_bits)
+    lut, bram = rom(layer.nf, p * levels * n_bits)
+    tally.add("thresholds", lut=lut, bram=bram)
+    lut, bram = rom(layer.nf, 2 * p * shifts)
+    tally.add("shift table", lut=lut, bram=bram)
+    tally.add("emitter", lut=p * levels * comparator(n_bits), ff=p * levels)
 
 
 def _pool(tally: _Tally, layer, mode: str) -> None:
@@ -376,7 +404,7 @@ def _mvu(tally: _Tally, layer, mode: str) -> None:
     tally.add("adders", lut=lanes * a_acc, ff=p * a_acc)
     lut, bram = rom(nf * sf, lanes * w)
     tally.add("weights", lut=lut, bram=bram)
-    if layer.emitter == "classifier":
+    if layer.emitter in ("classifier", "accumulator"):
         lut, bram = rom(nf, p * a_acc)
         tally.add("bias", lut=lut, bram=bram)
         tally.add("emitter", lut=p * a_acc, ff=p * a_acc)

@@ -33,7 +33,10 @@ MODULES = RTL_ROOT / "modules"
 TEMPLATES = RTL_ROOT / "templates"
 IDLE_LIMIT = 1 << 22     # cycles without any transfer before the testbench calls the design stuck
 MODULE_ORDER = ("pascal_fifo", "pascal_rom", "pascal_input", "pascal_window_gen", "pascal_vector_gen",
-                "pascal_mvu", "pascal_pool", "pascal_output")
+                "pascal_mvu", "pascal_pool", "pascal_fork", "pascal_add", "pascal_output")
+# the stream ports of the modules with more than one input or output (others: in_*, out_*)
+IN_PORTS = {"pascal_add": ("main", "short")}
+OUT_PORTS = {"pascal_fork": ("out0", "out1")}
 
 
 def _hex_rows(values: np.ndarray, bits: int) -> str:
@@ -58,17 +61,27 @@ def memory_files(design) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     """Per layer the memory file of each role (paths relative to BUILD/rtl) and the files'
     contents: weights [NF*SF][PE][SIMD] (WB bits each), thresholds [NF][PE][T_OUT] and
     biases [NF][PE] (ACC_BITS each)."""
-    from .layers import _Weighted
+    from .layers import AddLayer, _Weighted
+    from .rtl_residual import add_memories
 
     files: dict[str, dict[str, str]] = {}
     contents: dict[str, str] = {}
     for index, layer in enumerate(design.layers):
+        if isinstance(layer, AddLayer):
+            files[layer.name] = {}
+            memories = add_memories(layer.thresholds, layer.shift_main, layer.shift_short,
+                                    layer.pe, layer.n_bits, layer.shift_bits)
+            for role, lines in memories.items():
+                path = f"mem/layer{index}_{role}.mem"
+                contents[path] = "".join(line.rstrip("\n") + "\n" for line in lines)
+                files[layer.name][role] = path
+            continue
         if not isinstance(layer, _Weighted):
             continue
         files[layer.name] = {}
         for role, values in layer.arrays().items():
             path = f"mem/layer{index}_{role}.mem"
-            bits = layer.weight_bits if role == "weights" else layer.acc_bits
+            bits = layer.array_bits(role)
             rows = values.shape[0]
             contents[path] = _hex_rows(values.reshape(rows, -1), bits)
             files[layer.name][role] = path
@@ -79,16 +92,41 @@ def _value(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(int(value))
 
 
+def _output_fifo(design) -> dict[int, int]:
+    """Stage index -> the FIFO its output (port 0) writes."""
+    return {f.producer: k for k, f in reversed(list(enumerate(design.fifos())))
+            if f.out_port == 0}
+
+
+def stage_fifos(design) -> tuple[list[int], list[int]]:
+    """Per stage, the FIFO of its first input (-1: the AXI input) and of its first output (-2:
+    the AXI output): the transfers the testbench marks."""
+    fifos = design.fifos()
+    count = len(design.stage_names())
+    first_in, first_out = [-1] * count, [-2] * count
+    for k, f in reversed(list(enumerate(fifos))):
+        if f.in_port == 0:
+            first_in[f.consumer] = k
+        if f.out_port == 0:
+            first_out[f.producer] = k
+    return first_in, first_out
+
+
 def layer_taps(design) -> list[dict[str, Any]]:
-    """Per layer the FIFO its last stage writes (tapped by the testbench) and how to decode
-    its words."""
-    taps, last = [], 0
-    for j, layer in enumerate(design.layers):
-        last += len(layer.stage_names())          # stage 0 is the input adapter
-        taps.append({"index": j, "layer": layer.name, "fifo": last,
+    """Per layer (a fork has none: its output is its input) the FIFO its last stage writes
+    (tapped by the testbench) and how to decode its words."""
+    from .layers import ClassifierLayer, ConvAccLayer, ForkLayer
+
+    out_fifo = _output_fifo(design)
+    taps = []
+    for j, (layer, (_, last)) in enumerate(zip(design.layers, design.stage_ranges())):
+        if isinstance(layer, ForkLayer):
+            continue
+        acc = isinstance(layer, (ClassifierLayer, ConvAccLayer))
+        taps.append({"index": j, "layer": layer.name, "fifo": out_fifo[last],
                      "bits": layer.out_word_bits, "group": layer.out_group,
                      "frames": layer.out_frames, "frame_bits": layer.fb_out,
-                     "kind": "accumulators" if layer is design.classifier else "levels",
+                     "kind": "accumulators" if acc else "levels",
                      "acc_bits": getattr(layer, "acc_bits", 0)})
     return taps
 
@@ -101,17 +139,22 @@ def rtl_context(design, name: str, clock_mhz: float) -> tuple[dict[str, Any], di
         stages.append({"index": index, "name": stage.name, "module": stage.module,
                        "params": [(k, _value(v)) for k, v in stage.params.items()],
                        "in_bits": stage.in_bits, "out_bits": stage.out_bits,
-                       "latency": stage.latency})
-    depths = design.fifo_depths()
-    fifos = [{"index": k, "width": stages[k]["out_bits"], "depth": int(depths[k])}
-             for k in range(len(stages) - 1)]
+                       "latency": stage.latency, "ins": [], "outs": []})
+    fifos = []
+    for k, f in enumerate(design.fifos()):
+        producer, consumer = stages[f.producer], stages[f.consumer]
+        fifos.append({"index": k, "width": f.bits, "depth": int(f.depth),
+                      "source": producer["name"], "target": consumer["name"]})
+        out_name = OUT_PORTS.get(producer["module"], ("out",))[f.out_port]
+        in_name = IN_PORTS.get(consumer["module"], ("in",))[f.in_port]
+        producer["outs"].append({"port": out_name, "fifo": k, "bits": f.bits})
+        consumer["ins"].append({"port": in_name, "fifo": k, "bits": f.bits})
     layers = []
-    position = 1
-    for j, layer in enumerate(design.layers):
-        own = stages[position:position + len(layer.stage_names())]
-        position += len(own)
-        layers.append({"index": j, "name": layer.name, "stages": own,
-                       "in_bits": own[0]["in_bits"], "out_bits": own[-1]["out_bits"]})
+    for j, (layer, (first, last)) in enumerate(zip(design.layers, design.stage_ranges())):
+        own = stages[first:last + 1]
+        inner = [fifos[p["fifo"]] for s in own[:-1] for p in s["outs"]]
+        layers.append({"index": j, "name": layer.name, "stages": own, "ins": own[0]["ins"],
+                       "outs": own[-1]["outs"], "inner": inner})
     context = {
         "name": name, "clock_mhz": clock_mhz,
         "input": {"channels": design.channels, "bits": design.bits, "pixels": design.pixels,
@@ -219,15 +262,15 @@ def run_rtlsim(binary: Path, build_dir: Path, design, programs, images: np.ndarr
     per-image read and write counts say which transfers open and close each image at each
     stage: the cycles of those transfers are recorded."""
     n = len(images)
-    stages = len(programs)
+    first_in, first_out = stage_fifos(design)
     marks: list[tuple[int, int, np.ndarray]] = []   # (channel, kind, indices)
     for k, program in enumerate(programs):
         reads = np.asarray(program.reads, dtype=np.int64)
         writes = np.asarray(program.writes, dtype=np.int64)
         first = np.cumsum(reads) - reads                 # index of each image's first read
         last = np.cumsum(writes) - 1                     # index of each image's last write
-        marks.append((-1 if k == 0 else k - 1, 1, first))
-        marks.append((-2 if k == stages - 1 else k, 0, last))
+        marks.append((first_in[k], 1, first))
+        marks.append((first_out[k], 0, last))
     with tempfile.TemporaryDirectory(prefix="rtlsim.", dir=binary.parent) as tmp:
         tmp = Path(tmp)
         axi_words(images, design.bits, design.axi_bits).tofile(tmp / "axi_in.bin")

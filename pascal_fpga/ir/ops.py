@@ -19,6 +19,11 @@ q = #{k : acc >= T_k} with the integer thresholds T (out, L) of their output cha
 ``SpikingMaxPool`` max pooling: a per-timestep OR of thermometer trains (max of levels)
 ``SpikingSumPool`` average pooling without its divisor (folded into the next thresholds)
 ``SpikingClassifier``  integer accumulators plus an integer bias; logits = out * out_scale
+``SpikingFork``    a residual block's stream duplicator: both outputs are its input
+``SpikingConvAcc`` a convolution whose output is its integer accumulators (a block's conv2 and
+                   projection shortcut: the add thresholds them)
+``SpikingAdd``     a residual block's add and activation: n = (main << shift_main) +
+                   (shortcut << shift_short) per channel, then q = #{k : n >= T_k}
 =================  ======================================================================
 
 Folding attributes (``pe``: output channels computed at once; ``simd``: inputs consumed at once)
@@ -206,9 +211,78 @@ class SpikingSumPool(_Pool):
         self._output(context, out.numpy())
 
 
-WEIGHTED_OPS = ("PixelConv", "PixelDense", "SpikingConv", "SpikingDense", "SpikingClassifier")
+class SpikingConvAcc(_ConvMixin, _Weighted):
+    """A convolution of spike trains whose output is its integer accumulators (inputs: x,
+    weights): a residual block's conv2 or projection shortcut, thresholded by the block's
+    :class:`SpikingAdd`."""
+
+    def execute_node(self, context, graph):
+        x = self._input(context)
+        self._check_levels(x)
+        self._output(context, self._accumulate(context, x))
+
+
+class SpikingFork(_IROp):
+    """The stream duplicator of a residual block: outputs 0 (the main path) and 1 (the
+    shortcut) are both the input, unchanged."""
+
+    def make_shape_compatible_op(self, model):
+        # two outputs of the input's shape (shape inference only; the mask's type is not used)
+        node = self.onnx_node
+        return helper.make_node("Dropout", [node.input[0]], list(node.output[:2]))
+
+    def execute_node(self, context, graph):
+        x = self._input(context)
+        for name in self.onnx_node.output:
+            context[name] = x.astype(np.float32)
+
+
+class SpikingAdd(_IROp):
+    """A residual block's add and QCFS activation (DESIGN.md 2, the shift-add block). Inputs:
+    conv2's accumulators, the shortcut (the block input's levels, or the projection's
+    accumulators), thresholds (C, L), shift_main (C,), shift_short (C,). Per channel c:
+    n = main * 2^shift_main[c] + shortcut * 2^shift_short[c] (integer shifts left), then the
+    level #{k : n >= T_k}. ``t_in`` / ``in_max`` describe the shortcut stream (an identity
+    shortcut's frames and largest level; 1 / 1 for accumulators)."""
+
+    def get_nodeattr_types(self):
+        attrs = super().get_nodeattr_types()
+        attrs.update({
+            "short_acc": ("i", True, 0),     # 1: the shortcut is a projection's accumulators
+            "main_bits": ("i", True, 32),    # conv2's accumulator width
+            "short_bits": ("i", True, 32),   # the projection's accumulator width (short_acc)
+            "n_min": ("i", True, 0),         # the exact range of n
+            "n_max": ("i", True, 0),
+            "n_bits": ("i", True, 32),
+            "shift_bits": ("i", True, 1),
+            "short_depth": ("i", False, 2),  # the shortcut FIFO (from the fork or projection)
+        })
+        return attrs
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        main = np.asarray(context[node.input[0]], dtype=np.float64)
+        short = np.asarray(context[node.input[1]], dtype=np.float64)
+        shape = tuple(self.get_nodeattr("out_shape"))
+        for what, value in (("main", main), ("shortcut", short)):
+            if tuple(value.shape[1:]) != shape:
+                raise PascalError(f"{node.name} (SpikingAdd): {what} input shape "
+                                  f"{tuple(value.shape[1:])}, expected {shape}")
+        if not self.get_nodeattr("short_acc"):
+            self._check_levels(short)
+        thresholds = np.asarray(context[node.input[2]], dtype=np.float64)
+        view = (1, -1, 1, 1)
+        shift_main = np.asarray(context[node.input[3]], dtype=np.float64).reshape(view)
+        shift_short = np.asarray(context[node.input[4]], dtype=np.float64).reshape(view)
+        n = main * 2.0 ** shift_main + short * 2.0 ** shift_short
+        self._output(context, _count_at_least(n, thresholds))
+
+
+WEIGHTED_OPS = ("PixelConv", "PixelDense", "SpikingConv", "SpikingDense", "SpikingClassifier",
+                "SpikingConvAcc")
 POOL_OPS = ("SpikingMaxPool", "SpikingSumPool")
-IR_OPS = WEIGHTED_OPS + POOL_OPS
+RESIDUAL_OPS = ("SpikingFork", "SpikingAdd")
+IR_OPS = WEIGHTED_OPS + POOL_OPS + RESIDUAL_OPS
 
 
 def make_node(op_type: str, inputs: list[str], outputs: list[str], name: str, **attrs):

@@ -15,7 +15,9 @@ then :class:`pascal_fpga.hw.apply.ApplyFolding` sets PE, SIMD and the FIFO depth
 Every intermediate graph executes under qonnx's ``execute_onnx`` and gives the same levels as the
 one before it (the tests run each step on data and compare exactly). The pass walks the graph
 tensor by tensor (producers and consumers), not as a list of layers, so branches and adds can be
-added; residual adds are rejected for now.
+added: a residual block (the shift-add block of DESIGN.md 2) becomes a fork, conv1, conv2 and
+an optional projection with accumulator outputs, and an add that thresholds
+n = (acc2 << shift_main) + (shortcut << shift_short).
 """
 
 from __future__ import annotations
@@ -125,8 +127,10 @@ class CheckSupported(Transformation):
             if node.op_type not in SUPPORTED:
                 raise PascalError(f"{where}: op type not supported by the spiking compiler")
             if node.op_type == "Add" and not any(_is_const(model, i) for i in node.input):
-                raise PascalError(f"{where}: a residual add of two computed tensors; residual "
-                                  f"graphs are not supported yet")
+                after = model.find_consumers(node.output[0])
+                if len(after) != 1 or not _is_qcfs(after[0]):
+                    raise PascalError(f"{where}: a residual add must feed one QCFS activation "
+                                      f"(a shift-add block, DESIGN.md 2)")
             if node.op_type == "Mul" and not any(_is_const(model, i) for i in node.input):
                 raise PascalError(f"{where}: a product of two computed tensors is not supported")
             if node.op_type == "Quant":
@@ -189,8 +193,9 @@ class CheckSupported(Transformation):
         if not all(_is_const(model, name) for name in node.input[1:]):
             raise PascalError(f"{where}: scale, zero point and bit width must be constants")
         if node_attr(node, "signed", 1):
-            raise PascalError(f"{where}: a signed activation quantizer (a residual block's add "
-                              f"quantizer?); residual graphs are not supported yet")
+            raise PascalError(f"{where}: a signed activation quantizer (the add quantizer of a "
+                              f"'residual: requant' block?); hardware takes shift-add blocks "
+                              f"only (train with 'residual: shift')")
         if node_attr(node, "narrow", 0):
             raise PascalError(f"{where}: narrow=1 is not a QCFS activation (its largest level "
                               f"would be 2^bitwidth - 2, not L)")
@@ -363,9 +368,10 @@ class ActivationsToThresholds(Transformation):
     def apply(self, model):
         graph = model.graph
         views: dict[str, IntView] = {}
+        self._done: set[str] = set()   # nodes a residual block already converted
         for node in list(graph.node):
-            if node not in graph.node:
-                continue  # removed as part of an earlier chain
+            if node not in graph.node or node.name in self._done:
+                continue  # removed or converted as part of an earlier chain or block
             op = node.op_type
             if op == "Quant" and node.input[0] == graph.input[0].name:
                 self._pixel_quant(model, node, views)
@@ -375,9 +381,17 @@ class ActivationsToThresholds(Transformation):
                 self._sum_pool(model, node, views)
             elif op in ("Conv", "Gemm"):
                 self._chain(model, node, views)
+            elif op in ("Mul", "Add") and self._feeds_residual(model, node):
+                continue  # a shortcut's scale: converted with its block's add
             elif op in ("Mul", "Add", "Quant"):
                 raise PascalError(f"{_where(node)}: not part of a layer (a weighted layer, its "
                                   f"affine ops, then a QCFS activation)")
+        for node in graph.node:
+            if node.op_type == "Add" and node.name not in self._done and \
+                    not any(_is_const(model, i) for i in node.input):
+                raise PascalError(f"{_where(node)}: a residual add whose branches are not a "
+                                  f"shift-add block (conv2 + BatchNorm, and an identity or 1x1 "
+                                  f"projection shortcut scaled by a constant)")
         model = model.transform(RemoveUnusedTensors()).transform(InferShapes())
         return model, False
 
@@ -433,6 +447,9 @@ class ActivationsToThresholds(Transformation):
             step = _only_consumer(model, tensor, node if not chain else chain[-1])
             if step is None:
                 break
+            if step.op_type == "Add" and not any(_is_const(model, i) for i in step.input):
+                self._residual(model, step, views)   # a residual block's add (or not yet)
+                return
             if step.op_type in ("Mul", "Add"):
                 const = [i for i in step.input if _is_const(model, i)][0]
                 c = np.broadcast_to(_const(model, const).reshape(-1), (channels,)) \
@@ -493,6 +510,160 @@ class ActivationsToThresholds(Transformation):
         views[end.output[0]] = IntView(step_size, levels)
 
     @staticmethod
+    def _feeds_residual(model, node) -> bool:
+        """A constant Mul/Add on the way (through such ops) to a residual add."""
+        while node is not None and node.op_type in ("Mul", "Add"):
+            if not any(_is_const(model, i) for i in node.input):
+                return True
+            consumers = model.find_consumers(node.output[0])
+            node = consumers[0] if len(consumers) == 1 else None
+        return False
+
+    @staticmethod
+    def _branch(model, tensor: str, channels: int, views) -> dict[str, Any]:
+        """One operand of a residual add, walked back through its constant Mul/Add ops to a
+        Conv (conv2 or a projection) or to a tensor with an integer view (an identity
+        shortcut): the ops, the conv (or None), its source tensor, and the affine map
+        a * (integer) + b of the operand per channel (a without the source's scale)."""
+        ops_back = []
+        node = model.find_producer(tensor)
+        while node is not None and node.op_type in ("Mul", "Add") and \
+                any(_is_const(model, i) for i in node.input):
+            if len(model.find_consumers(node.output[0])) != 1:
+                raise PascalError(f"{_where(node)}: a residual branch op with several consumers")
+            ops_back.append(node)
+            tensor = [i for i in node.input if not _is_const(model, i)][0]
+            node = model.find_producer(tensor)
+        conv = node if node is not None and node.op_type == "Conv" and \
+            node_attr(node, "group", 1) == 1 else None
+        source = conv.input[0] if conv is not None else tensor
+        if conv is not None and len(model.find_consumers(conv.output[0])) != 1:
+            raise PascalError(f"{_where(conv)}: its accumulator feeds several nodes")
+        a = np.ones(channels, dtype=np.float64)
+        b = np.zeros(channels, dtype=np.float64)
+        for step in reversed(ops_back):
+            const = _const(model, [i for i in step.input if _is_const(model, i)][0])
+            if const.size not in (1, channels):
+                raise PascalError(f"{_where(step)}: a constant that is neither per tensor nor per "
+                                  f"channel")
+            c = np.broadcast_to(const.reshape(-1), (channels,))
+            if step.op_type == "Mul":
+                a, b = a * c, b * c
+            else:
+                b = b + c
+        return {"ops": ops_back, "conv": conv, "source": source, "a": a, "b": b,
+                "tensor": tensor, "ready": source in views}
+
+    def _residual(self, model, add, views) -> None:
+        """A shift-add block's add (DESIGN.md 2): main = a_m * acc2 + b_m (conv2, BatchNorm),
+        shortcut = g * v + b_s (v: the block input's levels, or a 1x1 projection's
+        accumulator), g = |a_m| * 2^e per channel. Becomes Conv2 (rows with a_m < 0 negated)
+        -> Mul(2^shift_main) and shortcut -> Mul(2^shift_short) -> Add -> MultiThreshold with
+        L thresholds on n = (acc2 << max(0, -e)) + (v << max(0, e)). Returns without a change
+        while conv2's input is not converted yet (a projection met first)."""
+        where = _where(add)
+        channels = int(model.get_tensor_shape(add.output[0])[1])
+        act = model.find_consumers(add.output[0])
+        if len(act) != 1 or not _is_qcfs(act[0]):
+            raise PascalError(f"{where}: a residual add must feed one QCFS activation")
+        act = act[0]
+        one, two = (self._branch(model, t, channels, views) for t in add.input)
+
+        def is_shortcut(branch) -> bool:
+            source_users = len(model.find_consumers(branch["source"]))
+            return branch["conv"] is None or source_users >= 2
+
+        if is_shortcut(one) == is_shortcut(two):
+            raise PascalError(f"{where}: cannot tell the main path (conv2) from the shortcut (the "
+                              f"identity, or a 1x1 projection of the block input)")
+        main, short = (two, one) if is_shortcut(one) else (one, two)
+        if main["conv"] is None:
+            raise PascalError(f"{where}: the main path does not start at a convolution")
+        if not main["ready"] or not short["ready"]:
+            return   # conv2's input (act1) not converted yet: conv2's own chain comes back here
+        conv2, conv_sc = main["conv"], short["conv"]
+        if conv_sc is not None and (_square(conv_sc, "kernel_shape", 1) != 1
+                                    or _square(conv_sc, "pads", 0) != 0):
+            raise PascalError(f"{_where(conv_sc)}: a projection shortcut must be a 1x1 "
+                              f"convolution without padding")
+        in_view, mid_view = views[short["source"]], views[main["source"]]
+        a_m = main["a"] * mid_view.scale
+        b = main["b"] + short["b"]
+        g = short["a"] * in_view.scale
+        zero = a_m == 0
+        if np.any(zero & (g != 0)):
+            c = int(np.flatnonzero(zero & (g != 0))[0])
+            raise PascalError(f"{where}: channel {c}: conv2's gain is 0 but the shortcut's is "
+                              f"{g[c]:g} (not a shift-add block)")
+        if np.any(g[~zero] <= 0) or not np.all(np.isfinite(g)) or not np.all(np.isfinite(a_m)):
+            raise PascalError(f"{where}: the shortcut's gain is not positive and finite")
+        ratio = np.where(zero, 1.0, g / np.where(zero, 1.0, np.abs(a_m)))
+        e = np.rint(np.log2(ratio)).astype(np.int64)
+        off = np.abs(ratio / 2.0 ** e - 1.0)
+        if np.any(off > 1e-3) or np.any(np.abs(e) > 24):
+            c = int(np.argmax(off))
+            raise PascalError(f"{where}: channel {c}: the shortcut's gain is {ratio[c]:.6g} "
+                              f"times conv2's, not a power of two (train the block with "
+                              f"'residual: shift')")
+        shift_main, shift_short = np.maximum(0, -e), np.maximum(0, e)
+        unit = np.abs(a_m) * 2.0 ** np.minimum(0, e)
+        levels = level_count(_const(model, act.input[3]))
+        step_size = float(_const(model, act.input[1]))
+        boundaries = (np.arange(1, levels + 1, dtype=np.float64) - 0.5) * step_size
+        unit = _guard_affine(_where(act), unit, b, boundaries)
+        try:
+            thresholds, _ = _thresholds(unit, b, boundaries, np.zeros(channels, dtype=np.int64))
+        except PascalError as exc:
+            raise PascalError(f"{_where(act)}: {exc}") from exc
+        weight2 = _const(model, conv2.input[1])
+        sign = np.where(a_m < 0, -1.0, 1.0).reshape(-1, 1, 1, 1)
+        weight2 = weight2 * sign
+        geometry2 = dict(kernel=_square(conv2, "kernel_shape", 1),
+                         stride=_square(conv2, "strides", 1), pad=_square(conv2, "pads", 0))
+        in2 = tuple(model.get_tensor_shape(conv2.input[0])[1:])
+        m_min, m_max = accumulator_range(weight2, mid_view.level_max, in2, **geometry2)
+        if conv_sc is None:
+            v_min = np.zeros(channels, dtype=np.int64)
+            v_max = np.full(channels, in_view.level_max, dtype=np.int64)
+        else:
+            in_sc = tuple(model.get_tensor_shape(conv_sc.input[0])[1:])
+            v_min, v_max = accumulator_range(_const(model, conv_sc.input[1]), in_view.level_max,
+                                             in_sc, stride=_square(conv_sc, "strides", 1))
+        n_min = (m_min << shift_main) + (v_min << shift_short)
+        n_max = (m_max << shift_main) + (v_max << shift_short)
+        thresholds = np.clip(thresholds, n_min[:, None], n_max[:, None] + 1)
+        if max(abs(int(n_min.min())), abs(int(n_max.max())) + 1) >= 2 ** 24:
+            raise PascalError(f"{where}: the block's integer sum reaches 2^24, beyond what the "
+                              f"float32 graph holds exactly")
+        # the graph: conv2 and the projection end at their accumulators
+        for node in main["ops"] + short["ops"]:
+            model.graph.node.remove(node)
+        model.set_initializer(conv2.input[1], weight2.astype(np.float32))
+        view = (1, -1, 1, 1)
+        shifted = []
+        for part, branch, shifts in (("main", main, shift_main), ("short", short, shift_short)):
+            factor = model.make_new_valueinfo_name()
+            model.set_initializer(factor, (2.0 ** shifts).astype(np.float32).reshape(view))
+            out = model.make_new_valueinfo_name()
+            mul = helper.make_node("Mul", [branch["tensor"], factor], [out],
+                                   name=f"{add.name}_shift_{part}")
+            model.graph.node.insert(model.get_node_index(add), mul)
+            shifted.append(out)
+        add.input[0], add.input[1] = shifted
+        t_name = model.make_new_valueinfo_name()
+        model.set_initializer(t_name, thresholds.astype(np.float32))
+        bits = unsigned_bits(levels)
+        mt = helper.make_node("MultiThreshold", [add.output[0], t_name], [act.output[0]],
+                              name=act.name, domain=QONNX_DOMAIN, out_dtype=f"UINT{bits}")
+        index = model.get_node_index(act)
+        model.graph.node.remove(act)
+        model.graph.node.insert(index, mt)
+        model.set_tensor_datatype(act.output[0], DataType[f"UINT{bits}"])
+        views[act.output[0]] = IntView(step_size, levels)
+        self._done.update({add.name, conv2.name} | ({conv_sc.name} if conv_sc is not None
+                                                      else set()))
+
+    @staticmethod
     def _classifier(model, node, weight, a, b, out) -> None:
         if not np.allclose(a, a[0], rtol=0, atol=0):
             raise PascalError(f"{_where(node)}: the classifier has per-channel scales; its "
@@ -551,8 +722,27 @@ class LowerToSpikingOps(Transformation):
         def shape(tensor: str) -> list[int]:
             return [int(d) for d in model.get_tensor_shape(tensor)[1:]]
 
+        residual = {n.name: n for n in graph.node if n.op_type == "Add"
+                    and not any(_is_const(model, i) for i in n.input)}
+        accumulating = set()   # conv2 and projections: their accumulators go to an add
+        for add in residual.values():
+            for tensor in add.input:
+                mul = model.find_producer(tensor)
+                conv = model.find_producer(mul.input[0]) if mul is not None else None
+                if conv is not None and conv.op_type == "Conv":
+                    accumulating.add(conv.name)
+        ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # accumulator tensors
+
         for node in list(graph.node):
             op = node.op_type
+            if op == "Conv" and node.name in accumulating:
+                lowered.append(self._accumulator(model, node, level_max, timesteps, shape,
+                                                 name_for, input_name, ranges))
+                continue
+            if op == "Add" and node.name in residual:
+                lowered.append(self._add(model, node, level_max, timesteps, shape, name_for,
+                                         ranges))
+                continue
             if op in ("Reshape", "Flatten"):
                 level_max[node.output[0]] = level_max[node.input[0]]
                 timesteps[node.output[0]] = timesteps[node.input[0]]
@@ -585,11 +775,122 @@ class LowerToSpikingOps(Transformation):
             if op in ("MultiThreshold", "Add", "Mul"):
                 continue  # consumed by their weighted layer
             raise PascalError(f"{_where(node)}: unexpected after ActivationsToThresholds")
+        lowered = self._forks(model, lowered, level_max, timesteps, shape, name_for)
         del graph.node[:]
         graph.node.extend(lowered)
         model.set_opset_import(ops.DOMAIN, 1)
         model = model.transform(RemoveUnusedTensors()).transform(InferShapes())
         return model, False
+
+    @staticmethod
+    def _accumulator(model, node, level_max, timesteps, shape, name_for, input_name, ranges):
+        """A block's conv2 or projection: SpikingConvAcc, its accumulators out."""
+        source = node.input[0]
+        if source == input_name:
+            raise PascalError(f"{_where(node)}: a residual block on the pixels is not supported "
+                              f"(start the network with a convolution)")
+        weight = _const(model, node.input[1])
+        in_shape = shape(source)
+        geometry = dict(kernel=_square(node, "kernel_shape", 1),
+                        stride=_square(node, "strides", 1), pad=_square(node, "pads", 0))
+        acc_min, acc_max = accumulator_range(weight, level_max[source], in_shape, **geometry)
+        ranges[node.output[0]] = (acc_min, acc_max)
+        low, high = int(acc_min.min()), int(acc_max.max())
+        wdt = model.get_tensor_datatype(node.input[1])
+        bits = int(wdt.bitwidth()) if wdt.is_integer() and wdt.signed() else \
+            signed_bits(int(weight.min()), int(weight.max()))
+        return ops.make_node(
+            "SpikingConvAcc", [source, node.input[1]], [node.output[0]], name_for("conv"),
+            t_in=timesteps[source], in_max=level_max[source], in_shape=in_shape, t_out=1,
+            out_shape=shape(node.output[0]), weight_bits=bits, acc_min=low, acc_max=high,
+            acc_bits=signed_bits(low, high), layer=node.name, **geometry)
+
+    @staticmethod
+    def _add(model, node, level_max, timesteps, shape, name_for, ranges):
+        """A block's add and activation: SpikingAdd (see ops.SpikingAdd)."""
+        mt = model.find_consumer(node.output[0])
+        parts = []
+        for tensor in node.input:   # the shift Muls: (source tensor, shifts)
+            mul = model.find_producer(tensor)
+            source = [i for i in mul.input if not _is_const(model, i)][0]
+            factor = _const(model, [i for i in mul.input if _is_const(model, i)][0]).reshape(-1)
+            parts.append((source, np.rint(np.log2(factor)).astype(np.int64)))
+        (main, shift_main), (short, shift_short) = parts
+        thresholds = _const(model, mt.input[1])
+        channels, levels = thresholds.shape
+        short_acc = short in ranges
+        m_min, m_max = ranges[main]
+        if short_acc:
+            v_min, v_max = ranges[short]
+            t_in, in_max = 1, 1
+            short_bits = signed_bits(int(v_min.min()), int(v_max.max()))
+        else:
+            t_in, in_max = timesteps[short], level_max[short]
+            v_min, v_max = np.zeros(channels, np.int64), np.full(channels, in_max, np.int64)
+            short_bits = unsigned_bits(in_max)
+        n_min = (m_min << shift_main) + (v_min << shift_short)
+        n_max = (m_max << shift_main) + (v_max << shift_short)
+        low = min(int(n_min.min()), int(thresholds.min()))
+        high = max(int(n_max.max()), int(thresholds.max()))
+        names = []
+        for role, values in (("shift_main", shift_main), ("shift_short", shift_short)):
+            name = model.make_new_valueinfo_name()
+            model.set_initializer(name, values.astype(np.float32))
+            names.append(name)
+        out = mt.output[0]
+        level_max[out], timesteps[out] = levels, levels
+        return ops.make_node(
+            "SpikingAdd", [main, short, mt.input[1]] + names, [out], name_for("add"),
+            t_in=t_in, in_max=in_max, t_out=levels, in_shape=shape(out), out_shape=shape(out),
+            short_acc=int(short_acc), main_bits=signed_bits(int(m_min.min()), int(m_max.max())),
+            short_bits=short_bits, n_min=int(n_min.min()), n_max=int(n_max.max()),
+            n_bits=signed_bits(low, high),
+            shift_bits=unsigned_bits(int(max(shift_main.max(), shift_short.max()))),
+            layer=f"{node.name}+{mt.name}")
+
+    @staticmethod
+    def _forks(model, lowered, level_max, timesteps, shape, name_for) -> list:
+        """A SpikingFork before every tensor read by two layers (a block input: conv1 and the
+        shortcut); output 0 feeds the main path, output 1 the shortcut."""
+        readers: dict[str, list] = {}
+        for node in lowered:
+            for tensor in node.input[:1] if node.op_type != "SpikingAdd" else node.input[:2]:
+                readers.setdefault(tensor, []).append(node)
+        adds = [n for n in lowered if n.op_type == "SpikingAdd"]
+        result = []
+        for node in lowered:
+            for tensor in (node.input[:1] if node.op_type != "SpikingAdd" else node.input[:2]):
+                users = readers.get(tensor, [])
+                if len(users) < 2 or users[0] is not node:
+                    continue
+                if len(users) > 2:
+                    raise PascalError(f"tensor {shown_name(tensor)} feeds {len(users)} layers; "
+                                      f"only a residual block's fork (two) is supported")
+
+                def shortcut(user) -> bool:
+                    if user.op_type == "SpikingAdd":
+                        return True
+                    return user.op_type == "SpikingConvAcc" and any(
+                        a.input[1] == user.output[0] for a in adds)
+
+                kinds = [shortcut(u) for u in users]
+                if sorted(kinds) != [False, True]:
+                    raise PascalError(f"tensor {shown_name(tensor)} feeds two layers that are not "
+                                      f"a block's main path and shortcut")
+                outs = [f"{tensor}_main", f"{tensor}_short"]
+                for user, is_short in zip(users, kinds):
+                    target = outs[1] if is_short else outs[0]
+                    for i, name in enumerate(user.input):
+                        if name == tensor and (user.op_type != "SpikingAdd" or i == 1):
+                            user.input[i] = target
+                for out in outs:
+                    level_max[out], timesteps[out] = level_max[tensor], timesteps[tensor]
+                result.append(ops.make_node(
+                    "SpikingFork", [tensor], outs, name_for("fork"), t_in=timesteps[tensor],
+                    t_out=timesteps[tensor], in_max=level_max[tensor], in_shape=shape(tensor),
+                    out_shape=shape(tensor), layer=""))
+            result.append(node)
+        return result
 
     @staticmethod
     def _weighted(model, node, level_max, timesteps, shape, name_for, input_name):

@@ -1,10 +1,16 @@
 """`compile --target-fps F [--clock-mhz C]` and `--lut-budget N`: the folding search.
 
-**Variables.** A folding of the chain is one G per stream (pascal_fpga/hls/ARCHITECTURE.md: the word between two layers
-carries G channels, G = the producer's PE = the consumer's SIMD; a pool passes its G through; the
-first stream's G is the first layer's SIMD), the classifier's PE, and per weighted layer its mode,
-zero-skipping or dense. Candidate G are the divisors of the stream's channels (what PE and SIMD
-must divide anyway); foldings with a stream word or token wider than 4096 bits are left out.
+**Variables.** A folding is one G per stream class (pascal_fpga/hls/ARCHITECTURE.md: the word
+between two layers carries G channels, G = the producer's PE = the consumer's SIMD; the first
+stream's G is the first layer's SIMD), the classifier's PE, and per weighted layer its mode,
+zero-skipping or dense. A layer that passes its G through ties its streams into one class: a
+pool (its input and output), a residual block's fork (its input and both outputs), its add
+(conv2's accumulators, the shortcut and its output; :func:`pascal_fpga.hw.apply.graph_folding`
+forms the same classes). In a chain every class but a pool's is one stream; a weighted layer
+reads one class and writes one (SIMD = the G of its input class, PE = that of its output class);
+pools, forks and adds are folded {"pe": G, "simd": 1}. Candidate G are the divisors of the
+class's channels (what PE and SIMD must divide anyway); foldings with a stream word or token
+wider than 4096 bits are left out.
 
 **Cost of a layer** for a candidate: each of its stages' MEAN busy cycles per image (slots +
 ``LOOP_OVERHEAD``, the stage programs of pascal_fpga/hls/ARCHITECTURE.md) on sample images, and its LUTs
@@ -20,11 +26,20 @@ cover its pixel, so the (N, windows, SF) arrays of :meth:`programs` are never bu
 :func:`program_cycles` computes the same from the programs themselves (the tests check that
 both agree). The input adapter (``PIXELS * C / G_0`` slots) and the output adapter
 (``CLASSES / PE + CLASSES + 1``) are stages too, charged to the first layer and the classifier.
+A fork and an add are one stage each, one slot per word (the fork ``IN_H*IN_W*C/G``, the add
+``OUT_H*OUT_W*C/G``) + ``LOOP_OVERHEAD``, whatever the data; their LUTs (the add's two input
+FIFOs) are :func:`~pascal_fpga.hw.resources.layer_resources`'s too.
 
 **Objective.** ``target_fps``: every stage's mean busy cycles <= clock / F, least total LUT (the
-layers, plus the classifier's output FIFO, which grows with its PE). A layer's cost depends only
-on the G of its input and output streams, so a dynamic program over the chain's streams finds the
-exact minimum (states: the G of a stream; ties broken by the sum of the stages' cycles). When no
+layers, plus the classifier's output FIFO, which grows with its PE). The interval is the slowest
+stage's, in a chain and in a graph with residual blocks alike: a fork and its join do not change
+the steady-state bound, every stage still handles one image per interval (the FIFO depths, sized
+afterwards on the design's edges, decide whether the pipeline gets there). A layer's cost depends
+only on the G of its input and output classes, so a dynamic program over the layers in
+topological order finds the exact minimum: its state is the G of every open class (one that a
+layer already visited and a layer still to come touch: in a chain the stream between two layers,
+i.e. the chain's one-G-per-stream program; in a residual block also the block's input class
+until the last layer that reads it), ties broken by the sum of the stages' cycles. When no
 folding meets the target, the fastest folding (the smallest largest-stage bound any folding
 meets) at least LUT is returned and the rows say ``met: false``. ``lut_budget``: the highest
 throughput (smallest largest-stage mean cycles) whose total LUT fits: a binary search over the
@@ -45,7 +60,7 @@ import numpy as np
 
 from ..errors import PascalError
 from ..hw.hls import DEFAULT_CLOCK_MHZ
-from ..hw.layers import WORD_BITS_MAX, Design, HWLayer, PoolLayer
+from ..hw.layers import WORD_BITS_MAX, AddLayer, Design, ForkLayer, HWLayer, PoolLayer
 from ..hw.resources import fifo, input_word_bits, layer_resources, word_widths
 from ..hw.schedule import LOOP_OVERHEAD
 
@@ -58,8 +73,13 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def _passes_group(layer: HWLayer) -> bool:
+    """A pool, fork or add: no SIMD, no mode; its streams carry one G (its PE)."""
+    return isinstance(layer, (PoolLayer, ForkLayer, AddLayer))
+
+
 def _is_weighted(layer: HWLayer) -> bool:
-    return not isinstance(layer, PoolLayer)
+    return not _passes_group(layer)
 
 
 def _coverage(layer) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +151,8 @@ def stage_cycles(layer: HWLayer, mode: str, activity: LayerActivity | None = Non
         cf = layer.in_channels // layer.pe
         return {layer.name: float((layer.in_h * layer.in_w + layer.out_h * layer.out_w) * cf
                                   + LOOP_OVERHEAD)}
+    if isinstance(layer, (ForkLayer, AddLayer)):     # one read-write slot per word
+        return {layer.name: float(layer.words + LOOP_OVERHEAD)}
     windows, sf, nf = layer.windows, layer.sf, layer.nf
     if mode == "zero_skip":
         if activity is None:
@@ -191,13 +213,70 @@ class _Option:
         return self.lut + self.extra, sum(self.stages.values())
 
 
+class _Classes:
+    """The stream classes of a design: streams tied by the layers that pass their G through
+    (pools, forks, adds) share one G. ``of[j]``: (input class, output class) of layer j (equal
+    for a pool, fork or add; the classifier's output class is its output words', its PE);
+    ``channels[k]``: class k's channels; ``last[k]``: the last layer that touches class k."""
+
+    def __init__(self, design: Design):
+        layers = design.layers
+        named = design.input_tensor is not None
+        if not named and design.branching:
+            raise PascalError("a design with residual blocks needs its tensor names (the "
+                              "layers' inputs and outputs) for the folding search")
+        parent: dict[Any, Any] = {}
+
+        def find(x):
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        # streams: tensor names, or in a chain without names the index of the stream into
+        # layer j (j = len(layers): the classifier's output)
+        streams = []
+        for j, layer in enumerate(layers):
+            ins = list(layer.inputs) if named else [j]
+            outs = list(layer.outputs) if named else [j + 1]
+            streams.append((ins, outs))
+            if _passes_group(layer):
+                for tensor in ins[1:] + outs:
+                    parent[find(tensor)] = find(ins[0])
+        ids: dict[Any, int] = {}
+        self.of: list[tuple[int, int]] = []
+        self.channels: list[int] = []
+        self.last: list[int] = []
+        for j, (layer, (ins, outs)) in enumerate(zip(layers, streams)):
+            pair = []
+            for tensor, count in ((ins[0], layer.in_channels), (outs[0], layer.out_channels)):
+                root = find(tensor)
+                if root not in ids:
+                    ids[root] = len(ids)
+                    self.channels.append(0)
+                    self.last.append(j)
+                k = ids[root]
+                self.channels[k] = math.gcd(self.channels[k], count)
+                self.last[k] = j
+                pair.append(k)
+            self.of.append((pair[0], pair[1]))
+        # the classifier's output class stays open to the end: the search's last states are
+        # its PE (the output adapter's and FIFO's costs are in its options)
+        self.last[self.of[-1][1]] = len(layers)
+
+    def groups(self, k: int) -> list[int]:
+        return divisors(self.channels[k])
+
+
 @dataclass
 class _Chain:
-    """The candidates of every layer, by (input G, output G)."""
+    """The candidates of every layer, by (input G, output G), and the stream classes they
+    read and write (a chain: class j is the stream into layer j, the last the classifier's
+    PE)."""
 
     design: Design
     twin: str
-    groups: list[list[int]]                      # candidate G of stream i (i = n: classifier PE)
+    classes: _Classes
     options: list[dict[tuple[int, int], list[_Option]]] = field(default_factory=list)
 
     def bounds(self) -> list[float]:
@@ -205,26 +284,51 @@ class _Chain:
                        for o in opts})
 
     def solve(self, bound: float) -> tuple[tuple[int, float], list[_Option]] | None:
-        """The least (LUT, cycles) folding whose every stage is within ``bound``."""
+        """The least (LUT, cycles) folding whose every stage is within ``bound``: a dynamic
+        program over the layers in order, its state the G of every open class."""
         bound = bound * (1 + TOLERANCE)  # a bound from clock / F is not exact in floating point
-        best: dict[int, tuple[tuple[int, float], list[_Option]]] = {
-            g: ((0, 0.0), []) for g in self.groups[0]}
-        for table in self.options:
-            nxt: dict[int, tuple[tuple[int, float], list[_Option]]] = {}
+        classes = self.classes
+        first = classes.of[0][0]
+        frontier = [first]                              # the open classes, in a fixed order
+        # state (G of each open class) -> ((LUT, cycles), the options so far, newest first)
+        best: dict[tuple[int, ...], tuple[tuple[int, float], Any]] = {
+            (g,): ((0, 0.0), None) for g in classes.groups(first)}
+        for j, table in enumerate(self.options):
+            c_in, c_out = classes.of[j]
+            pos_in = frontier.index(c_in)
+            pos_out = frontier.index(c_out) if c_out in frontier else None
+            after = [c for c in frontier + ([] if pos_out is not None else [c_out])
+                     if classes.last[c] > j]
+            # the states by the G they give this layer's classes (an open output class: set)
+            by_groups: dict[tuple[int, int | None], list[tuple[int, ...]]] = {}
+            for state in best:
+                key = (state[pos_in], None if pos_out is None else state[pos_out])
+                by_groups.setdefault(key, []).append(state)
+            nxt: dict[tuple[int, ...], tuple[tuple[int, float], Any]] = {}
             for (g_in, g_out), opts in table.items():
-                if g_in not in best:
+                states = by_groups.get((g_in, None if pos_out is None else g_out))
+                if not states:
                     continue
                 choice = next((o for o in opts if o.cycles <= bound), None)
                 if choice is None:
                     continue
-                (lut, cyc), path = best[g_in]
-                cost = (lut + choice.cost[0], cyc + choice.cost[1])
-                if g_out not in nxt or cost < nxt[g_out][0]:
-                    nxt[g_out] = (cost, path + [choice])
-            best = nxt
+                for state in states:
+                    groups = dict(zip(frontier, state))
+                    groups[c_out] = g_out
+                    key = tuple(groups[c] for c in after)
+                    (lut, cyc), path = best[state]
+                    cost = (lut + choice.cost[0], cyc + choice.cost[1])
+                    if key not in nxt or cost < nxt[key][0]:
+                        nxt[key] = (cost, (choice, path))
+            best, frontier = nxt, after
             if not best:
                 return None
-        return min(best.values(), key=lambda entry: entry[0])
+        cost, path = min(best.values(), key=lambda entry: entry[0])
+        options = []
+        while path is not None:
+            options.append(path[0])
+            path = path[1]
+        return cost, options[::-1]
 
 
 def _options(design: Design, index: int, layer: HWLayer, g_ins: list[int], g_outs: list[int],
@@ -233,11 +337,12 @@ def _options(design: Design, index: int, layer: HWLayer, g_ins: list[int], g_out
     """The candidates of layer ``index`` by (input G, output G), cheapest first."""
     table: dict[tuple[int, int], list[_Option]] = {}
     last = index == len(design.layers) - 1
-    pool = isinstance(layer, PoolLayer)
+    pool = _passes_group(layer)     # a pool, fork or add: its G passes through
     for g_in in g_ins:
         for g_out in ([g_in] if pool else g_outs):
             opts = []
-            # a pool has no mode of its own: the SNN's are equal ("dense"), the QNN's is "qnn"
+            # a pool, fork or add has no mode of its own: the SNN's are equal ("dense"), the
+            # QNN's is "qnn"
             for mode in (("qnn",) if modes == ("qnn",) else ("dense",)) if pool else modes:
                 if pool:
                     folded, zero_skip = layer.folded(pe=g_in), None
@@ -265,7 +370,8 @@ def _options(design: Design, index: int, layer: HWLayer, g_ins: list[int], g_out
 
 def build_chain(design: Design, lanes: dict[str, np.ndarray] | None, twin: str = "snn",
                 modes: tuple[str, ...] | None = None) -> _Chain:
-    """Every layer's candidate foldings and their costs (the search's tables)."""
+    """Every layer's candidate foldings and their costs (the search's tables), for a chain or
+    a graph with residual blocks (the name is historical)."""
     if twin not in TWINS:
         raise PascalError(f"twin {twin!r}: expected one of {', '.join(TWINS)}")
     if twin == "qnn":
@@ -279,15 +385,15 @@ def build_chain(design: Design, lanes: dict[str, np.ndarray] | None, twin: str =
     if design.channels != layers[0].in_channels:
         raise PascalError(f"layer {layers[0].name}: {layers[0].in_channels} input channels, the "
                           f"design's input has {design.channels}")
-    groups = [divisors(layer.in_channels) for layer in layers]
-    groups.append(divisors(design.classifier.out_channels))
-    chain = _Chain(design, twin, groups)
+    classes = _Classes(design)
+    chain = _Chain(design, twin, classes)
     for index, layer in enumerate(layers):
         activity = None
         if _is_weighted(layer) and "zero_skip" in modes:
             activity = LayerActivity(layer, lanes.get(layer.name))
-        table = _options(design, index, layer, groups[index], groups[index + 1], modes,
-                         activity)
+        c_in, c_out = classes.of[index]
+        table = _options(design, index, layer, classes.groups(c_in), classes.groups(c_out),
+                         modes, activity)
         if not table:
             raise PascalError(f"layer {layer.name}: no folding keeps its words within "
                               f"{WORD_BITS_MAX} bits")
@@ -302,7 +408,7 @@ def _rows(chain: _Chain, path: list[_Option], budget_cycles: float | None,
     rows = []
     total = sum(o.lut + o.extra for o in path)
     for layer, option in zip(chain.design.layers, path):
-        if isinstance(layer, PoolLayer):
+        if _passes_group(layer):
             folding[layer.name] = {"pe": option.g_in, "simd": 1}
         else:
             folding[layer.name] = {"pe": option.g_out, "simd": option.g_in,
@@ -315,7 +421,7 @@ def _rows(chain: _Chain, path: list[_Option], budget_cycles: float | None,
         rows.append({
             "layer": layer.name, "op": layer.op_type, "pe": folding[layer.name]["pe"],
             "simd": folding[layer.name]["simd"], "zero_skip": option.zero_skip,
-            "mode": chain.twin if isinstance(layer, PoolLayer) else option.mode,
+            "mode": chain.twin if _passes_group(layer) else option.mode,
             "cycles": float(cycles),
             "stage_cycles": {k: float(v) for k, v in option.stages.items()},
             "worst_cycles": int(math.ceil(max(option.worst.values()))),
@@ -333,10 +439,11 @@ def search_folding(design: Design, lanes: dict[str, np.ndarray] | None = None,
                    clock_mhz: float = DEFAULT_CLOCK_MHZ, twin: str = "snn",
                    modes: tuple[str, ...] | None = None
                    ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """({layer: {"pe", "simd", "zero_skip"}} (pools: {"pe", "simd": 1}; the QNN twin's weighted
-    layers: zero_skip False), one row per layer: pe, simd, zero_skip, mode, cycles (its slowest
-    stage's mean busy cycles per image, the adapters' included for the first layer and the
-    classifier), stage_cycles, worst_cycles, fps, lut, budget_cycles, lut_budget, met).
+    """({layer: {"pe", "simd", "zero_skip"}} (pools, forks, adds: {"pe", "simd": 1}; the QNN
+    twin's weighted layers: zero_skip False), one row per layer in the design's order: pe, simd,
+    zero_skip, mode, cycles (its slowest stage's mean busy cycles per image, the adapters'
+    included for the first layer and the classifier), stage_cycles, worst_cycles, fps, lut,
+    budget_cycles, lut_budget, met).
 
     ``lanes``: {weighted layer name: (N, H, W, C) lane activity of sample images} (a zero-skip
     layer without a sample is costed at its worst case). ``target_fps``: least LUT with every

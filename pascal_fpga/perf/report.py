@@ -31,7 +31,7 @@ def refolded(design: Design, folding: dict[str, dict[str, Any]]) -> Design:
                            zero_skip=folding[layer.name].get("zero_skip"))
               for layer in design.layers]
     copy = Design(layers, design.channels, design.height, design.width, design.bits,
-                  design.output_depth)
+                  design.output_depth, design.input_tensor)
     copy.check_streams()
     return copy
 
@@ -47,8 +47,8 @@ def qnn_twin(design: Design, target_fps: float, clock: float) -> dict[str, Any]:
                                    twin="qnn")
     twin = refolded(design, folding)
     programs = twin.programs({}, 4, mode="qnn")
-    depths = size_fifos(programs)
-    timing = simulate(programs, depths)
+    depths = size_fifos(programs, edges=twin.edges())
+    timing = simulate(programs, depths, edges=twin.edges())
     interval = float(timing.interval[-1])
     resources = design_resources(twin, "qnn")
     lut = resources["total"]["LUT"]

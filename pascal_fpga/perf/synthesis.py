@@ -36,7 +36,8 @@ def worst_case_interval(design) -> int:
     schedule through the design's FIFOs): the interval no input exceeds."""
     from .timing import simulate
 
-    timing = simulate(design.programs({}, 3, mode="dense", backend="rtl"), design.fifo_depths())
+    timing = simulate(design.programs({}, 3, mode="dense", backend="rtl"), design.fifo_depths(),
+                      edges=design.edges())
     if timing.deadlock:
         raise PascalError(f"the cycle model reports a deadlock at {timing.deadlock}")
     return int(timing.finish[-1][-1] - timing.finish[-1][-2])
@@ -58,7 +59,7 @@ def mean_interval(design, build: dict[str, Any], count: int = 256) -> tuple[floa
         return None, "fewer than 2 test images"
     lanes = run_values(design, images)[3]
     programs = design.programs(design.activity_from_lanes(lanes), len(images), backend="rtl")
-    timing = simulate(programs, design.fifo_depths())
+    timing = simulate(programs, design.fifo_depths(), edges=design.edges())
     if timing.deadlock:
         raise PascalError(f"the cycle model reports a deadlock at {timing.deadlock}")
     return float(timing.interval.mean()), what

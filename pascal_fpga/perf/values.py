@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import PascalError
-from ..hw.layers import ClassifierLayer, ConvLayer, Design, PoolLayer
+from ..hw.layers import AddLayer, ClassifierLayer, ConvAccLayer, ConvLayer, Design, ForkLayer, \
+    PoolLayer
 
 CHUNK = 64  # images per step of the datapath (bounds the memory of the window arrays)
 
@@ -61,10 +62,15 @@ class _Packed:
 
     def __init__(self, layer):
         self.layer = layer
-        if isinstance(layer, PoolLayer):
+        if isinstance(layer, (PoolLayer, ForkLayer)):
+            return
+        if isinstance(layer, AddLayer):
+            self.table = _rows(layer, "thresholds")
+            self.shifts = (_rows(layer, "shift_main").astype(np.int64),
+                           _rows(layer, "shift_short").astype(np.int64))
             return
         self.weights, self.dtype = _weights(layer)
-        role = "bias" if isinstance(layer, ClassifierLayer) else "thresholds"
+        role = "bias" if isinstance(layer, (ClassifierLayer, ConvAccLayer)) else "thresholds"
         self.table = _rows(layer, role)
 
 
@@ -74,22 +80,44 @@ def run_values(design: Design, images: np.ndarray
     stream order, each weighted layer's input activity per channel (N, H, W, C)) for raw images
     (N, C, H, W), stage by stage and frame by frame."""
     packed = [_Packed(layer) for layer in design.layers]
-    parts = [_run_chunk(packed, images[i:i + CHUNK]) for i in range(0, len(images), CHUNK)]
+    parts = [_run_chunk(packed, images[i:i + CHUNK], design.input_tensor)
+             for i in range(0, len(images), CHUNK)]
     acc = np.concatenate([p[0] for p in parts])
     levels = {name: np.concatenate([p[1][name] for p in parts]) for name in parts[0][1]}
     lanes = {name: np.concatenate([p[2][name] for p in parts]) for name in parts[0][2]}
     return acc, acc.argmax(axis=1), levels, lanes
 
 
-def _run_chunk(packed: list[_Packed], images: np.ndarray):
+def _run_chunk(packed: list[_Packed], images: np.ndarray, input_tensor: str | None = None):
     n = len(images)
     # frames: (N, H, W, C, T) pixel-major, each channel's frames last; float32 holds every value
-    # and every partial sum exactly while the layer's accumulators stay below 2^24 (checked)
+    # and every partial sum exactly while the layer's accumulators stay below 2^24 (checked).
+    # Streams by tensor name (a residual block reads one stream twice, an add two streams);
+    # accumulator streams (a block's conv2 and projection) are int64 (N, H, W, C).
     frames = np.asarray(images).transpose(0, 2, 3, 1)[..., None].astype(np.float32)
+    streams: dict[str, np.ndarray] = {}
+    if input_tensor is not None:
+        streams[input_tensor] = frames
     levels: dict[str, np.ndarray] = {}
     lanes: dict[str, np.ndarray] = {}
     for item in packed:
         layer = item.layer
+        if input_tensor is not None:
+            frames = streams[layer.inputs[0]]
+        if isinstance(layer, ForkLayer):
+            for name in layer.outputs:
+                streams[name] = frames
+            continue
+        if isinstance(layer, AddLayer):
+            main = frames.astype(np.int64)
+            short = streams[layer.inputs[1]]
+            v = short.astype(np.int64) if layer.short_acc else \
+                np.rint(short.sum(axis=-1)).astype(np.int64)
+            total = (main << item.shifts[0]) + (v << item.shifts[1])
+            frames = (total[..., None] >= item.table).astype(np.float32)
+            levels[layer.name] = np.rint(frames.sum(axis=-1)).astype(np.int64).reshape(n, -1)
+            streams[layer.outputs[0]] = frames
+            continue
         if isinstance(layer, PoolLayer):
             k, stride = layer.kernel, layer.stride
             outs = []
@@ -115,6 +143,11 @@ def _run_chunk(packed: list[_Packed], images: np.ndarray):
                 for t in range(layer.t_in):
                     acc[:, 0] += flat[..., t] @ item.weights
             acc = np.rint(acc).astype(np.float64)
+            if isinstance(layer, ConvAccLayer):
+                acc = acc.astype(np.int64).reshape(n, layer.out_h, layer.out_w, -1)
+                levels[layer.name] = acc.reshape(n, -1)
+                streams[layer.outputs[0]] = acc
+                continue
             if isinstance(layer, ClassifierLayer):
                 acc = (acc[:, 0] + item.table).astype(np.int64)
                 levels[layer.name] = acc
@@ -122,4 +155,5 @@ def _run_chunk(packed: list[_Packed], images: np.ndarray):
             frames = _emit(acc, item.table).reshape(n, layer.out_h, layer.out_w,
                                                    layer.out_channels, -1)
         levels[layer.name] = np.rint(frames.sum(axis=-1)).astype(np.int64).reshape(n, -1)
+        streams[layer.outputs[0]] = frames
     raise PascalError("the design has no classifier")
