@@ -1,6 +1,7 @@
 """A residual network of a spec with random calibrated weights, through the whole chain.
 
     python scripts/resnet_random.py models/cifar10-resnet18.yaml OUT [--images 10] [--rtlsim N]
+        [--calibration-images 8] [--resume]
 
 For networks whose data set is not on this machine (CIFAR-10): the spec's network is built,
 its BatchNorm statistics and QCFS lambdas calibrated on random images (as ``train --epochs 0``
@@ -64,15 +65,21 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--rtlsim", type=int, default=0, help="images for the RTL simulation")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--calibration-images", type=int, default=8,
+                        help="images the FIFO sizing simulates (compile's option; default 8)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse OUT/run and OUT/model.onnx from an earlier call")
     args = parser.parse_args()
-    if args.out.exists():
-        sys.exit(f"{args.out}: exists (give a new folder)")
     run, model, build = args.out / "run", args.out / "model.onnx", args.out / "build"
+    if args.out.exists() and not (args.resume and model.is_file() and not build.exists()):
+        sys.exit(f"{args.out}: exists (give a new folder, or --resume one without a build)")
     start = time.time()
-    spec = make_run(args.spec, run, args.seed)
-    print(f"  calibrated run: {time.time() - start:.0f} s", flush=True)
-    cli("export", str(run), "--out", str(model))
-    cli("compile", str(model), "--out", str(build), "--no-intermediate")
+    if not model.is_file():
+        make_run(args.spec, run, args.seed)
+        print(f"  calibrated run: {time.time() - start:.0f} s", flush=True)
+        cli("export", str(run), "--out", str(model))
+    cli("compile", str(model), "--out", str(build), "--no-intermediate",
+        "--calibration-images", str(args.calibration_images))
     print(cli("verify", str(build), "--random", str(args.images), "--csim", "--run", str(run)))
     if args.rtlsim:
         print(cli("verify", str(build), "--random", str(args.rtlsim), "--rtlsim", "--no-snn"))
