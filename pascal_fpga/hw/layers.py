@@ -567,6 +567,15 @@ class AddLayer(HWLayer):
         self.thresholds = np.rint(model.get_initializer(node.input[2])).astype(np.int64)
         self.shift_main = np.rint(model.get_initializer(node.input[3])).astype(np.int64)
         self.shift_short = np.rint(model.get_initializer(node.input[4])).astype(np.int64)
+        channels = self.out_channels
+        if self.thresholds.shape != (channels, self.t_out) or \
+                self.shift_main.shape != (channels,) or self.shift_short.shape != (channels,):
+            raise PascalError(f"layer {self.name}: thresholds and shifts must be ({channels}, "
+                              f"{self.t_out}) and ({channels},) (not a valid spiking IR)")
+        for shifts in (self.shift_main, self.shift_short):
+            if shifts.min() < 0 or shifts.max() >= min(self.n_bits, 2 ** self.shift_bits):
+                raise PascalError(f"layer {self.name}: a shift outside 0..{self.n_bits - 1} or "
+                                  f"wider than {self.shift_bits} bits (not a valid spiking IR)")
 
     @property
     def in_group(self) -> int:
