@@ -13,7 +13,7 @@ def ir_to_integer_network(model, name: str = "ir"):
     :class:`ShiftBlock` in integer form (its float views, unused by integer mode, are zero)."""
     from qonnx.custom_op.registry import getCustomOp
 
-    from ..snn.convert import IntegerNetwork, IntLayer, ShiftBlock
+    from ..snn.convert import IntegerNetwork, IntLayer
 
     layers = []
     input_bits = 8
