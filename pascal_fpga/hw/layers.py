@@ -262,7 +262,17 @@ def _fold_rows(table: np.ndarray, pe: int) -> np.ndarray:
 class _Weighted(HWLayer):
     """A feeder and a matrix-vector unit; weights [NF*SF][PE][SIMD]."""
 
-    emitter = "threshold"
+    emitter = "threshold"   # or "classifier" / "accumulator": PE accumulators per word
+
+    @property
+    def out_frames(self) -> int:
+        return self.t_out if self.emitter == "threshold" else 1
+
+    @property
+    def out_word_bits(self) -> int:
+        if self.emitter == "threshold":
+            return super().out_word_bits
+        return self.pe * self.acc_bits
 
     def __init__(self, node, model, attrs=None):
         super().__init__(node, model, attrs)
@@ -478,14 +488,6 @@ class ClassifierLayer(DenseLayer):
     ops = ("SpikingClassifier",)
     emitter = "classifier"
 
-    @property
-    def out_frames(self) -> int:
-        return 1
-
-    @property
-    def out_word_bits(self) -> int:
-        return self.pe * self.acc_bits
-
 
 class ConvAccLayer(ConvLayer):
     """SpikingConvAcc (a residual block's conv2 or 1x1 projection): sliding-window generator +
@@ -493,14 +495,6 @@ class ConvAccLayer(ConvLayer):
 
     ops = ("SpikingConvAcc",)
     emitter = "accumulator"
-
-    @property
-    def out_frames(self) -> int:
-        return 1
-
-    @property
-    def out_word_bits(self) -> int:
-        return self.pe * self.acc_bits
 
 
 class ForkLayer(HWLayer):
