@@ -33,6 +33,25 @@ def _debug_option() -> argparse.ArgumentParser:
     return parent
 
 
+def _device_option(parser) -> None:
+    parser.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
+                        help="where the network runs: auto (CUDA when present, the default), cpu "
+                             "or cuda")
+
+
+def _augment_options(parser) -> None:
+    # default None: train --resume keeps the run's own (TRAIN_DEFAULTS for a new run)
+    parser.add_argument("--augment", metavar="{auto,none,flip,crop-flip}",
+                        help="training augmentation: auto (crop-flip for cifar10, none otherwise; "
+                             "the default), none, flip (horizontal), crop-flip (random crop of the "
+                             "image padded by --crop-pad zeros, and flips)")
+    parser.add_argument("--crop-pad", type=int, help="crop-flip's padding per side (default 4)")
+    parser.add_argument("--amp", action="store_true",
+                        help="mixed precision (bfloat16 autocast) in the training steps only; "
+                             "evaluation and conversion stay float32/float64. Fast on GPUs, "
+                             "usually slower on CPUs")
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", parents=[_debug_option()],
                        help="train a QCFS network from a spec")
@@ -48,7 +67,10 @@ def _add_train(sub) -> None:
     p.add_argument("--float", dest="float_net", action="store_true",
                    help="train the float ReLU twin instead (a baseline)")
     p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    _device_option(p)
+    _augment_options(p)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (also with another process count or device)")
     p.add_argument("--force", action="store_true",
                    help="replace the run already in --out (only a pascal-fpga run is replaced)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -59,6 +81,7 @@ def _add_eval(sub) -> None:
     p.add_argument("run_dir")
     p.add_argument("--dataset", help="default: the run's own data set")
     p.add_argument("--data-dir")
+    _device_option(p)
     p.add_argument("--json", action="store_true")
 
 
@@ -70,6 +93,9 @@ def _add_snn(sub) -> None:
     p.add_argument("--data-dir")
     p.add_argument("--samples", type=int, help="first N test images (default: all)")
     p.add_argument("--no-float", action="store_true", help="skip the float-mode simulation")
+    p.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
+                   help="where the Brevitas network runs (default auto: CUDA when present); the "
+                        "integer network and the SNNs always run on the CPU, in float64")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -86,6 +112,8 @@ def _add_adapt(sub) -> None:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--calibration", type=int, default=2000,
                    help="training images for the metric (default 2000)")
+    _device_option(p)
+    _augment_options(p)
     p.add_argument("--json", action="store_true")
 
 
@@ -235,7 +263,28 @@ def _distributed_env() -> tuple[int, int]:
     return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
 
 
-TRAIN_DEFAULTS = {"batch_size": 128, "lr": 2e-3, "weight_decay": 0.0, "seed": 0}
+TRAIN_DEFAULTS = {"batch_size": 128, "lr": 2e-3, "weight_decay": 0.0, "seed": 0,
+                  "augment": "auto", "crop_pad": 4}
+
+
+def _device(name: str, world_size: int = 1):
+    """The torch device of --device; under torchrun on GPUs, this process's GPU (LOCAL_RANK)."""
+    import torch
+
+    from .train.trainer import resolve_device
+
+    if world_size > 1 and name != "cpu" and torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    device = resolve_device(name)
+    return device
+
+
+def _check_amp(amp: bool, device) -> None:
+    import torch
+
+    if amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise PascalError(f"--amp: {torch.cuda.get_device_name(device)} has no bfloat16 support; "
+                          f"train without --amp")
 
 
 def _training_settings(args) -> None:
@@ -265,7 +314,7 @@ def _training_settings(args) -> None:
 def cmd_train(args) -> int:
     from .staging import artefact_kind, check_output, remove_artefact
     from .train import TrainConfig, train
-    from .train.trainer import check_training_args
+    from .train.trainer import check_augment, check_training_args
 
     world_size, rank = _distributed_env()
     _training_settings(args)
@@ -277,19 +326,22 @@ def cmd_train(args) -> int:
     out = check_output(args.out, "run", force=args.force, existing_ok=args.resume,
                        inputs=[args.data_dir] if args.resume else [args.spec, args.data_dir])
     check_training_args(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed)
+    check_augment(args.augment, args.crop_pad)
+    device = _device(args.device, world_size)
+    _check_amp(args.amp, device)
     if args.force and rank == 0:  # before the processes meet: the others never see the old run
         remove_artefact(out, "run")
     config = TrainConfig(spec=args.spec, dataset=args.dataset, data_dir=args.data_dir,
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed, out=args.out,
                          resume=args.resume, quantized=not args.float_net,
-                         world_size=world_size, rank=rank)
+                         world_size=world_size, rank=rank, device=str(device), amp=args.amp,
+                         augment=args.augment, crop_pad=args.crop_pad)
     if world_size > 1:
         import torch.distributed as dist
 
-        # training runs on the CPU (no --device yet: issue 13), so gloo even where CUDA exists:
-        # nccl cannot reduce CPU tensors
-        dist.init_process_group("gloo")
+        # nccl reduces GPU tensors only, gloo CPU tensors
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         metrics = train(config, progress=sys.stderr.isatty())
     finally:
@@ -312,7 +364,8 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .train import evaluate_run
 
-    result = evaluate_run(args.run_dir, args.dataset, args.data_dir)
+    result = evaluate_run(args.run_dir, args.dataset, args.data_dir,
+                          device=str(_device(args.device)))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -327,7 +380,8 @@ def cmd_snn(args) -> int:
 
     check_output(Path(args.run_dir) / "snn", "snn-report", force=True, option="report folder")
     report = snn_report(args.run_dir, args.dataset, args.data_dir, args.samples,
-                        float_mode=not args.no_float, progress=sys.stderr.isatty())
+                        float_mode=not args.no_float, progress=sys.stderr.isatty(),
+                        device=str(_device(args.device)))
     folder = write_report(Path(args.run_dir), report)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -386,11 +440,18 @@ def _candidates(text: str) -> tuple[int, ...]:
 def cmd_adapt(args) -> int:
     from .snn.adapt import adapt_run
     from .staging import check_output
+    from .train.trainer import check_augment
 
+    augment = args.augment if args.augment is not None else TRAIN_DEFAULTS["augment"]
+    crop_pad = args.crop_pad if args.crop_pad is not None else TRAIN_DEFAULTS["crop_pad"]
+    check_augment(augment, crop_pad)
     check_output(args.out, "run", force=args.force, inputs=[args.run_dir])
+    device = _device(args.device)
+    _check_amp(args.amp, device)
     report = adapt_run(args.run_dir, args.out, epochs=args.epochs, budget=args.budget,
                        candidates=_candidates(args.candidates), calibration_images=args.calibration,
-                       lr=args.lr, progress=sys.stderr.isatty(), replace=args.force)
+                       lr=args.lr, progress=sys.stderr.isatty(), replace=args.force,
+                       device=str(device), amp=args.amp, augment=augment, crop_pad=crop_pad)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

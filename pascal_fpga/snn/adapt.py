@@ -68,11 +68,12 @@ def layer_outputs(net: QCFSNet, pixels: Tensor, batch_size: int = 500) -> list[n
     acts = net.qcfs_activations()
     collected: list[list[np.ndarray]] = [[] for _ in acts]
     hooks = [act.register_forward_hook(
-        lambda _m, _i, out, slot=slot: slot.append(out.value.detach().flatten().numpy().copy()))
+        lambda _m, _i, out, slot=slot: slot.append(out.value.detach().flatten().cpu().numpy().copy()))
         for act, slot in zip(acts, collected)]
+    device = next(net.parameters()).device
     try:
         for start in range(0, len(pixels), batch_size):
-            net(pixels[start:start + batch_size])
+            net(pixels[start:start + batch_size].to(device))
     finally:
         for hook in hooks:
             hook.remove()
@@ -145,19 +146,26 @@ def check_adapt_args(epochs: int, budget: float, candidates: tuple[int, ...],
 def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
               budget: float = DEFAULT_BUDGET, candidates: tuple[int, ...] = CANDIDATES,
               calibration_images: int = 2000, lr: float = 5e-4, batch_size: int = 128,
-              seed: int = 0, progress: bool = False, replace: bool = False) -> dict[str, Any]:
+              seed: int = 0, progress: bool = False, replace: bool = False,
+              device: str = "cpu", amp: bool = False, augment: str = "auto",
+              crop_pad: int = 4) -> dict[str, Any]:
     """Phase two of AL training: metrics on the trained run, L per layer, fine-tuning.
 
     Writes a new run directory ``out`` (the adapted spec, checkpoint, metrics) plus adapt.json;
-    an earlier run in ``out`` is replaced only with ``replace`` (``--force``).
+    an earlier run in ``out`` is replaced only with ``replace`` (``--force``). ``device`` (cpu,
+    cuda, cuda:N) runs the metrics, evaluations and fine-tuning there; ``amp``, ``augment`` and
+    ``crop_pad`` are the fine-tuning's (see ``TrainConfig``).
     """
-    from ..train.trainer import (TrainConfig, check_batch_fits, check_training_args, evaluate,
-                                 images_to_tensor, load_run, run_dataset, train)
+    from ..train.trainer import (TrainConfig, check_augment, check_batch_fits,
+                                 check_training_args, evaluate, images_to_tensor, load_run,
+                                 run_dataset, train)
 
     check_adapt_args(epochs, budget, candidates, calibration_images, lr)
     check_training_args(epochs, batch_size, lr, seed=seed)
+    check_augment(augment, crop_pad)
     run_dir, out = Path(run_dir), Path(out)
     spec, net, metrics = load_run(run_dir)
+    net.to(device)
     if (out / "checkpoint.pt").exists() and not replace:
         raise PascalError(f"{out}: already holds a run; pass --force to replace it, or choose "
                           f"another --out")
@@ -177,11 +185,14 @@ def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
         adapted.dump(staging / "spec.yaml")
         switched = QCFSNet(adapted)
         switched.load_state_dict(net.state_dict())
+        switched.to(device)
         accuracy_switched, _ = evaluate(switched, test_x, test_y)
         result = train(TrainConfig(spec=str(staging / "spec.yaml"), dataset=data.name,
                                    data_dir=metrics.get("data_dir"), out=str(staging),
                                    epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                                   init_from=str(run_dir / "checkpoint.pt")), progress=progress)
+                                   init_from=str(run_dir / "checkpoint.pt"), device=str(device),
+                                   amp=amp, augment=augment, crop_pad=crop_pad),
+                       progress=progress)
         report = {
             "source_run": str(run_dir),
             "budget": budget, "candidates": list(candidates),

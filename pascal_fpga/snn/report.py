@@ -42,9 +42,11 @@ def _distance_to_boundary(z: Tensor, step: float, levels: int) -> Tensor:
 def _brevitas_levels(net, pixels: Tensor) -> tuple[Tensor, list[Tensor]]:
     acts = net.qcfs_activations()
     outs: list[Tensor] = []
-    hooks = [a.register_forward_hook(lambda _m, _i, o: outs.append(o.int().long())) for a in acts]
+    hooks = [a.register_forward_hook(lambda _m, _i, o: outs.append(o.int().long().cpu()))
+             for a in acts]
+    device = next(net.parameters()).device
     try:
-        logits = net(pixels)
+        logits = net(pixels.to(device)).cpu()
     finally:
         for hook in hooks:
             hook.remove()
@@ -54,8 +56,12 @@ def _brevitas_levels(net, pixels: Tensor) -> tuple[Tensor, list[Tensor]]:
 def snn_report(run_dir: str | Path, dataset: str | None = None, data_dir: str | None = None,
                samples: int | None = None, batch_size: int = 250,
                timesteps: tuple[int, ...] = BASELINE_TIMESTEPS, float_mode: bool = True,
-               progress: bool = False) -> dict[str, Any]:
-    """Compute the report of ``pascal-fpga snn`` (see the module docstring)."""
+               progress: bool = False, device: str = "cpu") -> dict[str, Any]:
+    """Compute the report of ``pascal-fpga snn`` (see the module docstring).
+
+    The Brevitas network runs on ``device``; the conversion, the integer network and the SNNs
+    run on the CPU in float64 whatever the device (exact integers: the same on every machine).
+    """
     spec, net, metrics = load_run(run_dir)
     data = run_dataset(run_dir, spec, metrics, dataset, data_dir)
     count = len(data.test_images) if samples is None else min(samples, len(data.test_images))
@@ -64,6 +70,7 @@ def snn_report(run_dir: str | Path, dataset: str | None = None, data_dir: str | 
     images = images_to_tensor(data.test_images[:count])
     labels = torch.from_numpy(data.test_labels[:count])
     inet = convert(net)
+    net.to(device)
     hidden = inet.hidden()
 
     correct = {"ann": 0, "integer_ann": 0, "snn": 0, "float_snn": 0}

@@ -37,6 +37,11 @@ CALIBRATION_BATCHES = 4
 EVAL_BATCH = 500
 MAX_EPOCHS = 100_000
 MAX_SEED = 2 ** 32 - 1
+DEVICES = ("auto", "cpu", "cuda")
+#: auto: crop-flip (pad 4) for CIFAR-10, none for the others; flip: horizontal flips;
+#: crop-flip: a random crop of the image padded by --crop-pad zeros on each side, and flips.
+AUGMENTATIONS = ("auto", "none", "flip", "crop-flip")
+MAX_CROP_PAD = 16
 
 
 @dataclass
@@ -57,6 +62,10 @@ class TrainConfig:
     init_from: str | None = None   # start from this checkpoint's weights (fine-tuning), no calibration
     world_size: int = 1            # processes (torchrun sets WORLD_SIZE; read at the CLI)
     rank: int = 0
+    device: str = "cpu"            # where the model and the data live: cpu, cuda, cuda:N
+    amp: bool = False              # bfloat16 autocast in training steps (evaluation: float32)
+    augment: str = "auto"          # one of AUGMENTATIONS
+    crop_pad: int = 4              # zero padding of crop-flip, pixels per side
 
 
 def images_to_tensor(images: np.ndarray) -> Tensor:
@@ -64,20 +73,67 @@ def images_to_tensor(images: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).float()
 
 
-def _augment(batch: Tensor, dataset: str, generator: torch.Generator) -> Tensor:
-    """Random crop (pad 4) and horizontal flip for CIFAR-10; other sets are used as they are."""
-    if dataset != "cifar10":
-        return batch
-    n, _, h, w = batch.shape
-    padded = F.pad(batch, (4, 4, 4, 4))
-    dy = torch.randint(0, 9, (n,), generator=generator)
-    dx = torch.randint(0, 9, (n,), generator=generator)
-    flip = torch.rand(n, generator=generator) < 0.5
-    out = torch.empty_like(batch)
-    for i in range(n):
-        crop = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
-        out[i] = crop.flip(-1) if flip[i] else crop
-    return out
+def resolve_device(name: str) -> torch.device:
+    """--device: ``auto`` is CUDA when present, else the CPU; ``cuda`` without CUDA is an error.
+
+    Under torchrun on GPUs each process has set its own device (LOCAL_RANK) before this.
+    """
+    if name not in DEVICES:
+        raise PascalError(f"--device must be one of {', '.join(DEVICES)}, got {name!r}")
+    if name == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    if name == "cuda":
+        why = ("this torch is a CPU-only build" if torch.version.cuda is None
+               else "no GPU is visible (check CUDA_VISIBLE_DEVICES and the driver)")
+        raise PascalError(f"--device cuda: no CUDA device available: {why} (torch "
+                          f"{torch.__version__}); use --device cpu or --device auto")
+    return torch.device("cpu")
+
+
+def check_augment(augment: str, crop_pad: int) -> None:
+    if augment not in AUGMENTATIONS:
+        raise PascalError(f"--augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
+    if crop_pad < 0 or crop_pad > MAX_CROP_PAD:
+        raise PascalError(f"--crop-pad must be 0..{MAX_CROP_PAD}, got {crop_pad}")
+
+
+def augmentation(config: "TrainConfig", dataset: str) -> tuple[bool, int]:
+    """(flip, crop pad) of a run: ``auto`` is crop-flip with pad 4 on CIFAR-10, none elsewhere."""
+    mode = config.augment
+    if mode == "auto":
+        mode = "crop-flip" if dataset == "cifar10" else "none"
+        pad = 4
+    else:
+        pad = config.crop_pad
+    return mode in ("flip", "crop-flip"), pad if mode == "crop-flip" else 0
+
+
+def augment_draws(count: int, pad: int, generator: torch.Generator
+                  ) -> tuple[Tensor, Tensor, Tensor]:
+    """(dy, dx, flip) for ``count`` images: crop offsets 0..2 pad and a coin per image."""
+    dy = torch.randint(0, 2 * pad + 1, (count,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (count,), generator=generator)
+    flip = torch.rand(count, generator=generator) < 0.5
+    return dy, dx, flip
+
+
+def augment_batch(batch: Tensor, pad: int, flip_allowed: bool, dy: Tensor, dx: Tensor,
+                  flip: Tensor) -> Tensor:
+    """Crop each image of ``batch`` (N, C, H, W) at (dy, dx) from its zero-padded copy and mirror
+    it where ``flip``; one gather, on the batch's device."""
+    n, c, h, w = batch.shape
+    device = batch.device
+    padded = F.pad(batch, (pad, pad, pad, pad)) if pad else batch
+    dy, dx, flip = dy.to(device), dx.to(device), flip.to(device)
+    rows = dy[:, None] + torch.arange(h, device=device)
+    cols = dx[:, None] + torch.arange(w, device=device)
+    if flip_allowed:
+        cols = torch.where(flip[:, None], cols.flip(1), cols)
+    return padded[torch.arange(n, device=device)[:, None, None, None],
+                  torch.arange(c, device=device)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
 
 
 @torch.no_grad()
@@ -86,12 +142,13 @@ def evaluate(net: nn.Module, images: Tensor, labels: Tensor, batch_size: int = E
     """(accuracy, mean cross-entropy) of ``net`` in eval mode."""
     was_training = net.training
     net.eval()
+    device = next(net.parameters()).device
     correct, loss = 0, 0.0
     for start in range(0, len(images), batch_size):
-        logits = net(images[start:start + batch_size])
-        target = labels[start:start + batch_size]
+        logits = net(images[start:start + batch_size].to(device).float())
+        target = labels[start:start + batch_size].to(device)
         correct += int((logits.argmax(1) == target).sum())
-        loss += float(F.cross_entropy(logits, target, reduction="sum"))
+        loss += float(F.cross_entropy(logits.float(), target, reduction="sum"))
     net.train(was_training)
     return correct / len(images), loss / len(images)
 
@@ -261,17 +318,59 @@ def _check_resume(config: TrainConfig, state: dict[str, Any], spec: ModelSpec,
                           f"{epoch}, got {config.epochs}")
 
 
+def _to_cpu(value: Any) -> Any:
+    """A state (dicts, lists, tensors) with every tensor on the CPU: checkpoints load anywhere."""
+    if isinstance(value, Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def _checkpoint_state(spec: ModelSpec, net: nn.Module, optimizer: torch.optim.Optimizer,
+                      epoch: int, history: list, train_seconds: float,
+                      config: TrainConfig) -> dict[str, Any]:
+    return {"spec": spec.to_dict(), "model": _to_cpu(net.state_dict()),
+            "optimizer": _to_cpu(optimizer.state_dict()), "epoch": epoch, "history": history,
+            "train_seconds": train_seconds, "config": dataclasses.asdict(config),
+            "quantized": config.quantized}
+
+
+def epoch_batches(n: int, config: TrainConfig, epoch: int) -> Tensor:
+    """This process's training images of one epoch, in order: (steps, batch / processes).
+
+    A DistributedSampler (seeded per run, reshuffled per epoch) gives this process every W-th
+    image of one permutation of the training set; the images of global step k on all processes
+    together are positions k*B .. k*B+B-1 of that permutation, whatever the process count W.
+    So a run's batches do not depend on W, and --resume may change it.
+    """
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(range(n), num_replicas=config.world_size, rank=config.rank,
+                                 shuffle=True, seed=config.seed * 100_003, drop_last=True)
+    sampler.set_epoch(epoch)
+    steps = n // config.batch_size
+    local = config.batch_size // config.world_size
+    return torch.tensor(list(sampler), dtype=torch.long)[:steps * local].view(steps, local)
+
+
 def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or calibrate, with epochs = 0) and write the run directory; returns the metrics.
 
-    Deterministic for a given seed on one machine: the shuffling of each epoch comes from a
-    generator seeded with (seed, epoch), so a resumed run repeats an uninterrupted one exactly.
+    Deterministic for a given seed on one machine and device: the shuffling and the augmentation
+    of each epoch come from generators seeded with (seed, epoch), so a resumed run repeats an
+    uninterrupted one exactly. Several processes (torchrun) split every batch; they see the same
+    batches as one process (see ``epoch_batches``).
     """
     check_training_args(config.epochs, config.batch_size, config.lr, config.weight_decay,
                         config.seed)
-    if config.batch_size < config.world_size:
-        raise PascalError(f"--batch-size {config.batch_size} is smaller than the "
-                          f"{config.world_size} processes")
+    check_augment(config.augment, config.crop_pad)
+    if config.batch_size % config.world_size:
+        raise PascalError(f"--batch-size {config.batch_size} is not a multiple of the "
+                          f"{config.world_size} processes (each takes an equal share of a batch)")
+    device = torch.device(config.device)
     out = Path(config.out)
     ckpt_path = out / "checkpoint.pt"
     if config.resume:
@@ -287,10 +386,15 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     data = load_dataset(config.dataset, config.data_dir)
     check_dataset_fits(spec, data)
     check_batch_fits(config.batch_size, data)
+    flip_allowed, crop_pad = augmentation(config, data.name)
+    augmenting = flip_allowed or crop_pad > 0
 
     torch.manual_seed(config.seed)
     net = QCFSNet(spec, quantized=config.quantized)
-    train_x, train_y = images_to_tensor(data.train_images), torch.from_numpy(data.train_labels)
+    # The whole data set lives on the device, in its pixel type (uint8: 47 MB for
+    # Fashion-MNIST's training set); batches are gathered and made float32 there.
+    train_x = torch.from_numpy(np.ascontiguousarray(data.train_images)).to(device)
+    train_y = torch.from_numpy(data.train_labels).long().to(device)
     test_x, test_y = images_to_tensor(data.test_images), torch.from_numpy(data.test_labels)
     steps_per_epoch = len(train_x) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
@@ -304,6 +408,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             raise PascalError(f"{ckpt_path}: its weights do not fit its spec") from exc
         # After load_state_dict: Brevitas' scaling modules replace their lambda Parameter objects
         # when loading, so an optimizer made before would update stale copies.
+        net.to(device)
         optimizer = _optimizer(net, config)
         try:
             optimizer.load_state_dict(state.get("optimizer"))
@@ -317,14 +422,17 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             net.load_state_dict(init["model"])
         except RuntimeError as exc:
             raise PascalError(f"{config.init_from}: its weights do not fit {spec.source}") from exc
+        net.to(device)
         optimizer = _optimizer(net, config)
     else:
+        net.to(device)
         gen = torch.Generator().manual_seed(config.seed)
         idx = torch.randperm(len(train_x), generator=gen)[:CALIBRATION_BATCHES * config.batch_size]
-        batches = list(torch.split(train_x[idx], config.batch_size))
+        batches = list(torch.split(train_x[idx.to(device)].float(), config.batch_size))
         calibrate(net, batches)
         optimizer = _optimizer(net, config)
 
+    seconds_before = train_seconds
     is_main = config.rank == 0
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -332,9 +440,15 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         spec.dump(out / "spec.yaml")
     model: nn.Module = net
     if config.world_size > 1:
-        model = nn.parallel.DistributedDataParallel(net)
+        if device.type == "cuda":
+            # BatchNorm statistics over the whole global batch, as in one process
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+        else:
+            # gloo on CPUs, where SyncBatchNorm does not run: our GlobalBatchNorm does its job
+            from .syncbn import convert_global_batchnorm
+            model = nn.parallel.DistributedDataParallel(convert_global_batchnorm(net))
 
-    local_batch = config.batch_size // config.world_size
     bar = None
     if progress and is_main and config.epochs > start_epoch:
         from tqdm import tqdm
@@ -342,44 +456,53 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
                    desc=f"train {spec.name}")
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        perm = torch.randperm(len(train_x), generator=gen)[:steps_per_epoch * config.batch_size]
+        order = epoch_batches(len(train_x), config, epoch).to(device)
+        # augmentation draws for whole global batches, the same on every process: an image's
+        # crop and flip follow its place in the batch, not the process that trains it
+        aug_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 2 ** 40)
         model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
         for step in range(steps_per_epoch):
-            batch_idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
-            batch_idx = batch_idx[config.rank * local_batch:(config.rank + 1) * local_batch]
-            images = _augment(train_x[batch_idx], data.name, gen)
+            batch_idx = order[step]
+            images = train_x[batch_idx].float()
+            if augmenting:
+                dy, dx, flip = augment_draws(config.batch_size, crop_pad, aug_gen)
+                share = slice(config.rank, None, config.world_size)
+                images = augment_batch(images, crop_pad, flip_allowed, dy[share], dx[share],
+                                       flip[share])
             labels = train_y[batch_idx]
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(epoch * steps_per_epoch + step, total_steps, config.lr)
-            logits = model(images)
-            loss = F.cross_entropy(logits, labels)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+                logits = model(images)
+                loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             with torch.no_grad():
                 for act in net.qcfs_activations() + net.add_quantizers():
                     lambda_parameter(act).clamp_(min=1e-3)
-            loss_sum += float(loss.detach()) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
+                loss_sum += loss.detach().double() * len(labels)
+                correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}")
+                if step % 20 == 0 or step == steps_per_epoch - 1:
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss_sum) / seen:.3f}")
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         train_seconds += time.perf_counter() - started
         if config.world_size > 1:
             torch.distributed.barrier()
         if is_main:
             test_acc, test_loss = evaluate(net, test_x, test_y)
-            history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
-                            "train_accuracy": correct / max(seen, 1), "test_loss": test_loss,
+            history.append({"epoch": epoch + 1, "train_loss": float(loss_sum) / max(seen, 1),
+                            "train_accuracy": int(correct) / max(seen, 1), "test_loss": test_loss,
                             "test_accuracy": test_acc})
-            save_checkpoint(ckpt_path, {
-                "spec": spec.to_dict(), "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history,
-                "train_seconds": train_seconds, "config": dataclasses.asdict(config),
-                "quantized": config.quantized})
+            save_checkpoint(ckpt_path, _checkpoint_state(spec, net, optimizer, epoch + 1, history,
+                                                         train_seconds, config))
         if config.world_size > 1:
             torch.distributed.barrier()
     if bar is not None:
@@ -389,11 +512,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
     test_acc, test_loss = evaluate(net, test_x, test_y)
     if not ckpt_path.exists():  # epochs = 0: the calibrated, untrained network
-        save_checkpoint(ckpt_path, {
-            "spec": spec.to_dict(), "model": net.state_dict(),
-            "optimizer": optimizer.state_dict(), "epoch": 0, "history": history,
-            "train_seconds": train_seconds, "config": dataclasses.asdict(config),
-            "quantized": config.quantized})
+        save_checkpoint(ckpt_path, _checkpoint_state(spec, net, optimizer, 0, history,
+                                                     train_seconds, config))
+    trained_images = (config.epochs - start_epoch) * steps_per_epoch * config.batch_size
+    session_seconds = train_seconds - seconds_before
     metrics = {
         "name": spec.name,
         "dataset": data.name,
@@ -405,6 +527,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         "train_seconds": round(train_seconds, 3),
         "train_images": len(train_x),
         "test_images": len(test_x),
+        "device": str(device),
+        "processes": config.world_size,
+        # training images per second of this invocation (all processes together)
+        "train_images_per_second": (round(trained_images / session_seconds, 1)
+                                    if trained_images and session_seconds > 0 else None),
         "levels": layer_levels(spec),
         "mean_levels": (sum(layer.levels for layer in spec.qcfs_layers())
                         / max(len(spec.qcfs_layers()), 1)),
@@ -467,9 +594,11 @@ def run_dataset(run_dir: str | Path, spec: ModelSpec, metrics: dict[str, Any],
 
 
 def evaluate_run(run_dir: str | Path, dataset: str | None = None,
-                 data_dir: str | None = None) -> dict[str, Any]:
-    """Test accuracy of a trained run on its data set (or another one of the same shape)."""
+                 data_dir: str | None = None, device: str = "cpu") -> dict[str, Any]:
+    """Test accuracy of a trained run on its data set (or another one of the same shape), with
+    the network on ``device``."""
     spec, net, metrics = load_run(run_dir)
+    net.to(device)
     data = run_dataset(run_dir, spec, metrics, dataset, data_dir)
     acc, loss = evaluate(net, images_to_tensor(data.test_images), torch.from_numpy(data.test_labels))
     return {"run": str(run_dir), "name": spec.name, "dataset": data.name,
