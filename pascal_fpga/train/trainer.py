@@ -410,6 +410,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         # when loading, so an optimizer made before would update stale copies.
         net.to(device)
         optimizer = _optimizer(net, config)
+        if state.get("optimizer") is None:
+            raise PascalError(f"{ckpt_path}: has no optimizer state (a model-zoo checkpoint): it "
+                              f"can be evaluated, converted, exported and adapted, but not "
+                              f"resumed (its commands are in models/zoo/zoo.json)")
         try:
             optimizer.load_state_dict(state.get("optimizer"))
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:

@@ -1,0 +1,91 @@
+"""The model zoo (models/zoo/): checksums, conversion with 0 SNN/ANN differences, the commands.
+
+Each entry is a run directory that eval, snn and export accept as it is; zoo.json records the
+commands that produced it, its accuracies and the SHA-256 of its files (scripts/zoo.py).
+"""
+
+import hashlib
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+import torch
+
+from pascal_fpga.cli import main as cli_main
+from pascal_fpga.errors import PascalError
+from pascal_fpga.snn.convert import convert
+from pascal_fpga.snn.report import snn_report
+from pascal_fpga.train.trainer import images_to_tensor, load_run, run_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+ZOO = REPO / "models" / "zoo"
+MANIFEST = json.loads((ZOO / "zoo.json").read_text())["models"]
+NAMES = [entry["name"] for entry in MANIFEST]
+SNN_SAMPLES = 100
+REPRODUCE_POINTS = 0.2  # README: a zoo command reproduces its model within 0.2 points
+
+
+def _entry(name):
+    return next(entry for entry in MANIFEST if entry["name"] == name)
+
+
+def test_every_zoo_folder_is_in_the_manifest_with_its_checksums():
+    folders = sorted(p.name for p in ZOO.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert folders == sorted(NAMES)
+    for entry in MANIFEST:
+        for file, digest in entry["files"].items():
+            assert hashlib.sha256((ZOO / entry["name"] / file).read_bytes()).hexdigest() == digest, \
+                f"{entry['name']}/{file}"
+        assert {"spec.yaml", "checkpoint.pt", "metrics.json"} <= set(entry["files"])
+        assert entry["bytes"] < 4 * 2 ** 20  # small files: no optimizer state
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_zoo_model_converts_with_no_difference(name, tmp_path):
+    entry = _entry(name)
+    run = ZOO / name
+    spec, net, metrics = load_run(run)
+    assert [layer.levels for layer in spec.qcfs_layers()] == entry["levels"]
+    data = run_dataset(run, spec, metrics)
+    # the integer network on every test image: exactly the recorded accuracy
+    inet = convert(net)
+    images = images_to_tensor(data.test_images)
+    labels = torch.from_numpy(data.test_labels)
+    correct = 0
+    for start in range(0, len(images), 500):
+        out, _ = inet.run(images[start:start + 500])
+        correct += int((out.argmax(1) == labels[start:start + 500]).sum())
+    assert correct / len(images) == entry["integer_accuracy"]
+    # the PASCAL SNN against the integer ANN: every level and output
+    report = snn_report(run, samples=SNN_SAMPLES, float_mode=False, timesteps=(1,))
+    assert report["mismatched_samples"] == 0
+    # export accepts the run as it is (a QONNX file)
+    assert cli_main(["export", str(run), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert (tmp_path / "m.onnx").stat().st_size > 0
+
+
+def test_a_zoo_checkpoint_cannot_be_resumed(tmp_path):
+    import shutil
+
+    from pascal_fpga.train import TrainConfig, train
+
+    shutil.copytree(ZOO / "digits-cnn", tmp_path / "run")
+    with pytest.raises(PascalError, match="no optimizer state"):
+        train(TrainConfig(spec=str(tmp_path / "run" / "spec.yaml"), dataset="digits",
+                          out=str(tmp_path / "run"), epochs=31, batch_size=64, resume=True),
+              progress=False)
+
+
+@pytest.mark.slow
+def test_the_digits_command_reproduces_its_zoo_model(tmp_path, capsys):
+    entry = _entry("digits-cnn")
+    argv = shlex.split(entry["commands"][0])
+    assert argv[:2] == ["pascal-fpga", "train"]
+    argv = argv[1:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "run")
+    argv[1] = str(REPO / argv[1])  # the spec, relative to the repo
+    assert cli_main(argv + ["--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert abs(metrics["test_accuracy"] - entry["test_accuracy"]) * 100 <= REPRODUCE_POINTS
