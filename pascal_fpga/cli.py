@@ -236,6 +236,9 @@ def _add_demo(sub) -> None:
                        help="the whole pipeline on the embedded digits set")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's)")
+    p.add_argument("--zoo", action="store_true",
+                   help="skip training and adapt: take the trained digits networks from the "
+                        "model zoo (models/zoo), made with the demo's own settings")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier demo in --out (only a pascal-fpga demo is replaced)")
 
@@ -666,7 +669,7 @@ def cmd_demo(args) -> int:
 
     check_output(args.out, "demo", force=args.force)
     run_demo(Path(args.out), REPO_MODELS, epochs=args.epochs, progress=sys.stderr.isatty(),
-             xilinx_hls=os.environ.get("XILINX_HLS"))
+             xilinx_hls=os.environ.get("XILINX_HLS"), zoo=args.zoo)
     return 0
 
 

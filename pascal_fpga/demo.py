@@ -9,6 +9,8 @@ half-written folder.
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -24,8 +26,12 @@ DEMO_TARGET_FPS = 20000.0  # the folding search's target at the default 100 MHz 
 
 
 def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: bool = False,
-             xilinx_hls: str | None = None) -> dict:
-    """Run the demo into ``out`` and print its summary; returns the summary rows."""
+             xilinx_hls: str | None = None, zoo: bool = False) -> dict:
+    """Run the demo into ``out`` and print its summary; returns the summary rows.
+
+    With ``zoo`` the trained and adapted networks come from the model zoo (models/zoo/digits-cnn
+    and digits-cnn-al, made by the demo's own training and adapt settings) instead of training.
+    """
     from .snn.adapt import adapt_run
     from .snn.report import snn_report, write_report
     from .compiler.build import compile_model
@@ -40,21 +46,39 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
     spec_path = models_dir / DEMO_SPEC
     if not spec_path.is_file():
         raise PascalError(f"{spec_path}: the demo's spec is missing (run from a clone of the repo)")
+    zoo_dirs = (models_dir / "zoo" / "digits-cnn", models_dir / "zoo" / "digits-cnn-al")
+    if zoo and epochs is not None:
+        raise PascalError("--zoo takes the trained networks from the model zoo: --epochs does not "
+                          "apply")
+    if zoo and not all((d / "checkpoint.pt").is_file() for d in zoo_dirs):
+        raise PascalError(f"{zoo_dirs[0].parent}: the zoo's digits networks are missing (run from "
+                          f"a clone of the repo)")
     out = out.resolve()
     started = time.perf_counter()
     with staged_folder(out, "demo") as staging:
         run_dir = staging / "run"
-        print(f"[1/9] train {DEMO_SPEC} on {DEMO_DATASET}", flush=True)
-        metrics = train(TrainConfig(spec=str(spec_path), dataset=DEMO_DATASET, out=str(run_dir),
-                                    epochs=DEMO_EPOCHS if epochs is None else epochs,
-                                    batch_size=64, lr=2e-3, seed=0), progress=progress)
+        adapted_dir = staging / "adapted"
+        if zoo:
+            print(f"[1/9] train: taken from the model zoo ({zoo_dirs[0]})", flush=True)
+            shutil.copytree(zoo_dirs[0], run_dir)
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+        else:
+            print(f"[1/9] train {DEMO_SPEC} on {DEMO_DATASET}", flush=True)
+            metrics = train(TrainConfig(spec=str(spec_path), dataset=DEMO_DATASET,
+                                        out=str(run_dir),
+                                        epochs=DEMO_EPOCHS if epochs is None else epochs,
+                                        batch_size=64, lr=2e-3, seed=0), progress=progress)
         print("[2/9] evaluate the trained QCFS network", flush=True)
         result = evaluate_run(run_dir)
-        print(f"[3/9] adapt: Adaptive Layerwise L (mean L <= {DEMO_BUDGET}), fine-tune "
-              f"{DEMO_ADAPT_EPOCHS} epochs", flush=True)
-        adapted_dir = staging / "adapted"
-        plan = adapt_run(run_dir, adapted_dir, epochs=DEMO_ADAPT_EPOCHS, budget=DEMO_BUDGET,
-                         progress=progress)
+        if zoo:
+            print(f"[3/9] adapt: taken from the model zoo ({zoo_dirs[1]})", flush=True)
+            shutil.copytree(zoo_dirs[1], adapted_dir)
+            plan = json.loads((adapted_dir / "adapt.json").read_text())
+        else:
+            print(f"[3/9] adapt: Adaptive Layerwise L (mean L <= {DEMO_BUDGET}), fine-tune "
+                  f"{DEMO_ADAPT_EPOCHS} epochs", flush=True)
+            plan = adapt_run(run_dir, adapted_dir, epochs=DEMO_ADAPT_EPOCHS, budget=DEMO_BUDGET,
+                             progress=progress)
         print("[4/9] snn: PASCAL simulation of the adapted network on every test image",
               flush=True)
         report = snn_report(adapted_dir, progress=progress)
