@@ -38,8 +38,11 @@ def load_manifest() -> dict:
     return json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {"models": []}
 
 
-def integer_accuracy(run: Path) -> tuple[float, int]:
-    """(accuracy of the integer network on every test image, images)."""
+TEST_SUBSET = 1000  # tests/test_zoo.py reruns the integer network on the first 1000 test images
+
+
+def integer_accuracy(run: Path, limit: int | None = None) -> tuple[float, int]:
+    """(accuracy of the integer network on every test image, or the first ``limit``; images)."""
     import torch
 
     from pascal_fpga.snn.convert import convert
@@ -48,8 +51,8 @@ def integer_accuracy(run: Path) -> tuple[float, int]:
     spec, net, metrics = load_run(run)
     data = run_dataset(run, spec, metrics)
     inet = convert(net)
-    images = images_to_tensor(data.test_images)
-    labels = torch.from_numpy(data.test_labels)
+    images = images_to_tensor(data.test_images[:limit])
+    labels = torch.from_numpy(data.test_labels[:limit])
     correct = 0
     for start in range(0, len(images), 500):
         out, _ = inet.run(images[start:start + 500])
@@ -80,6 +83,7 @@ def add(run: Path, name: str, commands: list[str], snn_samples: int, note: str) 
                 shutil.copy(run / extra, staging / extra)
                 files.append(extra)
         int_acc, test_images = integer_accuracy(staging)
+        subset_acc, subset = integer_accuracy(staging, TEST_SUBSET)
         report = snn_report(staging, samples=snn_samples, float_mode=False, progress=True)
         shutil.rmtree(staging / "snn", ignore_errors=True)  # snn_report's plots: not kept
         if report["mismatched_samples"]:
@@ -98,6 +102,7 @@ def add(run: Path, name: str, commands: list[str], snn_samples: int, note: str) 
             "test_accuracy": metrics["test_accuracy"],
             "integer_accuracy": int_acc,
             "test_images": test_images,
+            "integer_correct_first": {"images": subset, "correct": round(subset_acc * subset)},
             "snn_accuracy": report["snn_accuracy"],
             "snn_samples": report["samples"],
             "snn_mismatched_samples": report["mismatched_samples"],
@@ -134,15 +139,16 @@ def check() -> int:
 
 def table() -> str:
     """The README's zoo table, from zoo.json."""
-    rows = ["| model | data set | ANN | integer ANN = SNN | L per layer (mean) | epochs | "
-            "size | SHA-256 of checkpoint.pt |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| model | data set | Brevitas (all test images) | integer network (all) | SNN samples "
+            "differing from it | L per layer (mean) | epochs | size | SHA-256 of checkpoint.pt |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for m in load_manifest()["models"]:
+        epochs = f"{m['epochs']}" + (" (fine-tune)" if len(m["commands"]) > 1 else "")
         rows.append(
             f"| `{m['name']}` | {m['dataset']} | {100 * m['test_accuracy']:.2f}% | "
-            f"{100 * m['integer_accuracy']:.2f}% (SNN: {m['snn_mismatched_samples']} of "
-            f"{m['snn_samples']} differ) | {' '.join(map(str, m['levels']))} "
-            f"({m['mean_levels']:.2f}) | {m['epochs']} | {m['bytes'] // 1024} KiB | "
-            f"`{m['files']['checkpoint.pt'][:16]}…` |")
+            f"{100 * m['integer_accuracy']:.2f}% | {m['snn_mismatched_samples']} of "
+            f"{m['snn_samples']} | {' '.join(map(str, m['levels']))} ({m['mean_levels']:.2f}) | "
+            f"{epochs} | {m['bytes'] // 1024} KiB | `{m['files']['checkpoint.pt'][:12]}` |")
     return "\n".join(rows)
 
 
@@ -158,10 +164,19 @@ def main() -> int:
     p.add_argument("--note", default="")
     sub.add_parser("check")
     sub.add_parser("table")
+    sub.add_parser("subset", help="(re)compute integer_correct_first of every entry")
     args = parser.parse_args()
     if args.what == "add":
         entry = add(args.run, args.name, args.command, args.snn_samples, args.note)
         print(json.dumps({k: v for k, v in entry.items() if k != "files"}, indent=2))
+        return 0
+    if args.what == "subset":
+        manifest = load_manifest()
+        for m in manifest["models"]:
+            acc, n = integer_accuracy(ZOO / m["name"], TEST_SUBSET)
+            m["integer_correct_first"] = {"images": n, "correct": round(acc * n)}
+            print(m["name"], m["integer_correct_first"])
+        MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
         return 0
     if args.what == "table":
         print(table())

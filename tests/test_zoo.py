@@ -49,15 +49,17 @@ def test_zoo_model_converts_with_no_difference(name, tmp_path):
     spec, net, metrics = load_run(run)
     assert [layer.levels for layer in spec.qcfs_layers()] == entry["levels"]
     data = run_dataset(run, spec, metrics)
-    # the integer network on every test image: exactly the recorded accuracy
+    # the integer network on the first test images (all: 66 s for fmnist-cnn on one core; the
+    # accuracy on all of them is recorded by scripts/zoo.py): exactly the recorded count
+    subset = entry["integer_correct_first"]
     inet = convert(net)
-    images = images_to_tensor(data.test_images)
-    labels = torch.from_numpy(data.test_labels)
+    images = images_to_tensor(data.test_images[:subset["images"]])
+    labels = torch.from_numpy(data.test_labels[:subset["images"]])
     correct = 0
     for start in range(0, len(images), 500):
         out, _ = inet.run(images[start:start + 500])
         correct += int((out.argmax(1) == labels[start:start + 500]).sum())
-    assert correct / len(images) == entry["integer_accuracy"]
+    assert correct == subset["correct"]
     # the PASCAL SNN against the integer ANN: every level and output
     report = snn_report(run, samples=SNN_SAMPLES, float_mode=False, timesteps=(1,))
     assert report["mismatched_samples"] == 0
