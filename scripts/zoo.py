@@ -60,7 +60,8 @@ def integer_accuracy(run: Path, limit: int | None = None) -> tuple[float, int]:
     return correct / len(images), len(images)
 
 
-def add(run: Path, name: str, commands: list[str], snn_samples: int, note: str) -> dict:
+def add(run: Path, name: str, commands: list[str], snn_samples: int, note: str,
+        threads: int | None = None) -> dict:
     from pascal_fpga.snn.report import snn_report
     from pascal_fpga.train.trainer import load_checkpoint, save_checkpoint
 
@@ -98,6 +99,9 @@ def add(run: Path, name: str, commands: list[str], snn_samples: int, note: str) 
             "commands": commands,
             "seed": config.get("seed"),
             "device": metrics.get("device", "cpu"),
+            # torch CPU threads of the training (None: not recorded); a command repeats the run
+            # bit for bit with the same count
+            "threads": metrics.get("threads", threads),
             "epochs": metrics["epochs"],
             "test_accuracy": metrics["test_accuracy"],
             "integer_accuracy": int_acc,
@@ -162,12 +166,14 @@ def main() -> int:
                    help="a command that produced the run, in order (repeat)")
     p.add_argument("--snn-samples", type=int, default=1000)
     p.add_argument("--note", default="")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads of the training, for a run whose metrics lack them")
     sub.add_parser("check")
     sub.add_parser("table")
     sub.add_parser("subset", help="(re)compute integer_correct_first of every entry")
     args = parser.parse_args()
     if args.what == "add":
-        entry = add(args.run, args.name, args.command, args.snn_samples, args.note)
+        entry = add(args.run, args.name, args.command, args.snn_samples, args.note, args.threads)
         print(json.dumps({k: v for k, v in entry.items() if k != "files"}, indent=2))
         return 0
     if args.what == "subset":

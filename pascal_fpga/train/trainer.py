@@ -533,6 +533,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         "test_images": len(test_x),
         "device": str(device),
         "processes": config.world_size,
+        # CPU threads per process: float sums round by thread count, so a QCFS run repeats
+        # bit for bit only with the same count
+        "threads": torch.get_num_threads(),
         # training images per second of this invocation (all processes together)
         "train_images_per_second": (round(trained_images / session_seconds, 1)
                                     if trained_images and session_seconds > 0 else None),
