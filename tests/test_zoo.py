@@ -35,8 +35,8 @@ def test_every_zoo_folder_is_in_the_manifest_with_its_checksums():
     assert folders == sorted(NAMES)
     for entry in MANIFEST:
         for file, digest in entry["files"].items():
-            assert hashlib.sha256((ZOO / entry["name"] / file).read_bytes()).hexdigest() == digest, \
-                f"{entry['name']}/{file}"
+            path = ZOO / entry["name"] / file
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, path
         assert {"spec.yaml", "checkpoint.pt", "metrics.json"} <= set(entry["files"])
         assert entry["bytes"] < 4 * 2 ** 20  # small files: no optimizer state
 

@@ -68,7 +68,8 @@ def layer_outputs(net: QCFSNet, pixels: Tensor, batch_size: int = 500) -> list[n
     acts = net.qcfs_activations()
     collected: list[list[np.ndarray]] = [[] for _ in acts]
     hooks = [act.register_forward_hook(
-        lambda _m, _i, out, slot=slot: slot.append(out.value.detach().flatten().cpu().numpy().copy()))
+        lambda _m, _i, out, slot=slot: slot.append(
+            out.value.detach().flatten().cpu().numpy().copy()))
         for act, slot in zip(acts, collected)]
     device = next(net.parameters()).device
     try:

@@ -63,7 +63,7 @@ class TrainConfig:
     world_size: int = 1            # processes (torchrun sets WORLD_SIZE; read at the CLI)
     rank: int = 0
     device: str = "cpu"            # where the model and the data live: cpu, cuda, cuda:N
-    amp: bool = False              # bfloat16 autocast in training steps (evaluation: float32)
+    amp: bool = False              # bfloat16 autocast in training steps (evaluation float32)
     augment: str = "auto"          # one of AUGMENTATIONS
     crop_pad: int = 4              # zero padding of crop-flip, pixels per side
 
