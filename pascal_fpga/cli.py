@@ -33,14 +33,15 @@ def _debug_option() -> argparse.ArgumentParser:
     return parent
 
 
-def _device_option(parser) -> None:
+def _device_option(parser, what: str = "the network runs") -> None:
     parser.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
-                        help="where the network runs: auto (CUDA when present, the default), cpu "
-                             "or cuda")
+                        help=f"where {what}: auto (CUDA when present, the default), cpu or cuda")
 
 
-def _augment_options(parser) -> None:
-    # default None: train --resume keeps the run's own (TRAIN_DEFAULTS for a new run)
+def _augment_options(parser, resumable: bool = True) -> None:
+    # train: default None, so that --resume keeps the run's own (TRAIN_DEFAULTS for a new run)
+    if not resumable:
+        parser.set_defaults(augment=TRAIN_DEFAULTS["augment"], crop_pad=TRAIN_DEFAULTS["crop_pad"])
     parser.add_argument("--augment", metavar="{auto,none,flip,crop-flip}",
                         help="training augmentation: auto (crop-flip for cifar10, none otherwise; "
                              "the default), none, flip (horizontal), crop-flip (random crop of the "
@@ -93,9 +94,8 @@ def _add_snn(sub) -> None:
     p.add_argument("--data-dir")
     p.add_argument("--samples", type=int, help="first N test images (default: all)")
     p.add_argument("--no-float", action="store_true", help="skip the float-mode simulation")
-    p.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
-                   help="where the Brevitas network runs (default auto: CUDA when present); the "
-                        "integer network and the SNNs always run on the CPU, in float64")
+    _device_option(p, "the Brevitas network runs (the integer network and the SNNs always run "
+                      "on the CPU, in float64)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -113,7 +113,7 @@ def _add_adapt(sub) -> None:
     p.add_argument("--calibration", type=int, default=2000,
                    help="training images for the metric (default 2000)")
     _device_option(p)
-    _augment_options(p)
+    _augment_options(p, resumable=False)
     p.add_argument("--json", action="store_true")
 
 
@@ -278,8 +278,7 @@ def _device(name: str, world_size: int = 1):
 
     if world_size > 1 and name != "cpu" and torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-    device = resolve_device(name)
-    return device
+    return resolve_device(name)
 
 
 def _check_amp(amp: bool, device) -> None:
@@ -445,16 +444,15 @@ def cmd_adapt(args) -> int:
     from .staging import check_output
     from .train.trainer import check_augment
 
-    augment = args.augment if args.augment is not None else TRAIN_DEFAULTS["augment"]
-    crop_pad = args.crop_pad if args.crop_pad is not None else TRAIN_DEFAULTS["crop_pad"]
-    check_augment(augment, crop_pad)
+    check_augment(args.augment, args.crop_pad)
     check_output(args.out, "run", force=args.force, inputs=[args.run_dir])
     device = _device(args.device)
     _check_amp(args.amp, device)
     report = adapt_run(args.run_dir, args.out, epochs=args.epochs, budget=args.budget,
                        candidates=_candidates(args.candidates), calibration_images=args.calibration,
                        lr=args.lr, progress=sys.stderr.isatty(), replace=args.force,
-                       device=str(device), amp=args.amp, augment=augment, crop_pad=crop_pad)
+                       device=str(device), amp=args.amp, augment=args.augment,
+                       crop_pad=args.crop_pad)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -387,7 +387,6 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     check_dataset_fits(spec, data)
     check_batch_fits(config.batch_size, data)
     flip_allowed, crop_pad = augmentation(config, data.name)
-    augmenting = flip_allowed or crop_pad > 0
 
     torch.manual_seed(config.seed)
     net = QCFSNet(spec, quantized=config.quantized)
@@ -406,35 +405,32 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             net.load_state_dict(state["model"])
         except RuntimeError as exc:
             raise PascalError(f"{ckpt_path}: its weights do not fit its spec") from exc
-        # After load_state_dict: Brevitas' scaling modules replace their lambda Parameter objects
-        # when loading, so an optimizer made before would update stale copies.
-        net.to(device)
-        optimizer = _optimizer(net, config)
-        if state.get("optimizer") is None:
-            raise PascalError(f"{ckpt_path}: has no optimizer state (a model-zoo checkpoint): it "
-                              f"can be evaluated, converted, exported and adapted, but not "
-                              f"resumed (its commands are in models/zoo/zoo.json)")
-        try:
-            optimizer.load_state_dict(state.get("optimizer"))
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-            raise PascalError(f"{ckpt_path}: its optimizer state does not fit the network") \
-                from exc
-        history, start_epoch, train_seconds = _resume_state(state, ckpt_path)
     elif config.init_from is not None:
         init = load_checkpoint(Path(config.init_from))
         try:
             net.load_state_dict(init["model"])
         except RuntimeError as exc:
             raise PascalError(f"{config.init_from}: its weights do not fit {spec.source}") from exc
-        net.to(device)
-        optimizer = _optimizer(net, config)
-    else:
-        net.to(device)
+    net.to(device)
+    if state is None and config.init_from is None:
         gen = torch.Generator().manual_seed(config.seed)
         idx = torch.randperm(len(train_x), generator=gen)[:CALIBRATION_BATCHES * config.batch_size]
         batches = list(torch.split(train_x[idx.to(device)].float(), config.batch_size))
         calibrate(net, batches)
-        optimizer = _optimizer(net, config)
+    # After load_state_dict: Brevitas' scaling modules replace their lambda Parameter objects
+    # when loading, so an optimizer made before would update stale copies.
+    optimizer = _optimizer(net, config)
+    if state is not None:
+        if state.get("optimizer") is None:
+            raise PascalError(f"{ckpt_path}: has no optimizer state (a model-zoo checkpoint): it "
+                              f"can be evaluated, converted, exported and adapted, but not "
+                              f"resumed (its commands are in models/zoo/zoo.json)")
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise PascalError(f"{ckpt_path}: its optimizer state does not fit the network") \
+                from exc
+        history, start_epoch, train_seconds = _resume_state(state, ckpt_path)
 
     seconds_before = train_seconds
     is_main = config.rank == 0
@@ -471,7 +467,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         for step in range(steps_per_epoch):
             batch_idx = order[step]
             images = train_x[batch_idx].float()
-            if augmenting:
+            if flip_allowed or crop_pad:
                 dy, dx, flip = augment_draws(config.batch_size, crop_pad, aug_gen)
                 share = slice(config.rank, None, config.world_size)
                 images = augment_batch(images, crop_pad, flip_allowed, dy[share], dx[share],
