@@ -96,7 +96,31 @@ def load_build(build_dir: str | Path) -> dict[str, Any]:
                           f"`pascal-fpga compile` first)")
     build = read_json(path)
     _check_build(build, path)
+    for name in BUILD_FOLDERS:
+        own_folder(build_dir, name)
     return build
+
+
+# the folders a build holds, written by compile, verify (csim, rtlsim), simulate and synth
+BUILD_FOLDERS = ("ir", "hls", "rtl", "driver", "csim", "rtlsim", "report", "synth")
+
+
+def own_folder(build_dir: Path, name: str, create: bool = False) -> Path:
+    """BUILD_DIR/name, which must be a real folder of the build, never a symbolic link: a link
+    would send what we write (csim's objects, a report) or run (hls/Makefile) somewhere else.
+    A missing folder is made with ``create`` (a dangling link makes mkdir fail, not follow)."""
+    folder = Path(build_dir) / name
+    if folder.is_symlink():
+        raise PascalError(f"{folder}: is a symbolic link; a build's own folders must be real "
+                          f"folders inside it (remove the link, or compile again)")
+    if folder.exists() and not folder.is_dir():
+        raise PascalError(f"{folder}: is not a folder (remove it, or compile again)")
+    if create and not folder.exists():
+        try:
+            folder.mkdir()
+        except OSError as exc:
+            raise PascalError(f"{folder}: cannot create it ({exc.strerror})") from None
+    return folder
 
 
 def _check_build(build: Any, path: Path) -> None:

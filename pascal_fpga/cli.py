@@ -7,9 +7,12 @@ Environment variables are read here, at the edge, and nowhere deeper.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -314,7 +317,7 @@ def _training_settings(args) -> None:
 
 
 def cmd_train(args) -> int:
-    from .staging import artefact_kind, check_output, remove_artefact
+    from .staging import artefact_kind, check_output, staged_folder
     from .train import TrainConfig, train
     from .train.trainer import check_augment, check_training_args
 
@@ -331,8 +334,6 @@ def cmd_train(args) -> int:
     check_augment(args.augment, args.crop_pad)
     device = _device(args.device, world_size)
     _check_amp(args.amp, device)
-    if args.force and rank == 0:  # before the processes meet: the others never see the old run
-        remove_artefact(out, "run")
     config = TrainConfig(spec=args.spec, dataset=args.dataset, data_dir=args.data_dir,
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, seed=args.seed, out=args.out,
@@ -345,7 +346,11 @@ def cmd_train(args) -> int:
         # nccl reduces GPU tensors only, gloo CPU tensors
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        metrics = train(config, progress=sys.stderr.isatty())
+        if args.resume or rank != 0:  # a resumed run goes on in place (atomic files)
+            metrics = train(config, progress=sys.stderr.isatty())
+        else:  # a new run is built aside and replaces an old one (--force) only when complete
+            with staged_folder(out, "run", replace=args.force) as staging:
+                metrics = train(config, progress=sys.stderr.isatty(), write_to=staging)
     finally:
         if world_size > 1:
             import torch.distributed as dist
@@ -675,25 +680,32 @@ def cmd_demo(args) -> int:
 _HEAVY = {"train", "eval", "snn", "adapt", "export", "verify", "demo"}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it unwinds like Ctrl-C: every staging
+    folder is removed on the way out and nothing half-written is left."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def _exit_interrupted(signum, frame) -> None:
     print("pascal-fpga: interrupted", file=sys.stderr)
-    os._exit(130)
+    os._exit(128 + signum)
 
 
 def _import_libraries() -> None:
     """Import torch and Brevitas with Ctrl-C ending the process: Brevitas' import has bare
     ``except:`` clauses that would swallow the KeyboardInterrupt and go on."""
-    import signal
-    import threading
-
     # signal handlers belong to the main thread (main() may run in another, e.g. in tests)
     guarded = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, _exit_interrupted) if guarded else None
+    previous = {sig: signal.signal(sig, _exit_interrupted)
+                for sig in (signal.SIGINT, signal.SIGTERM)} if guarded else {}
     try:
         from . import model  # noqa: F401  (imports torch and brevitas)
     finally:
-        if guarded:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_synth(args) -> int:
@@ -714,21 +726,63 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "snn": cmd_snn, "adapt": cmd_a
             "simulate": cmd_simulate, "synth": cmd_synth, "run": cmd_run, "demo": cmd_demo}
 
 
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM that caused ``exc``, if any: a signal that lands while a compiled
+    module initialises comes back as its ImportError (pybind11: "initialization failed"), which
+    a step may then report as a failure of its own."""
+    seen = 0
+    while exc is not None and seen < 32:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    if isinstance(exc, Terminated):
+        print("pascal-fpga: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    print("pascal-fpga: interrupted", file=sys.stderr)
+    return 130
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM (kill, a batch system, torchrun) unwinds like Ctrl-C; handlers belong to the main
+    # thread (main() may run in another, e.g. in tests)
+    guarded = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if guarded else None
     try:
         if args.command in _HEAVY:
             _import_libraries()
         return COMMANDS[args.command](args)
     except PascalError as exc:
+        interrupt = _interrupt_behind(exc)
+        if interrupt is not None:
+            return _interrupted(interrupt)
         if args.debug:
             traceback.print_exc()
         print(f"pascal-fpga {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("pascal-fpga: interrupted", file=sys.stderr)
-        return 130
+    except OSError as exc:
+        if not _disk_full(exc):
+            raise
+        if args.debug:
+            traceback.print_exc()
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"pascal-fpga {args.command}: error: the disk is full{where} ({exc.strerror}); "
+              f"nothing half-written is left: free some space and run it again", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+    finally:
+        if guarded:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -22,19 +22,19 @@ from pathlib import Path
 from .errors import PascalError
 
 MARKER = ".pascal-fpga"
-KINDS = ("run", "build", "demo", "snn-report", "hw-report", "synth")
+KINDS = ("run", "build", "demo", "snn-report", "hw-report", "synth", "csim")
 # folders written before the marker existed: recognised by the files that define them
 _LEGACY = {"run": ("checkpoint.pt", "spec.yaml"), "build": ("build.json", "ir"),
            "snn-report": ("report.json", "accuracy_vs_timesteps.png"),
-           "hw-report": ("report.json", "summary.md")}
+           "hw-report": ("report.json", "summary.md"), "csim": ("build.log",)}
 _REPLACE_TRIES = 100
 
 
 def artefact_kind(folder: Path) -> str | None:
     """The kind of pascal-fpga artefact ``folder`` is, or None (not ours, or not a folder)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        return None
+    if folder.is_symlink() or not folder.is_dir():
+        return None  # a link is never ours: we write folders, not links to them
     marker = folder / MARKER
     if marker.is_file():
         try:
@@ -77,6 +77,19 @@ def _protected(resolved: Path) -> str | None:
     return None
 
 
+def _refuse_link(path: Path, where: str) -> None:
+    """An output that is itself a symbolic link (even a dangling one) is refused before any
+    work: replacing it would replace the link, writing into it would write into whatever it
+    names. Links among its parent folders are fine (they only say where the output goes)."""
+    if path.is_symlink():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise PascalError(f"{where}: is a symbolic link (to {target}); name the folder or file "
+                          f"itself, or a new path")
+
+
 def _nearest_folder(resolved: Path, where: str) -> Path:
     """The nearest existing ancestor of ``resolved``, which must be a folder."""
     ancestor = resolved.parent
@@ -100,6 +113,7 @@ def check_output(out: str | Path, kind: str, force: bool = False,
     """
     path = Path(out)
     where = f"{option} {out}"
+    _refuse_link(path, where)
     resolved = path.resolve()
     reason = _protected(resolved)
     if reason is not None:
@@ -137,6 +151,7 @@ def check_output_file(out: str | Path, force: bool = False,
     file, in a writable folder, not one of ``inputs``; an existing file only with ``force``."""
     path = Path(out)
     where = f"{option} {out}"
+    _refuse_link(path, where)
     resolved = path.resolve()
     if suffix is not None and path.suffix != suffix:
         raise PascalError(f"{where}: the file name must end in {suffix}")
@@ -228,11 +243,3 @@ def _delete_artefact(folder: Path, kind: str, refusal: str) -> bool:
         raise PascalError(f"{folder}: {refusal}")
     shutil.rmtree(aside, ignore_errors=True)
     return True
-
-
-def remove_artefact(folder: Path, kind: str) -> None:
-    """Delete our own artefact ``folder`` of ``kind`` (``--force``); anything else is refused."""
-    folder = Path(folder)
-    if not folder.exists() or _is_empty_dir(folder):
-        return
-    _delete_artefact(folder, kind, f"not a pascal-fpga {kind}; not removed")

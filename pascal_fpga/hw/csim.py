@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..buildfolder import own_folder
 from ..errors import PascalError
+from ..staging import MARKER, artefact_kind, staged_folder
 
 
 def ap_types_dir(xilinx_hls: str | None = None) -> Path:
@@ -57,24 +60,37 @@ def _make_path(path: Path) -> str:
 
 
 def build_csim(build_dir: Path, ap_types: Path) -> Path:
-    """make csim in BUILD_DIR/hls, the binary in BUILD_DIR/csim/; the log in csim/build.log."""
-    hls = build_dir / "hls"
+    """make csim in BUILD_DIR/hls, the binary in BUILD_DIR/csim/; the log in csim/build.log.
+
+    The build happens in a staging folder beside csim/ (seeded with the object files of the last
+    build, so make recompiles only what changed) that takes csim/'s place whole at the end, also
+    when g++ fails (its log is then the folder's content): an interrupted build leaves the old
+    csim/ as it was. hls/ and csim/ must be real folders of the build, not links elsewhere."""
+    build_dir = Path(build_dir)
+    hls = own_folder(build_dir, "hls")
     if not (hls / "Makefile").is_file():
         raise PascalError(f"{build_dir}: no HLS project (hls/Makefile); compile again")
-    out = (build_dir / "csim").resolve()
-    out.mkdir(exist_ok=True)
-    log = out / "build.log"
-    command = ["make", "-s", "-C", str(hls), "csim", f"BUILD={_make_path(out)}",
-               f"AP_TYPES={_make_path(ap_types)}"]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True)
-    except FileNotFoundError as exc:
-        raise PascalError("make is not installed (apt-get install make g++)") from exc
-    log.write_text(" ".join(command) + "\n" + result.stdout + result.stderr)
+    target = own_folder(build_dir, "csim")
+    ap_types_text = _make_path(ap_types)
+    _make_path(target.resolve())
+    with staged_folder(target, "csim") as staging:
+        if artefact_kind(target) == "csim":
+            for item in target.iterdir():
+                if item.name != MARKER and item.is_file() and not item.is_symlink():
+                    shutil.copy2(item, staging / item.name)
+        command = ["make", "-s", "-C", str(hls), "csim", f"BUILD={_make_path(staging.resolve())}",
+                   f"AP_TYPES={ap_types_text}"]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True)
+        except FileNotFoundError as exc:
+            raise PascalError("make is not installed (apt-get install make g++)") from exc
+        (staging / "build.log").write_text(" ".join(command) + "\n" + result.stdout +
+                                           result.stderr)
+    log = target / "build.log"
     if result.returncode != 0:
         raise PascalError(f"the C simulation did not compile: {_first_error(result.stderr)} "
                           f"(full log: {log})")
-    return out / "tb_pascal"
+    return target / "tb_pascal"
 
 
 def run_csim(binary: Path, images: np.ndarray, layers: list[str]

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..buildfolder import own_folder
 from ..errors import PascalError
 from .hls import _environment
 from .rtlsim import build
@@ -204,8 +205,11 @@ def build_rtlsim(build_dir: Path, root: Path | None = None) -> Path:
     if not (rtl_dir / "pascal_top.sv").is_file():
         raise PascalError(f"{build_dir}: no RTL (rtl/pascal_top.sv); compile again")
     harness = (rtl_dir / "tb" / "tb_pascal.cpp").read_text()
+    if root is None:
+        own_folder(build_dir, "rtl")
+        root = own_folder(build_dir, "rtlsim")  # a link would send the build elsewhere
     return build(sources(rtl_dir), "pascal_top", harness, {},
-                 extra_flags=("+define+PASCAL_TAPS",), root=root or build_dir / "rtlsim")
+                 extra_flags=("+define+PASCAL_TAPS",), root=root)
 
 
 def axi_words(images: np.ndarray, bits: int, axi_bits: int) -> np.ndarray:

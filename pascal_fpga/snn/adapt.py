@@ -189,11 +189,11 @@ def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
         switched.to(device)
         accuracy_switched, _ = evaluate(switched, test_x, test_y)
         result = train(TrainConfig(spec=str(staging / "spec.yaml"), dataset=data.name,
-                                   data_dir=metrics.get("data_dir"), out=str(staging),
+                                   data_dir=metrics.get("data_dir"), out=str(out),
                                    epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                    init_from=str(run_dir / "checkpoint.pt"), device=str(device),
                                    amp=amp, augment=augment, crop_pad=crop_pad),
-                       progress=progress)
+                       progress=progress, write_to=staging)
         report = {
             "source_run": str(run_dir),
             "budget": budget, "candidates": list(candidates),

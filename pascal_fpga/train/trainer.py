@@ -15,6 +15,7 @@ import math
 import os
 import pickle
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,13 +176,24 @@ def layer_levels(spec: ModelSpec) -> list[dict[str, Any]]:
 
 
 def _atomic_write(path: Path, write) -> None:
+    """Write ``path`` through a temporary file renamed over it: readers see the old file or the
+    new one, and a failed write (a full disk) leaves the old file and no temporary one."""
     tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+    try:
+        _atomic_write(path, lambda tmp: torch.save(state, tmp))
+    except RuntimeError as exc:  # how torch's zip writer reports a failed write (a full disk)
+        free = shutil.disk_usage(path.parent).free
+        raise PascalError(f"{path}: cannot write the checkpoint ({free // 2 ** 20} MiB free on "
+                          f"its disk; torch: {str(exc).splitlines()[0][-80:]})") from exc
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -356,8 +368,14 @@ def epoch_batches(n: int, config: TrainConfig, epoch: int) -> Tensor:
     return torch.tensor(list(sampler), dtype=torch.long)[:steps * local].view(steps, local)
 
 
-def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
+def train(config: TrainConfig, progress: bool = True,
+          write_to: str | Path | None = None) -> dict[str, Any]:
     """Train (or calibrate, with epochs = 0) and write the run directory; returns the metrics.
+
+    The run is written to ``write_to`` when given (a staging folder that the caller moves to
+    ``config.out`` at the end, so that a failed or interrupted new run leaves nothing and replaces
+    nothing), else to ``config.out`` itself (``--resume`` continues there: every file is replaced
+    atomically, so an interruption leaves the last finished epoch).
 
     Deterministic for a given seed on one machine and device: the shuffling and the augmentation
     of each epoch come from generators seeded with (seed, epoch), so a resumed run repeats an
@@ -371,9 +389,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise PascalError(f"--batch-size {config.batch_size} is not a multiple of the "
                           f"{config.world_size} processes (each takes an equal share of a batch)")
     device = torch.device(config.device)
-    out = Path(config.out)
+    out = Path(write_to) if write_to is not None else Path(config.out)
     ckpt_path = out / "checkpoint.pt"
     if config.resume:
+        if write_to is not None:
+            raise ValueError("--resume continues the run in its own folder: no write_to")
         state = load_checkpoint(ckpt_path)
         spec = _run_spec(out, state)
         _check_resume(config, state, spec, ckpt_path)
