@@ -640,18 +640,45 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
+def _read_npy(path: Path):
+    """A .npy array, its header checked against the file before anything is allocated: a header
+    that declares more data than the file holds (6.4e12 elements in a few bytes) is one line, not
+    a MemoryError; object arrays are refused (they would need unpickling)."""
+    import math
+
     import numpy as np
 
-    from .driver import Accelerator
-
-    path = Path(args.input)
     if not path.is_file():
         raise PascalError(f"{path}: no such file")
     try:
-        images = np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"unknown .npy version {version}")
+            shape, _, dtype = read_header(f)
+            payload = path.stat().st_size - f.tell()
+    except (ValueError, OSError, SyntaxError, TypeError) as exc:
+        raise PascalError(f"{path}: not a .npy array ({str(exc)[:120]})") from exc
+    if dtype.hasobject:
+        raise PascalError(f"{path}: holds Python objects ({dtype}); a numeric array is needed")
+    needed = math.prod(shape) * dtype.itemsize
+    if needed != payload:
+        raise PascalError(f"{path}: its header declares a {'x'.join(map(str, shape))} array of "
+                          f"{dtype} ({needed} bytes) but the file holds {payload} bytes of data")
+    try:
+        return np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise PascalError(f"{path}: not a .npy array ({exc})") from exc
+        raise PascalError(f"{path}: not a .npy array ({str(exc)[:120]})") from exc
+
+
+def cmd_run(args) -> int:
+    from .driver import Accelerator
+
+    from .driver import Accelerator
+
+    images = _read_npy(Path(args.input))
     accel = Accelerator(args.build_dir, backend=args.backend, bitfile=args.bitfile,
                         xilinx_hls=os.environ.get("XILINX_HLS"))
     try:

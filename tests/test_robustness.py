@@ -204,3 +204,22 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(build, small_disk, capsys):
         assert status == 2, argv
         _one_line(err)
         assert list(small_disk.iterdir()) == [], argv
+
+
+def test_run_input_npy_header_is_checked_before_loading(build, tmp_path, capsys):
+    _, _, folder = build
+    huge = tmp_path / "huge.npy"
+    with open(huge, "wb") as f:  # 6.4e12 int64 elements declared, 64 bytes present
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<i8", "fortran_order": False, "shape": (1000000, 1, 8, 800000)})
+        f.write(bytes(64))
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([1, "a"], dtype=object), allow_pickle=True)
+    truncated = tmp_path / "truncated.npy"
+    np.save(truncated, np.zeros((2, 2, 6, 5), dtype=np.int64))
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    for path, needle in ((huge, "declares a 1000000x1x8x800000 array"),
+                         (objects, "holds Python objects"), (truncated, "holds 72 bytes")):
+        status, err = _run(capsys, "run", folder, "--input", path)
+        assert status == 2
+        _one_line(err, str(path), needle)

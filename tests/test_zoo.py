@@ -23,7 +23,10 @@ ZOO = REPO / "models" / "zoo"
 MANIFEST = json.loads((ZOO / "zoo.json").read_text())["models"]
 NAMES = [entry["name"] for entry in MANIFEST]
 SNN_SAMPLES = 100
-REPRODUCE_POINTS = 0.2  # README: a zoo command reproduces its model within 0.2 points
+# README, "Reproducibility": digits-cnn-al's adapt command gave 97.50% (the zoo's machine) and
+# 98.61% or 99.17% (seeds 0-4, 1 and 2 threads, another machine): a 1.67-point spread over 360
+# test images; the bound adds three images to it
+REPRODUCE_POINTS = 2.5
 
 
 def _entry(name):
@@ -82,8 +85,11 @@ def test_a_zoo_checkpoint_cannot_be_resumed(tmp_path):
 
 @pytest.mark.slow
 def test_a_zoo_command_reproduces_its_model(tmp_path, capsys):
-    """digits-cnn-al's adapt command, run on the zoo's digits-cnn (its first command's run):
-    the recorded accuracy within 0.2 points (the first command alone is 30 epochs)."""
+    """digits-cnn-al's adapt command, run on the zoo's digits-cnn (its first command's run).
+
+    Exact on any machine: the levels AL chooses and the new run's PASCAL SNN against its integer
+    network. Float training is not bit-reproducible across CPUs, so the accuracy is checked
+    against the spread measured over seeds, thread counts and machines (README, "Reproducibility")."""
     entry = _entry("digits-cnn-al")
     argv = shlex.split(entry["commands"][1])
     assert argv[:2] == ["pascal-fpga", "adapt"]
@@ -91,12 +97,14 @@ def test_a_zoo_command_reproduces_its_model(tmp_path, capsys):
     argv[1] = str(ZOO / "digits-cnn")  # what the first command wrote to runs/digits-cnn
     argv[argv.index("--out") + 1] = str(tmp_path / "al")
     threads = torch.get_num_threads()
-    torch.set_num_threads(entry["threads"])  # float sums round by thread count
+    torch.set_num_threads(entry["threads"])  # the same count: bit for bit on the zoo's machine
     try:
         assert cli_main(argv + ["--json"]) == 0
     finally:
         torch.set_num_threads(threads)
     report = json.loads(capsys.readouterr().out)
-    assert abs(report["accuracy_after"] - entry["test_accuracy"]) * 100 <= REPRODUCE_POINTS
     assert [layer["levels_after"] for layer in report["layers"]] == entry["levels"]
+    assert abs(report["accuracy_after"] - entry["test_accuracy"]) * 100 <= REPRODUCE_POINTS
+    snn = snn_report(tmp_path / "al", float_mode=False, timesteps=(1,))
+    assert snn["samples"] == 360 and snn["mismatched_samples"] == 0
     assert not (ZOO / "digits-cnn" / "snn").exists()  # the zoo folder is only read
