@@ -18,9 +18,11 @@ input range is left to the caller. All arrays are fresh, writable copies.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pathlib
 import pickle
+import struct
 import zlib
 from dataclasses import dataclass
 
@@ -52,6 +54,9 @@ CIFAR10_TEST_BATCH = "test_batch"
 
 _CLASSES = 10
 _IDX_UBYTE = 0x08
+#: The most data bytes one IDX file may hold (Fashion-MNIST's largest holds 47,040,000): a header
+#: asking for more is refused before anything is read or decompressed.
+MAX_IDX_DATA_BYTES = 256 * 2 ** 20
 
 
 @dataclass(frozen=True)
@@ -161,44 +166,71 @@ def find_fashion_mnist_dir(data_dir: str | os.PathLike | None = None) -> pathlib
     return directory
 
 
-def _read_bytes(path: pathlib.Path) -> bytes:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise PascalError(f"cannot read {path}: {exc}") from None
+def _read_at_most(f, limit: int) -> bytearray:
+    """Up to ``limit`` bytes of ``f``, read in 1 MiB pieces: memory grows with what the file
+    holds, never with what its header claims (``f.read(limit)`` would allocate ``limit`` first)."""
+    data = bytearray()
+    while len(data) < limit:
+        piece = f.read(min(1 << 20, limit - len(data)))
+        if not piece:
+            break
+        data += piece
+    return data
 
 
 def _read_idx(path: pathlib.Path, ndim: int) -> np.ndarray:
-    """Parse an unsigned-byte IDX file with ``ndim`` dimensions into a writable uint8 array."""
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise PascalError(f"malformed IDX file {path}: only {len(raw)} bytes, no header")
-    if raw[0] != 0 or raw[1] != 0:
+    """Parse an unsigned-byte IDX file with ``ndim`` dimensions into a writable uint8 array.
+
+    The file (plain or ``.gz``) is streamed: the header first, then at most one byte more than its
+    dimensions call for, and nothing if they call for more than :data:`MAX_IDX_DATA_BYTES`; so a
+    lying header or a gzip bomb costs no more memory than an honest file of that bound.
+    """
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            magic = f.read(4)
+            if len(magic) < 4:
+                raise PascalError(f"malformed IDX file {path}: only {len(magic)} bytes, no header")
+            if magic[0] != 0 or magic[1] != 0:
+                raise PascalError(
+                    f"malformed IDX file {path}: bad magic {magic.hex()} (must start with 0000)"
+                )
+            if magic[2] != _IDX_UBYTE:
+                raise PascalError(
+                    f"malformed IDX file {path}: data type code 0x{magic[2]:02x}, expected 0x08 "
+                    f"(unsigned byte)"
+                )
+            if magic[3] != ndim:
+                raise PascalError(
+                    f"malformed IDX file {path}: {magic[3]} dimensions, expected {ndim}"
+                )
+            header = 4 + 4 * ndim
+            sizes = f.read(4 * ndim)
+            if len(sizes) < 4 * ndim:
+                raise PascalError(
+                    f"malformed IDX file {path}: truncated header ({4 + len(sizes)} bytes)"
+                )
+            dims = struct.unpack(f">{ndim}I", sizes)
+            shown = "x".join(map(str, dims))
+            expected = math.prod(dims)  # a Python int: no wrap-around however large
+            if expected > MAX_IDX_DATA_BYTES:
+                raise PascalError(
+                    f"malformed IDX file {path}: dimensions {shown} need {expected} data bytes, "
+                    f"more than the {MAX_IDX_DATA_BYTES >> 20} MiB an IDX file may hold"
+                )
+            data = _read_at_most(f, expected + 1)
+            size = None if path.suffix == ".gz" else os.fstat(f.fileno()).st_size
+    except (OSError, EOFError, zlib.error) as exc:
+        raise PascalError(f"cannot read {path}: {exc}") from None
+    if len(data) != expected:
+        if len(data) < expected:
+            state, has = "truncated", f"{len(data)}"
+        else:
+            state, has = "trailing bytes", "more" if size is None else f"{size - header}"
         raise PascalError(
-            f"malformed IDX file {path}: bad magic {raw[:4].hex()} (must start with 0000)"
+            f"malformed IDX file {path}: {state}, dimensions {shown} need {expected} data bytes "
+            f"but it has {has}"
         )
-    if raw[2] != _IDX_UBYTE:
-        raise PascalError(
-            f"malformed IDX file {path}: data type code 0x{raw[2]:02x}, expected 0x08 (unsigned byte)"
-        )
-    if raw[3] != ndim:
-        raise PascalError(f"malformed IDX file {path}: {raw[3]} dimensions, expected {ndim}")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise PascalError(f"malformed IDX file {path}: truncated header ({len(raw)} bytes)")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(dims, dtype=np.int64))
-    actual = len(raw) - header
-    if actual != expected:
-        state = "truncated" if actual < expected else "trailing bytes"
-        raise PascalError(
-            f"malformed IDX file {path}: {state}, dimensions {'x'.join(map(str, dims))} need "
-            f"{expected} data bytes but it has {actual}"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)  # writable: data is a bytearray
 
 
 def _read_fashion_pair(
@@ -208,7 +240,7 @@ def _read_fashion_pair(
     labels_path = _idx_file(directory, labels_stem)
     assert images_path is not None and labels_path is not None  # checked by find_fashion_mnist_dir
     images = _read_idx(images_path, 3)
-    labels = _read_idx(labels_path, 1).astype(np.int64)
+    labels = _read_idx(labels_path, 1)  # uint8 until checked: int64 takes 8 times the memory
     if images.shape[1:] != (28, 28):
         raise PascalError(
             f"malformed IDX file {images_path}: images are "
@@ -223,7 +255,12 @@ def _read_fashion_pair(
         raise PascalError(
             f"malformed IDX file {labels_path}: label {int(labels.max())} outside 0..{_CLASSES - 1}"
         )
-    return images.reshape(-1, 1, 28, 28), labels
+    if len(images) == 0:
+        raise PascalError(
+            f"malformed IDX file {images_path}: 0 images (a data set needs at least one training "
+            f"and one test image)"
+        )
+    return images.reshape(-1, 1, 28, 28), labels.astype(np.int64)
 
 
 def _load_fashion_mnist(data_dir: str | os.PathLike | None) -> Dataset:
@@ -340,6 +377,13 @@ def _load_cifar10(data_dir: str | os.PathLike | None) -> Dataset:
     directory = _find_cifar10_dir(data_dir)
     parts = [_read_cifar_batch(directory / n) for n in CIFAR10_TRAIN_BATCHES]
     test_x, test_y = _read_cifar_batch(directory / CIFAR10_TEST_BATCH)
+    if not any(len(x) for x, _ in parts):
+        raise PascalError(f"malformed CIFAR-10 batches in {directory}: 0 training images in "
+                          f"{', '.join(CIFAR10_TRAIN_BATCHES)} (a data set needs at least one "
+                          f"training and one test image)")
+    if len(test_x) == 0:
+        raise PascalError(f"malformed CIFAR-10 batch {directory / CIFAR10_TEST_BATCH}: 0 images "
+                          f"(a data set needs at least one training and one test image)")
     return Dataset(
         name="cifar10",
         train_images=np.concatenate([x for x, _ in parts]),

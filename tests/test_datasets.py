@@ -5,12 +5,15 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pascal_fpga.datasets import (
+    CIFAR10_TRAIN_BATCHES,
     DATASETS,
     FASHION_MNIST_FILES,
     Dataset,
@@ -198,6 +201,75 @@ def test_fashion_missing_one_file(tmp_path):
     assert "dataset-fashion-mnist" in str(err.value)
 
 
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gz"])
+@pytest.mark.parametrize("dims", [
+    (2 ** 21, 2 ** 21, 2 ** 22),  # 2^64 data bytes: wraps to 0 in int64, and the file has 0
+    (2 ** 32 - 1, 2 ** 32 - 1, 2 ** 32 - 1),  # wraps to a negative int64
+    (60000 * 2 ** 10, 28, 28),  # 48 GB: no wrap, still far over the bound
+])
+def test_fashion_dimensions_too_large_or_wrapping(tmp_path, compress, dims):
+    _, paths = make_fashion(tmp_path, compress)
+    path = paths["train-images-idx3-ubyte"]
+    _corrupt(path, lambda b: b[:4] + struct.pack(">3I", *dims))
+    with pytest.raises(PascalError) as err:
+        load_dataset("fashion-mnist", data_dir=tmp_path)
+    msg = str(err.value)
+    assert msg.startswith(f"malformed IDX file {path}: dimensions {'x'.join(map(str, dims))} "
+                          f"need {dims[0] * dims[1] * dims[2]} data bytes, more than the 256 MiB")
+    assert "\n" not in msg
+
+
+def _zeros_after(path: Path, header: bytes, size: int, compress: bool) -> None:
+    """Write ``header`` and ``size`` zero bytes to ``path``, gzip-packed (a bomb) or plain."""
+    chunk = bytes(1 << 20)
+    if compress:
+        packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+        with open(path, "wb") as f:
+            f.write(packer.compress(header))
+            for _ in range(size // len(chunk)):
+                f.write(packer.compress(chunk))
+            f.write(packer.flush())
+    else:
+        with open(path, "wb") as f:
+            f.write(header)
+            f.truncate(len(header) + size)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gz"])
+def test_fashion_huge_file_is_not_read_whole(tmp_path, compress):
+    # An honest 5x28x28 header followed by 64 MiB (a gzip bomb of 64 KiB, or a sparse plain
+    # file): the reader stops one byte past what the header asks for.
+    _, paths = make_fashion(tmp_path, compress=False)
+    paths["train-images-idx3-ubyte"].unlink()
+    path = tmp_path / ("train-images-idx3-ubyte" + (".gz" if compress else ""))
+    header = struct.pack(">BBBB3I", 0, 0, 0x08, 3, 5, 28, 28)
+    _zeros_after(path, header, 5 * 784 + (64 << 20), compress)
+    tracemalloc.start()
+    try:
+        with pytest.raises(PascalError) as err:
+            load_dataset("fashion-mnist", data_dir=tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    msg = str(err.value)
+    assert msg.startswith(f"malformed IDX file {path}: trailing bytes, dimensions 5x28x28 need "
+                          f"3920 data bytes but it has ")
+    assert peak < 4 << 20, f"{peak >> 20} MiB read"
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gz"])
+@pytest.mark.parametrize("n_train, n_test, stem", [
+    (5, 0, "t10k-images-idx3-ubyte"),
+    (0, 3, "train-images-idx3-ubyte"),
+])
+def test_fashion_empty_split_is_refused(tmp_path, compress, n_train, n_test, stem):
+    _, paths = make_fashion(tmp_path, compress, n_train=n_train, n_test=n_test)
+    with pytest.raises(PascalError) as err:
+        load_dataset("fashion-mnist", data_dir=tmp_path)
+    assert str(err.value) == (f"malformed IDX file {paths[stem]}: 0 images (a data set needs at "
+                              f"least one training and one test image)")
+
+
 @pytest.mark.skipif(
     not DEBIAN_FASHION_DIR.exists(),
     reason=f"Debian package dataset-fashion-mnist is not installed (no {DEBIAN_FASHION_DIR})",
@@ -320,6 +392,18 @@ def test_cifar_malformed_batch(tmp_path, content, words):
         load_dataset("cifar10", data_dir=tmp_path)
     assert str(tmp_path / "data_batch_2") in str(err.value) and words in str(err.value)
 
+
+@pytest.mark.parametrize("empty", [("test_batch",), CIFAR10_TRAIN_BATCHES])
+def test_cifar_empty_split_is_refused(tmp_path, empty):
+    write_cifar(tmp_path)
+    for name in empty:
+        (tmp_path / name).write_bytes(pickle.dumps({b"data": np.zeros((0, 3072), np.uint8),
+                                                    b"labels": np.zeros(0, np.int64)}))
+    with pytest.raises(PascalError) as err:
+        load_dataset("cifar10", data_dir=tmp_path)
+    msg = str(err.value)
+    assert str(tmp_path / empty[0] if len(empty) == 1 else tmp_path) in msg
+    assert "0 images" in msg or "0 training images" in msg
 
 
 

@@ -180,6 +180,57 @@ def test_not_a_checkpoint(run, capsys):
     _one_error_line(err, "eval", str(run / "checkpoint.pt"), "unreadable checkpoint")
 
 
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("name, change, words", [
+    ("units.0.conv.weight", lambda t: torch.empty(t.shape, device="meta"),
+     "is a meta tensor (a shape without values)"),
+    ("units.0.conv.weight", lambda t: t.to_sparse(), "is a sparse_coo tensor, not a dense one"),
+    ("units.3.linear.weight", lambda t: t.to_sparse_csr(), "is a sparse_csr tensor"),
+    ("units.0.bn.weight", lambda t: t.to(torch.complex64),
+     "has dtype complex64, expected float32 or float64"),
+    ("units.0.bn.bias", lambda t: t.half(), "has dtype float16, expected float32 or float64"),
+    ("units.3.linear.weight", lambda t: t.to(torch.int32), "has dtype int32"),
+    ("units.3.linear.bias", lambda t: t.bool(), "has dtype bool"),
+    ("units.0.bn.num_batches_tracked", lambda t: t.float(),
+     "has dtype float32, expected int64"),
+], ids=["meta", "sparse-coo", "sparse-csr", "complex", "half", "int", "bool", "counter-float"])
+def test_model_tensor_of_another_kind_is_refused(run, capsys, name, change, words):
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert name in state["model"]
+    state["model"][name] = change(state["model"][name])
+    torch.save(state, run / "checkpoint.pt")
+    status, err = _cli(capsys, "eval", run)
+    assert status == 2
+    _one_error_line(err, "eval", f"{run / 'checkpoint.pt'}: parameter '{name}' {words}")
+
+
+def test_float64_model_state_loads(run):
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["model"] = {k: v.double() if v.is_floating_point() else v
+                      for k, v in state["model"].items()}
+    torch.save(state, run / "checkpoint.pt")
+    load_run(run)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda t: torch.empty(t.shape, device="meta"), "is a meta tensor"),
+    (lambda t: t.to_sparse(), "is a sparse_coo tensor"),
+    (lambda t: t.to(torch.complex64), "has dtype complex64"),
+], ids=["meta", "sparse", "complex"])
+def test_optimizer_tensor_of_another_kind_is_refused(run, tmp_path, capsys, change, words):
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    exp_avg = state["optimizer"]["state"][0]["exp_avg"]
+    state["optimizer"]["state"][0]["exp_avg"] = change(exp_avg)
+    torch.save(state, run / "checkpoint.pt")
+    before = (run / "checkpoint.pt").read_bytes()
+    status, err = _cli(capsys, "train", _write_tiny(tmp_path), "--dataset", "digits",
+                       "--epochs", 2, "--out", run, "--resume")
+    assert status == 2
+    _one_error_line(err, "train", f"{run / 'checkpoint.pt'}: field 'optimizer'['state'][0]"
+                                  f"['exp_avg'] {words}")
+    assert (run / "checkpoint.pt").read_bytes() == before
+
+
 # --- a run directory must be one run ---------------------------------------------------------
 
 def test_checkpoint_copied_from_another_run(run, tmp_path, capsys):
@@ -336,6 +387,71 @@ def test_batch_of_the_whole_training_set_is_one_step(tmp_path):
                                 out=str(tmp_path / "run"), epochs=1,
                                 batch_size=DIGITS_TRAIN_IMAGES), progress=False)
     assert metrics["epochs"] == 1 and len(metrics["history"]) == 1
+
+
+def test_batch_of_one_image_is_refused(run, tmp_path, capsys):
+    # BatchNorm cannot normalise one image (a traceback from torch in the first step before)
+    out = tmp_path / "out"
+    status, err = _cli(capsys, "train", DIGITS_SPEC, "--dataset", "digits", "--epochs", 1,
+                       "--batch-size", 1, "--out", out)
+    assert status == 2
+    _one_error_line(err, "train", "--batch-size must be >= 2", "BatchNorm", "got 1")
+    assert not out.exists()
+    with pytest.raises(PascalError, match="--batch-size must be >= 2"):
+        adapt_run(run, tmp_path / "adapted", batch_size=1)
+    assert not (tmp_path / "adapted").exists()
+
+
+@pytest.mark.parametrize("batch", [718, 1436])  # 1437 = 2 * 718 + 1 = 1436 + 1
+def test_calibration_batch_of_one_image_is_refused(tmp_path, capsys, batch):
+    # calibration splits min(1437, 4 * batch) shuffled training images into batches of `batch`
+    out = tmp_path / "out"
+    status, err = _cli(capsys, "train", DIGITS_SPEC, "--dataset", "digits", "--epochs", 0,
+                       "--batch-size", batch, "--out", out)
+    assert status == 2
+    _one_error_line(err, "train", f"--batch-size {batch}: calibration", "last one of 1 image")
+    assert not out.exists()
+
+
+def _write_fashion(folder: Path, n_train: int, n_test: int) -> Path:
+    """The four Fashion-MNIST IDX files, plain, with random 28x28 images."""
+    import numpy as np
+    import struct
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, shape in (("train-images-idx3-ubyte", (n_train, 28, 28)),
+                        ("train-labels-idx1-ubyte", (n_train,)),
+                        ("t10k-images-idx3-ubyte", (n_test, 28, 28)),
+                        ("t10k-labels-idx1-ubyte", (n_test,))):
+        top = 256 if len(shape) == 3 else 10
+        data = rng.integers(0, top, shape, dtype=np.uint8)
+        header = struct.pack(">BBBB", 0, 0, 0x08, len(shape)) + struct.pack(f">{len(shape)}I",
+                                                                            *shape)
+        (folder / stem).write_bytes(header + data.tobytes())
+    return folder
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "snn"])
+def test_empty_test_set_is_one_line(tmp_path, capsys, command):
+    # ZeroDivisionError in train and eval before, and "--samples must be >= 1, got None" in snn
+    spec = _write_tiny(tmp_path, input={"channels": 1, "height": 28, "width": 28, "bits": 8})
+    empty = _write_fashion(tmp_path / "empty", n_train=64, n_test=0)
+    out = tmp_path / "out"
+    if command == "train":
+        argv = ["train", spec, "--dataset", "fashion-mnist", "--data-dir", empty, "--epochs", 1,
+                "--batch-size", 32, "--out", out]
+    else:
+        run = tmp_path / "run"
+        train(TrainConfig(spec=str(spec), dataset="fashion-mnist", out=str(run), epochs=0,
+                          batch_size=32, data_dir=str(_write_fashion(tmp_path / "ok", 64, 3))),
+              progress=False)
+        argv = [command, run, "--data-dir", empty]
+    status, err = _cli(capsys, *argv)
+    assert status == 2
+    _one_error_line(err, command, f"malformed IDX file {empty / 't10k-images-idx3-ubyte'}: "
+                                  f"0 images")
+    assert not out.exists()
 
 
 # --- adapt options, checked before any work --------------------------------------------------

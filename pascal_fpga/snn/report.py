@@ -64,9 +64,11 @@ def snn_report(run_dir: str | Path, dataset: str | None = None, data_dir: str | 
     """
     spec, net, metrics = load_run(run_dir)
     data = run_dataset(run_dir, spec, metrics, dataset, data_dir)
-    count = len(data.test_images) if samples is None else min(samples, len(data.test_images))
-    if count < 1:
+    if samples is not None and samples < 1:
         raise PascalError(f"--samples must be >= 1, got {samples}")
+    if len(data.test_images) == 0:
+        raise PascalError(f"{data.name}: no test images to simulate")
+    count = len(data.test_images) if samples is None else min(samples, len(data.test_images))
     images = images_to_tensor(data.test_images[:count])
     labels = torch.from_numpy(data.test_labels[:count])
     inet = convert(net)

@@ -140,7 +140,9 @@ def augment_batch(batch: Tensor, pad: int, flip_allowed: bool, dy: Tensor, dx: T
 @torch.no_grad()
 def evaluate(net: nn.Module, images: Tensor, labels: Tensor, batch_size: int = EVAL_BATCH
              ) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of ``net`` in eval mode."""
+    """(accuracy, mean cross-entropy) of ``net`` in eval mode; no images is a PascalError."""
+    if len(images) == 0:
+        raise PascalError("no test images to evaluate the network on")
     was_training = net.training
     net.eval()
     device = next(net.parameters()).device
@@ -200,7 +202,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint; an unreadable, unsafe or damaged file is a PascalError naming it.
 
     Only tensors and plain data are unpickled (``weights_only=True``): a file that names any other
-    Python object is refused before that object is built. The model's tensors must be finite.
+    Python object is refused before that object is built. The model's tensors and the optimizer's
+    must be dense, on the CPU, of a real float type (``num_batches_tracked``: int64) and finite.
     """
     if not path.is_file():
         raise PascalError(f"{path}: no checkpoint here (train first, or check the run directory)")
@@ -218,11 +221,58 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state or "spec" not in state:
         raise PascalError(f"{path}: not a pascal-fpga checkpoint (no model or spec in it)")
     check_model_state(state["model"], path)
+    _check_optimizer_state(state.get("optimizer"), path)
     return state
 
 
+#: dtypes a checkpoint's tensors may have: what a network's own state holds (float32, and int64
+#: for BatchNorm's num_batches_tracked), and float64 (rounded to float32 on loading).
+_FLOAT_DTYPES = (torch.float32, torch.float64)
+_COUNTER_DTYPES = (torch.int64,)
+
+
+def _tensor_problem(value: Tensor, dtypes: tuple[torch.dtype, ...]) -> str | None:
+    """What makes ``value`` unfit for a checkpoint's state, or None: a sparse or other non-dense
+    layout, a meta tensor (a shape without values), another device, another dtype (complex would
+    lose its imaginary part, half its precision, int and bool are not weights), NaN or infinity."""
+    if value.layout != torch.strided:
+        return f"is a {str(value.layout).removeprefix('torch.')} tensor, not a dense one"
+    if value.device.type == "meta":
+        return "is a meta tensor (a shape without values)"
+    if value.device.type != "cpu":
+        return f"is on device {value.device}, not loadable to the CPU"
+    if value.dtype not in dtypes:
+        wanted = " or ".join(str(d).removeprefix("torch.") for d in dtypes)
+        return f"has dtype {str(value.dtype).removeprefix('torch.')}, expected {wanted}"
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        return "has NaN or infinite values"
+    return None
+
+
+def _check_optimizer_state(value: Any, path: Path) -> None:
+    """Every tensor in a checkpoint's optimizer state (nested dicts and lists) must be a dense,
+    finite float tensor on the CPU, as Adam writes them (three levels deep); the structure is
+    checked on load. The walk is iterative and refuses a state nested deeper than 16 levels."""
+    todo: list[tuple[Any, str, int]] = [(value, "field 'optimizer'", 0)]
+    while todo:
+        item, where, depth = todo.pop()
+        if depth > 16 and isinstance(item, (Tensor, dict, list, tuple)):
+            raise PascalError(f"{path}: field 'optimizer' is nested more than 16 levels deep")
+        if isinstance(item, Tensor):
+            problem = _tensor_problem(item, _FLOAT_DTYPES)
+            if problem is not None:
+                raise PascalError(f"{path}: {where} {problem}")
+        elif isinstance(item, dict):
+            todo.extend((v, f"{where}[{repr(k)[:100]}]", depth + 1)
+                        for k, v in reversed(item.items()))
+        elif isinstance(item, (list, tuple)):
+            todo.extend((v, f"{where}[{i}]", depth + 1) for i, v in reversed(list(enumerate(item))))
+
+
 def check_model_state(model_state: Any, path: Path) -> None:
-    """Every entry of a checkpoint's model state must be a tensor of finite values."""
+    """Every entry of a checkpoint's model state must be a dense CPU tensor of finite float32 or
+    float64 values (``*.num_batches_tracked``, BatchNorm's counter: int64), as a network's own
+    state_dict holds; anything else is a PascalError naming the entry and what is wrong."""
     if not isinstance(model_state, dict):
         raise PascalError(f"{path}: field 'model' is a {type(model_state).__name__}, "
                           f"not a mapping of parameter names to tensors")
@@ -230,8 +280,10 @@ def check_model_state(model_state: Any, path: Path) -> None:
         if not isinstance(value, Tensor):
             raise PascalError(f"{path}: parameter {str(name)!r} is a {type(value).__name__}, "
                               f"not a tensor")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise PascalError(f"{path}: parameter {name!r} has NaN or infinite values")
+        counter = str(name).rsplit(".", 1)[-1] == "num_batches_tracked"
+        problem = _tensor_problem(value, _COUNTER_DTYPES if counter else _FLOAT_DTYPES)
+        if problem is not None:
+            raise PascalError(f"{path}: parameter {str(name)[:200]!r} {problem}")
 
 
 def check_training_args(epochs: int, batch_size: int, lr: float, weight_decay: float = 0.0,
@@ -239,8 +291,11 @@ def check_training_args(epochs: int, batch_size: int, lr: float, weight_decay: f
     """The numeric training options, checked before any work (one line naming the option)."""
     if epochs < 0 or epochs > MAX_EPOCHS:
         raise PascalError(f"--epochs must be 0..{MAX_EPOCHS}, got {epochs}")
-    if batch_size < 1:
-        raise PascalError(f"--batch-size must be >= 1, got {batch_size}")
+    if batch_size < 2:
+        # BatchNorm in training mode normalises each channel over the batch: one image (after a
+        # linear layer, one value per channel) has no batch statistics, and torch raises
+        raise PascalError(f"--batch-size must be >= 2 (BatchNorm normalises over the images of a "
+                          f"batch), got {batch_size}")
     if not math.isfinite(lr) or lr <= 0:
         raise PascalError(f"--lr must be a finite number > 0, got {lr}")
     if not math.isfinite(weight_decay) or weight_decay < 0:
@@ -250,10 +305,21 @@ def check_training_args(epochs: int, batch_size: int, lr: float, weight_decay: f
 
 
 def check_batch_fits(batch_size: int, data: Dataset) -> None:
-    """A batch may not be larger than the training set (an epoch would have no step)."""
-    if batch_size > len(data.train_images):
+    """A batch may not be larger than the training set (an epoch would have no step), nor leave a
+    1-image batch in calibration (BatchNorm cannot normalise one image).
+
+    Training batches are always whole (``epoch_batches`` drops the rest of an epoch); calibration
+    splits the first ``CALIBRATION_BATCHES * batch_size`` images of a shuffled training set into
+    batches, whose last one has ``n % batch_size`` images when the set is smaller than that.
+    """
+    n = len(data.train_images)
+    if batch_size > n:
         raise PascalError(f"--batch-size {batch_size} is larger than the "
-                          f"{len(data.train_images)} training images of {data.name}")
+                          f"{n} training images of {data.name}")
+    if min(n, CALIBRATION_BATCHES * batch_size) % batch_size == 1:
+        raise PascalError(f"--batch-size {batch_size}: calibration would split the {n} training "
+                          f"images of {data.name} into batches of {batch_size} and a last one of "
+                          f"1 image, which BatchNorm cannot normalise; choose another batch size")
 
 
 def _run_spec(run_dir: Path, state: dict[str, Any]) -> ModelSpec:
