@@ -16,6 +16,14 @@ traceback, the side-effect check of the case (marker file created, user file sur
 the first 90 characters of the last stderr line. A case that breaks the harness itself is an error
 row; the run goes on. Progress goes to stderr, the table to stdout.
 
+The cases after the first 34 (issue 21, from ``force_bad_data`` on) add a data set that fails
+after ``train --force``, symlinked sub-folders of a build, SIGTERM during ``compile``, a full disk
+(a small tmpfs: needs root, else the row says it was skipped), hostile YAML specs (alias bomb,
+huge integers, deep nesting, /dev/zero, a FIFO, duplicate keys; those that may hang run under a
+60 s timeout), malformed ONNX graphs, checkpoint tensors of odd kinds, crafted IDX files, absurd
+``.npy`` headers, specs that may not compile and ``compile --force`` onto symlinks. A row of
+several commands gives each one's exit and stderr verdict.
+
 Run it with the project's virtual environment (torch, onnx and PyYAML are used to build the
 crafted inputs): ``.venv/bin/python scripts/bad_inputs.py --source .``
 """
@@ -24,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -32,6 +42,7 @@ import resource
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -82,10 +93,10 @@ class Result:
         return lines[-1].strip() if lines else ""
 
 
-def _limit_child() -> None:
+def _limit_child(limit: int = MEM_LIMIT) -> None:
     """In the child, before exec: umask 022 and an address-space limit."""
     os.umask(0o022)
-    resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT, MEM_LIMIT))
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -115,12 +126,12 @@ class Harness:
     def spec(self, name: str) -> Path:
         return self.source / "models" / name
 
-    def start(self, args: list[str], cwd: Path) -> subprocess.Popen:
+    def start(self, args: list[str], cwd: Path, mem_limit: int = MEM_LIMIT) -> subprocess.Popen:
         """Start ``python -m pascal_fpga.cli ARGS`` in its own process group."""
         return subprocess.Popen([sys.executable, "-m", "pascal_fpga.cli", *map(str, args)],
                                 cwd=cwd, env=self.env(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                errors="replace", preexec_fn=_limit_child,
+                                errors="replace", preexec_fn=lambda: _limit_child(mem_limit),
                                 start_new_session=True)
 
     def finish(self, proc: subprocess.Popen, args, started: float,
@@ -135,9 +146,10 @@ class Harness:
         _kill_group(proc)   # anything the command left running in its group
         return Result([str(a) for a in args], rc, out, err, time.monotonic() - started)
 
-    def cli(self, args: list, cwd: Path, timeout: float | None = None) -> Result:
+    def cli(self, args: list, cwd: Path, timeout: float | None = None,
+            mem_limit: int = MEM_LIMIT) -> Result:
         started = time.monotonic()
-        return self.finish(self.start(args, cwd), args, started, timeout)
+        return self.finish(self.start(args, cwd, mem_limit), args, started, timeout)
 
     # -- shared fixtures --------------------------------------------------------------------------
 
@@ -445,8 +457,8 @@ class Case:
         text = text.replace("\n", "\\n")
         return text if len(text) <= 80 else text[:77] + "..."
 
-    def cli(self, args: list, timeout: float | None = None) -> Result:
-        result = self.h.cli(args, self.dir, timeout)
+    def cli(self, args: list, timeout: float | None = None, mem_limit: int = MEM_LIMIT) -> Result:
+        result = self.h.cli(args, self.dir, timeout, mem_limit)
         self.results.append(result)
         progress(f"    {self.short(args)} -> {exit_text(result)} ({result.seconds:.1f} s)")
         return result
@@ -865,6 +877,599 @@ def case_build_mode(c: Case) -> Row:
     except OSError:
         text = "no build folder"
     return c.row(r, text)
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 21: the cases added after the first 34 (their helpers first)
+
+HANG_TIMEOUT = 60            # seconds for the commands where a hang is the likely failure
+SMALL_MEM = 4 << 30          # address space for inputs that ask for unbounded memory
+FASHION_TRAIN, FASHION_TEST = 160, 64   # images of the small crafted Fashion-MNIST folders
+
+
+def hang_timeout(c: Case) -> float:
+    return min(HANG_TIMEOUT, c.h.timeout)
+
+
+def folder_state(path: Path) -> dict[str, str]:
+    """Every entry under ``path``, links not followed: files by digest, folders, links by target
+    (empty for a missing folder). Unlike tree_digest it also sees new folders and links."""
+    out: dict[str, str] = {}
+    if not path.is_dir():
+        return out
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            p = Path(root) / name
+            rel = str(p.relative_to(path))
+            if p.is_symlink():
+                out[rel] = "link:" + os.readlink(p)
+            elif p.is_dir():
+                out[rel] = "dir"
+            else:
+                out[rel] = file_digest(p) or "?"
+    return out
+
+
+def entries(folder: Path) -> list[str]:
+    try:
+        return sorted(p.name for p in folder.iterdir())
+    except OSError:
+        return []
+
+
+def names_text(names: list[str], limit: int = 3) -> str:
+    if not names:
+        return "none"
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def path_kind(path: Path) -> str:
+    if path.is_symlink():
+        return "a symlink" + (" (dangling)" if not path.exists() else "")
+    if path.is_dir():
+        return "a folder"
+    return "a file" if path.exists() else "absent"
+
+
+def steps_row(c: Case, steps: list[tuple[str, Result]], check: str, **details) -> Row:
+    """One row for several commands: each one's exit and stderr verdict; the last stderr line of
+    the first command that failed (else of the last one)."""
+    failed = [r for _, r in steps if r.rc != 0]
+    shown = failed[0] if failed else steps[-1][1]
+    label = next(label for label, r in steps if r is shown)
+    return Row(c.name, "; ".join(c.short(r.args) for _, r in steps),
+               ", ".join(f"{label} {exit_text(r)}" for label, r in steps),
+               "; ".join(f"{label} {one_line_text(r)}" for label, r in steps), check,
+               (f"{label}: {shown.last_line}" if len(steps) > 1 and shown.last_line
+                else shown.last_line)[:90], details=details)
+
+
+def skipped_row(c: Case, command: str, why: str) -> Row:
+    return Row(c.name, command, "skipped", "-", why, "")
+
+
+def run_written(folder: Path) -> str:
+    m = metrics_of(folder)
+    return f"run written: {yes(m is not None)}" + (
+        f" (test accuracy {m.get('test_accuracy')})" if m else "")
+
+
+# -- data sets
+
+
+def idx_header(dims: tuple[int, ...]) -> bytes:
+    return bytes([0, 0, 0x08, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+
+
+def fashion_folder(folder: Path, train: int = FASHION_TRAIN, test: int = FASHION_TEST,
+                   replace: dict[str, bytes | None] | None = None) -> Path:
+    """A Fashion-MNIST folder of random images (valid IDX files), some files replaced by the
+    given bytes (None: left out, the caller writes it, e.g. as .gz)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    files: dict[str, bytes | None] = {}
+    for prefix, n in (("train", train), ("t10k", test)):
+        files[f"{prefix}-images-idx3-ubyte"] = idx_header((n, 28, 28)) + rng.integers(
+            0, 256, (n, 28, 28), dtype=np.uint8).tobytes()
+        files[f"{prefix}-labels-idx1-ubyte"] = idx_header((n,)) + rng.integers(
+            0, 10, n, dtype=np.uint8).tobytes()
+    files.update(replace or {})
+    folder.mkdir()
+    for name, data in files.items():
+        if data is not None:
+            (folder / name).write_bytes(data)
+    return folder
+
+
+def gzip_zeros(path: Path, header: bytes, total: int, chunk: int = 1 << 20) -> int:
+    """A .gz of ``header`` and ``total`` zero bytes, written in chunks (small in memory)."""
+    zeros = bytes(chunk)
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(header)
+        left = total
+        while left > 0:
+            f.write(zeros[:min(chunk, left)])
+            left -= chunk
+    return path.stat().st_size
+
+
+def fashion_train(c: Case, data: str, out: str = "r", extra: tuple = ()) -> Result:
+    return c.cli(["train", c.h.spec("fmnist-cnn.yaml"), "--dataset", "fashion-mnist",
+                  "--data-dir", data, "--epochs", "0", "--out", out, *extra])
+
+
+# -- file systems
+
+
+class MountError(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: int):
+    """A tmpfs of ``size`` bytes mounted on the new folder ``folder``; unmounted at the end."""
+    folder.mkdir()
+    if os.geteuid() != 0:
+        raise MountError("not root: no tmpfs mounted")
+    try:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                                 str(folder)], capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise MountError(f"mount failed: {exc}") from None
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+        raise MountError(f"mount failed (exit {result.returncode}): {lines[-1][:60]}")
+    try:
+        yield folder
+    finally:
+        if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def disk_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _enospc(c: Case, fixture: str, args: Callable[[Path], list]) -> Row:
+    """The command into a tmpfs of half the size of the fixture it would write (so it runs out of
+    space midway): one line, exit 2, nothing left in the tmpfs."""
+    size = max(16 << 10, (disk_size(c.h.fixture(fixture)) // 2) // 4096 * 4096)
+    disk = c.dir / "small"
+    try:
+        with tmpfs(disk, size):
+            r = c.cli(args(disk))
+            left = [name for name in entries(disk)]
+    except MountError as exc:
+        return skipped_row(c, c.short(args(disk)), str(exc))
+    noisy = r.traceback and ("OSError" in r.stderr or "inline_container" in r.stderr)
+    named = any(text in r.last_line for text in ("No space left", "ENOSPC", "no space"))
+    return c.row(r, f"tmpfs {size >> 10} KiB; left in it: {names_text(left)}; OSError or "
+                    f"inline_container traceback: {yes(noisy)}; last line says no space: "
+                    f"{yes(named)}", left=left)
+
+
+# -- specs
+
+
+def digits_spec_text(c: Case, classes_value: str) -> str:
+    """models/digits-cnn.yaml with its ``classes: 10`` line's value replaced by text."""
+    text = c.h.spec("digits-cnn.yaml").read_text()
+    assert "\nclasses: 10\n" in text
+    return text.replace("\nclasses: 10\n", f"\nclasses: {classes_value}\n")
+
+
+def _spec_case(c: Case, spec: str | Path, timeout: float | None = None,
+               mem_limit: int = MEM_LIMIT, note: str = "") -> Row:
+    r = c.cli(["train", spec, "--dataset", "digits", "--epochs", "0", "--out", "r"],
+              timeout=timeout, mem_limit=mem_limit)
+    took = f"{r.seconds:.0f} s" + (f" (timeout {timeout:.0f} s)" if r.timed_out else "")
+    return c.row(r, (f"{note}; " if note else "") + f"{took}; " + run_written(c.dir / "r"))
+
+
+# -- ONNX models
+
+
+def _onnx_case(c: Case, edit: Callable, what: str) -> Row:
+    model_copy(c.h, c.dir / "m.onnx", edit)
+    r = c.cli(["compile", "m.onnx", "--out", "b"])
+    return c.row(r, f"{what}; compile accepted: {yes(r.rc == 0)}; build written: "
+                    f"{yes((c.dir / 'b' / 'build.json').is_file())}")
+
+
+# -- checkpoints
+
+CKPT_WEIGHT = "units.0.conv.weight"
+
+
+def _checkpoint_case(c: Case, change: Callable, what: str) -> Row:
+    """The shared run with one weight (the first conv's) replaced, re-saved with torch.save;
+    then eval and export of it."""
+    import torch
+
+    run = copy_tree(c.h.fixture("run"), c.dir / "run")
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    name = CKPT_WEIGHT if CKPT_WEIGHT in state["model"] else next(
+        k for k, v in state["model"].items() if torch.is_tensor(v) and v.is_floating_point()
+        and v.dim() > 1)
+    state["model"][name] = change(state["model"][name])
+    torch.save(state, run / "checkpoint.pt")
+    re_eval = c.cli(["eval", "run"])
+    re_export = c.cli(["export", "run", "--out", "m.onnx"])
+    accepted = [label for label, r in (("eval", re_eval), ("export", re_export)) if r.rc == 0]
+    return steps_row(c, [("eval", re_eval), ("export", re_export)],
+                     f"{name} as {what}; accepted by: {', '.join(accepted) or 'none'}")
+
+
+# ------------------------------------------------------------------------------------------------
+# the cases of issue 21
+
+
+def case_force_bad_data(c: Case) -> Row:
+    """train --force onto an existing run, the data set (IDX files with a bad magic) then fails."""
+    run = copy_tree(c.h.fixture("run"), c.dir / "RUN")
+    before = folder_state(run)
+    bad = b"\x12\x34\x08\x03" + bytes(16)
+    fashion_folder(c.dir / "D", replace={name: bad for name in (
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte")})
+    r = fashion_train(c, "D", out="RUN", extra=("--force",))
+    change = tree_change(before, folder_state(run))
+    return c.row(r, f"old run untouched: {yes(change == 'unchanged')}"
+                    + ("" if change == "unchanged" else f" ({change}; {path_kind(run)})"))
+
+
+def _linked_subfolder(c: Case, sub: str, user: Path, verify_args: list) -> Row:
+    build = copy_tree(c.h.fixture("build"), c.dir / "B")
+    if (build / sub).is_symlink() or (build / sub).is_file():
+        (build / sub).unlink()
+    elif (build / sub).exists():
+        shutil.rmtree(build / sub)
+    (build / sub).symlink_to(user, target_is_directory=True)
+    before = folder_state(user)
+    r = c.cli(["verify", "B", *verify_args])
+    change = tree_change(before, folder_state(user))
+    return c.row(r, f"B/{sub} -> {user.name}; {user.name} unchanged: "
+                    f"{yes(change == 'unchanged')}" + ("" if change == "unchanged"
+                                                       else f" ({change})"))
+
+
+def case_link_csim(c: Case) -> Row:
+    """BUILD/csim a symlink to a user folder, then verify --csim: nothing may be written there."""
+    user = c.dir / "userdir"
+    user.mkdir()
+    (user / "mine.txt").write_text("the user's file\n")
+    return _linked_subfolder(c, "csim", user, ["--csim", "--samples", "2"])
+
+
+def case_link_hls(c: Case) -> Row:
+    """BUILD/hls a symlink to a folder whose own Makefile creates a marker (every target)."""
+    marker = c.dir / "MARKER"
+    user = c.dir / "userhls"
+    user.mkdir()
+    (user / "Makefile").write_text(f".PHONY: all csim\nall csim:\n\ttouch {marker}\n")
+    row = _linked_subfolder(c, "hls", user, ["--csim", "--samples", "2"])
+    row.check = f"marker created: {yes(marker_created(marker))}; " + row.check
+    return row
+
+
+def case_link_rtlsim(c: Case) -> Row:
+    """BUILD/rtlsim a symlink to a user folder, then verify --rtlsim (needs verilator)."""
+    if shutil.which("verilator") is None:
+        return skipped_row(c, "verify B --rtlsim --samples 2", "verilator not on PATH")
+    user = c.dir / "userdir"
+    user.mkdir()
+    (user / "mine.txt").write_text("the user's file\n")
+    return _linked_subfolder(c, "rtlsim", user, ["--rtlsim", "--samples", "2"])
+
+
+def case_sigterm_compile(c: Case) -> Row:
+    """SIGTERM to compile while it works: 0.5 s after its first entry (the staging folder)
+    appears beside --out, or at 20 s if none does."""
+    args = ["compile", c.h.fixture("model"), "--out", "b"]
+    started = time.monotonic()
+    proc = c.h.start(args, c.dir)
+    seen = sent = None
+    while proc.poll() is None and time.monotonic() - started < c.h.timeout:
+        now = time.monotonic() - started
+        if seen is None and entries(c.dir):
+            seen = now
+        if (seen is not None and now >= seen + 0.5) or (seen is None and now >= 20):
+            try:
+                os.kill(proc.pid, signal.SIGTERM)
+                sent = now
+            except ProcessLookupError:
+                pass
+            break
+        time.sleep(0.02)
+    r = c.h.finish(proc, args, started)
+    c.results.append(r)
+    progress(f"    {c.short(args)} + SIGTERM -> {exit_text(r)} ({r.seconds:.1f} s)")
+    left = entries(c.dir)
+    staging = [name for name in left if name.startswith(".")]
+    how = (f"SIGTERM at {sent:.1f} s" + (f" (first entry at {seen:.1f} s)" if seen is not None
+                                        else " (no entry seen)")
+           if sent is not None else "finished before any SIGTERM")
+    return c.row(r, f"{how}; clean exit 143/130: {yes(r.rc in (143, 130))}; staging folders left: "
+                    f"{len(staging)}; b is {path_kind(c.dir / 'b')}", left=left)
+
+
+def case_enospc_compile(c: Case) -> Row:
+    return _enospc(c, "build", lambda disk: ["compile", c.h.fixture("model"), "--out",
+                                             disk / "b"])
+
+
+def case_enospc_export(c: Case) -> Row:
+    return _enospc(c, "model", lambda disk: ["export", c.h.fixture("run"), "--out",
+                                             disk / "m.onnx"])
+
+
+def case_enospc_train(c: Case) -> Row:
+    return _enospc(c, "run", lambda disk: ["train", c.h.spec("digits-cnn.yaml"), "--dataset",
+                                           "digits", "--epochs", "1", "--out", disk / "run"])
+
+
+def case_yaml_alias_bomb(c: Case) -> Row:
+    """Billion laughs: 9 levels of 9 aliases (9^9 leaves) as the value of ``classes``."""
+    levels = ['&a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        levels.append(f"&{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    (c.dir / "bomb.yaml").write_text(digits_spec_text(c, "[" + ", ".join(levels) + "]"))
+    return _spec_case(c, "bomb.yaml", timeout=hang_timeout(c), mem_limit=SMALL_MEM,
+                      note="9^9 leaves via aliases")
+
+
+def case_yaml_huge_int(c: Case) -> Row:
+    (c.dir / "big.yaml").write_text(digits_spec_text(c, "1" + "0" * 4999))
+    return _spec_case(c, "big.yaml", note="classes: a 5000-digit integer")
+
+
+def case_yaml_deep(c: Case) -> Row:
+    depth = 100_000
+    (c.dir / "deep.yaml").write_text(digits_spec_text(c, "[" * depth + "]" * depth))
+    return _spec_case(c, "deep.yaml", timeout=hang_timeout(c), mem_limit=SMALL_MEM,
+                      note=f"classes: {depth} nested lists")
+
+
+def case_yaml_dev_zero(c: Case) -> Row:
+    return _spec_case(c, "/dev/zero", timeout=hang_timeout(c), mem_limit=SMALL_MEM,
+                      note=f"address space {SMALL_MEM >> 30} GiB")
+
+
+def case_yaml_fifo(c: Case) -> Row:
+    os.mkfifo(c.dir / "spec.yaml")
+    return _spec_case(c, "spec.yaml", timeout=hang_timeout(c), note="a FIFO, no writer")
+
+
+def case_yaml_duplicate_key(c: Case) -> Row:
+    (c.dir / "dup.yaml").write_text(digits_spec_text(c, "7\nclasses: 10"))
+    r = c.cli(["train", "dup.yaml", "--dataset", "digits", "--epochs", "0", "--out", "r"])
+    return c.row(r, f"classes: 7 then classes: 10; accepted: {yes(r.rc == 0)}; "
+                    + run_written(c.dir / "r"))
+
+
+def case_onnx_two_outputs(c: Case) -> Row:
+    import onnx
+
+    def edit(model):
+        # the output of the first QCFS activation becomes a second graph output (its value_info
+        # entry moves to the outputs, so that the model stays well formed)
+        name = first_activation_quant(model).output[0]
+        infos = [vi for vi in model.graph.value_info if vi.name == name]
+        for vi in infos:
+            model.graph.value_info.remove(vi)
+        model.graph.output.append(infos[0] if infos else onnx.helper.make_tensor_value_info(
+            name, onnx.TensorProto.FLOAT, None))
+    return _onnx_case(c, edit, "second graph output (the first QCFS activation)")
+
+
+def case_onnx_no_inputs(c: Case) -> Row:
+    return _onnx_case(c, lambda model: model.graph.ClearField("input"), "graph inputs removed")
+
+
+def case_onnx_string_input(c: Case) -> Row:
+    import onnx
+
+    def edit(model):
+        model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.STRING
+    return _onnx_case(c, edit, "graph input typed STRING")
+
+
+def case_onnx_init_3e38(c: Case) -> Row:
+    chosen = {}
+
+    def edit(model):
+        chosen["name"] = name = bn_scale_initializer(model)
+        edit_initializer(model, name, lambda a: a * 0 + a.dtype.type(3e38))
+    row = _onnx_case(c, edit, "")
+    row.check = f"{chosen.get('name')} all 3e38" + row.check
+    return row
+
+
+def case_onnx_missing_initializer(c: Case) -> Row:
+    chosen = {}
+
+    def edit(model):
+        # the weights of the second conv: a node input that names an initializer no longer there
+        conv = [n for n in model.graph.node if n.op_type == "Conv"][-1]
+        producers = {out: n for n in model.graph.node for out in n.output}
+        weight_quant = producers.get(conv.input[1])
+        name = weight_quant.input[0] if weight_quant is not None else conv.input[1]
+        init = initializer(model, name)
+        chosen["name"] = name
+        model.graph.initializer.remove(init)
+    row = _onnx_case(c, edit, "")
+    row.check = f"initializer {chosen.get('name')} removed" + row.check
+    return row
+
+
+def case_ckpt_meta(c: Case) -> Row:
+    import torch
+
+    return _checkpoint_case(c, lambda w: torch.empty_like(w, device="meta"), "a meta tensor")
+
+
+def case_ckpt_sparse(c: Case) -> Row:
+    return _checkpoint_case(c, lambda w: w.to_sparse(), "a sparse COO tensor")
+
+
+def case_ckpt_complex(c: Case) -> Row:
+    import torch
+
+    return _checkpoint_case(c, lambda w: w.to(torch.complex64), "complex64")
+
+
+def case_ckpt_int(c: Case) -> Row:
+    import torch
+
+    return _checkpoint_case(c, lambda w: (w * 100).round().to(torch.int64), "int64 (x100)")
+
+
+def case_ckpt_bool(c: Case) -> Row:
+    return _checkpoint_case(c, lambda w: w > 0, "bool (w > 0)")
+
+
+def case_ckpt_half(c: Case) -> Row:
+    return _checkpoint_case(c, lambda w: w.half(), "float16")
+
+
+def case_idx_dims_wrap(c: Case) -> Row:
+    """Training images whose header claims (2^28 + 20) x 28 x 28: the product is 20 x 784 modulo
+    2^32, and the payload is exactly that (20 images)."""
+    import numpy as np
+
+    n = 2 ** 28 + 20
+    payload = np.random.default_rng(1).integers(0, 256, 20 * 784, dtype=np.uint8).tobytes()
+    fashion_folder(c.dir / "D", replace={
+        "train-images-idx3-ubyte": idx_header((n, 28, 28)) + payload})
+    r = fashion_train(c, "D")
+    return c.row(r, f"dims {n}x28x28 with 20 images of data; " + run_written(c.dir / "r"))
+
+
+def case_idx_empty_test(c: Case) -> Row:
+    fashion_folder(c.dir / "D", test=0)
+    r = fashion_train(c, "D")
+    return c.row(r, "0 test images (valid headers); " + run_written(c.dir / "r"))
+
+
+def case_idx_gzip_bomb(c: Case) -> Row:
+    """train-images-idx3-ubyte.gz: a 60000x28x28 header and 1 GiB of zeros (about 1 MB packed)."""
+    folder = fashion_folder(c.dir / "D", replace={"train-images-idx3-ubyte": None})
+    packed = gzip_zeros(folder / "train-images-idx3-ubyte.gz", idx_header((60000, 28, 28)),
+                        1 << 30)
+    r = fashion_train(c, "D")
+    return c.row(r, f"{packed >> 10} KiB inflating to 1 GiB; {r.seconds:.0f} s; "
+                    + run_written(c.dir / "r"))
+
+
+def case_batch_one(c: Case) -> Row:
+    r = c.cli(["train", c.h.spec("digits-cnn.yaml"), "--dataset", "digits", "--epochs", "1",
+               "--batch-size", "1", "--out", "r"])
+    return c.row(r, run_written(c.dir / "r"))
+
+
+def case_npy_huge_header(c: Case) -> Row:
+    """A .npy whose header declares (1000000, 1, 8, 800000) uint8 (6.4e12 elements), 64 bytes of
+    data."""
+    import numpy as np
+
+    with open(c.dir / "x.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False,
+                                                 "shape": (1000000, 1, 8, 800000)})
+        f.write(bytes(64))
+    r = c.cli(["run", c.h.fixture("build"), "--input", "x.npy"])
+    return c.row(r, f"{r.seconds:.0f} s")
+
+
+def _spec_pipeline(c: Case, spec_text: str, what: str) -> Row:
+    """train --epochs 0, export and compile of a spec, stopping at the first failure."""
+    (c.dir / "spec.yaml").write_text(spec_text)
+    commands = [("train", ["train", "spec.yaml", "--dataset", "digits", "--epochs", "0",
+                           "--out", "r"]),
+                ("export", ["export", "r", "--out", "m.onnx"]),
+                ("compile", ["compile", "m.onnx", "--out", "b"])]
+    steps = []
+    for label, args in commands:
+        r = c.cli(args)
+        steps.append((label, r))
+        if r.rc != 0:
+            break
+    failed = [label for label, r in steps if r.rc != 0]
+    return steps_row(c, steps, f"{what}; " + (f"fails at {failed[0]}" if failed
+                                              else "train, export and compile all pass"))
+
+
+def case_spec_weight_bits_16(c: Case) -> Row:
+    text = c.h.spec("digits-cnn.yaml").read_text()
+    old = "{type: linear, features: 64, levels: 2}"
+    assert old in text
+    return _spec_pipeline(c, text.replace(old, "{type: linear, features: 64, levels: 2, "
+                                               "weight_bits: 16}"),
+                          "hidden linear layer with weight_bits: 16")
+
+
+REQUANT_SPEC = """\
+name: digits-requant
+input: {channels: 1, height: 8, width: 8, bits: 5}
+classes: 10
+weight_bits: 4
+levels: 4
+layers:
+  - {type: conv, channels: 8, kernel: 3, padding: 1}
+  - {type: block, channels: 8}
+  - {type: block, channels: 8, residual: requant}
+  - {type: flatten}
+  - {type: linear, features: 10}
+"""
+
+
+def case_spec_requant_after_block(c: Case) -> Row:
+    return _spec_pipeline(c, REQUANT_SPEC, "a residual: requant block after a shift block")
+
+
+def _force_onto_link(c: Case, target: Path, what: str) -> Row:
+    link = c.dir / "out"
+    link.symlink_to(target, target_is_directory=True)
+    before = folder_state(target)
+    r = c.cli(["compile", c.h.fixture("model"), "--out", "out", "--force"])
+    change = tree_change(before, folder_state(target))
+    left = [name for name in entries(c.dir) if name.startswith(".")]
+    old = [name for name in left if ".old-" in name]
+    return c.row(r, f"--out a symlink to {what}; out is now {path_kind(link)}; target "
+                    f"{change if target.exists() else 'absent'}; leftovers: {names_text(left)}"
+                    + (f" ({len([n for n in old if (c.dir / n).is_symlink()])} .old- symlinks)"
+                       if old else ""), left=left)
+
+
+def case_force_link_build(c: Case) -> Row:
+    earlier = copy_tree(c.h.fixture("build"), c.dir / "earlier")
+    return _force_onto_link(c, earlier, "an earlier build")
+
+
+def case_force_link_empty(c: Case) -> Row:
+    (c.dir / "empty").mkdir()
+    return _force_onto_link(c, c.dir / "empty", "an empty folder")
+
+
+def case_force_link_dangling(c: Case) -> Row:
+    return _force_onto_link(c, c.dir / "nowhere", "nothing (dangling)")
+
+
+def case_snn_empty_test(c: Case) -> Row:
+    """snn of a Fashion-MNIST run (trained on a small valid folder) with --data-dir a folder
+    whose test set is empty (0 images, valid headers)."""
+    fashion_folder(c.dir / "D")
+    setup = fashion_train(c, "D", out="run")
+    if setup.rc != 0:
+        return c.row(setup, "setup (train on a small valid folder) failed")
+    fashion_folder(c.dir / "E", test=0)
+    r = c.cli(["snn", "run", "--data-dir", "E"])
+    return c.row(r, f"snn report written: {yes((c.dir / 'run' / 'snn' / 'report.json').is_file())}")
+
 
 
 CASES: dict[str, Callable[[Case], Row]] = {
