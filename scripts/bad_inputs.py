@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import resource
 import shutil
 import signal
@@ -1047,7 +1048,8 @@ def _enospc(c: Case, fixture: str, args: Callable[[Path], list]) -> Row:
     except MountError as exc:
         return skipped_row(c, c.short(args(disk)), str(exc))
     noisy = r.traceback and ("OSError" in r.stderr or "inline_container" in r.stderr)
-    named = any(text in r.last_line for text in ("No space left", "ENOSPC", "no space"))
+    named = re.search(r"no space|enospc|errno 28|disk (is )?full|free on (its|the) disk",
+                      r.last_line, re.IGNORECASE) is not None
     return c.row(r, f"tmpfs {size >> 10} KiB; left in it: {names_text(left)}; OSError or "
                     f"inline_container traceback: {yes(noisy)}; last line says no space: "
                     f"{yes(named)}", left=left)
