@@ -2,12 +2,49 @@
 
 A spec is validated completely on load, shapes included, so that every later stage can trust it:
 every error is one line naming the spec file, the layer index and the field at fault.
+
+The file is a user's: ``load_spec`` reads only a regular file of at most ``SPEC_BYTES_MAX`` bytes
+(never a device or a named pipe, which could block or never end), and its YAML loader bounds the
+nesting depth, the aliases and the values they expand to, refuses a key given twice in a mapping
+and keeps an integer too long for Python's ``int()`` unconverted (``_LongInteger``). Messages show
+user values through ``_show``, which is bounded in length and work.
+
+Beyond the per-field bounds, ``parse_spec`` refuses networks that train and export but cannot
+compile, because the compiled integer graph holds its constants in float32, exact only for integers
+below 2^24 (``ir/transforms.py``). With a layer's inputs in 0..m (m: 2^bits - 1 for pixels, L for a
+QCFS layer's levels, times k^2 after a k x k average pool) and its weights in -w..w
+(w = 2^(weight_bits - 1) - 1), a product is at most m * w and an accumulator at most
+fan_in * m * w:
+
+- the classifier's accumulators are checked against 2^24 on the trained weights; the spec refuses
+  a classifier whose worst case fan_in * m * w reaches 2^24;
+- the classifier's bias is an integer on the accumulator scale, held in float32 (as its integer
+  times the scale) and checked to 1e-3 of an integer. Its float32 rounding is up to 2^-23 of the
+  integer, so the check holds for sure below about 2^13 and fails more and more often from about
+  2^13.5 (12000). The integer is about rho * m * w, where rho, |bias| / (the input's clip value *
+  the largest |weight|), is 0.2 to 0.35 for a calibrated untrained network and smaller once
+  trained (0.06 in the zoo's fmnist-vgg-al). Measured: m * w = 131068 (16 bits on 4 levels) and
+  65532 (15 bits) fail in every trial, 49784 (the shipped fmnist-vgg-l8) and 32764 pass. So m * w
+  may be at most ``CLASSIFIER_PRODUCT_MAX`` (2^16), and the message suggests the weight bits
+  that keep it within ``CLASSIFIER_PRODUCT_SAFE`` (2^15). (A precise rule needs the trained bias:
+  the compile's check would hold for any bias if it allowed float32's relative rounding.)
+- a hidden layer's thresholds are float32 integers within its accumulator range: they fit when
+  fan_in * m * w < 2^24, and otherwise lie at about m * w times the layer's gain ratio, so m * w
+  may be at most ``THRESHOLD_PRODUCT_MAX`` (2^21) there (a 16-bit layer after 256 levels fails);
+- a residual block's integer sum (conv2's accumulator plus the shortcut) is checked against 2^24
+  on the trained weights; the spec refuses a block whose worst case reaches it;
+- the export matches every residual add to one block kind, so shift and requant blocks cannot be
+  mixed in one network (and only shift blocks compile).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import os
+import reprlib
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +52,7 @@ from typing import Any
 import yaml
 
 from .errors import PascalError
-from .names import check_name, show_value
+from .names import check_name
 
 LAYER_TYPES = ("conv", "linear", "maxpool", "avgpool", "flatten", "block")
 WEIGHT_BITS_RANGE = (2, 16)
@@ -49,6 +86,17 @@ RESIDUAL_KINDS = ("shift", "requant")
 ADD_BITS_DEFAULT = 8  # the add quantizer's bits of a requant block
 _INT_FIELDS = ("channels", "kernel", "stride", "padding", "features", "levels", "weight_bits",
                "add_bits")
+# The file: bounds that keep reading and parsing a hostile spec short.
+SPEC_BYTES_MAX = 2 ** 20     # a spec file is at most 1 MiB (the shipped ones are under 2 KiB)
+YAML_DEPTH_MAX = 32          # lists and mappings nested in each other (a spec needs 4)
+YAML_ALIASES_MAX = 100       # alias uses (*name) in one file
+YAML_VALUES_MAX = 100_000    # values (scalars, lists, mappings) with every alias expanded
+INT_DIGITS_MAX = 40          # a longer integer stays unconverted (no field takes one)
+# The compiled graph's float32 constants (see the module docstring).
+FLOAT32_EXACT = 2 ** 24
+CLASSIFIER_PRODUCT_MAX = 2 ** 16
+CLASSIFIER_PRODUCT_SAFE = 2 ** 15
+THRESHOLD_PRODUCT_MAX = 2 ** 21
 
 
 @dataclass(frozen=True)
@@ -147,27 +195,229 @@ class ModelSpec:
 def load_spec(path: str | Path) -> ModelSpec:
     """Read and validate a spec file; raises PascalError naming the file, layer and field."""
     path = Path(path)
+    data = _read_spec(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PascalError(f"{path}: cannot read the spec ({exc.strerror})") from exc
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PascalError(f"{path}: not a text (UTF-8) file, so not a YAML spec") from exc
+    loader = None
     try:
-        raw = yaml.safe_load(text)
+        loader = _SpecLoader(text)  # (its reader refuses control characters already)
+        raw = loader.get_single_data()
+    except _YAMLLimit as exc:
+        raise PascalError(f"{path}: {exc.text}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise PascalError(f"{path}: not valid YAML{where}") from exc
+    except (ValueError, RecursionError) as exc:  # a value YAML's constructors cannot convert
+        raise PascalError(f"{path}: not valid YAML ({_show_text(str(exc))})") from exc
+    finally:
+        if loader is not None:
+            loader.dispose()
     return parse_spec(raw, str(path))
 
 
+_FILE_KINDS = ((stat.S_ISFIFO, "named pipe"), (stat.S_ISCHR, "character device"),
+               (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+
+
+def _not_regular(path: Path, mode: int) -> PascalError:
+    if stat.S_ISDIR(mode):
+        return PascalError(f"{path}: cannot read the spec (a folder, not a file)")
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "special file")
+    return PascalError(f"{path}: not a regular file (a {kind}), so not a spec")
+
+
+def _read_spec(path: Path) -> bytes:
+    """The bytes of a spec file: a regular file of at most SPEC_BYTES_MAX bytes. A FIFO, a device
+    or a socket is refused before it is opened, and the open does not block (O_NONBLOCK) should
+    one replace the file in between; at most SPEC_BYTES_MAX + 1 bytes are ever read."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError) as exc:
+        raise PascalError(f"{path}: cannot read the spec "
+                          f"({getattr(exc, 'strerror', None) or exc})") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise _not_regular(path, info.st_mode)
+    too_big = (f"{path}: {{}} bytes, more than the {SPEC_BYTES_MAX >> 20} MiB ({SPEC_BYTES_MAX} "
+               f"bytes) a spec may have")
+    if info.st_size > SPEC_BYTES_MAX:
+        raise PascalError(too_big.format(info.st_size))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | \
+        getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise PascalError(f"{path}: cannot read the spec ({exc.strerror or exc})") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        chunks, left = [], SPEC_BYTES_MAX + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 2 ** 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise PascalError(f"{path}: cannot read the spec ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+    if left <= 0:  # it grew past the bound after the stat
+        raise PascalError(too_big.format("over " + str(SPEC_BYTES_MAX)))
+    return b"".join(chunks)
+
+
+class _LongInteger:
+    """An integer of more than INT_DIGITS_MAX digits in a YAML spec, kept unconverted: Python's
+    int() refuses more than 4300 digits, and no field takes such a number. Shown by its length."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int):
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"a {self.digits}-digit integer"
+
+
+class _YAMLLimit(yaml.YAMLError):
+    """A YAML spec beyond the loader's bounds: ``text`` is the message after the file name."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+def _path_part(parent: Any, index: Any) -> str:
+    if parent is None:
+        return ""
+    if isinstance(index, int):
+        return f"[{index}]"
+    if isinstance(index, yaml.ScalarNode):
+        key = index.value if len(index.value) <= 24 else index.value[:21] + "..."
+        return "." + "".join(c if c.isprintable() and c != "'" else "?" for c in key)
+    return ".?" if index is not None else ".(a key)"
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with bounds (the module docstring): YAML_DEPTH_MAX, YAML_ALIASES_MAX,
+    YAML_VALUES_MAX, no recursive alias, no key twice in a mapping (merge keys aside), integers of
+    at most INT_DIGITS_MAX digits. Each refusal is a _YAMLLimit naming the field's path
+    (``layers[2].kernel``) and the line."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._path: list[str] = []
+        self._aliases = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> its values with aliases expanded
+
+    def _field(self, extra: str = "") -> str:
+        """The path of the node being composed (plus ``extra``), e.g. ``layers[2].kernel``."""
+        text = ("".join(self._path) + extra).lstrip(".")
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    def _refuse(self, problem: str, mark) -> _YAMLLimit:
+        field = self._field()
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        return _YAMLLimit(f"field '{field}': {problem}{line}" if field else f"{problem}{line}")
+
+    def compose_node(self, parent, index):
+        self._path.append(_path_part(parent, index))
+        try:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                self._aliases += 1
+                if self._aliases > YAML_ALIASES_MAX:
+                    raise self._refuse(f"more than {YAML_ALIASES_MAX} aliases (*name) in the "
+                                       f"file", event.start_mark)
+                target = self.anchors.get(event.anchor)
+                if target is not None and id(target) not in self._sizes:
+                    raise self._refuse(f"the alias *{_show_text(event.anchor)} lies inside its own "
+                                       f"anchor (a recursive value)", event.start_mark)
+            elif len(self._path) > YAML_DEPTH_MAX:
+                raise self._refuse(f"nested more than {YAML_DEPTH_MAX} levels deep",
+                                   event.start_mark)
+            node = super().compose_node(parent, index)
+            if id(node) not in self._sizes:  # a new node (an alias gives an anchored one)
+                self._sizes[id(node)] = self._size(node)
+            return node
+        finally:
+            self._path.pop()
+
+    def _size(self, node) -> int:
+        """The values of a just-composed node, aliases expanded; checks its keys for twins."""
+        size = 1
+        if isinstance(node, yaml.SequenceNode):
+            size += sum(self._sizes[id(item)] for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            seen: dict[tuple[str, str], int] = {}  # (tag, text) of a key -> its line
+            for key, value in node.value:
+                size += self._sizes[id(key)] + self._sizes[id(value)]
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                line = key.start_mark.line + 1
+                first = seen.get((key.tag, key.value))
+                if first is not None:
+                    lines = f"line {line}" if first == line else f"lines {first} and {line}"
+                    raise _YAMLLimit(f"field '{self._field(_path_part(node, key))}' is given "
+                                     f"twice ({lines})")
+                seen[(key.tag, key.value)] = line
+        if size > YAML_VALUES_MAX:
+            raise self._refuse(f"its aliases expand to more than {YAML_VALUES_MAX} values",
+                               node.start_mark)
+        return size
+
+    def construct_yaml_int(self, node):
+        text = str(node.value).replace("_", "").lstrip("+-")
+        if len(text) > INT_DIGITS_MAX:
+            return _LongInteger(len(text))
+        return super().construct_yaml_int(node)
+
+
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
+
+
+class _BoundedRepr(reprlib.Repr):
+    """reprlib with small limits; an integer beyond about 40 digits shown by its size (repr of an
+    int beyond 4300 digits raises)."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxlevel, self.maxlist, self.maxtuple, self.maxdict = 2, 4, 4, 4
+        self.maxset = self.maxfrozenset = self.maxdeque = self.maxarray = 4
+        self.maxstring, self.maxother, self.maxlong = 40, 40, 40
+
+    def repr_int(self, x, level):
+        if abs(x).bit_length() > 130:
+            return f"an integer of about {int(abs(x).bit_length() * math.log10(2)) + 1} digits"
+        return repr(x)
+
+
+_REPR = _BoundedRepr()
+
+
+def _show(value: Any) -> str:
+    """A user value for a one-line message: repr, bounded in length and in work."""
+    return _show_text(_REPR.repr(value))
+
+
+def _show_text(text: str) -> str:
+    """``text`` printable and at most 60 characters long."""
+    text = "".join(c if c.isprintable() else "?" for c in text[:200])
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _int_field(value: Any, where: str, name: str, minimum: int, maximum: int | None = None) -> int:
+    bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+    if isinstance(value, _LongInteger):
+        raise PascalError(f"{where}: field '{name}' must be {bound}, got {value!r}")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise PascalError(f"{where}: field '{name}' must be an integer, got {value!r}")
+        raise PascalError(f"{where}: field '{name}' must be an integer, got {_show(value)}")
     if value < minimum or (maximum is not None and value > maximum):
-        bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
-        raise PascalError(f"{where}: field '{name}' must be {bound}, got {value}")
+        raise PascalError(f"{where}: field '{name}' must be {bound}, got {_show(value)}")
     return value
 
 
@@ -194,11 +444,14 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
     known = {"name", "input", "classes", "weight_bits", "levels", "layers"}
     for key in raw:
         if key not in known:
-            raise PascalError(f"{source}: unknown top-level field '{key}' "
+            raise PascalError(f"{source}: unknown top-level field {_show(key)} "
                               f"(known: {', '.join(sorted(known))})")
     for key in ("name", "input", "classes", "layers"):
         if key not in raw:
             raise PascalError(f"{source}: missing top-level field '{key}'")
+    if not isinstance(raw["name"], str):  # (check_name's message shows the whole value)
+        raise PascalError(f"{source}: field 'name': a name is a string of letters, digits, '_', "
+                          f"'-' or '.'; got {_show(raw['name'])}")
     name = check_name(raw["name"], f"{source}: field 'name'")
 
     inp = raw["input"]
@@ -206,7 +459,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
         raise PascalError(f"{source}: field 'input' must be a mapping of channels, height, width, bits")
     for key in inp:
         if key not in ("channels", "height", "width", "bits"):
-            raise PascalError(f"{source}: input: unknown field '{key}'")
+            raise PascalError(f"{source}: input: unknown field {_show(key)}")
     for key in ("channels", "height", "width", "bits"):
         if key not in inp:
             raise PascalError(f"{source}: input: missing field '{key}'")
@@ -238,7 +491,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
             raise PascalError(f"{where}: missing field 'type'")
         kind = entry["type"]
         if not isinstance(kind, str) or kind not in _LAYER_FIELDS:
-            raise PascalError(f"{where}: field 'type': unknown layer type {kind!r} "
+            raise PascalError(f"{where}: field 'type': unknown layer type {_show(kind)} "
                               f"(known: {', '.join(LAYER_TYPES)})")
         where = f"{where} ({kind})"
         fields = _LAYER_FIELDS[kind]
@@ -247,16 +500,17 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
             if key == "type":
                 continue
             if key not in fields:
-                raise PascalError(f"{where}: unknown field '{key}' for a {kind} layer "
+                raise PascalError(f"{where}: unknown field {_show(key)} for a {kind} layer "
                                   f"(known: {', '.join(fields) or 'none'})")
             if key == "residual":
                 if not isinstance(val, str) or val not in RESIDUAL_KINDS:
                     raise PascalError(f"{where}: field 'residual' must be one of "
-                                      f"{', '.join(RESIDUAL_KINDS)}, got {show_value(val)}")
+                                      f"{', '.join(RESIDUAL_KINDS)}, got {_show(val)}")
                 values[key] = val
             elif key == "batchnorm":
                 if not isinstance(val, bool):
-                    raise PascalError(f"{where}: field 'batchnorm' must be true or false, got {val!r}")
+                    raise PascalError(f"{where}: field 'batchnorm' must be true or false, "
+                                      f"got {_show(val)}")
                 values[key] = val
             elif key == "features" and index == len(layers_raw) - 1:
                 # the classifier: its features must equal classes, which has its own bound
@@ -308,8 +562,104 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ModelSpec:
                           f"{classes} outputs, got {last.features}")
     # The classifier has no activation: its levels/batchnorm do not apply.
     layers[-1] = dataclasses.replace(last, levels=None, batchnorm=False)
+    blocks = [layer for layer in layers if layer.type == "block"]
+    for block in blocks[1:]:
+        if block.residual != blocks[0].residual:
+            raise PascalError(f"{source}: layer {block.index} (block): field 'residual': "
+                              f"{block.residual} here, but layer {blocks[0].index} is residual: "
+                              f"{blocks[0].residual}; the blocks of a network must be of one kind "
+                              f"(the export matches every residual add to one pattern; only "
+                              f"shift blocks compile)")
+    _check_float32(layers, input_spec, source)
     return ModelSpec(name=name, input=input_spec, classes=classes, weight_bits=weight_bits,
                      levels=levels, layers=tuple(layers), source=source)
+
+
+def _check_float32(layers: list[LayerSpec], input_spec: InputSpec, source: str) -> None:
+    """The compiled graph's float32 bounds (the module docstring), layer by layer."""
+    in_max = 2 ** input_spec.bits - 1  # the largest input value of the next layer
+    for layer in layers:
+        where = f"{source}: layer {layer.index} ({layer.type})"
+        if layer.type == "avgpool":  # compiled as a sum: its divisor goes to the thresholds
+            in_max *= layer.kernel ** 2
+        if not layer.has_weights:
+            continue
+        if layer is layers[-1]:
+            fan_in = math.prod(layer.in_shape)
+            _need_fewer_bits(layer.weight_bits, functools.partial(
+                _classifier_problem, fan_in, in_max), where, functools.partial(
+                _classifier_problem, fan_in, in_max, product_max=CLASSIFIER_PRODUCT_SAFE))
+            continue
+        fan_in = (layer.in_shape[0] * layer.kernel ** 2 if layer.type == "conv" else
+                  math.prod(layer.in_shape) if layer.type == "linear" else
+                  layer.in_shape[0] * 9)  # a block's conv1
+        _need_fewer_bits(layer.weight_bits, functools.partial(_thresholds_problem, fan_in,
+                                                              in_max), where)
+        if layer.type == "block":
+            _need_fewer_bits(layer.weight_bits, functools.partial(_block_sum_problem, layer,
+                                                                  in_max), where)
+        in_max = layer.levels
+
+
+def _weight_max(bits: int) -> int:
+    """The largest weight magnitude of ``bits``-bit signed narrow-range weights."""
+    return 2 ** (bits - 1) - 1
+
+
+def _classifier_problem(fan_in: int, m: int, bits: int,
+                        product_max: int = CLASSIFIER_PRODUCT_MAX) -> str | None:
+    """Why a classifier of ``fan_in`` inputs up to ``m`` cannot have ``bits``-bit weights."""
+    w = _weight_max(bits)
+    if m * w > product_max:
+        return (f"{bits}-bit weights (up to {w}) on inputs up to {m} make products up to "
+                f"{m * w}, more than the 2^16 = {CLASSIFIER_PRODUCT_MAX} a classifier takes: its "
+                f"bias, an integer of up to a third as many accumulator steps, is not exact in "
+                f"the float32 graph (compile: 'the classifier bias is not an integer')")
+    if fan_in * m * w >= FLOAT32_EXACT:
+        return (f"its worst-case accumulator {fan_in} x {m} x {w} = {fan_in * m * w} (inputs x "
+                f"largest input x largest {bits}-bit weight) reaches 2^24, beyond the integers "
+                f"the float32 graph holds exactly (compile: 'classifier accumulators beyond "
+                f"2^24')")
+    return None
+
+
+def _thresholds_problem(fan_in: int, m: int, bits: int) -> str | None:
+    """Why a hidden layer (or a block's conv1) cannot have ``bits``-bit weights."""
+    w = _weight_max(bits)
+    if m * w <= THRESHOLD_PRODUCT_MAX or fan_in * m * w < FLOAT32_EXACT:
+        return None
+    return (f"{bits}-bit weights (up to {w}) on inputs up to {m} make products up to {m * w} "
+            f"(over 2^21) and accumulators up to {fan_in * m * w} (2^24 or more): its integer "
+            f"thresholds, about a product times the layer's gain, would not be exact in the "
+            f"float32 graph (compile: 'thresholds beyond 2^24')")
+
+
+def _block_sum_problem(layer: LayerSpec, m: int, bits: int) -> str | None:
+    """Why a residual block on inputs up to ``m`` cannot have ``bits``-bit weights."""
+    w = _weight_max(bits)
+    main = 9 * layer.channels * layer.levels * w
+    projection = layer.stride != 1 or layer.in_shape[0] != layer.channels
+    short = layer.in_shape[0] * m * w if projection else m
+    if main + short < FLOAT32_EXACT:
+        return None
+    return (f"the block's worst-case integer sum, 9 x {layer.channels} x {layer.levels} x {w} "
+            f"(conv2) + {short} (the shortcut) = {main + short}, reaches 2^24, beyond the "
+            f"integers the float32 graph holds exactly (compile: 'the block's integer sum "
+            f"reaches 2^24')")
+
+
+def _need_fewer_bits(bits: int, problem, where: str, advice=None) -> None:
+    """A PascalError on field 'weight_bits' with ``problem(bits)`` and the most weight bits
+    without a problem (without one of ``advice``, a stricter rule, where given), if
+    ``problem(bits)`` is one."""
+    reason = problem(bits)
+    if reason is None:
+        return
+    advice = advice or problem
+    fewer = [b for b in range(WEIGHT_BITS_RANGE[0], bits) if advice(b) is None]
+    hint = (f"use at most {fewer[-1]} weight bits here" if fewer else
+            "even 2-bit weights do not fit: use fewer levels (or input bits) before this layer")
+    raise PascalError(f"{where}: field 'weight_bits': {reason}; {hint}")
 
 
 def _weight_count(kind: str, values: dict[str, Any], shape: tuple[int, ...]) -> int:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -525,6 +528,8 @@ BAD_SPECS = [
     ("non-mapping-scalar", "just a string\n", None, "mapping"),
     ("empty-file", "", None, "mapping"),
     ("binary-file", b"\x80\x81\xff\x00PK\x03\x04", None, "YAML"),
+    ("control-character", "name: a\x01b\n", None, "YAML"),
+    ("two-documents", "name: a\n---\nname: b\n", None, "YAML"),
 ]
 
 
@@ -648,3 +653,282 @@ def test_activation_bound_on_the_input_and_every_layer_output():
     # exactly at the bound is accepted
     spec = parse_spec(_wide((1, 2048, 2048), 4), "wide.yaml")
     assert math.prod(spec.layers[0].out_shape) == 2 ** 24
+
+
+# ------------------------------------------------------------------------------------------------
+# Hostile spec files (issue 21): one line naming the file and the field, promptly, never a hang,
+# a traceback or a silent acceptance.
+
+REPO = MODELS.parent
+ZOO_SPECS = sorted(MODELS.glob("zoo/*/spec.yaml"))
+GUARD_S = 60  # a guard against a hang, not a timing assertion
+
+_CHILD = """\
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+from pascal_fpga.errors import PascalError
+from pascal_fpga.spec import load_spec
+try:
+    load_spec(sys.argv[1])
+except PascalError as exc:
+    print(exc)
+    sys.exit(3)
+print("accepted")
+"""
+
+
+def _refused_elsewhere(path) -> str:
+    """load_spec(path) in a child process (2 GiB of address space, killed after GUARD_S): the
+    PascalError's message; the test fails if the child hangs, crashes or accepts the file."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD, str(path)], cwd=REPO,
+                              capture_output=True, text=True, timeout=GUARD_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"load_spec({path}) did not return within {GUARD_S} s")
+    assert done.returncode == 3, (done.returncode, done.stdout[-300:], done.stderr[-1500:])
+    msg = done.stdout.rstrip("\n")
+    assert "\n" not in msg and msg.startswith(str(path)), msg
+    return msg
+
+
+def _refused(path) -> str:
+    with pytest.raises(PascalError) as info:
+        load_spec(path)
+    msg = str(info.value)
+    assert "\n" not in msg and "\r" not in msg and msg.startswith(str(path)), msg
+    assert len(msg) < 400, msg
+    return msg
+
+
+DIGITS_TEXT = (MODELS / "digits-cnn.yaml").read_text()
+
+
+def _digits_with_classes(text: str) -> str:
+    """digits-cnn.yaml with the text of ``classes`` replaced."""
+    assert "\nclasses: 10\n" in DIGITS_TEXT
+    return DIGITS_TEXT.replace("\nclasses: 10\n", f"\nclasses: {text}\n")
+
+
+def _alias_bomb(levels: int = 9, fanout: int = 9) -> str:
+    """Billion laughs: ``levels`` anchors, each a list of ``fanout`` aliases of the one before."""
+    parts = ["&a [" + ", ".join(['"lol"'] * fanout) + "]"]
+    names = "abcdefghijklmnopqrstuvwxyz"
+    for prev, name in zip(names, names[1:levels]):
+        parts.append(f"&{name} [" + ", ".join([f"*{prev}"] * fanout) + "]")
+    return "[" + ", ".join(parts) + "]"
+
+
+def test_yaml_alias_bomb_is_refused_promptly(tmp_path):
+    # 9 levels of 9 aliases: 81 aliases, 9^9 leaves (before: the error path's repr never ended)
+    path = _write(tmp_path, _digits_with_classes(_alias_bomb()), "bomb.yaml")
+    msg = _refused_elsewhere(path)
+    assert "field 'classes[" in msg and "alias" in msg, msg
+
+
+def test_yaml_many_aliases_are_refused(tmp_path):
+    # many aliases of a small anchor: a bound on the aliases themselves
+    text = DIGITS_TEXT + "extra: [&x 1, " + ", ".join(["*x"] * 500) + "]\n"
+    msg = _refused(_write(tmp_path, text))
+    assert "field 'extra[" in msg and "aliases" in msg, msg
+
+
+def test_yaml_recursive_alias_is_refused(tmp_path):
+    msg = _refused(_write(tmp_path, _digits_with_classes("&r [1, *r]")))
+    assert "field 'classes[1]'" in msg and "alias" in msg, msg
+
+
+def test_yaml_anchors_aliases_and_merges_within_bounds_still_load(tmp_path):
+    text = """\
+name: shared
+input: {channels: 1, height: 8, width: 8, bits: 5}
+classes: 10
+layers:
+  - &conv {type: conv, channels: 8, kernel: 3, padding: 1, levels: 6}
+  - *conv
+  - {<<: *conv, channels: 16}
+  - {type: linear, features: 10}
+"""
+    spec = load_spec(_write(tmp_path, text))
+    assert [layer.channels for layer in spec.layers[:3]] == [8, 8, 16]
+    assert [layer.levels for layer in spec.layers[:3]] == [6, 6, 6]
+
+
+def test_huge_integer_is_refused_naming_the_field(tmp_path):
+    # 5000 digits: beyond Python's int-from-str limit (before: a ValueError traceback)
+    msg = _refused(_write(tmp_path, _digits_with_classes("1" + "0" * 4999)))
+    assert "field 'classes'" in msg and "5000-digit integer" in msg, msg
+    # a long integer within the limit is refused by its bound, and shown short
+    msg = _refused(_write(tmp_path, _digits_with_classes("9" * 4000)))
+    assert "field 'classes'" in msg and "4000-digit integer" in msg, msg
+    # in a layer: the layer and the field
+    text = DIGITS_TEXT.replace("{type: conv, channels: 16,",
+                               "{type: conv, channels: 1" + "6" * 5000 + ",")
+    msg = _refused(_write(tmp_path, text))
+    assert "layer 0 (conv): field 'channels'" in msg and "5001-digit integer" in msg, msg
+
+
+def test_deep_nesting_is_refused(tmp_path):
+    depth = 100_000  # before: a RecursionError traceback
+    msg = _refused(_write(tmp_path, _digits_with_classes("[" * depth + "]" * depth)))
+    assert "field 'classes[0]" in msg and "nested" in msg, msg
+    deep_map = "{a: " * depth + "1" + "}" * depth
+    msg = _refused(_write(tmp_path, DIGITS_TEXT.replace("{type: flatten}", deep_map)))
+    assert "field 'layers[3]" in msg and "nested" in msg, msg
+
+
+def test_spec_on_dev_zero_is_refused_promptly():
+    # a character device: before, read forever (MemoryError under a memory limit)
+    msg = _refused_elsewhere("/dev/zero")
+    assert "not a regular file" in msg, msg
+
+
+def test_spec_fifo_is_refused_promptly(tmp_path):
+    # a named pipe without a writer: before, open() blocked forever
+    path = tmp_path / "spec.yaml"
+    os.mkfifo(path)
+    msg = _refused_elsewhere(path)
+    assert "not a regular file" in msg, msg
+
+
+def test_spec_through_a_symlink_to_a_device_is_refused(tmp_path):
+    link = tmp_path / "spec.yaml"
+    link.symlink_to("/dev/zero")
+    assert "not a regular file" in _refused_elsewhere(link)
+
+
+def test_spec_larger_than_the_limit_is_refused(tmp_path):
+    text = DIGITS_TEXT + ("# " + "x" * 1021 + "\n") * 1024  # valid YAML, over 1 MiB
+    msg = _refused(_write(tmp_path, text))
+    assert "MiB" in msg and "bytes" in msg, msg
+    # a large valid spec within the limit loads
+    text = DIGITS_TEXT + ("# " + "x" * 1021 + "\n") * 1000
+    assert load_spec(_write(tmp_path, text, "ok.yaml")).name == "digits-cnn"
+
+
+@pytest.mark.parametrize("text, needle", [
+    (DIGITS_TEXT + "classes: 7\n", "field 'classes' is given twice (lines 4 and 14)"),
+    (DIGITS_TEXT.replace("{channels: 1, height: 8,", "{channels: 1, height: 8, channels: 3,"),
+     "field 'input.channels' is given twice (line 3)"),
+    (DIGITS_TEXT.replace("{type: conv, channels: 32, kernel: 3,",
+                         "{type: conv, channels: 32, kernel: 3, kernel: 5,"),
+     "field 'layers[1].kernel' is given twice (line 9)"),
+], ids=["top-level", "input", "layer"])
+def test_duplicate_keys_are_refused(tmp_path, text, needle):
+    # before: the last value won silently
+    assert needle in _refused(_write(tmp_path, text))
+
+
+def test_error_messages_bound_user_values(tmp_path):
+    long_name = "x" * 100_000
+    for raw in (_with_top(classes=long_name), _with_top(classes=list(range(100_000))),
+                _with_top(classes=10 ** 5000), _with_top(name=[long_name] * 1000),
+                _with_layer(2, {**_CONV2, "batchnorm": long_name}),
+                _with_layer(2, {**_CONV2, "type": long_name}),
+                _with_layer(2, {**_CONV2, long_name + "\n": 1}),
+                _with_input(**{long_name: 1}), {**_base(), "a\nb" * 1000: 1}):
+        with pytest.raises(PascalError) as info:
+            parse_spec(raw, "big.yaml")
+        msg = str(info.value)
+        assert "\n" not in msg and len(msg) < 300, msg[:500]
+
+
+# Specs that train and export but cannot compile (the float32 integer graph), refused here.
+
+def _cls16() -> dict:
+    """A 16-bit classifier on 4 levels: its bias, an integer of ~0.3 * 4 * 32767 accumulator
+    steps, loses exactness in float32 ("the classifier bias is not an integer" at compile)."""
+    return _spec([{"type": "linear", "features": 32},
+                  {"type": "linear", "features": 10, "weight_bits": 16}])
+
+
+def test_classifier_weight_bits_16_is_refused():
+    with pytest.raises(PascalError) as info:
+        parse_spec(_cls16(), "c.yaml")
+    msg = str(info.value)
+    assert msg.startswith("c.yaml: layer 1 (linear): field 'weight_bits': "), msg
+    assert "131068" in msg and "2^16" in msg and "bias" in msg and "float32" in msg, msg
+    assert "at most 14 weight bits" in msg, msg  # products up to 2^15: a margin for the bias
+    # after a 256-level layer 12 bits are too many (both bounds), 7 are fine
+    raw = _spec([{"type": "conv", "channels": 16, "kernel": 3, "padding": 1, "levels": 256},
+                 {"type": "linear", "features": 10, "weight_bits": 12}])
+    with pytest.raises(PascalError, match=r"layer 1 \(linear\): field 'weight_bits': .*at most "
+                                          r"7 weight bits"):
+        parse_spec(raw)
+    raw["layers"][1]["weight_bits"] = 7
+    assert parse_spec(raw).classifier.weight_bits == 7
+    # an average pool multiplies the classifier's input range by its window
+    raw = _spec([{"type": "conv", "channels": 16, "kernel": 3, "padding": 1, "levels": 256},
+                 {"type": "avgpool", "kernel": 4},
+                 {"type": "linear", "features": 10, "weight_bits": 8}])
+    with pytest.raises(PascalError, match=r"layer 2 \(linear\): field 'weight_bits': .*4096"):
+        parse_spec(raw)
+    # within the bound: the digits network's classifier at 16 bits on 2 levels (65534)
+    text = DIGITS_TEXT.replace("{type: linear, features: 10}",
+                               "{type: linear, features: 10, weight_bits: 16}")
+    assert parse_spec(yaml.safe_load(text)).classifier.weight_bits == 16
+
+
+def test_classifier_worst_case_accumulator_is_refused():
+    # a classifier on 3x64x64 8-bit pixels: 12288 x 255 x 7 >= 2^24
+    raw = _spec([{"type": "linear", "features": 10}], channels=3, height=64, width=64)
+    with pytest.raises(PascalError) as info:
+        parse_spec(raw, "c.yaml")
+    msg = str(info.value)
+    assert msg.startswith("c.yaml: layer 0 (linear): field 'weight_bits': "), msg
+    assert "12288 x 255 x 7 = 21934080" in msg and "2^24" in msg, msg
+    assert "at most 3 weight bits" in msg, msg
+    raw["weight_bits"] = 3
+    assert parse_spec(raw).classifier.weight_bits == 3
+
+
+def test_hidden_layer_thresholds_beyond_float32_are_refused():
+    # 16-bit weights on 256 levels: thresholds near 2^24 (compile: "thresholds beyond 2^24")
+    raw = _spec([{"type": "conv", "channels": 16, "kernel": 3, "padding": 1, "levels": 256},
+                 {"type": "conv", "channels": 8, "kernel": 3, "weight_bits": 16},
+                 {"type": "linear", "features": 10}])
+    with pytest.raises(PascalError, match=r"layer 1 \(conv\): field 'weight_bits': .*thresholds"
+                                          r".*at most 14 weight bits"):
+        parse_spec(raw)
+    raw["layers"][1]["weight_bits"] = 14
+    assert parse_spec(raw).layers[1].weight_bits == 14
+    # the digits network's hidden linear at 16 bits (on 4 levels) compiles
+    text = DIGITS_TEXT.replace("{type: linear, features: 64, levels: 2}",
+                               "{type: linear, features: 64, levels: 2, weight_bits: 16}")
+    assert parse_spec(yaml.safe_load(text)).layers[4].weight_bits == 16
+
+
+def test_block_sum_beyond_float32_is_refused():
+    raw = _spec([{"type": "conv", "channels": 8, "kernel": 3, "padding": 1},
+                 {"type": "block", "channels": 32, "stride": 2, "weight_bits": 16, "levels": 16},
+                 {"type": "flatten"}, {"type": "linear", "features": 10}])
+    with pytest.raises(PascalError, match=r"layer 1 \(block\): field 'weight_bits': .*sum.*2\^24"
+                                          r".*at most 12 weight bits"):
+        parse_spec(raw)
+    raw["layers"][1]["weight_bits"] = 12
+    assert parse_spec(raw).layers[1].weight_bits == 12
+
+
+@pytest.mark.parametrize("kinds", [("shift", "requant"), ("requant", "shift")])
+def test_requant_and_shift_blocks_together_are_refused(kinds):
+    # the export matches every residual add to one kind (before: export failed on Add_1)
+    raw = _spec([{"type": "conv", "channels": 8, "kernel": 3, "padding": 1},
+                 {"type": "block", "channels": 8, "residual": kinds[0]},
+                 {"type": "block", "channels": 8, "residual": kinds[1]},
+                 {"type": "flatten"}, {"type": "linear", "features": 10}])
+    with pytest.raises(PascalError) as info:
+        parse_spec(raw, "r.yaml")
+    msg = str(info.value)
+    assert msg.startswith("r.yaml: layer 2 (block): field 'residual': "), msg
+    assert f"layer 1 is residual: {kinds[0]}" in msg and "one kind" in msg, msg
+    # the default (shift) counts as shift
+    raw["layers"][1].pop("residual")
+    if kinds[1] == "requant":
+        with pytest.raises(PascalError, match=r"layer 2 \(block\): field 'residual'"):
+            parse_spec(raw)
+
+
+@pytest.mark.parametrize("path", SHIPPED + ZOO_SPECS,
+                         ids=[str(p.relative_to(MODELS)) for p in SHIPPED + ZOO_SPECS])
+def test_every_shipped_and_zoo_spec_loads(path):
+    spec = load_spec(path)
+    assert spec.source == str(path) and spec.layers[-1].features == spec.classes
