@@ -40,19 +40,195 @@ def read_onnx(path: Path, what: str = "not an ONNX model"):
 
 
 def load_qonnx(path: str | Path):
-    """A ModelWrapper of an ONNX file; a missing or malformed file is one clear error."""
+    """A ModelWrapper of an ONNX file, its graph checked as data first: a missing or malformed
+    file is one clear error naming it. Checked: one float32 image input (N, C, H, W) with C, H, W
+    known and within the spec's limits; one output, computed by a node; no tensor described or
+    defined twice; an initializer's value_info fits it, every other tensor is declared float32;
+    every node input is the image, an initializer or an earlier node's output (topological
+    order); every op outside ONNX's domain is one qonnx knows; onnx's checker passes (every ONNX
+    op as its schema defines it); onnx's shape inference (qonnx's InferShapes) agrees with what
+    the file declares and fills in what it leaves out.
+    Initializers also listed as graph inputs (an export that qonnx's cleanup has not seen) are
+    taken as initializers, as cleanup's RemoveStaticGraphInputs does. What the compiler can map
+    (ops, quantizers, values) is CheckSupported's part."""
+    import onnx
     from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    from .names import show_value
+    from .spec import ACTIVATIONS_MAX, CHANNELS_MAX, INPUT_SIZE_MAX
 
     path = Path(path)
     if not path.is_file():
         raise PascalError(f"{path}: no such model file")
     proto = read_onnx(path)
-    if not proto.graph.node:
+    graph = proto.graph
+    if not graph.node:
         raise PascalError(f"{path}: not an ONNX model (no graph nodes)")
-    if not any(n.op_type == "Quant" for n in proto.graph.node):
+    if not any(n.op_type == "Quant" for n in graph.node):
         raise PascalError(f"{path}: not a QONNX model (no Quant nodes); export a trained run "
                           f"with `pascal-fpga export`")
-    return ModelWrapper(proto)
+
+    def shown(name: str) -> str:  # a name from the file, kept on one line
+        return name if re.fullmatch(r"[A-Za-z0-9_.:/+\-]{1,100}", name) else show_value(name)
+
+    def count(items, what: str) -> str:  # "no input", "2 inputs (a, b)"
+        if not items:
+            return f"no {what}"
+        listed = ", ".join(shown(item.name) for item in items[:4])
+        return f"{len(items)} {what}s ({listed}{', ...' if len(items) > 4 else ''})"
+
+    def type_name(elem_type: int) -> str:
+        try:
+            return onnx.TensorProto.DataType.Name(elem_type)
+        except ValueError:
+            return f"unknown ({elem_type})"
+
+    initializers = set()
+    for init in graph.initializer:
+        if init.name in initializers:
+            raise PascalError(f"{path}: two initializers are named {shown(init.name)}")
+        initializers.add(init.name)
+    described = {v.name for v in graph.value_info}
+    for static in [i for i in graph.input if i.name in initializers]:
+        graph.input.remove(static)  # a weight listed as an input too: it is a weight
+        if static.name not in described:
+            graph.value_info.append(static)
+            described.add(static.name)
+    if len(graph.input) != 1:
+        raise PascalError(f"{path}: the graph has {count(graph.input, 'input')}; one (the "
+                          f"image) is supported")
+    if len(graph.output) != 1:
+        raise PascalError(f"{path}: the graph has {count(graph.output, 'output')}; one (the "
+                          f"class scores) is supported")
+    source, result = graph.input[0], graph.output[0]
+    where = f"{path}: graph input {shown(source.name)}"
+    if not source.type.HasField("tensor_type"):
+        raise PascalError(f"{where} is not a tensor; a float32 image tensor is needed")
+    elem_type = source.type.tensor_type.elem_type
+    if elem_type != onnx.TensorProto.FLOAT:
+        raise PascalError(f"{where} has element type {type_name(elem_type)}; a float32 (FLOAT) "
+                          f"image input is needed")
+    dims = source.type.tensor_type.shape.dim
+    if not source.type.tensor_type.HasField("shape") or len(dims) != 4:
+        count_ = f"{len(dims) or 'no'} dimension{'' if len(dims) == 1 else 's'}"
+        raise PascalError(f"{where} has {count_}; an image input (N, C, H, W) is needed")
+    if dims[0].HasField("dim_value") and dims[0].dim_value < 1:
+        raise PascalError(f"{where}: batch size {dims[0].dim_value} is not positive")
+    shape = []
+    for axis, dim, top in zip("CHW", dims[1:], (CHANNELS_MAX, INPUT_SIZE_MAX, INPUT_SIZE_MAX)):
+        size = dim.dim_value if dim.HasField("dim_value") else None
+        if size is None or not 1 <= size <= top:
+            got = size if size is not None else (
+                show_value(dim.dim_param) if dim.dim_param else "unknown")
+            raise PascalError(f"{where}: dimension {axis} is {got}; it must be a number in "
+                              f"1..{top}")
+        shape.append(size)
+    if shape[0] * shape[1] * shape[2] > ACTIVATIONS_MAX:
+        raise PascalError(f"{where}: an image of {shape[0]}x{shape[1]}x{shape[2]} values is "
+                          f"more than {ACTIVATIONS_MAX}")
+    tensors = {init.name: init for init in graph.initializer}
+    seen = set()
+    for info in [*graph.input, *graph.output, *graph.value_info]:
+        if info.name in seen:
+            raise PascalError(f"{path}: tensor {shown(info.name)} is described twice (graph "
+                              f"inputs, outputs and value_info name each tensor once)")
+        seen.add(info.name)
+        declared = info.type.tensor_type if info.type.HasField("tensor_type") else None
+        if info.name in tensors:  # the description of an initializer must fit it
+            init = tensors[info.name]
+            fits = declared is not None and declared.elem_type in (0, init.data_type) and (
+                not declared.HasField("shape") or (
+                    len(declared.shape.dim) == len(init.dims) and all(
+                        not d.HasField("dim_value") or d.dim_value == n
+                        for d, n in zip(declared.shape.dim, init.dims))))
+            if not fits:
+                said = "not a tensor" if declared is None else type_name(declared.elem_type) + (
+                    " [" + ", ".join(str(d.dim_value) if d.HasField("dim_value") else "?"
+                                     for d in declared.shape.dim) + "]"
+                    if declared.HasField("shape") else "")
+                raise PascalError(f"{path}: initializer {shown(info.name)} holds "
+                                  f"{type_name(init.data_type)} {list(init.dims)}, but its "
+                                  f"value_info declares {said}")
+        elif info.name != source.name and (
+                declared is None or declared.elem_type not in (0, onnx.TensorProto.FLOAT)):
+            got = type_name(declared.elem_type) if declared is not None else "not a tensor"
+            raise PascalError(f"{path}: tensor {shown(info.name)} is declared {got}; every "
+                              f"tensor the nodes compute is float32")
+    defined = initializers | {source.name}
+    later = {out for node in graph.node for out in node.output}
+    for node in graph.node:
+        node_where = f"{path}: node {shown(node.name)} ({shown(node.op_type)})"
+        if node.domain not in ("", "ai.onnx"):
+            try:
+                getCustomOp(node)
+            except Exception:  # qonnx knows no such op: it could neither infer nor execute it
+                raise PascalError(f"{node_where}: not an op of domain {show_value(node.domain)} "
+                                  f"that qonnx knows") from None
+        for name in node.input:
+            if not name or name in defined:
+                continue  # "" is an optional input left out
+            if name in later:
+                raise PascalError(f"{node_where}: input {shown(name)} is computed by this or a "
+                                  f"later node (the nodes must be in topological order)")
+            raise PascalError(f"{node_where}: input {shown(name)} is not defined (neither the "
+                              f"graph input, an initializer nor a node's output)")
+        for name in node.output:
+            if name in defined:
+                raise PascalError(f"{node_where}: output {shown(name)} is defined twice")
+            if name:
+                defined.add(name)
+    if result.name in initializers or result.name == source.name or result.name not in defined:
+        raise PascalError(f"{path}: graph output {shown(result.name)} is not computed by any "
+                          f"node")
+    try:  # what the checks above leave to onnx: each ONNX op as its schema defines it, ...
+        onnx.checker.check_model(proto)
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        said = " ".join(str(exc).split())  # one line
+        node = re.search(r" ==> Context: Bad node spec for node\. Name: (.*) OpType: (.*)$", said)
+        if node:
+            said = said[:node.start()]
+        said = said[:200] + ("..." if len(said) > 200 else "")
+        raise PascalError(f"{path}: node {shown(node[1])} ({shown(node[2])}): {said} (onnx's "
+                          f"checker)" if node else f"{path}: not a valid ONNX model (onnx's "
+                          f"checker: {said})") from None
+    # the shapes of computed tensors come from the graph (qonnx's InferShapes), not from what
+    # the file declares: a declared shape must agree with the inferred one where it gives a size
+    computed = {info.name: [d.dim_value if d.HasField("dim_value") else None
+                            for d in info.type.tensor_type.shape.dim]
+                for info in graph.value_info if info.name not in tensors
+                and info.type.tensor_type.HasField("shape")}
+    kept = [info for info in graph.value_info if info.name not in computed]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    model = ModelWrapper(proto)
+    try:
+        model = model.transform(InferShapes())
+    except Exception as exc:  # onnx's InferenceError, or a qonnx op that cannot infer its own
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise PascalError(f"{path}: the graph's types and shapes do not agree (shape inference: "
+                          f"{type(exc).__name__}: {first!r})") from exc
+    for node in model.graph.node:  # in order: the first without a shape is where it fails
+        for name in filter(None, node.output):
+            info = model.get_tensor_valueinfo(name)
+            if info is None or not info.type.tensor_type.HasField("shape"):
+                given = ", ".join(f"{shown(i)} {model.get_tensor_shape(i)}"
+                                  for i in node.input[:5] if i)
+                raise PascalError(f"{path}: node {shown(node.name)} ({shown(node.op_type)}): "
+                                  f"shape inference finds no shape for its output "
+                                  f"{shown(name)}; do its inputs fit it? ({given})")
+    for name, declared in computed.items():
+        info = model.get_tensor_valueinfo(name)
+        if info is None or not info.type.tensor_type.HasField("shape"):
+            continue  # a value_info of no node's output: nothing to compare
+        inferred = model.get_tensor_shape(name)
+        if inferred is not None and (len(inferred) != len(declared) or any(
+                d is not None and n and d != n for d, n in zip(declared, inferred))):
+            said = ", ".join(str(d) if d is not None else "?" for d in declared)
+            raise PascalError(f"{path}: tensor {shown(name)} is declared of shape [{said}], but "
+                              f"the graph computes {inferred}")
+    return model
 
 
 def read_json(path: Path) -> Any:

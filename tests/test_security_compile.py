@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -588,3 +589,187 @@ def test_csim_refuses_a_build_path_that_make_or_the_shell_would_read(build, tmp_
     message = _one_error(capsys, "verify", hostile, "--random", "1", "--no-snn", "--csim")
     assert "builds only in folders" in message
     assert not list(tmp_path.rglob(marker.name)) and not (Path.cwd() / marker.name).exists()
+
+
+# --- hostile graphs: inputs, outputs, types, undefined tensors, huge weights (issue 21) -------
+
+def _graph_change(change):
+    """A change of the model's GraphProto, for ``_mutated``."""
+    return lambda model: change(model.graph)
+
+
+def _add_output(graph):
+    graph.output.append(helper.make_tensor_value_info("Quant_9_out0", 1, [1, 12]))
+
+
+def test_two_graph_outputs_are_one_line(exported, tmp_path, capsys):
+    """Was: AssertionError 'Multiple ValueInfoProto found for Quant_9_out0' (a traceback)."""
+    model = _mutated(exported, tmp_path, _graph_change(_add_output))
+    line = _one_error(capsys, "compile", model, "--out", tmp_path / "b")
+    assert str(model) in line and "2 outputs (global_out, Quant_9_out0)" in line, line
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_graph_without_inputs_is_one_line(exported, tmp_path, capsys):
+    """Was: IndexError (a traceback)."""
+    model = _mutated(exported, tmp_path, _graph_change(lambda g: g.ClearField("input")))
+    line = _one_error(capsys, "compile", model, "--out", tmp_path / "b")
+    assert str(model) in line and "the graph has no input" in line, line
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("elem_type, name", [(8, "STRING"), (7, "INT64"), (11, "DOUBLE"),
+                                             (0, "UNDEFINED")])
+def test_a_non_float_graph_input_is_refused(exported, tmp_path, capsys, elem_type, name):
+    """Was: accepted (exit 0) with a string or integer image input."""
+    def retype(graph):
+        graph.input[0].type.tensor_type.elem_type = elem_type
+    model = _mutated(exported, tmp_path, _graph_change(retype))
+    line = _one_error(capsys, "compile", model, "--out", tmp_path / "b")
+    assert str(model) in line and f"graph input global_in has element type {name}" in line
+    assert not (tmp_path / "b").exists()
+
+
+HUGE_VALUES = [
+    ("weight-3e38", _poke("Quant_1_param0", 3e38),
+     ["initializer Quant_1_param0 of node Quant_1 (Quant)", "within 2^24 steps"]),
+    ("weight-2^25-steps", lambda m: m.set_initializer(
+        "Quant_1_param0", np.full((6, 1, 5, 5), 2.0 ** 25, dtype=np.float32)
+        * m.get_initializer("Quant_1_param1")),
+     ["initializer Quant_1_param0 of node Quant_1 (Quant)", "3.36e+07 steps"]),
+    ("bias-3e38", _poke("Quant_6_param0", -3e38, 2),
+     ["initializer Quant_6_param0 of node Quant_6 (Quant)", "the value -3e+38"]),
+    ("weight-inf", _poke("Quant_2_param0", np.inf, 5),
+     ["initializer Quant_2_param0 of node Quant_2 (Quant)", "NaN or infinite"]),
+    ("batchnorm-gain-3e38", lambda m: (_poke("BatchNormalization_0_param0", 3e38, 3)(m),
+                                       _poke("BatchNormalization_0_param3", 0.0, 3)(m)),
+     ["BatchNormalization_0 (BatchNormalization): channel 3", "overflows float32"]),
+]
+
+
+@pytest.mark.parametrize("change, needles", [c[1:] for c in HUGE_VALUES],
+                         ids=[c[0] for c in HUGE_VALUES])
+def test_huge_or_non_finite_constants_are_refused(exported, tmp_path, capsys, change, needles):
+    """Was: 3e38 weights compiled (exit 0) after numpy's overflow warnings; the integer graph
+    holds round(value / scale) as float32, exact only below 2^24 steps."""
+    model = _mutated(exported, tmp_path, change)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow before the check
+        line = _one_error(capsys, "compile", model, "--out", tmp_path / "b")
+    for needle in needles:
+        assert needle in line, (needle, line)
+    assert not (tmp_path / "b").exists()
+
+
+def test_an_undefined_tensor_is_named(exported, tmp_path, capsys):
+    """Was: 'node Quant_2 (Quant): weight scale nan is not positive and finite'."""
+    def drop(graph):
+        init = [t for t in graph.initializer if t.name == "Quant_2_param1"][0]
+        graph.initializer.remove(init)
+    model = _mutated(exported, tmp_path, _graph_change(drop))
+    line = _one_error(capsys, "compile", model, "--out", tmp_path / "b")
+    assert str(model) in line and "node Quant_2 (Quant): input Quant_2_param1 is not defined" \
+        in line, line
+    assert not (tmp_path / "b").exists()
+
+
+def test_initializers_listed_as_graph_inputs_are_initializers(exported, tmp_path, capsys):
+    """An export qonnx's cleanup has not seen lists its initializers as graph inputs too. Was:
+    'the graph has 46 inputs and 1 outputs'; now taken as qonnx's RemoveStaticGraphInputs
+    takes them, and every view agrees."""
+    def as_inputs(graph):
+        names = {t.name for t in graph.initializer}
+        for info in [v for v in graph.value_info if v.name in names]:
+            graph.value_info.remove(info)
+            graph.input.append(info)
+    model = _mutated(exported, tmp_path, _graph_change(as_inputs))
+    assert len(ModelWrapper(str(model)).graph.input) > 40
+    assert main(["compile", str(model), "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path / "b"), "--random", "40", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["checks"]
+    for check in report["checks"]:
+        assert check["compared"] == 40 and check["mismatched"] == 0, check
+
+
+def _floats_attr(node_name: str, attr: str):
+    def change(model):
+        node = model.get_node_from_name(node_name)
+        for attribute in [a for a in node.attribute if a.name == attr]:
+            node.attribute.remove(attribute)
+        node.attribute.append(helper.make_attribute(attr, [0.5]))
+    return change
+
+
+def _retype_value(name: str, elem_type: int):
+    def change(graph):
+        [v for v in graph.value_info if v.name == name][0].type.tensor_type.elem_type = elem_type
+    return _graph_change(change)
+
+
+def _set_domain(node_name: str, domain: str):
+    def change(model):
+        model.get_node_from_name(node_name).domain = domain
+    return change
+
+
+# what the ONNX fuzzer (tests/test_fuzz_onnx.py) found accepted, or refused with a generic line
+MALFORMED_GRAPHS = [
+    # compiled, but qonnx reads signed=[0.5] as 0 and we as true: the views disagreed
+    ("signed-as-floats", _floats_attr("Quant_1", "signed"),
+     ["node Quant_1 (Quant): attribute signed is of type FLOATS, Quant takes INT"]),
+    # compiled; verify then failed inside onnxruntime (a traceback)
+    ("gemm-4-inputs", lambda m: m.get_node_from_name("Gemm_1").input.append("Quant_5_out0"),
+     ["node Gemm_1 (Gemm): ", "input size 4", "(onnx's checker)"]),
+    ("unknown-attribute", _set_attr("Gemm_1", "group", 2),
+     ["node Gemm_1 (Gemm): Unrecognized attribute: group", "(onnx's checker)"]),
+    ("quant-in-onnx-domain", _set_domain("Quant_8", ""),
+     ["node Quant_8 (Quant): No Op registered for Quant", "(onnx's checker)"]),
+    ("quant-signed-missing", _graph_change(lambda g: [
+        n.attribute.remove([a for a in n.attribute if a.name == "signed"][0])
+        for n in g.node if n.name == "Quant_3"]),
+     ["node Quant_3 (Quant): required attribute signed is missing"]),
+    ("unknown-domain", _set_domain("Conv_0", "evil.domain"),
+     ["node Conv_0 (Conv): not an op of domain 'evil.domain'"]),
+    ("auto-pad", _set_attr("Conv_1", "auto_pad", "SAME_UPPER"),
+     ["node Conv_1 (Conv): auto_pad 'SAME_UPPER' is not supported"]),
+    ("rounding-mode", _set_attr("Quant_1", "rounding_mode", "NOTAMODE"),
+     ["node Quant_1 (Quant): rounding_mode 'NOTAMODE'"]),
+    ("value-declared-int", _retype_value("Conv_0_out0", 7),
+     ["tensor Conv_0_out0 is declared INT64"]),
+    ("initializer-declared-otherwise", _retype_value("Quant_1_param0", 11),
+     ["initializer Quant_1_param0 holds FLOAT [6, 1, 5, 5], but its value_info declares "
+      "DOUBLE [6, 1, 5, 5]"]),
+    ("double-initializer", lambda m: m.set_initializer(
+        "Quant_1_param1", np.asarray(m.get_initializer("Quant_1_param1"), dtype=np.float64)),
+     ["initializer Quant_1_param1 of node Quant_1 (Quant): element type DOUBLE"]),
+    ("not-topological", _graph_change(lambda g: g.node.insert(0, g.node.pop())),
+     ["node Gemm_1 (Gemm): input Quant_9_out0 is computed by this or a later node"]),
+    ("batchnorm-lengths", lambda m: m.set_initializer("BatchNormalization_0_param1",
+                                                      np.zeros(4, dtype=np.float32)),
+     ["node BatchNormalization_0 (BatchNormalization): shape inference finds no shape",
+      "BatchNormalization_0_param1 [4]"]),
+]
+
+
+@pytest.mark.parametrize("change, needles", [c[1:] for c in MALFORMED_GRAPHS],
+                         ids=[c[0] for c in MALFORMED_GRAPHS])
+def test_malformed_graphs_are_one_clear_line(exported, tmp_path, capsys, change, needles):
+    model = _mutated(exported, tmp_path, change)
+    line = _one_error(capsys, "compile", model, "--out", tmp_path / "b")
+    for needle in needles:
+        assert needle in line, (needle, line)
+    assert not (tmp_path / "b").exists()
+
+
+def test_an_invalid_qonnx_model_in_the_build_is_one_line(damaged, capsys):
+    """verify reads BUILD/ir/00_qonnx.onnx through the same checks. Was: onnxruntime's
+    InvalidGraph (a traceback) for a Gemm given a fourth input."""
+    folder, _ = damaged
+    path = folder / "ir" / "00_qonnx.onnx"
+    model = ModelWrapper(str(path))
+    model.get_node_from_name("Gemm_1").input.append("Quant_5_out0")
+    model.save(str(path))
+    line = _one_error(capsys, "verify", folder, "--random", "4")
+    assert f"{path}: node Gemm_1 (Gemm): " in line and "input size 4" in line, line

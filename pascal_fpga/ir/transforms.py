@@ -107,11 +107,16 @@ def _square(node, name: str, default: int) -> int:
 
 class CheckSupported(Transformation):
     """Expects: a cleaned QONNX graph (``pascal-fpga export``). Guarantees (or raises a
-    PascalError naming the node): one input and one output; every initializer numeric and finite
-    (no NaN or infinity reaches a threshold); only the ops of ``SUPPORTED``; every activation is a
-    QCFS Quant (unsigned, not narrow, zero point 0, one finite positive scale, HALF_UP,
-    L = 2^bitwidth - 1 in 1..LEVELS_MAX); BatchNorm variances + epsilon positive; no residual
-    add; convolutions and pools square, ungrouped, undilated, without ceil mode. Changes nothing."""
+    PascalError naming the node): one input and one output; every initializer float32 (int64
+    for a Reshape's shape), finite (no NaN or infinity reaches a threshold); every weight and bias
+    within 2^24 steps of its quantizer's scale (exact float32 integers); only the ops of
+    ``SUPPORTED``, each in its op's domain with its op's inputs and attributes, of their declared
+    types (Quant's as qonnx declares them, a rounding mode qonnx knows), no auto_pad; every
+    activation is a QCFS Quant (unsigned, not narrow, zero point 0, one finite positive scale,
+    HALF_UP, L = 2^bitwidth - 1 in 1..LEVELS_MAX); BatchNorm parameters per channel, variances
+    + epsilon positive, their affine form finite in float32; no residual add; convolutions and
+    pools square, ungrouped, undilated, without ceil mode. Changes nothing. (``load_qonnx`` has
+    checked the graph's structure: its input, output and that every tensor is defined.)"""
 
     def apply(self, model):
         graph = model.graph
@@ -126,6 +131,7 @@ class CheckSupported(Transformation):
                                   f"QCFS activations (Quant, HALF_UP, L levels)")
             if node.op_type not in SUPPORTED:
                 raise PascalError(f"{where}: op type not supported by the spiking compiler")
+            self._check_form(model, node)
             if node.op_type == "Add" and not any(_is_const(model, i) for i in node.input):
                 after = model.find_consumers(node.output[0])
                 if len(after) != 1 or not _is_qcfs(after[0]):
@@ -157,13 +163,100 @@ class CheckSupported(Transformation):
         return model, False
 
     @staticmethod
+    def _name(enum, value: int) -> str:
+        """The name of an onnx enum value (an element or attribute type) from the file."""
+        try:
+            return enum.Name(value)
+        except ValueError:
+            return f"unknown ({value})"
+
+    @staticmethod
+    def _check_form(model, node) -> None:
+        """The node as its op defines it, since qonnx and onnxruntime execute it by its domain
+        and read each attribute by its declared type (a ``signed`` given as floats reads as 0
+        there, as true here): Quant in qonnx's domain, the others in ONNX's; only the op's own
+        attributes, each of its type, the required ones present; no auto_pad."""
+        from onnx import AttributeProto, defs
+
+        def count(low: int, high: int, what: str) -> str:  # "1 input", "2 to 3 inputs"
+            return (f"{low}" if low == high else f"{low} to {high}") + \
+                f" {what}{'' if high == 1 else 's'}"
+
+        where = _where(node)
+        if node.op_type == "Quant":
+            from qonnx.custom_op.registry import getCustomOp
+
+            if node.domain not in (QONNX_DOMAIN, "onnx.brevitas"):
+                raise PascalError(f"{where}: domain {show_value(node.domain)}; a Quant node "
+                                  f"is in {QONNX_DOMAIN}")
+            kinds = {"i": AttributeProto.INT, "f": AttributeProto.FLOAT,
+                     "s": AttributeProto.STRING, "ints": AttributeProto.INTS,
+                     "floats": AttributeProto.FLOATS, "strings": AttributeProto.STRINGS}
+            declared = {name: (kinds.get(spec[0]), spec[1]) for name, spec in
+                        getCustomOp(node).get_nodeattr_types().items()}
+        else:
+            if node.domain not in ("", "ai.onnx"):
+                raise PascalError(f"{where}: domain {show_value(node.domain)}; a "
+                                  f"{node.op_type} node is in ONNX's own domain")
+            versions = [o.version for o in model.model.opset_import
+                        if o.domain in ("", "ai.onnx")]
+            version = max(versions or [defs.onnx_opset_version()])
+            try:
+                schema = defs.get_schema(node.op_type, version, "")
+            except defs.SchemaError:
+                raise PascalError(f"{where}: not an op of the model's ONNX opset "
+                                  f"{version}") from None
+            declared = {name: (int(a.type), a.required) for name, a in schema.attributes.items()}
+            inputs, outputs = len(node.input), len(node.output)
+            if not schema.min_input <= inputs <= schema.max_input \
+                    or not schema.min_output <= outputs <= schema.max_output:
+                raise PascalError(f"{where}: has {count(inputs, inputs, 'input')} and "
+                                  f"{count(outputs, outputs, 'output')}; a {node.op_type} has "
+                                  f"{count(schema.min_input, schema.max_input, 'input')} and "
+                                  f"{count(schema.min_output, schema.max_output, 'output')}")
+        given = {}
+        for attribute in node.attribute:
+            if attribute.name in given:
+                raise PascalError(f"{where}: attribute {shown_name(attribute.name)} is given "
+                                  f"twice")
+            given[attribute.name] = attribute
+            if attribute.name not in declared:
+                raise PascalError(f"{where}: {shown_name(attribute.name)} is not an attribute of "
+                                  f"{node.op_type}")
+            kind = declared[attribute.name][0]
+            if attribute.type != kind:
+                kinds = AttributeProto.AttributeType
+                raise PascalError(f"{where}: attribute {attribute.name} is of type "
+                                  f"{CheckSupported._name(kinds, attribute.type)}, "
+                                  f"{node.op_type} takes {CheckSupported._name(kinds, kind)}")
+        missing = [name for name, (_, required) in declared.items()
+                   if required and name not in given]
+        if missing:
+            raise PascalError(f"{where}: required attribute {missing[0]} is missing")
+        auto_pad = node_attr(node, "auto_pad", b"NOTSET")
+        auto_pad = auto_pad.decode(errors="replace") if isinstance(auto_pad, bytes) else auto_pad
+        if auto_pad != "NOTSET":
+            raise PascalError(f"{where}: auto_pad {show_value(auto_pad)} is not supported (give "
+                              f"explicit pads)")
+
+    @staticmethod
     def _check_initializers(model) -> None:
-        """Every initializer numeric and finite: a NaN or an infinity in a weight, a scale, a
-        BatchNorm parameter or a bias would become a garbage threshold."""
+        """Every initializer float32 (int64 for a Reshape's shape), numeric and finite: a NaN or
+        an infinity in a weight, a scale, a BatchNorm parameter or a bias would become a garbage
+        threshold; qonnx's and onnxruntime's execution takes float32 constants."""
+        from onnx import TensorProto
+
         for init in model.graph.initializer:
             users = model.find_consumers(init.name)
             where = f"initializer {shown_name(init.name)}" + (
                 f" of {_where(users[0])}" if users else "")
+            shape = bool(users) and users[0].op_type == "Reshape" \
+                and list(users[0].input[1:2]) == [init.name]
+            wanted = TensorProto.INT64 if shape else TensorProto.FLOAT
+            if users and init.data_type != wanted:
+                raise PascalError(f"{where}: element type "
+                                  f"{CheckSupported._name(TensorProto.DataType, init.data_type)}; "
+                                  f"{'a shape is int64' if shape else 'constants are float32'}")
             try:
                 values = np.asarray(model.get_initializer(init.name))
             except Exception as exc:  # onnx cannot decode it (truncated raw data, odd type)
@@ -177,19 +270,46 @@ class CheckSupported(Transformation):
 
     @staticmethod
     def _check_batchnorm(model, node) -> None:
+        """Constant per-channel parameters whose affine form (BatchNormToAffine, in float32:
+        A = gamma / sqrt(var + eps), B = beta - A * mean) is finite."""
+        where = _where(node)
         if len(node.input) < 5 or not all(_is_const(model, name) for name in node.input[1:5]):
-            raise PascalError(f"{_where(node)}: BatchNorm parameters must be constants")
+            raise PascalError(f"{where}: BatchNorm parameters must be constants")
+        params = [_const(model, name) for name in node.input[1:5]]
+        if any(p.ndim != 1 for p in params) or len({p.size for p in params}) != 1:
+            raise PascalError(f"{where}: its scale, bias, mean and variance must be vectors of "
+                              f"one length (one value per channel); got shapes "
+                              f"{', '.join(str(list(p.shape)) for p in params)}")
         epsilon = float(node_attr(node, "epsilon", 1e-5))
-        if not np.all(_const(model, node.input[4]) + epsilon > 0):
-            raise PascalError(f"{_where(node)}: a BatchNorm variance + epsilon is not positive")
+        if not np.all(params[3] + epsilon > 0):
+            raise PascalError(f"{where}: a BatchNorm variance + epsilon is not positive")
+        with np.errstate(all="ignore"):
+            gamma, beta, mean, variance = (p.astype(np.float32) for p in params)
+            a = gamma / np.sqrt(np.float32(epsilon) + variance)
+            b = beta - a * mean
+        bad = np.flatnonzero(~(np.isfinite(a) & np.isfinite(b)))
+        if bad.size:
+            c = int(bad[0])
+            raise PascalError(f"{where}: channel {c}: its affine form gamma / sqrt(var + eps) = "
+                              f"{a[c]:g}, beta - that * mean = {b[c]:g} overflows float32")
 
     @staticmethod
     def _check_quant(model, node) -> None:
+        from qonnx.custom_op.general.intquant import resolve_rounding_mode
+
         where = _where(node)
         if len(node.input) != 4:
             raise PascalError(f"{where}: a Quant node takes 4 inputs, this one {len(node.input)}")
+        mode = node_attr(node, "rounding_mode", b"ROUND")
+        mode = mode.decode(errors="replace") if isinstance(mode, bytes) else str(mode)
+        try:  # qonnx executes every Quant (the pixel quantizer too) with this mode
+            resolve_rounding_mode(mode)
+        except ValueError:
+            raise PascalError(f"{where}: rounding_mode {show_value(mode)} is not a rounding "
+                              f"mode of qonnx's Quant") from None
         if _is_const(model, node.input[0]):
-            return  # a weight or bias quantizer: FoldWeightQuant checks it
+            CheckSupported._check_quantized_constant(model, node)
+            return  # a weight or bias quantizer: FoldWeightQuant checks the rest
         if not all(_is_const(model, name) for name in node.input[1:]):
             raise PascalError(f"{where}: scale, zero point and bit width must be constants")
         if node_attr(node, "signed", 1):
@@ -221,6 +341,30 @@ class CheckSupported(Transformation):
                               f"rounds half up; export with `pascal-fpga export`)")
         if _const(model, node.input[1]).size != 1:
             raise PascalError(f"{where}: a per-channel activation scale is not supported")
+
+    @staticmethod
+    def _check_quantized_constant(model, node) -> None:
+        """A weight or bias quantizer: FoldWeightQuant turns each value into the integer
+        round(value / scale) (clipped to the bit width; qonnx's int_quant, in float32) and the
+        integer graph holds those integers as float32 values. float32 holds every integer, and
+        rounds a quotient to the right one, only below 2^24: a value 2^24 or more steps of its
+        scale from zero (a quotient that overflows float32 too) is refused, naming it."""
+        scale = _const(model, node.input[1])
+        if not _positive_finite(scale):
+            return  # FoldWeightQuant names a bad weight scale
+        value = _const(model, node.input[0])
+        try:
+            steps = np.abs(value / scale)
+        except ValueError:
+            raise PascalError(f"{_where(node)}: its scale of shape {list(scale.shape)} does not "
+                              f"fit its input of shape {list(value.shape)}") from None
+        if steps.size and not np.max(steps) < 2 ** 24:
+            index = int(np.argmax(steps))
+            users = f"initializer {shown_name(node.input[0])} of {_where(node)}"
+            worst = np.broadcast_to(value, steps.shape).reshape(-1)[index]
+            raise PascalError(f"{users}: the value {worst:g} is "
+                              f"{steps.reshape(-1)[index]:.3g} steps of its scale; weights and "
+                              f"biases must lie within 2^24 steps (the float32 integer graph)")
 
 
 class BatchNormToAffine(_QonnxBatchNormToAffine):
