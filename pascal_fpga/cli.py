@@ -678,7 +678,8 @@ def cmd_run(args) -> int:
 
     from .driver import Accelerator
 
-    images = _read_npy(Path(args.input))
+    path = Path(args.input)
+    images = _read_npy(path)
     accel = Accelerator(args.build_dir, backend=args.backend, bitfile=args.bitfile,
                         xilinx_hls=os.environ.get("XILINX_HLS"))
     try:
