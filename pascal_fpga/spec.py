@@ -18,16 +18,9 @@ fan_in * m * w:
 
 - the classifier's accumulators are checked against 2^24 on the trained weights; the spec refuses
   a classifier whose worst case fan_in * m * w reaches 2^24;
-- the classifier's bias is an integer on the accumulator scale, held in float32 (as its integer
-  times the scale) and checked to 1e-3 of an integer. Its float32 rounding is up to 2^-23 of the
-  integer, so the check holds for sure below about 2^13 and fails more and more often from about
-  2^13.5 (12000). The integer is about rho * m * w, where rho, |bias| / (the input's clip value *
-  the largest |weight|), is 0.2 to 0.35 for a calibrated untrained network and smaller once
-  trained (0.06 in the zoo's fmnist-vgg-al). Measured: m * w = 131068 (16 bits on 4 levels) and
-  65532 (15 bits) fail in every trial, 49784 (the shipped fmnist-vgg-l8) and 32764 pass. So m * w
-  may be at most ``CLASSIFIER_PRODUCT_MAX`` (2^16), and the message suggests the weight bits
-  that keep it within ``CLASSIFIER_PRODUCT_SAFE`` (2^15). (A precise rule needs the trained bias:
-  the compile's check would hold for any bias if it allowed float32's relative rounding.)
+- the classifier's bias is an integer on the accumulator scale, exported as float32 (the integer
+  times the scale): the compile recovers it within float32's relative rounding, up to 2^18 steps,
+  and says so if a trained bias is larger;
 - a hidden layer's thresholds are float32 integers within its accumulator range: they fit when
   fan_in * m * w < 2^24, and otherwise lie at about m * w times the layer's gain ratio, so m * w
   may be at most ``THRESHOLD_PRODUCT_MAX`` (2^21) there (a 16-bit layer after 256 levels fails);
@@ -94,8 +87,6 @@ YAML_VALUES_MAX = 100_000    # values (scalars, lists, mappings) with every alia
 INT_DIGITS_MAX = 40          # a longer integer stays unconverted (no field takes one)
 # The compiled graph's float32 constants (see the module docstring).
 FLOAT32_EXACT = 2 ** 24
-CLASSIFIER_PRODUCT_MAX = 2 ** 16
-CLASSIFIER_PRODUCT_SAFE = 2 ** 15
 THRESHOLD_PRODUCT_MAX = 2 ** 21
 
 
@@ -587,8 +578,7 @@ def _check_float32(layers: list[LayerSpec], input_spec: InputSpec, source: str) 
         if layer is layers[-1]:
             fan_in = math.prod(layer.in_shape)
             _need_fewer_bits(layer.weight_bits, functools.partial(
-                _classifier_problem, fan_in, in_max), where, functools.partial(
-                _classifier_problem, fan_in, in_max, product_max=CLASSIFIER_PRODUCT_SAFE))
+                _classifier_problem, fan_in, in_max), where)
             continue
         fan_in = (layer.in_shape[0] * layer.kernel ** 2 if layer.type == "conv" else
                   math.prod(layer.in_shape) if layer.type == "linear" else
@@ -606,15 +596,9 @@ def _weight_max(bits: int) -> int:
     return 2 ** (bits - 1) - 1
 
 
-def _classifier_problem(fan_in: int, m: int, bits: int,
-                        product_max: int = CLASSIFIER_PRODUCT_MAX) -> str | None:
+def _classifier_problem(fan_in: int, m: int, bits: int) -> str | None:
     """Why a classifier of ``fan_in`` inputs up to ``m`` cannot have ``bits``-bit weights."""
     w = _weight_max(bits)
-    if m * w > product_max:
-        return (f"{bits}-bit weights (up to {w}) on inputs up to {m} make products up to "
-                f"{m * w}, more than the 2^16 = {CLASSIFIER_PRODUCT_MAX} a classifier takes: its "
-                f"bias, an integer of up to a third as many accumulator steps, is not exact in "
-                f"the float32 graph (compile: 'the classifier bias is not an integer')")
     if fan_in * m * w >= FLOAT32_EXACT:
         return (f"its worst-case accumulator {fan_in} x {m} x {w} = {fan_in * m * w} (inputs x "
                 f"largest input x largest {bits}-bit weight) reaches 2^24, beyond the integers "
@@ -648,15 +632,13 @@ def _block_sum_problem(layer: LayerSpec, m: int, bits: int) -> str | None:
             f"reaches 2^24')")
 
 
-def _need_fewer_bits(bits: int, problem, where: str, advice=None) -> None:
+def _need_fewer_bits(bits: int, problem, where: str) -> None:
     """A PascalError on field 'weight_bits' with ``problem(bits)`` and the most weight bits
-    without a problem (without one of ``advice``, a stricter rule, where given), if
-    ``problem(bits)`` is one."""
+    without a problem, if ``problem(bits)`` is one."""
     reason = problem(bits)
     if reason is None:
         return
-    advice = advice or problem
-    fewer = [b for b in range(WEIGHT_BITS_RANGE[0], bits) if advice(b) is None]
+    fewer = [b for b in range(WEIGHT_BITS_RANGE[0], bits) if problem(b) is None]
     hint = (f"use at most {fewer[-1]} weight bits here" if fewer else
             "even 2-bit weights do not fit: use fewer levels (or input bits) before this layer")
     raise PascalError(f"{where}: field 'weight_bits': {reason}; {hint}")

@@ -773,3 +773,28 @@ def test_an_invalid_qonnx_model_in_the_build_is_one_line(damaged, capsys):
     model.save(str(path))
     line = _one_error(capsys, "verify", folder, "--random", "4")
     assert f"{path}: node Gemm_1 (Gemm): " in line and "input size 4" in line, line
+
+
+CLASSIFIER_16_BITS = {
+    "name": "cls16", "input": {"channels": 1, "height": 8, "width": 8, "bits": 5},
+    "classes": 10, "weight_bits": 4, "levels": 4,
+    "layers": [{"type": "flatten"}, {"type": "linear", "features": 32},
+               {"type": "linear", "features": 10, "weight_bits": 16}],
+}
+
+
+def test_a_16_bit_classifier_bias_is_recovered_from_float32(tmp_path, capsys):
+    """A 16-bit classifier on 4 levels: its bias, tens of thousands of accumulator steps, comes
+    back from the float32 export within float32's relative rounding (it was refused as "not an
+    integer" with an absolute 1e-3), and every view agrees."""
+    run, model = make_exported(tmp_path, CLASSIFIER_16_BITS)
+    out = tmp_path / "build"
+    assert main(["compile", str(model), "--out", str(out)]) == 0, capsys.readouterr().err
+    graph = ModelWrapper(str(out / IR))
+    classifier = next(n for n in graph.graph.node if n.op_type == "SpikingClassifier")
+    bias = graph.get_initializer(classifier.input[2])
+    assert np.abs(bias).max() > 2 ** 13  # beyond what the absolute 1e-3 took in float32
+    capsys.readouterr()
+    assert main(["verify", str(out), "--run", str(run), "--random", "20", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and all(c["mismatched"] == 0 for c in report["checks"])

@@ -47,6 +47,7 @@ ACTIVATIONS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardTanh", "Hard
                "Softmax", "Elu", "Selu", "PRelu", "BipolarQuant", "Trunc", "MultiThreshold"}
 SUPPORTED = {"Quant", "Conv", "Gemm", "BatchNormalization", "Mul", "Add", "MaxPool",
              "AveragePool", "Reshape", "Flatten"}
+BIAS_MAX = 2 ** 18  # the classifier bias's integers, recovered from its float32 export
 PIXEL_BITS_MAX = INPUT_BITS_RANGE[1]  # the widest pixel a spec allows (LEVELS_MAX: its largest L)
 # an ONNX node name or op type printed as it is; anything else (newlines, quotes, control
 # characters, very long names) is shown with repr() so that every message stays one line
@@ -817,10 +818,20 @@ class ActivationsToThresholds(Transformation):
             raise PascalError(f"{_where(node)}: the classifier's scale {scale:g} is not positive "
                               f"and finite, or its bias is not finite (the class is the argmax "
                               f"of its accumulators)")
+        # Int32Bias' integers times the scale, rounded to float32 by the export (and the scale
+        # rounded twice over): an integer bias comes back within a few float32 steps of its
+        # magnitude, 2^-20 relative leaves 8 of them; below 2^18 that stays under 1/4
         bias = b / scale
-        if np.max(np.abs(bias - np.rint(bias)), initial=0.0) > 1e-3:
+        largest = float(np.max(np.abs(bias), initial=0.0))
+        if largest >= BIAS_MAX:
+            raise PascalError(f"{_where(node)}: the classifier bias reaches {largest:.0f} "
+                              f"accumulator steps, beyond the 2^18 whose integers the float32 "
+                              f"export identifies exactly (fewer weight bits in the classifier)")
+        tolerance = np.maximum(1e-3, np.abs(bias) * 2.0 ** -20)
+        if np.any(np.abs(bias - np.rint(bias)) > tolerance):
             raise PascalError(f"{_where(node)}: the classifier bias is not an integer on the "
-                              f"accumulator scale (quantize it with Int32Bias)")
+                              f"accumulator scale (a float bias: quantize it with Int32Bias, on "
+                              f"the scale of the classifier's input times its weights)")
         acc = node.output[0]
         biased = model.make_new_valueinfo_name()
         bias_name = model.make_new_valueinfo_name()
