@@ -676,8 +676,6 @@ def _read_npy(path: Path):
 def cmd_run(args) -> int:
     from .driver import Accelerator
 
-    from .driver import Accelerator
-
     path = Path(args.input)
     images = _read_npy(path)
     accel = Accelerator(args.build_dir, backend=args.backend, bitfile=args.bitfile,
