@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pascal_fpga.cli import main
 from pascal_fpga.errors import PascalError
 from pascal_fpga.staging import (MARKER, artefact_kind, check_output, staged_folder,
                                  write_marker)
 
+from cliruns import one_line, run_cli, snapshot
 from nets import ODD_SPECS, make_exported
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,25 +28,6 @@ def exported(tmp_path_factory):
     return make_exported(tmp_path_factory.mktemp("outputs"), ODD_SPECS["dense_first"])
 
 
-def _run(capsys, *argv) -> tuple[int, str]:
-    status = main([str(a) for a in argv])
-    return status, capsys.readouterr().err
-
-
-def _one_line(err: str, *needles: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_compile_out_dot_keeps_the_current_folder(exported, tmp_path, capsys, monkeypatch):
     _, model = exported
     scratch = tmp_path / "scratch"
@@ -54,21 +35,21 @@ def test_compile_out_dot_keeps_the_current_folder(exported, tmp_path, capsys, mo
     (scratch / "keep.txt").write_text("mine")
     monkeypatch.chdir(scratch)
     for out in (".", "..", str(scratch)):
-        status, err = _run(capsys, "compile", model, "--out", out, "--force")
+        status, err = run_cli(capsys, "compile", model, "--out", out, "--force")
         assert status == 2
-        _one_line(err, "refusing", "current folder")
+        one_line(err, "refusing", "current folder")
     assert (scratch / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in scratch.iterdir()) == ["keep.txt"]
 
 
 def test_compile_never_replaces_a_training_run(exported, tmp_path, capsys):
     run, model = exported
-    before = _snapshot(run)
+    before = snapshot(run)
     for extra in ([], ["--force"]):
-        status, err = _run(capsys, "compile", model, "--out", run, *extra)
+        status, err = run_cli(capsys, "compile", model, "--out", run, *extra)
         assert status == 2
-        _one_line(err, str(run), "pascal-fpga run", "expected a build")
-    assert _snapshot(run) == before
+        one_line(err, str(run), "pascal-fpga run", "expected a build")
+    assert snapshot(run) == before
 
 
 def test_compile_refuses_a_users_folder_and_the_inputs_folder(exported, tmp_path, capsys):
@@ -76,27 +57,27 @@ def test_compile_refuses_a_users_folder_and_the_inputs_folder(exported, tmp_path
     users = tmp_path / "users"
     users.mkdir()
     (users / "notes.txt").write_text("mine")
-    status, err = _run(capsys, "compile", model, "--out", users, "--force")
+    status, err = run_cli(capsys, "compile", model, "--out", users, "--force")
     assert status == 2
-    _one_line(err, "not a pascal-fpga folder")
+    one_line(err, "not a pascal-fpga folder")
     assert (users / "notes.txt").read_text() == "mine"
-    status, err = _run(capsys, "compile", model, "--out", model.parent, "--force")
+    status, err = run_cli(capsys, "compile", model, "--out", model.parent, "--force")
     assert status == 2
-    _one_line(err, "holds the input")
+    one_line(err, "holds the input")
 
 
 def test_replacing_a_build_needs_force(exported, tmp_path, capsys):
     _, model = exported
     out = tmp_path / "build"
-    assert _run(capsys, "compile", model, "--out", out)[0] == 0
+    assert run_cli(capsys, "compile", model, "--out", out)[0] == 0
     assert artefact_kind(out) == "build"
     assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
     (out / "stale.txt").write_text("from before")
-    status, err = _run(capsys, "compile", model, "--out", out)
+    status, err = run_cli(capsys, "compile", model, "--out", out)
     assert status == 2
-    _one_line(err, "already holds a build", "--force")
+    one_line(err, "already holds a build", "--force")
     assert (out / "stale.txt").exists()
-    assert _run(capsys, "compile", model, "--out", out, "--force")[0] == 0
+    assert run_cli(capsys, "compile", model, "--out", out, "--force")[0] == 0
     assert not (out / "stale.txt").exists() and (out / "build.json").is_file()
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []
@@ -106,16 +87,16 @@ def test_out_that_is_a_file_or_under_a_file(exported, tmp_path, capsys):
     _, model = exported
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    status, err = _run(capsys, "compile", model, "--out", a_file)
+    status, err = run_cli(capsys, "compile", model, "--out", a_file)
     assert status == 2
-    _one_line(err, "is a file")
-    status, err = _run(capsys, "compile", model, "--out", a_file / "sub" / "build")
+    one_line(err, "is a file")
+    status, err = run_cli(capsys, "compile", model, "--out", a_file / "sub" / "build")
     assert status == 2
-    _one_line(err, "lies under", "which is a file")
-    status, err = _run(capsys, "train", REPO / "models" / "digits-cnn.yaml", "--dataset",
+    one_line(err, "lies under", "which is a file")
+    status, err = run_cli(capsys, "train", REPO / "models" / "digits-cnn.yaml", "--dataset",
                        "digits", "--out", a_file / "run")
     assert status == 2
-    _one_line(err, "lies under")
+    one_line(err, "lies under")
     assert a_file.read_text() == "x"
 
 
@@ -126,20 +107,20 @@ def test_out_in_a_read_only_folder(exported, tmp_path, capsys):
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        status, err = _run(capsys, "compile", model, "--out", locked / "build")
+        status, err = run_cli(capsys, "compile", model, "--out", locked / "build")
         assert status == 2
-        _one_line(err, "not writable")
+        one_line(err, "not writable")
     finally:
         locked.chmod(0o755)
 
 
 def test_train_and_adapt_keep_existing_folders(exported, tmp_path, capsys):
     run, _ = exported
-    before = _snapshot(run)
+    before = snapshot(run)
     spec = REPO / "models" / "digits-cnn.yaml"
-    status, err = _run(capsys, "train", spec, "--dataset", "digits", "--out", run)
+    status, err = run_cli(capsys, "train", spec, "--dataset", "digits", "--out", run)
     assert status == 2
-    _one_line(err, "already holds a run", "--resume", "--force")
+    one_line(err, "already holds a run", "--resume", "--force")
     users = tmp_path / "users"
     users.mkdir()
     (users / "notes.txt").write_text("mine")
@@ -147,26 +128,26 @@ def test_train_and_adapt_keep_existing_folders(exported, tmp_path, capsys):
                  ["adapt", run, "--out", users, "--force"],
                  ["adapt", run, "--out", run],
                  ["demo", "--out", users, "--force"]):
-        status, err = _run(capsys, *argv)
+        status, err = run_cli(capsys, *argv)
         assert status == 2, argv
-        _one_line(err, "refusing")
+        one_line(err, "refusing")
     assert (users / "notes.txt").read_text() == "mine"
-    assert _snapshot(run) == before
+    assert snapshot(run) == before
 
 
 def test_train_force_replaces_only_its_own_run(tmp_path, capsys):
     spec = REPO / "models" / "digits-cnn.yaml"
     out = tmp_path / "run"
     argv = ["train", spec, "--dataset", "digits", "--epochs", "0", "--out", out]
-    assert _run(capsys, *argv)[0] == 0
+    assert run_cli(capsys, *argv)[0] == 0
     assert artefact_kind(out) == "run"
     (out / "stale.txt").write_text("old")
-    status, err = _run(capsys, *argv, "--force", "--lr", "nan")  # a bad option deletes nothing
+    status, err = run_cli(capsys, *argv, "--force", "--lr", "nan")  # a bad option deletes nothing
     assert status == 2 and (out / "stale.txt").exists()
-    assert _run(capsys, *argv, "--force")[0] == 0
+    assert run_cli(capsys, *argv, "--force")[0] == 0
     assert not (out / "stale.txt").exists() and (out / "checkpoint.pt").is_file()
     # resuming from the run's own spec.yaml: the spec inside --out is no reason to refuse
-    assert _run(capsys, "train", out / "spec.yaml", "--dataset", "digits", "--epochs", "0",
+    assert run_cli(capsys, "train", out / "spec.yaml", "--dataset", "digits", "--epochs", "0",
                 "--out", out, "--resume")[0] == 0
 
 
@@ -174,14 +155,14 @@ def test_export_replaces_a_file_only_with_force(exported, tmp_path, capsys):
     run, _ = exported
     target = tmp_path / "m.onnx"
     target.write_text("someone's file")
-    status, err = _run(capsys, "export", run, "--out", target)
+    status, err = run_cli(capsys, "export", run, "--out", target)
     assert status == 2
-    _one_line(err, "exists", "--force")
+    one_line(err, "exists", "--force")
     assert target.read_text() == "someone's file"
-    status, err = _run(capsys, "export", run, "--out", tmp_path)
+    status, err = run_cli(capsys, "export", run, "--out", tmp_path)
     assert status == 2
-    _one_line(err, "is a folder")
-    assert _run(capsys, "export", run, "--out", target, "--force")[0] == 0
+    one_line(err, "is a folder")
+    assert run_cli(capsys, "export", run, "--out", target, "--force")[0] == 0
     assert target.read_bytes()[:1] != b"s"
 
 

@@ -25,6 +25,7 @@ import pytest
 
 from pascal_fpga.cli import main
 
+from cliruns import one_line, run_cli, snapshot
 from nets import ODD_SPECS, make_exported
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,25 +41,6 @@ def build(tmp_path_factory):
     return run, model, folder / "build"
 
 
-def _run(capsys, *argv) -> tuple[int, str]:
-    status = main([str(a) for a in argv])
-    return status, capsys.readouterr().err
-
-
-def _one_line(err: str, *needles: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def _bad_idx_folder(folder: Path) -> Path:
     folder.mkdir()
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -69,14 +51,14 @@ def _bad_idx_folder(folder: Path) -> Path:
 
 def test_a_failing_train_force_keeps_the_old_run(tmp_path, capsys):
     out = tmp_path / "run"
-    assert _run(capsys, "train", SPEC, "--dataset", "digits", "--epochs", "0", "--out", out)[0] == 0
-    before = _snapshot(out)
+    assert run_cli(capsys, "train", SPEC, "--dataset", "digits", "--epochs", "0", "--out", out)[0] == 0
+    before = snapshot(out)
     bad = _bad_idx_folder(tmp_path / "bad")
-    status, err = _run(capsys, "train", SPEC, "--dataset", "fashion-mnist", "--data-dir", bad,
+    status, err = run_cli(capsys, "train", SPEC, "--dataset", "fashion-mnist", "--data-dir", bad,
                        "--epochs", "0", "--out", out, "--force")
     assert status == 2
-    _one_line(err, "IDX")
-    assert _snapshot(out) == before  # the old run, whole
+    one_line(err, "IDX")
+    assert snapshot(out) == before  # the old run, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "run"]  # no staging left
 
 
@@ -93,17 +75,17 @@ def test_a_symlinked_build_folder_is_refused(build, folder, tmp_path, capsys):
     if (copy / folder).exists():
         shutil.rmtree(copy / folder)
     (copy / folder).symlink_to(elsewhere, target_is_directory=True)
-    before = _snapshot(elsewhere)
+    before = snapshot(elsewhere)
     options = {"csim": ["--csim"], "hls": ["--csim"], "rtlsim": ["--rtlsim"]}[folder]
-    status, err = _run(capsys, "verify", copy, "--random", "2", "--no-snn", *options)
+    status, err = run_cli(capsys, "verify", copy, "--random", "2", "--no-snn", *options)
     assert status == 2
-    _one_line(err, f"{folder}: is a symbolic link")
-    assert _snapshot(elsewhere) == before and not (tmp_path / "made").exists()
+    one_line(err, f"{folder}: is a symbolic link")
+    assert snapshot(elsewhere) == before and not (tmp_path / "made").exists()
     np.save(tmp_path / "images.npy", np.zeros((1, 2, 6, 5), dtype=np.int64))
-    status, err = _run(capsys, "run", copy, "--input", tmp_path / "images.npy", "--backend",
+    status, err = run_cli(capsys, "run", copy, "--input", tmp_path / "images.npy", "--backend",
                        "csim")
     assert status == 2
-    _one_line(err, f"{folder}: is a symbolic link")
+    one_line(err, f"{folder}: is a symbolic link")
     assert sorted(p.name for p in elsewhere.iterdir()) == ["Makefile", "notes.txt"]
 
 
@@ -134,9 +116,9 @@ def test_a_symlinked_out_is_refused_before_any_work(build, target, tmp_path, cap
     link = tmp_path / "out"
     link.symlink_to(tmp_path / "target", target_is_directory=True)
     before = sorted(p.name for p in tmp_path.iterdir())
-    status, err = _run(capsys, "compile", model, "--out", link, "--force")
+    status, err = run_cli(capsys, "compile", model, "--out", link, "--force")
     assert status == 2
-    _one_line(err, "is a symbolic link")
+    one_line(err, "is a symbolic link")
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no .out.old-*, no staging
     assert link.is_symlink()
 
@@ -200,9 +182,9 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(build, small_disk, capsys):
         ["compile", model, "--out", small_disk / "b"],
     ]
     for argv in cases:
-        status, err = _run(capsys, *argv)
+        status, err = run_cli(capsys, *argv)
         assert status == 2, argv
-        _one_line(err)
+        one_line(err)
         assert list(small_disk.iterdir()) == [], argv
 
 
@@ -220,6 +202,6 @@ def test_run_input_npy_header_is_checked_before_loading(build, tmp_path, capsys)
     truncated.write_bytes(truncated.read_bytes()[:200])
     for path, needle in ((huge, "declares a 1000000x1x8x800000 array"),
                          (objects, "holds Python objects"), (truncated, "holds 72 bytes")):
-        status, err = _run(capsys, "run", folder, "--input", path)
+        status, err = run_cli(capsys, "run", folder, "--input", path)
         assert status == 2
-        _one_line(err, str(path), needle)
+        one_line(err, str(path), needle)
