@@ -14,7 +14,7 @@ LEVELS = [1, 2, 3, 4, 5, 8, 16]
 
 
 def closed_form(z: torch.Tensor, lam: float, levels: int) -> torch.Tensor:
-    """DESIGN.md 2 in float64: q = clip(floor(z * L / lambda + 1/2), 0, L)."""
+    """docs/design.md, section 2.1, in float64: q = clip(floor(z * L / lambda + 1/2), 0, L)."""
     return torch.clamp(torch.floor(z.double() * levels / lam + 0.5), 0, levels)
 
 

@@ -2,8 +2,9 @@
 
 Brevitas exports every QCFS activation as ``Quant(rounding_mode=ROUND, bitwidth=b)`` with
 b = max(2, ceil(log2(L + 1))): its clamp is then 2^b - 1, not L, and its rounding half-to-even,
-not half-up (DESIGN.md 5). This module corrects both on the exported graph: each QCFS Quant node
-gets ``rounding_mode=HALF_UP`` and the fractional bit width log2(L + 1), so that qonnx's Quant
+not half-up (docs/design.md, section 5.2). This module corrects both on the exported graph:
+each QCFS Quant node gets ``rounding_mode=HALF_UP`` and the fractional bit width log2(L + 1), so
+that qonnx's Quant
 (clamp to [0, 2^bitwidth - 1], then round) computes clip(floor(x / s + 1/2), 0, L) for x >= 0. The
 clamp is then 2^log2(L+1) - 1 in float32, within 1e-5 of L, and since it comes before the rounding
 it rounds to exactly L. L is not otherwise in the graph: ``level_count`` reads it back.

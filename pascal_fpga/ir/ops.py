@@ -4,8 +4,8 @@ qonnx finds these by the node's domain (this module's import path, ``DOMAIN``) a
 ``qonnx.core.onnx_exec.execute_onnx`` runs a lowered graph directly. Tensors between the ops are
 integer *levels*, held in float32 containers: a level q of a layer with L = ``t_out`` levels
 stands for its thermometer spike train (one spike in each of the first q of L timesteps,
-DESIGN.md 2), and the receiving layer's ``t_in`` is that L. The first layer receives integer
-pixels (one frame, ``t_in`` = 1: direct coding, a multiply-accumulate per pixel).
+docs/design.md, section 2.5), and the receiving layer's ``t_in`` is that L. The first layer
+receives integer pixels (one frame, ``t_in`` = 1: direct coding, a multiply-accumulate per pixel).
 
 Weighted ops compute acc = W_int . x exactly (float64 holds every accumulator: compilation checks
 ``acc_min`` / ``acc_max`` against 2^53) and, except the classifier, emit the level
@@ -238,7 +238,7 @@ class SpikingFork(_IROp):
 
 
 class SpikingAdd(_IROp):
-    """A residual block's add and QCFS activation (DESIGN.md 2, the shift-add block). Inputs:
+    """A residual block's add and QCFS activation (docs/design.md, section 2.8). Inputs:
     conv2's accumulators, the shortcut (the block input's levels, or the projection's
     accumulators), thresholds (C, L), shift_main (C,), shift_short (C,). Per channel c:
     n = main * 2^shift_main[c] + shortcut * 2^shift_short[c] (integer shifts left), then the

@@ -15,8 +15,8 @@ then :class:`pascal_fpga.hw.apply.ApplyFolding` sets PE, SIMD and the FIFO depth
 Every intermediate graph executes under qonnx's ``execute_onnx`` and gives the same levels as the
 one before it (the tests run each step on data and compare exactly). The pass walks the graph
 tensor by tensor (producers and consumers), not as a list of layers, so branches and adds can be
-added: a residual block (the shift-add block of DESIGN.md 2) becomes a fork, conv1, conv2 and
-an optional projection with accumulator outputs, and an add that thresholds
+added: a residual block (the shift-add block of docs/design.md, section 2.8) becomes a fork,
+conv1, conv2 and an optional projection with accumulator outputs, and an add that thresholds
 n = (acc2 << shift_main) + (shortcut << shift_short).
 """
 
@@ -137,7 +137,7 @@ class CheckSupported(Transformation):
                 after = model.find_consumers(node.output[0])
                 if len(after) != 1 or not _is_qcfs(after[0]):
                     raise PascalError(f"{where}: a residual add must feed one QCFS activation "
-                                      f"(a shift-add block, DESIGN.md 2)")
+                                      f"(a shift-add block, docs/design.md, section 2.8)")
             if node.op_type == "Mul" and not any(_is_const(model, i) for i in node.input):
                 raise PascalError(f"{where}: a product of two computed tensors is not supported")
             if node.op_type == "Quant":
@@ -700,12 +700,12 @@ class ActivationsToThresholds(Transformation):
                 "tensor": tensor, "ready": source in views}
 
     def _residual(self, model, add, views) -> None:
-        """A shift-add block's add (DESIGN.md 2): main = a_m * acc2 + b_m (conv2, BatchNorm),
-        shortcut = g * v + b_s (v: the block input's levels, or a 1x1 projection's
-        accumulator), g = |a_m| * 2^e per channel. Becomes Conv2 (rows with a_m < 0 negated)
-        -> Mul(2^shift_main) and shortcut -> Mul(2^shift_short) -> Add -> MultiThreshold with
-        L thresholds on n = (acc2 << max(0, -e)) + (v << max(0, e)). Returns without a change
-        while conv2's input is not converted yet (a projection met first)."""
+        """A shift-add block's add (docs/design.md, section 2.8): main = a_m * acc2 + b_m (conv2,
+        BatchNorm), shortcut = g * v + b_s (v: the block input's levels, or a 1x1 projection's
+        accumulator), g = |a_m| * 2^e per channel. Becomes Conv2 (rows with a_m < 0 negated) ->
+        Mul(2^shift_main) and shortcut -> Mul(2^shift_short) -> Add -> MultiThreshold with L
+        thresholds on n = (acc2 << max(0, -e)) + (v << max(0, e)). Returns without a change while
+        conv2's input is not converted yet (a projection met first)."""
         where = _where(add)
         channels = int(model.get_tensor_shape(add.output[0])[1])
         act = model.find_consumers(add.output[0])

@@ -1,4 +1,5 @@
-"""Exact worst-case accumulator ranges and the bit widths that hold them (DESIGN.md 4).
+"""Exact worst-case accumulator ranges and the bit widths that hold them
+(docs/design.md, section 4.5).
 
 An input level lies in 0..in_max (in_max = 2^bits - 1 for pixels, L_prev for spikes, k^2 L_prev
 after a sum pool). The largest accumulator of output channel c is in_max times the largest sum of

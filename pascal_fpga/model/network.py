@@ -103,7 +103,7 @@ def round_half_up(x: Tensor) -> Tensor:
 class BasicBlock(nn.Module):
     """ResNet basic block: conv3x3(stride)-BN1-QCFS(L) (act1), conv3x3-BN2 (the main branch), plus
     a shortcut, then act2 = QCFS(L) of the sum. ``layer.residual`` chooses how the add is formed
-    (DESIGN.md 2, "Residual adds"):
+    (docs/design.md, section 2.8):
 
     - ``shift`` (the default): the shortcut is the identity (same shape) or a projection
       conv1x1(stride) with quantized per-channel weights (scale sw_sc), no bias and no BatchNorm.

@@ -1,6 +1,6 @@
 """Brevitas quantizers of the QCFS network: QCFS activations, signed weights, the pixel input.
 
-The QCFS activation (DESIGN.md 2) with threshold lambda and level count L is
+The QCFS activation (docs/design.md, section 2.1) with threshold lambda and level count L is
 
     q = clip(floor(z * L / lambda + 1/2), 0, L),   a = q * lambda / L.
 

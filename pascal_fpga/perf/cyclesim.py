@@ -1,4 +1,5 @@
-"""The cycle-accurate model of the generated design (DESIGN.md 4): values and data-dependent timing.
+"""The cycle-accurate model of the generated design (docs/design.md, section 4.7): values and
+data-dependent timing.
 
 **Values** (:mod:`.values`): every layer's output computed the way the hardware does, frame by
 frame, with the parameters as the hardware layer classes pack them; ``verify`` compares them with

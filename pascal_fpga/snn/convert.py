@@ -1,4 +1,4 @@
-"""Convert a trained Brevitas QCFS network to its integer form (DESIGN.md 2).
+"""Convert a trained Brevitas QCFS network to its integer form (docs/design.md, section 2.3).
 
 Every hidden layer becomes "integer weights, then L integer thresholds per output channel":
 
@@ -77,7 +77,7 @@ class IntLayer:
 
 @dataclass
 class IntBlock:
-    """A residual block in integer form (DESIGN.md 2, "Residual adds").
+    """A residual block in integer form (docs/design.md, section 2.8).
 
     With the add quantizer's scale s_add and M = 2^(add_bits - 1) - 1, Brevitas computes
     q_r = clamp(halfup(r / s_add), -M, M) for the residual r = BN2(conv2(act1)) and q_s likewise for
@@ -164,8 +164,8 @@ class IntBlock:
 
 @dataclass
 class ShiftBlock:
-    """A shift-add residual block in integer form (``residual: shift``; DESIGN.md 2, "Residual
-    adds"; the Brevitas side is ``model.network.BasicBlock``).
+    """A shift-add residual block in integer form (``residual: shift``; docs/design.md,
+    section 2.8; the Brevitas side is ``model.network.BasicBlock``).
 
     Brevitas computes act2 = QCFS(L) of main + |a2_c| 2^e_c v, with main = a2_c * acc2 + b2_c
     (acc2 conv2's integer accumulator on act1's levels, a2_c BN2's gain times conv2's accumulator
@@ -353,9 +353,9 @@ def _thresholds(a: np.ndarray, b: np.ndarray, boundaries: np.ndarray,
 
     For ascending real ``boundaries`` beta_1 < ... < beta_J of z = a * (acc + bias) + b, T_j is the
     smallest integer with z >= beta_j, so that #{j : acc >= T_j} = #{j : z >= beta_j}. A QCFS layer
-    has beta_k = (k - 1/2) * step, k = 1..L (DESIGN.md 2); the add quantizer of a block has
-    beta_j = (j - M - 1/2) * s_add, j = 1..2M. For a > 0 that is acc >= ceil(tau_j) - bias with
-    tau_j = (beta_j - b) / a; for a < 0 the row is negated and -acc >= ceil(-tau_j) + bias; for
+    has beta_k = (k - 1/2) * step, k = 1..L (docs/design.md, section 2.3); the add quantizer of a
+    block has beta_j = (j - M - 1/2) * s_add, j = 1..2M. For a > 0 that is acc >= ceil(tau_j) - bias
+    with tau_j = (beta_j - b) / a; for a < 0 the row is negated and -acc >= ceil(-tau_j) + bias; for
     a = 0 the count is the constant #{j : b >= beta_j} (sentinel thresholds ALWAYS / NEVER).
     """
     out = len(a)

@@ -1,4 +1,5 @@
-"""Timestep-by-timestep simulation of the converted network with PASCAL neurons (DESIGN.md 2).
+"""Timestep-by-timestep simulation of the converted network with PASCAL neurons
+(docs/design.md, section 2.6).
 
 Layer l receives the previous layer's T_in = L_{l-1} spike frames (thermometer order), and:
 1. integrates them, one frame per timestep: a spike adds its weight to the accumulator (adds only);

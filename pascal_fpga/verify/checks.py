@@ -1,4 +1,4 @@
-"""`pascal-fpga verify`: the views of one network (DESIGN.md 3) on the same images.
+"""`pascal-fpga verify`: the views of one network (docs/design.md, section 3) on the same images.
 
 Checks, each ``{"name", "compared", "mismatched", "ties", ...}`` over samples:
 
