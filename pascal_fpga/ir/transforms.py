@@ -115,7 +115,8 @@ class CheckSupported(Transformation):
     types (Quant's as qonnx declares them, a rounding mode qonnx knows), no auto_pad; every
     activation is a QCFS Quant (unsigned, not narrow, zero point 0, one finite positive scale,
     HALF_UP, L = 2^bitwidth - 1 in 1..LEVELS_MAX); BatchNorm parameters per channel, variances
-    + epsilon positive, their affine form finite in float32; no residual add; convolutions and
+    + epsilon positive, their affine form finite in float32; a residual add only inside a
+    shift-add block (it feeds one QCFS activation); convolutions and
     pools square, ungrouped, undilated, without ceil mode. Changes nothing. (``load_qonnx`` has
     checked the graph's structure: its input, output and that every tensor is defined.)"""
 

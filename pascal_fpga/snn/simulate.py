@@ -2,10 +2,12 @@
 (docs/design.md, section 2.6).
 
 Layer l receives the previous layer's T_in = L_{l-1} spike frames (thermometer order), and:
-1. integrates them, one frame per timestep: a spike adds its weight to the accumulator (adds only);
-2. corrects for max(T_in, L) - 1 timesteps with no input;
-   in both phases a neuron fires a positive spike (count += 1) or an inhibitory one (count -= 1)
-   when its accumulator has crossed the next or the current threshold, one spike per timestep;
+1. integrates them, one frame per timestep: a spike adds its weight to the accumulator (adds only),
+   and a neuron fires a positive spike (count += 1) when its accumulator has crossed the next
+   threshold;
+2. corrects for max(T_in, L) - 1 timesteps with no input, firing a positive spike as above or an
+   inhibitory one (count -= 1) when its accumulator lies below the current threshold;
+   one spike per neuron per timestep in both phases;
 3. emits its count as L frames in thermometer order: a spike in each of the first `count` frames.
 
 Integer mode uses the integer thresholds of :mod:`.convert` (count clipped to [0, L] by the table:
