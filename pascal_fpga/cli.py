@@ -716,7 +716,8 @@ def _raise_terminated(signum, frame) -> None:
 
 
 def _exit_interrupted(signum, frame) -> None:
-    print("pascal-fpga: interrupted", file=sys.stderr)
+    print(f"pascal-fpga: {'terminated' if signum == signal.SIGTERM else 'interrupted'}",
+          file=sys.stderr)
     os._exit(128 + signum)
 
 
