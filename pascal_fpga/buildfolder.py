@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PascalError
-from .names import check_name, check_part
+from .names import check_name, check_part, enum_name, show_value, shown_name
 
 BUILD_FILE = "build.json"
 
@@ -56,8 +56,12 @@ def load_qonnx(path: str | Path):
     from qonnx.custom_op.registry import getCustomOp
     from qonnx.transformation.infer_shapes import InferShapes
 
-    from .names import show_value
     from .spec import ACTIVATIONS_MAX, CHANNELS_MAX, INPUT_SIZE_MAX
+
+    shown = shown_name  # names from the file, kept on one line
+
+    def type_name(elem_type: int) -> str:
+        return enum_name(onnx.TensorProto.DataType, elem_type)
 
     path = Path(path)
     if not path.is_file():
@@ -70,20 +74,11 @@ def load_qonnx(path: str | Path):
         raise PascalError(f"{path}: not a QONNX model (no Quant nodes); export a trained run "
                           f"with `pascal-fpga export`")
 
-    def shown(name: str) -> str:  # a name from the file, kept on one line
-        return name if re.fullmatch(r"[A-Za-z0-9_.:/+\-]{1,100}", name) else show_value(name)
-
     def count(items, what: str) -> str:  # "no input", "2 inputs (a, b)"
         if not items:
             return f"no {what}"
         listed = ", ".join(shown(item.name) for item in items[:4])
         return f"{len(items)} {what}s ({listed}{', ...' if len(items) > 4 else ''})"
-
-    def type_name(elem_type: int) -> str:
-        try:
-            return onnx.TensorProto.DataType.Name(elem_type)
-        except ValueError:
-            return f"unknown ({elem_type})"
 
     initializers = set()
     for init in graph.initializer:

@@ -48,3 +48,21 @@ def show_value(value: object) -> str:
     """A value for a one-line message: repr() escapes newlines; long values are cut."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# an ONNX node, tensor or op name printed as it is; anything else (newlines, quotes, control
+# characters, very long names) is shown with repr() so that every message stays one line
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:/+\-]{1,100}")
+
+
+def shown_name(name: str) -> str:
+    """A name from an input model, safe inside a one-line message."""
+    return name if _PLAIN_NAME.fullmatch(name) else show_value(name)
+
+
+def enum_name(enum, value: int) -> str:
+    """The name of an onnx enum value (an element or attribute type) read from a file."""
+    try:
+        return enum.Name(value)
+    except ValueError:
+        return f"unknown ({value})"

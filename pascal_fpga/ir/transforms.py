@@ -22,7 +22,6 @@ n = (acc2 << shift_main) + (shortcut << shift_short).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +34,7 @@ from qonnx.transformation.general import RemoveUnusedTensors
 from qonnx.transformation.infer_shapes import InferShapes
 
 from ..errors import PascalError
-from ..names import show_value
+from ..names import enum_name, show_value, shown_name
 from ..snn.convert import _thresholds
 from ..spec import INPUT_BITS_RANGE, LEVELS_MAX
 from . import ops
@@ -49,16 +48,6 @@ SUPPORTED = {"Quant", "Conv", "Gemm", "BatchNormalization", "Mul", "Add", "MaxPo
              "AveragePool", "Reshape", "Flatten"}
 BIAS_MAX = 2 ** 18  # the classifier bias's integers, recovered from its float32 export
 PIXEL_BITS_MAX = INPUT_BITS_RANGE[1]  # the widest pixel a spec allows (LEVELS_MAX: its largest L)
-# an ONNX node name or op type printed as it is; anything else (newlines, quotes, control
-# characters, very long names) is shown with repr() so that every message stays one line
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:/+\-]{1,100}")
-
-
-def shown_name(name: str) -> str:
-    """A name from the input model, safe inside a one-line message."""
-    return name if _PLAIN_NAME.fullmatch(name) else show_value(name)
-
-
 def _where(node) -> str:
     return f"node {shown_name(node.name)} ({shown_name(node.op_type)})"
 
@@ -165,14 +154,6 @@ class CheckSupported(Transformation):
         return model, False
 
     @staticmethod
-    def _name(enum, value: int) -> str:
-        """The name of an onnx enum value (an element or attribute type) from the file."""
-        try:
-            return enum.Name(value)
-        except ValueError:
-            return f"unknown ({value})"
-
-    @staticmethod
     def _check_form(model, node) -> None:
         """The node as its op defines it, since qonnx and onnxruntime execute it by its domain
         and read each attribute by its declared type (a ``signed`` given as floats reads as 0
@@ -229,8 +210,8 @@ class CheckSupported(Transformation):
             if attribute.type != kind:
                 kinds = AttributeProto.AttributeType
                 raise PascalError(f"{where}: attribute {attribute.name} is of type "
-                                  f"{CheckSupported._name(kinds, attribute.type)}, "
-                                  f"{node.op_type} takes {CheckSupported._name(kinds, kind)}")
+                                  f"{enum_name(kinds, attribute.type)}, "
+                                  f"{node.op_type} takes {enum_name(kinds, kind)}")
         missing = [name for name, (_, required) in declared.items()
                    if required and name not in given]
         if missing:
@@ -257,7 +238,7 @@ class CheckSupported(Transformation):
             wanted = TensorProto.INT64 if shape else TensorProto.FLOAT
             if users and init.data_type != wanted:
                 raise PascalError(f"{where}: element type "
-                                  f"{CheckSupported._name(TensorProto.DataType, init.data_type)}; "
+                                  f"{enum_name(TensorProto.DataType, init.data_type)}; "
                                   f"{'a shape is int64' if shape else 'constants are float32'}")
             try:
                 values = np.asarray(model.get_initializer(init.name))
