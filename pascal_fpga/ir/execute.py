@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.transformation.change_batchsize import ChangeBatchSize
+from qonnx.transformation.infer_shapes import InferShapes
 
 BATCH = 250
 
 
-class _Batched:
+class Batched:
     """Executes a model with qonnx on any batch size (one reshaped copy per size)."""
 
     def __init__(self, model):
@@ -17,10 +20,6 @@ class _Batched:
         self.copies: dict[int, Any] = {}
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        from qonnx.core.onnx_exec import execute_onnx
-        from qonnx.transformation.change_batchsize import ChangeBatchSize
-        from qonnx.transformation.infer_shapes import InferShapes
-
         size = len(x)
         if size not in self.copies:
             self.copies[size] = self.model.transform(ChangeBatchSize(size)).transform(
@@ -32,11 +31,11 @@ class _Batched:
 
 def ir_outputs(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The IR's classifier accumulators (int64, N x classes) and classes (first argmax)."""
-    ctx = _Batched(model).run(images)
+    ctx = Batched(model).run(images)
     acc = np.rint(ctx[model.graph.output[0].name]).astype(np.int64)
     return acc, acc.argmax(axis=1)
 
 
 def run_model(model, images: np.ndarray) -> dict[str, np.ndarray]:
     """qonnx's execution of ``model`` on a batch (every tensor of the graph)."""
-    return _Batched(model).run(images)
+    return Batched(model).run(images)

@@ -45,10 +45,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.util.cleanup import cleanup_model
 
+from ..datasets import DATASETS
 from ..errors import PascalError
-from ..model.network import QCFSNet, levels_of
-from ..spec import ModelSpec
+from ..model.network import BasicBlock, QCFSNet, levels_of
+from ..names import check_name, check_optional_strings, show_value
+from ..spec import ModelSpec, parse_spec
+from ..train.trainer import load_run
 
 SOURCE_KEY = "pascal_fpga.source"
 
@@ -82,8 +89,6 @@ def activation_quant_nodes(model) -> list:
 
 def node_attr(node, name: str, default=None):
     """An ONNX node's attribute value, or ``default``."""
-    from onnx import helper
-
     for attribute in node.attribute:
         if attribute.name == name:
             return helper.get_attribute_value(attribute)
@@ -91,8 +96,6 @@ def node_attr(node, name: str, default=None):
 
 
 def _set_attr(node, name: str, value) -> None:
-    from onnx import helper
-
     for attribute in list(node.attribute):
         if attribute.name == name:
             node.attribute.remove(attribute)
@@ -102,7 +105,7 @@ def _set_attr(node, name: str, value) -> None:
 def _brevitas_export(net: QCFSNet, spec: ModelSpec, path: Path) -> None:
     with warnings.catch_warnings():  # an optional Hadamard package Brevitas looks for
         warnings.simplefilter("ignore")
-        from brevitas.export import export_qonnx
+        from brevitas.export import export_qonnx  # deferred: heavy, and only an export needs it
 
     shape = (1, spec.input.channels, spec.input.height, spec.input.width)
     quiet = logging.getLogger("torch.onnx")
@@ -208,8 +211,6 @@ def shift_block_patterns(model) -> list[dict[str, Any]]:
 def _check_shift_blocks(model, net: QCFSNet) -> list[dict[str, Any]]:
     """The exported shift blocks match the network's, one by one, each factor c equal to the
     block's ``export_factor``."""
-    from ..model.network import BasicBlock
-
     shift = [m for m in net.modules() if isinstance(m, BasicBlock) and m.residual == "shift"]
     found = shift_block_patterns(model) if shift else []
     if len(found) != len(shift):
@@ -227,10 +228,6 @@ def _check_shift_blocks(model, net: QCFSNet) -> list[dict[str, Any]]:
 def export_network(net: QCFSNet, out: str | Path, source: dict[str, Any] | None = None
                    ) -> dict[str, Any]:
     """Export an eval-mode QCFS network to ``out`` (written whole, or not at all)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.transformation.infer_shapes import InferShapes
-    from qonnx.util.cleanup import cleanup_model
-
     spec = net.spec
     if not net.quantized:
         raise PascalError(f"{spec.name}: a float network has no QONNX export (train without "
@@ -260,8 +257,6 @@ def export_run(run_dir: str | Path, out: str | Path, record_as: str | Path | Non
                ) -> dict[str, Any]:
     """Export the network of a run directory; the model records the run (its absolute path, or
     ``record_as`` for a run that is about to move there) and its data set."""
-    from ..train.trainer import load_run
-
     run_dir = Path(run_dir).resolve()
     spec, net, metrics = load_run(run_dir)
     recorded = Path(record_as).resolve() if record_as is not None else run_dir
@@ -275,10 +270,6 @@ def model_source(model, where: str = "the model") -> dict[str, Any]:
     a JSON object whose ``name`` is a safe name, ``spec`` a valid spec (its name safe too),
     ``dataset`` one of the data sets, ``run_dir`` and ``data_dir`` strings (recorded, never
     followed). Anything else is a PascalError naming ``where`` (the model's file) and the field."""
-    from ..datasets import DATASETS
-    from ..names import check_name, check_optional_strings, show_value
-    from ..spec import parse_spec
-
     value = model.get_metadata_prop(SOURCE_KEY)
     if value is None:
         return {}

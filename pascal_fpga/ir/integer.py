@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from qonnx.custom_op.registry import getCustomOp
 
+from ..snn.convert import IntegerNetwork, IntLayer, ShiftBlock
 from .transforms import layer_nodes
 
 
@@ -11,10 +13,6 @@ def ir_to_integer_network(model, name: str = "ir"):
     """The IR as an :class:`IntegerNetwork` (the input of the PASCAL simulation). A residual
     block (fork, conv1, conv2 and a projection with accumulator outputs, add) becomes a
     :class:`ShiftBlock` in integer form (its float views, unused by integer mode, are zero)."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    from ..snn.convert import IntegerNetwork, IntLayer
-
     layers = []
     input_bits = 8
     classes = 0
@@ -73,8 +71,6 @@ def ir_to_integer_network(model, name: str = "ir"):
 
 
 def _block(model, add, inst, producer, converted, common):
-    from ..snn.convert import ShiftBlock
-
     conv2_node = producer[add.input[0]]
     conv1 = converted[producer[conv2_node.input[0]].name]
     short = producer.get(add.input[1])

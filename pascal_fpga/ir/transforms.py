@@ -7,8 +7,13 @@ In order (``PIPELINE``), each saved by ``pascal-fpga compile`` as BUILD_DIR/ir/N
 3. :class:`FoldWeightQuant` - weight and bias quantizers become integer initializers;
 4. :class:`ActivationsToThresholds` - every QCFS activation becomes a MultiThreshold with exactly
    L integer thresholds per channel on the integer accumulator: the input scale, the weight scale,
-   BatchNorm, biases and the average-pool divisor are absorbed; tensors become integer levels;
-5. :class:`LowerToSpikingOps` - each layer becomes one op of :mod:`.ops` (our domain);
+   BatchNorm, biases and the average-pool divisor are absorbed; tensors become integer levels
+   (its rewrites: :class:`PixelsToIntegers`, :class:`SumPools`, :class:`ThresholdLayers`,
+   :class:`ShiftAddBlocks`, :class:`IntegerClassifier`, applied in one walk of the graph);
+5. :class:`LowerToSpikingOps` - each layer becomes one op of :mod:`.ops` (our domain) (its passes:
+   :class:`AbsorbFlatten`, :class:`LowerShiftAddBlocks`, :class:`LowerPools`,
+   :class:`LowerWeightedLayers`, :class:`LowerClassifier`, :class:`InsertForks`,
+   :class:`NameLayers`);
 
 then :class:`pascal_fpga.hw.apply.ApplyFolding` sets PE, SIMD and the FIFO depths per layer.
 
@@ -22,12 +27,15 @@ n = (acc2 << shift_main) + (shortcut << shift_short).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from onnx import helper
+from onnx import AttributeProto, TensorProto, defs, helper
 from qonnx.core.datatype import DataType
+from qonnx.custom_op.general.intquant import int_quant, resolve_rounding_mode
+from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine as _QonnxBatchNormToAffine
 from qonnx.transformation.general import RemoveUnusedTensors
@@ -35,7 +43,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from ..errors import PascalError
 from ..names import enum_name, show_value, shown_name
-from ..snn.convert import _thresholds
+from ..qcfs import integer_thresholds, level_boundaries
 from ..spec import INPUT_BITS_RANGE, LEVELS_MAX
 from . import ops
 from .export import level_count, node_attr
@@ -159,16 +167,12 @@ class CheckSupported(Transformation):
         and read each attribute by its declared type (a ``signed`` given as floats reads as 0
         there, as true here): Quant in qonnx's domain, the others in ONNX's; only the op's own
         attributes, each of its type, the required ones present; no auto_pad."""
-        from onnx import AttributeProto, defs
-
         def count(low: int, high: int, what: str) -> str:  # "1 input", "2 to 3 inputs"
             return (f"{low}" if low == high else f"{low} to {high}") + \
                 f" {what}{'' if high == 1 else 's'}"
 
         where = _where(node)
         if node.op_type == "Quant":
-            from qonnx.custom_op.registry import getCustomOp
-
             if node.domain not in (QONNX_DOMAIN, "onnx.brevitas"):
                 raise PascalError(f"{where}: domain {show_value(node.domain)}; a Quant node "
                                   f"is in {QONNX_DOMAIN}")
@@ -227,8 +231,6 @@ class CheckSupported(Transformation):
         """Every initializer float32 (int64 for a Reshape's shape), numeric and finite: a NaN or
         an infinity in a weight, a scale, a BatchNorm parameter or a bias would become a garbage
         threshold; qonnx's and onnxruntime's execution takes float32 constants."""
-        from onnx import TensorProto
-
         for init in model.graph.initializer:
             users = model.find_consumers(init.name)
             where = f"initializer {shown_name(init.name)}" + (
@@ -278,8 +280,6 @@ class CheckSupported(Transformation):
 
     @staticmethod
     def _check_quant(model, node) -> None:
-        from qonnx.custom_op.general.intquant import resolve_rounding_mode
-
         where = _where(node)
         if len(node.input) != 4:
             raise PascalError(f"{where}: a Quant node takes 4 inputs, this one {len(node.input)}")
@@ -363,8 +363,6 @@ class BatchNormToAffine(_QonnxBatchNormToAffine):
 
 def _run_quant(model, node) -> tuple[np.ndarray, np.ndarray, int]:
     """(integer values, scale, bit width) of a Quant node on a constant."""
-    from qonnx.custom_op.general.intquant import int_quant
-
     value = _const(model, node.input[0])
     scale = _const(model, node.input[1])
     zero = _const(model, node.input[2])
@@ -447,7 +445,7 @@ class FoldWeightQuant(Transformation):
         return model, False  # one pass does it all (qonnx repeats a pass while it says True)
 
 
-def _guard_affine(where: str, a: np.ndarray, b: np.ndarray, boundaries: np.ndarray
+def guard_affine(where: str, a: np.ndarray, b: np.ndarray, boundaries: np.ndarray
                   ) -> np.ndarray:
     """The folded scales ``a`` made safe for the integer thresholds tau_k = (beta_k - b) / a:
     a NaN or infinite scale or offset is an error (nothing non-finite is ever cast to an
@@ -474,6 +472,36 @@ def _guard_affine(where: str, a: np.ndarray, b: np.ndarray, boundaries: np.ndarr
     return a
 
 
+def _tidy(model):
+    """Drops the tensors no node uses any more and infers the new tensors' shapes."""
+    return model.transform(RemoveUnusedTensors()).transform(InferShapes())
+
+
+class NodeRewrite(Transformation):
+    """A pass made of one rewrite, tried on each node in graph order: :meth:`rewrite` changes the
+    graph at ``node`` (returning True) or leaves it alone (False). ``apply`` runs it over the graph
+    once, then tidies (unused tensors dropped, shapes inferred). The steps of ``compile`` apply
+    several such rewrites in one walk and tidy once (:class:`ActivationsToThresholds`,
+    :class:`LowerToSpikingOps`)."""
+
+    def rewrite(self, model, node) -> bool:
+        raise NotImplementedError
+
+    def rewrite_all(self, model) -> None:
+        for node in list(model.graph.node):
+            if node in model.graph.node:  # not removed by an earlier rewrite
+                self.rewrite(model, node)
+
+    def apply(self, model):
+        self.rewrite_all(model)
+        return _tidy(model), False
+
+
+# --- from QCFS activations to integer thresholds -------------------------------------------------
+
+LEVEL_VIEWS = "pascal_fpga.level_views"   # metadata, while ActivationsToThresholds runs
+
+
 @dataclass
 class IntView:
     """A tensor's integer form: real value = scale * level, level in 0..level_max."""
@@ -482,54 +510,144 @@ class IntView:
     level_max: int
 
 
-class ActivationsToThresholds(Transformation):
-    """Expects: the output of FoldWeightQuant. Guarantees: tensors between layers are integer
-    levels. The pixel quantizer (scale 1, zero point 0) is removed: the graph takes the integer
-    pixels. Each chain Conv/Gemm -> Mul/Add constants -> QCFS Quant becomes Conv/Gemm ->
-    MultiThreshold with L thresholds per channel, T_k the smallest integer accumulator whose real
-    pre-activation reaches (k - 1/2) * step (float64, checked), clamped to the accumulator's exact
-    range [acc_min, acc_max + 1]; rows with a negative folded scale are negated. Each AveragePool
-    becomes a sum (a depthwise Conv of ones; its 1/k^2 goes into the next thresholds). The last
-    chain (no activation: the classifier) becomes Gemm -> Add(integer bias) -> Mul(out_scale)."""
+def _record_view(model, tensor: str, view: IntView) -> None:
+    """Records that ``tensor`` now holds integer levels of ``view`` (metadata ``LEVEL_VIEWS``, a
+    JSON object; floats survive it exactly), so that a later rewrite can read the real step that
+    the graph no longer shows."""
+    value = model.get_metadata_prop(LEVEL_VIEWS)
+    views = json.loads(value) if value is not None else {}
+    views[tensor] = [view.scale, view.level_max]
+    model.set_metadata_prop(LEVEL_VIEWS, json.dumps(views))
 
-    def apply(self, model):
-        graph = model.graph
-        views: dict[str, IntView] = {}
-        self._done: set[str] = set()   # nodes a residual block already converted
-        for node in list(graph.node):
-            if node not in graph.node or node.name in self._done:
-                continue  # removed or converted as part of an earlier chain or block
-            op = node.op_type
-            if op == "Quant" and node.input[0] == graph.input[0].name:
-                self._pixel_quant(model, node, views)
-            elif op in ("MaxPool", "Reshape", "Flatten"):
-                views[node.output[0]] = self._view(node, views)
-            elif op == "AveragePool":
-                self._sum_pool(model, node, views)
-            elif op in ("Conv", "Gemm"):
-                self._chain(model, node, views)
-            elif op in ("Mul", "Add") and self._feeds_residual(model, node):
-                continue  # a shortcut's scale: converted with its block's add
-            elif op in ("Mul", "Add", "Quant"):
-                raise PascalError(f"{_where(node)}: not part of a layer (a weighted layer, its "
-                                  f"affine ops, then a QCFS activation)")
-        for node in graph.node:
-            if node.op_type == "Add" and node.name not in self._done and \
-                    not any(_is_const(model, i) for i in node.input):
-                raise PascalError(f"{_where(node)}: a residual add whose branches are not a "
-                                  f"shift-add block (conv2 + BatchNorm, and an identity or 1x1 "
-                                  f"projection shortcut scaled by a constant)")
-        model = model.transform(RemoveUnusedTensors()).transform(InferShapes())
-        return model, False
 
-    @staticmethod
-    def _view(node, views) -> IntView:
-        if node.input[0] not in views:
-            raise PascalError(f"{_where(node)}: its input is not a quantized activation")
-        return views[node.input[0]]
+def _forget_views(model) -> None:
+    props = model.graph.metadata_props
+    for index in reversed(range(len(props))):
+        if props[index].key == LEVEL_VIEWS:
+            del props[index]
 
-    @staticmethod
-    def _pixel_quant(model, node, views) -> None:
+
+def _is_sum_pool(node) -> bool:
+    """An AveragePool made a sum by :class:`SumPools` (grouped convolutions are refused before)."""
+    return node.op_type == "Conv" and node_attr(node, "group", 1) > 1
+
+
+def level_view(model, tensor: str) -> IntView | None:
+    """The integer form of ``tensor`` once the rewrites below have made it integer levels: the
+    pixels after :class:`PixelsToIntegers`, an activation after :class:`ThresholdLayers` or
+    :class:`ShiftAddBlocks` (both recorded), and through max pools, reshapes and sum pools (scale
+    divided, largest level multiplied by k^2). None for a tensor that is not (yet) levels."""
+    producer = model.find_producer(tensor)
+    if producer is None or producer.op_type == "MultiThreshold":
+        value = model.get_metadata_prop(LEVEL_VIEWS)
+        views = json.loads(value) if value is not None else {}
+        if tensor not in views:
+            return None
+        scale, level_max = views[tensor]
+        return IntView(float(scale), int(level_max))
+    if producer.op_type in ("MaxPool", "Reshape", "Flatten"):
+        return level_view(model, producer.input[0])
+    if _is_sum_pool(producer):
+        view = level_view(model, producer.input[0])
+        kernel = _square(producer, "kernel_shape", 1)
+        return None if view is None else IntView(view.scale / kernel ** 2,
+                                                 view.level_max * kernel ** 2)
+    return None
+
+
+def _not_levels(node) -> PascalError:
+    return PascalError(f"{_where(node)}: its input is not a quantized activation")
+
+
+@dataclass
+class _Chain:
+    """A weighted layer on its way to its activation: the Conv/Gemm, its input's view, its
+    integer weight, the constant Mul/Add ops after it folded into a * acc + b per channel
+    (a with the input's scale), the tensor they end at and what reads that: the QCFS Quant, a
+    residual Add, or nothing (the graph output: the classifier)."""
+
+    node: Any
+    view: IntView
+    weight: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    ops: list
+    tensor: str
+    end: Any
+
+
+def _layer_chain(model, node) -> _Chain | None:
+    """The chain of a Conv/Gemm whose input is integer levels (None otherwise, or once it ends in
+    a MultiThreshold: converted), or a PascalError naming the op that breaks it."""
+    if node.op_type not in ("Conv", "Gemm") or _is_sum_pool(node):
+        return None
+    view = level_view(model, node.input[0])
+    if view is None:
+        return None
+    consumers = model.find_consumers(node.output[0])
+    if len(consumers) == 1 and consumers[0].op_type == "MultiThreshold":
+        return None
+    weight = _const(model, node.input[1])
+    channels = weight.shape[0]
+    a = np.full(channels, view.scale, dtype=np.float64)
+    b = np.zeros(channels, dtype=np.float64)
+    chain = []
+    tensor = node.output[0]
+    end = None
+    while True:
+        step = _only_consumer(model, tensor, node if not chain else chain[-1])
+        if step is None:
+            break
+        if step.op_type == "Add" and not any(_is_const(model, i) for i in step.input):
+            end = step   # a residual block's add
+            break
+        if step.op_type in ("Mul", "Add"):
+            const = [i for i in step.input if _is_const(model, i)][0]
+            c = np.broadcast_to(_const(model, const).reshape(-1), (channels,)) \
+                if _const(model, const).size in (1, channels) else None
+            if c is None:
+                raise PascalError(f"{_where(step)}: a constant that is neither per tensor nor "
+                                  f"per channel")
+            if step.op_type == "Mul":
+                a, b = a * c, b * c
+            else:
+                b = b + c
+            chain.append(step)
+            tensor = step.output[0]
+            continue
+        if _is_qcfs(step):
+            end = step
+            break
+        raise PascalError(f"{_where(step)}: expected the affine ops or the QCFS activation of "
+                          f"layer {shown_name(node.name)}")
+    return _Chain(node, view, weight, a, b, chain, tensor, end)
+
+
+def _take_chain(model, chain: _Chain) -> tuple[tuple, dict]:
+    """Checks the layer's weight against its input and removes its affine ops: (its input shape,
+    its geometry: kernel, stride, pad for a Conv)."""
+    node = chain.node
+    in_shape = tuple(model.get_tensor_shape(node.input[0])[1:])
+    conv = node.op_type == "Conv"
+    geometry = dict(kernel=_square(node, "kernel_shape", 1), stride=_square(node, "strides", 1),
+                    pad=_square(node, "pads", 0)) if conv else {}
+    if conv and chain.weight.shape[1] != in_shape[0]:
+        raise PascalError(f"{_where(node)}: weight shape {chain.weight.shape} does not fit input "
+                          f"{in_shape}")
+    for item in chain.ops:
+        model.graph.node.remove(item)
+    return in_shape, geometry
+
+
+class PixelsToIntegers(NodeRewrite):
+    """Expects: the output of FoldWeightQuant, whose graph input feeds the pixel quantizer (a
+    Quant of scale 1 and an integer bit width b in 1..PIXEL_BITS_MAX). Guarantees: the quantizer
+    is gone, its readers read the graph input, annotated UINT<b>: the graph takes integer pixels
+    (level view: scale 1, levels 0..2^b - 1) and computes what it computed on them."""
+
+    def rewrite(self, model, node) -> bool:
+        if node.op_type != "Quant" or node.input[0] != model.graph.input[0].name:
+            return False
         scale = _const(model, node.input[1])
         bits = _const(model, node.input[3])
         if scale.size != 1 or float(scale) != 1.0 or bits.size != 1 \
@@ -543,11 +661,20 @@ class ActivationsToThresholds(Transformation):
                 if name == node.output[0]:
                     consumer.input[i] = source
         model.graph.node.remove(node)
-        views[source] = IntView(1.0, 2 ** int(bits) - 1)
+        _record_view(model, source, IntView(1.0, 2 ** int(bits) - 1))
         model.set_tensor_datatype(source, DataType[f"UINT{int(bits)}"])
+        return True
 
-    def _sum_pool(self, model, node, views) -> None:
-        view = self._view(node, views)
+
+class SumPools(NodeRewrite):
+    """Expects: PixelsToIntegers (and the layers before each pool converted). Guarantees: each
+    AveragePool on integer levels is a sum pool: a depthwise Conv of ones (group = channels, no
+    padding) of the same name, whose integers are k^2 times the average; its level view has
+    scale s / k^2 and levels 0..k^2 L, so the 1/k^2 moves into the next layer's thresholds."""
+
+    def rewrite(self, model, node) -> bool:
+        if node.op_type != "AveragePool" or level_view(model, node.input[0]) is None:
+            return False
         kernel = _square(node, "kernel_shape", 1)
         stride = _square(node, "strides", kernel)
         channels = model.get_tensor_shape(node.input[0])[1]
@@ -559,142 +686,132 @@ class ActivationsToThresholds(Transformation):
         index = model.get_node_index(node)
         model.graph.node.remove(node)
         model.graph.node.insert(index, new)
-        views[node.output[0]] = IntView(view.scale / kernel ** 2, view.level_max * kernel ** 2)
+        return True
 
-    def _chain(self, model, node, views) -> None:
-        view = self._view(node, views)
-        weight = _const(model, node.input[1])
-        channels = weight.shape[0]
-        a = np.full(channels, view.scale, dtype=np.float64)
-        b = np.zeros(channels, dtype=np.float64)
-        chain = []
-        tensor = node.output[0]
-        end = None
-        while True:
-            step = _only_consumer(model, tensor, node if not chain else chain[-1])
-            if step is None:
-                break
-            if step.op_type == "Add" and not any(_is_const(model, i) for i in step.input):
-                self._residual(model, step, views)   # a residual block's add (or not yet)
-                return
-            if step.op_type in ("Mul", "Add"):
-                const = [i for i in step.input if _is_const(model, i)][0]
-                c = np.broadcast_to(_const(model, const).reshape(-1), (channels,)) \
-                    if _const(model, const).size in (1, channels) else None
-                if c is None:
-                    raise PascalError(f"{_where(step)}: a constant that is neither per tensor nor "
-                                      f"per channel")
-                if step.op_type == "Mul":
-                    a, b = a * c, b * c
-                else:
-                    b = b + c
-                chain.append(step)
-                tensor = step.output[0]
-                continue
-            if _is_qcfs(step):
-                end = step
-                break
-            raise PascalError(f"{_where(step)}: expected the affine ops or the QCFS activation of "
-                              f"layer {shown_name(node.name)}")
-        in_shape = tuple(model.get_tensor_shape(node.input[0])[1:])
-        conv = node.op_type == "Conv"
-        geometry = dict(kernel=_square(node, "kernel_shape", 1), stride=_square(node, "strides", 1),
-                        pad=_square(node, "pads", 0)) if conv else {}
-        if conv and weight.shape[1] != in_shape[0]:
-            raise PascalError(f"{_where(node)}: weight shape {weight.shape} does not fit input "
-                              f"{in_shape}")
-        for item in chain:
-            model.graph.node.remove(item)
-        if end is None:
-            if tensor != model.graph.output[0].name:
-                raise PascalError(f"{_where(node)}: the layer ends without an activation but is "
-                                  f"not the graph's output")
-            self._classifier(model, node, weight, a, b, tensor)
-            return
+
+class ThresholdLayers(NodeRewrite):
+    """Expects: PixelsToIntegers and SumPools. Each weighted layer on integer levels that ends in
+    a QCFS activation, Conv/Gemm -> constant Mul/Add ops -> QCFS Quant (L levels, step s).
+    Guarantees: it is Conv/Gemm -> MultiThreshold (the Quant's name and output tensor, annotated
+    UINT<bits>) with L thresholds per channel: T_k the smallest integer accumulator whose real
+    pre-activation reaches (k - 1/2) * s (float64, checked; :func:`pascal_fpga.qcfs.
+    integer_thresholds`), clamped to the accumulator's exact range [acc_min, acc_max + 1]; weight
+    rows with a negative folded scale negated. Its output holds the levels the Quant's output
+    held times 1/s. Leaves a block's conv2 and projection (:class:`ShiftAddBlocks`) and the
+    classifier (:class:`IntegerClassifier`) alone."""
+
+    def rewrite(self, model, node) -> bool:
+        chain = _layer_chain(model, node)
+        if chain is None or chain.end is None or chain.end.op_type != "Quant":
+            return False
+        in_shape, geometry = _take_chain(model, chain)
+        end, weight, channels = chain.end, chain.weight, chain.weight.shape[0]
         levels = level_count(_const(model, end.input[3]))
         step_size = float(_const(model, end.input[1]))
-        boundaries = (np.arange(1, levels + 1, dtype=np.float64) - 0.5) * step_size
-        a = _guard_affine(_where(end), a, b, boundaries)
+        boundaries = level_boundaries(step_size, levels)
+        a = guard_affine(_where(end), chain.a, chain.b, boundaries)
         try:
-            thresholds, sign = _thresholds(a, b, boundaries, np.zeros(channels, dtype=np.int64))
+            thresholds, sign = integer_thresholds(a, chain.b, boundaries,
+                                                  np.zeros(channels, dtype=np.int64))
         except PascalError as exc:
             raise PascalError(f"{_where(end)}: {exc}") from exc
         weight = weight * sign.reshape((-1,) + (1,) * (weight.ndim - 1))
         model.set_initializer(node.input[1], weight.astype(np.float32))
-        acc_min, acc_max = accumulator_range(weight, view.level_max, in_shape, **geometry)
+        acc_min, acc_max = accumulator_range(weight, chain.view.level_max, in_shape, **geometry)
         thresholds = np.clip(thresholds, acc_min[:, None], acc_max[:, None] + 1)
         t_name = model.make_new_valueinfo_name()
         model.set_initializer(t_name, thresholds.astype(np.float32))
         if np.abs(thresholds).max() >= 2 ** 24:
             raise PascalError(f"{_where(node)}: thresholds beyond 2^24 do not fit float32")
-        mt = helper.make_node("MultiThreshold", [node.output[0], t_name], [end.output[0]],
-                              name=end.name, domain=QONNX_DOMAIN,
-                              out_dtype=f"UINT{unsigned_bits(levels)}")
-        index = model.get_node_index(end)
-        model.graph.node.remove(end)
-        model.graph.node.insert(index, mt)
-        model.set_tensor_datatype(end.output[0], DataType[f"UINT{unsigned_bits(levels)}"])
-        views[end.output[0]] = IntView(step_size, levels)
+        _threshold_node(model, end, node.output[0], t_name, IntView(step_size, levels))
+        return True
 
-    @staticmethod
-    def _feeds_residual(model, node) -> bool:
-        """A constant Mul/Add on the way (through such ops) to a residual add."""
-        while node is not None and node.op_type in ("Mul", "Add"):
-            if not any(_is_const(model, i) for i in node.input):
-                return True
-            consumers = model.find_consumers(node.output[0])
-            node = consumers[0] if len(consumers) == 1 else None
-        return False
 
-    @staticmethod
-    def _branch(model, tensor: str, channels: int, views) -> dict[str, Any]:
-        """One operand of a residual add, walked back through its constant Mul/Add ops to a
-        Conv (conv2 or a projection) or to a tensor with an integer view (an identity
-        shortcut): the ops, the conv (or None), its source tensor, and the affine map
-        a * (integer) + b of the operand per channel (a without the source's scale)."""
-        ops_back = []
+def _threshold_node(model, act, source: str, thresholds: str, view: IntView) -> None:
+    """Puts a MultiThreshold on ``source`` in the place of the QCFS Quant ``act``."""
+    bits = unsigned_bits(view.level_max)
+    mt = helper.make_node("MultiThreshold", [source, thresholds], [act.output[0]],
+                          name=act.name, domain=QONNX_DOMAIN, out_dtype=f"UINT{bits}")
+    index = model.get_node_index(act)
+    model.graph.node.remove(act)
+    model.graph.node.insert(index, mt)
+    model.set_tensor_datatype(act.output[0], DataType[f"UINT{bits}"])
+    _record_view(model, act.output[0], view)
+
+
+def _feeds_residual(model, node) -> bool:
+    """A constant Mul/Add on the way (through such ops) to a residual add."""
+    while node is not None and node.op_type in ("Mul", "Add"):
+        if not any(_is_const(model, i) for i in node.input):
+            return True
+        consumers = model.find_consumers(node.output[0])
+        node = consumers[0] if len(consumers) == 1 else None
+    return False
+
+
+def _branch(model, tensor: str, channels: int) -> dict[str, Any]:
+    """One operand of a residual add, walked back through its constant Mul/Add ops to a Conv
+    (conv2 or a projection) or to a tensor with an integer view (an identity shortcut): the ops,
+    the conv (or None), its source tensor, and the affine map a * (integer) + b of the operand
+    per channel (a without the source's scale)."""
+    ops_back = []
+    node = model.find_producer(tensor)
+    while node is not None and node.op_type in ("Mul", "Add") and \
+            any(_is_const(model, i) for i in node.input):
+        if len(model.find_consumers(node.output[0])) != 1:
+            raise PascalError(f"{_where(node)}: a residual branch op with several consumers")
+        ops_back.append(node)
+        tensor = [i for i in node.input if not _is_const(model, i)][0]
         node = model.find_producer(tensor)
-        while node is not None and node.op_type in ("Mul", "Add") and \
-                any(_is_const(model, i) for i in node.input):
-            if len(model.find_consumers(node.output[0])) != 1:
-                raise PascalError(f"{_where(node)}: a residual branch op with several consumers")
-            ops_back.append(node)
-            tensor = [i for i in node.input if not _is_const(model, i)][0]
-            node = model.find_producer(tensor)
-        conv = node if node is not None and node.op_type == "Conv" and \
-            node_attr(node, "group", 1) == 1 else None
-        source = conv.input[0] if conv is not None else tensor
-        if conv is not None and len(model.find_consumers(conv.output[0])) != 1:
-            raise PascalError(f"{_where(conv)}: its accumulator feeds several nodes")
-        a = np.ones(channels, dtype=np.float64)
-        b = np.zeros(channels, dtype=np.float64)
-        for step in reversed(ops_back):
-            const = _const(model, [i for i in step.input if _is_const(model, i)][0])
-            if const.size not in (1, channels):
-                raise PascalError(f"{_where(step)}: a constant that is neither per tensor nor per "
-                                  f"channel")
-            c = np.broadcast_to(const.reshape(-1), (channels,))
-            if step.op_type == "Mul":
-                a, b = a * c, b * c
-            else:
-                b = b + c
-        return {"ops": ops_back, "conv": conv, "source": source, "a": a, "b": b,
-                "tensor": tensor, "ready": source in views}
+    conv = node if node is not None and node.op_type == "Conv" and \
+        node_attr(node, "group", 1) == 1 else None
+    source = conv.input[0] if conv is not None else tensor
+    if conv is not None and len(model.find_consumers(conv.output[0])) != 1:
+        raise PascalError(f"{_where(conv)}: its accumulator feeds several nodes")
+    a = np.ones(channels, dtype=np.float64)
+    b = np.zeros(channels, dtype=np.float64)
+    for step in reversed(ops_back):
+        const = _const(model, [i for i in step.input if _is_const(model, i)][0])
+        if const.size not in (1, channels):
+            raise PascalError(f"{_where(step)}: a constant that is neither per tensor nor per "
+                              f"channel")
+        c = np.broadcast_to(const.reshape(-1), (channels,))
+        if step.op_type == "Mul":
+            a, b = a * c, b * c
+        else:
+            b = b + c
+    return {"ops": ops_back, "conv": conv, "source": source, "a": a, "b": b,
+            "tensor": tensor, "view": level_view(model, source)}
 
-    def _residual(self, model, add, views) -> None:
-        """A shift-add block's add (docs/design.md, section 2.8): main = a_m * acc2 + b_m (conv2,
-        BatchNorm), shortcut = g * v + b_s (v: the block input's levels, or a 1x1 projection's
-        accumulator), g = |a_m| * 2^e per channel. Becomes Conv2 (rows with a_m < 0 negated) ->
-        Mul(2^shift_main) and shortcut -> Mul(2^shift_short) -> Add -> MultiThreshold with L
-        thresholds on n = (acc2 << max(0, -e)) + (v << max(0, e)). Returns without a change while
-        conv2's input is not converted yet (a projection met first)."""
+
+class ShiftAddBlocks(NodeRewrite):
+    """Expects: ThresholdLayers on the block's input and its conv1. A shift-add block's add
+    (docs/design.md, section 2.8), reached from conv2 or the projection: main = a_m * acc2 + b_m
+    (conv2, BatchNorm), shortcut = g * v + b_s (v: the block input's levels, or a 1x1
+    projection's accumulator), g = |a_m| * 2^e per channel, the add feeding one QCFS Quant.
+    Guarantees: conv2 (rows with a_m < 0 negated) -> Mul(2^shift_main) and the shortcut ->
+    Mul(2^shift_short) -> Add -> MultiThreshold (the Quant's name and output) with L thresholds
+    on n = (acc2 << max(0, -e)) + (v << max(0, e)), clamped to n's exact range: the block's output
+    levels. Refuses a gain ratio that is not a power of two. Leaves a block alone while conv2's
+    input is not levels yet (a projection met first)."""
+
+    def rewrite(self, model, node) -> bool:
+        chain = _layer_chain(model, node)
+        if chain is None or chain.end is None or chain.end.op_type != "Add":
+            return False
+        return self._residual(model, chain.end)
+
+    @staticmethod
+    def _residual(model, add) -> bool:
         where = _where(add)
         channels = int(model.get_tensor_shape(add.output[0])[1])
         act = model.find_consumers(add.output[0])
+        if len(act) == 1 and act[0].op_type == "MultiThreshold":
+            return False   # converted, from its other conv
         if len(act) != 1 or not _is_qcfs(act[0]):
             raise PascalError(f"{where}: a residual add must feed one QCFS activation")
         act = act[0]
-        one, two = (self._branch(model, t, channels, views) for t in add.input)
+        one, two = (_branch(model, t, channels) for t in add.input)
 
         def is_shortcut(branch) -> bool:
             source_users = len(model.find_consumers(branch["source"]))
@@ -706,14 +823,14 @@ class ActivationsToThresholds(Transformation):
         main, short = (two, one) if is_shortcut(one) else (one, two)
         if main["conv"] is None:
             raise PascalError(f"{where}: the main path does not start at a convolution")
-        if not main["ready"] or not short["ready"]:
-            return   # conv2's input (act1) not converted yet: conv2's own chain comes back here
+        if main["view"] is None or short["view"] is None:
+            return False   # conv2's input (act1) not converted yet: conv2's chain comes back here
         conv2, conv_sc = main["conv"], short["conv"]
         if conv_sc is not None and (_square(conv_sc, "kernel_shape", 1) != 1
                                     or _square(conv_sc, "pads", 0) != 0):
             raise PascalError(f"{_where(conv_sc)}: a projection shortcut must be a 1x1 "
                               f"convolution without padding")
-        in_view, mid_view = views[short["source"]], views[main["source"]]
+        in_view, mid_view = short["view"], main["view"]
         a_m = main["a"] * mid_view.scale
         b = main["b"] + short["b"]
         g = short["a"] * in_view.scale
@@ -736,10 +853,11 @@ class ActivationsToThresholds(Transformation):
         unit = np.abs(a_m) * 2.0 ** np.minimum(0, e)
         levels = level_count(_const(model, act.input[3]))
         step_size = float(_const(model, act.input[1]))
-        boundaries = (np.arange(1, levels + 1, dtype=np.float64) - 0.5) * step_size
-        unit = _guard_affine(_where(act), unit, b, boundaries)
+        boundaries = level_boundaries(step_size, levels)
+        unit = guard_affine(_where(act), unit, b, boundaries)
         try:
-            thresholds, _ = _thresholds(unit, b, boundaries, np.zeros(channels, dtype=np.int64))
+            thresholds, _ = integer_thresholds(unit, b, boundaries,
+                                               np.zeros(channels, dtype=np.int64))
         except PascalError as exc:
             raise PascalError(f"{_where(act)}: {exc}") from exc
         weight2 = _const(model, conv2.input[1])
@@ -779,19 +897,30 @@ class ActivationsToThresholds(Transformation):
         add.input[0], add.input[1] = shifted
         t_name = model.make_new_valueinfo_name()
         model.set_initializer(t_name, thresholds.astype(np.float32))
-        bits = unsigned_bits(levels)
-        mt = helper.make_node("MultiThreshold", [add.output[0], t_name], [act.output[0]],
-                              name=act.name, domain=QONNX_DOMAIN, out_dtype=f"UINT{bits}")
-        index = model.get_node_index(act)
-        model.graph.node.remove(act)
-        model.graph.node.insert(index, mt)
-        model.set_tensor_datatype(act.output[0], DataType[f"UINT{bits}"])
-        views[act.output[0]] = IntView(step_size, levels)
-        self._done.update({add.name, conv2.name} | ({conv_sc.name} if conv_sc is not None
-                                                      else set()))
+        _threshold_node(model, act, add.output[0], t_name, IntView(step_size, levels))
+        return True
+
+
+class IntegerClassifier(NodeRewrite):
+    """Expects: ThresholdLayers (and ShiftAddBlocks) before it. The last weighted layer, on
+    integer levels, with no activation: Conv/Gemm -> constant Mul/Add ops -> the graph output.
+    Guarantees: it is Gemm -> Add(integer bias) -> Mul(out_scale) (metadata
+    ``pascal_fpga.out_scale``), which gives the logits it gave; refuses per-channel scales and a
+    bias that is not an integer on the accumulator's scale."""
+
+    def rewrite(self, model, node) -> bool:
+        chain = _layer_chain(model, node)
+        if chain is None or chain.end is not None:
+            return False
+        _take_chain(model, chain)
+        if chain.tensor != model.graph.output[0].name:
+            raise PascalError(f"{_where(node)}: the layer ends without an activation but is "
+                              f"not the graph's output")
+        self._classifier(model, node, chain.a, chain.b, chain.tensor)
+        return True
 
     @staticmethod
-    def _classifier(model, node, weight, a, b, out) -> None:
+    def _classifier(model, node, a, b, out) -> None:
         if not np.allclose(a, a[0], rtol=0, atol=0):
             raise PascalError(f"{_where(node)}: the classifier has per-channel scales; its "
                               f"argmax needs one scale (use a per-tensor weight quantizer)")
@@ -828,6 +957,53 @@ class ActivationsToThresholds(Transformation):
             "Mul", [biased, scale_name], [out], name=f"{node.name}_out_scale"))
 
 
+def _check_in_layer(model, node) -> None:
+    """A node that no rewrite took: fine where it is a pool, reshape or converted layer on
+    levels, or a shortcut's scale on its way to a residual add; else a PascalError."""
+    op = node.op_type
+    if op in ("MaxPool", "Reshape", "Flatten", "AveragePool", "Conv", "Gemm"):
+        if level_view(model, node.input[0]) is None:
+            raise _not_levels(node)
+    elif op in ("Mul", "Add") and _feeds_residual(model, node):
+        return  # a shortcut's scale: converted with its block's add
+    elif op in ("Mul", "Add", "Quant"):
+        raise PascalError(f"{_where(node)}: not part of a layer (a weighted layer, its "
+                          f"affine ops, then a QCFS activation)")
+
+
+class ActivationsToThresholds(Transformation):
+    """Expects: the output of FoldWeightQuant. Guarantees: tensors between layers are integer
+    levels. The pixel quantizer (scale 1, zero point 0) is removed: the graph takes the integer
+    pixels. Each chain Conv/Gemm -> Mul/Add constants -> QCFS Quant becomes Conv/Gemm ->
+    MultiThreshold with L thresholds per channel, T_k the smallest integer accumulator whose real
+    pre-activation reaches (k - 1/2) * step (float64, checked), clamped to the accumulator's exact
+    range [acc_min, acc_max + 1]; rows with a negative folded scale are negated. Each AveragePool
+    becomes a sum (a depthwise Conv of ones; its 1/k^2 goes into the next thresholds). The last
+    chain (no activation: the classifier) becomes Gemm -> Add(integer bias) -> Mul(out_scale).
+
+    It walks the graph once, in order, and gives each node to the first of ``REWRITES`` that takes
+    it (one pass after another would do the same, but qonnx names new tensors at random, seeded
+    by compile: the walk keeps the names, and so the saved model, as they are); a node none takes
+    must be part of a layer, and every residual add must end converted."""
+
+    REWRITES = (PixelsToIntegers, SumPools, ThresholdLayers, ShiftAddBlocks, IntegerClassifier)
+
+    def apply(self, model):
+        _forget_views(model)   # only the rewrites below record views
+        rewrites = [kind() for kind in self.REWRITES]
+        for node in list(model.graph.node):
+            if node in model.graph.node and not any(r.rewrite(model, node) for r in rewrites):
+                _check_in_layer(model, node)
+        for node in model.graph.node:
+            if node.op_type == "Add" and not any(_is_const(model, i) for i in node.input) and \
+                    [n.op_type for n in model.find_consumers(node.output[0])] != ["MultiThreshold"]:
+                raise PascalError(f"{_where(node)}: a residual add whose branches are not a "
+                                  f"shift-add block (conv2 + BatchNorm, and an identity or 1x1 "
+                                  f"projection shortcut scaled by a constant)")
+        _forget_views(model)
+        return _tidy(model), False
+
+
 def output_scale(model) -> float:
     """The classifier's logits per integer accumulator (set by ActivationsToThresholds)."""
     value = model.get_metadata_prop("pascal_fpga.out_scale")
@@ -836,122 +1012,118 @@ def output_scale(model) -> float:
     return float(value)
 
 
-class LowerToSpikingOps(Transformation):
-    """Expects: the output of ActivationsToThresholds. Guarantees: every node is an op of
-    :mod:`.ops` (one per hardware layer, named conv0, pool0, dense0, classifier, ... in order),
-    with its timesteps (t_in, t_out), input range, shapes, weight bits and the exact accumulator
-    range and width; the graph input is integer pixels, the output the classifier's integer
-    accumulators. Flatten/Reshape before a dense layer is absorbed (dense ops flatten C, H, W)."""
+# --- from thresholded layers to the IR's ops -----------------------------------------------------
 
-    def apply(self, model):
-        graph = model.graph
-        input_name = graph.input[0].name
-        pixel_dt = model.get_tensor_datatype(input_name)
-        level_max = {input_name: int(pixel_dt.max())}
-        timesteps = {input_name: 1}
-        counters: dict[str, int] = {}
-        lowered = []
+def _levels(model, tensor: str) -> tuple[int, int]:
+    """(largest value, timesteps) of a tensor between layers, read from its producer, lowered or
+    not: integer pixels (2^b - 1, one frame), a MultiThreshold's L levels (L frames), through
+    pools (a sum pool multiplies the largest value by k^2), reshapes and forks."""
+    producer = model.find_producer(tensor)
+    if producer is None:
+        return int(model.get_tensor_datatype(tensor).max()), 1
+    op = producer.op_type
+    if op == "MultiThreshold":
+        levels = int(model.get_initializer(producer.input[1]).shape[1])
+        return levels, levels
+    if op in ("MaxPool", "Reshape", "Flatten"):
+        return _levels(model, producer.input[0])
+    if _is_sum_pool(producer):
+        level_max, timesteps = _levels(model, producer.input[0])
+        return level_max * _square(producer, "kernel_shape", 1) ** 2, timesteps
+    if op in ("SpikingMaxPool", "SpikingFork"):
+        return node_attr(producer, "in_max"), node_attr(producer, "t_out")
+    if op == "SpikingSumPool":
+        return node_attr(producer, "in_max") * node_attr(producer, "kernel") ** 2, \
+            node_attr(producer, "t_out")
+    if producer.domain == ops.DOMAIN:
+        return node_attr(producer, "t_out"), node_attr(producer, "t_out")
+    raise PascalError(f"{_where(producer)}: unexpected after ActivationsToThresholds")
 
-        def name_for(kind: str) -> str:
-            counters[kind] = counters.get(kind, 0) + 1
-            return f"{kind}{counters[kind] - 1}"
 
-        def shape(tensor: str) -> list[int]:
-            return [int(d) for d in model.get_tensor_shape(tensor)[1:]]
+def _shape(model, tensor: str) -> list[int]:
+    return [int(d) for d in model.get_tensor_shape(tensor)[1:]]
 
-        residual = {n.name: n for n in graph.node if n.op_type == "Add"
-                    and not any(_is_const(model, i) for i in n.input)}
-        accumulating = set()   # conv2 and projections: their accumulators go to an add
-        for add in residual.values():
-            for tensor in add.input:
-                mul = model.find_producer(tensor)
-                conv = model.find_producer(mul.input[0]) if mul is not None else None
-                if conv is not None and conv.op_type == "Conv":
-                    accumulating.add(conv.name)
-        ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # accumulator tensors
 
-        for node in list(graph.node):
-            op = node.op_type
-            if op == "Conv" and node.name in accumulating:
-                lowered.append(self._accumulator(model, node, level_max, timesteps, shape,
-                                                 name_for, input_name, ranges))
-                continue
-            if op == "Add" and node.name in residual:
-                lowered.append(self._add(model, node, level_max, timesteps, shape, name_for,
-                                         ranges))
-                continue
-            if op in ("Reshape", "Flatten"):
-                level_max[node.output[0]] = level_max[node.input[0]]
-                timesteps[node.output[0]] = timesteps[node.input[0]]
-                alias = node.input[0]
-                # keep the 4D source: the dense op flattens itself
-                for consumer in model.find_consumers(node.output[0]):
-                    if consumer.op_type != "Gemm":
-                        raise PascalError(f"{_where(node)}: a reshape that does not feed a dense "
-                                          f"layer is not supported")
-                    consumer.input[0] = alias
-                continue
-            if op == "MaxPool" or (op == "Conv" and node_attr(node, "group", 1) > 1):
-                source = node.input[0]
-                kernel = _square(node, "kernel_shape", 1)
-                kind, op_type = ("pool", "SpikingMaxPool") if op == "MaxPool" else \
-                    ("sumpool", "SpikingSumPool")
-                factor = 1 if op == "MaxPool" else kernel * kernel
-                level_max[node.output[0]] = level_max[source] * factor
-                timesteps[node.output[0]] = timesteps[source]
-                lowered.append(ops.make_node(
-                    op_type, [source], [node.output[0]], name_for(kind), kernel=kernel,
-                    stride=_square(node, "strides", kernel), t_in=timesteps[source],
-                    t_out=timesteps[source], in_max=level_max[source], in_shape=shape(source),
-                    out_shape=shape(node.output[0]), layer=node.name))
-                continue
-            if op in ("Conv", "Gemm"):
-                lowered.append(self._weighted(model, node, level_max, timesteps, shape, name_for,
-                                              input_name))
-                continue
-            if op in ("MultiThreshold", "Add", "Mul"):
-                continue  # consumed by their weighted layer
-            raise PascalError(f"{_where(node)}: unexpected after ActivationsToThresholds")
-        lowered = self._forks(model, lowered, level_max, timesteps, shape, name_for)
-        del graph.node[:]
-        graph.node.extend(lowered)
-        model.set_opset_import(ops.DOMAIN, 1)
-        model = model.transform(RemoveUnusedTensors()).transform(InferShapes())
-        return model, False
+def _lower(model, old, new, consumed=()) -> None:
+    """``new`` (an IR op) in the place of ``old``; the ``consumed`` nodes removed."""
+    index = model.get_node_index(old)
+    model.graph.node.remove(old)
+    model.graph.node.insert(index, new)
+    for node in consumed:
+        model.graph.node.remove(node)
+    model.set_opset_import(ops.DOMAIN, 1)
+
+
+class AbsorbFlatten(NodeRewrite):
+    """Expects: ActivationsToThresholds' output. Guarantees: no Flatten or Reshape is left; the
+    dense layer each fed reads its 4D source (dense ops flatten C, H, W themselves). Refuses a
+    reshape that feeds anything but a dense layer."""
+
+    def rewrite(self, model, node) -> bool:
+        if node.op_type not in ("Reshape", "Flatten"):
+            return False
+        for consumer in model.find_consumers(node.output[0]):
+            if consumer.op_type != "Gemm":
+                raise PascalError(f"{_where(node)}: a reshape that does not feed a dense "
+                                  f"layer is not supported")
+            consumer.input[0] = node.input[0]
+        model.graph.node.remove(node)
+        return True
+
+
+class LowerShiftAddBlocks(NodeRewrite):
+    """Expects: ActivationsToThresholds' output. Guarantees: each residual block's add, its
+    shift Muls and MultiThreshold are one SpikingAdd (see ops.SpikingAdd: the shifts as
+    per-channel initializers, the exact range and width of n), and conv2 and a projection are
+    SpikingConvAccs emitting their accumulators (exact range and width)."""
+
+    def rewrite(self, model, node) -> bool:
+        if node.op_type != "Add" or any(_is_const(model, i) for i in node.input):
+            return False
+        ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for tensor in node.input:
+            mul = model.find_producer(tensor)
+            conv = model.find_producer(mul.input[0]) if mul is not None else None
+            if conv is not None and conv.op_type == "Conv":
+                _lower(model, conv, self._accumulator(model, conv, ranges))
+        self._add(model, node, ranges)
+        return True
 
     @staticmethod
-    def _accumulator(model, node, level_max, timesteps, shape, name_for, input_name, ranges):
+    def _accumulator(model, node, ranges):
         """A block's conv2 or projection: SpikingConvAcc, its accumulators out."""
         source = node.input[0]
-        if source == input_name:
+        if source == model.graph.input[0].name:
             raise PascalError(f"{_where(node)}: a residual block on the pixels is not supported "
                               f"(start the network with a convolution)")
+        level_max, timesteps = _levels(model, source)
         weight = _const(model, node.input[1])
-        in_shape = shape(source)
+        in_shape = _shape(model, source)
         geometry = dict(kernel=_square(node, "kernel_shape", 1),
                         stride=_square(node, "strides", 1), pad=_square(node, "pads", 0))
-        acc_min, acc_max = accumulator_range(weight, level_max[source], in_shape, **geometry)
+        acc_min, acc_max = accumulator_range(weight, level_max, in_shape, **geometry)
         ranges[node.output[0]] = (acc_min, acc_max)
         low, high = int(acc_min.min()), int(acc_max.max())
         wdt = model.get_tensor_datatype(node.input[1])
         bits = int(wdt.bitwidth()) if wdt.is_integer() and wdt.signed() else \
             signed_bits(int(weight.min()), int(weight.max()))
         return ops.make_node(
-            "SpikingConvAcc", [source, node.input[1]], [node.output[0]], name_for("conv"),
-            t_in=timesteps[source], in_max=level_max[source], in_shape=in_shape, t_out=1,
-            out_shape=shape(node.output[0]), weight_bits=bits, acc_min=low, acc_max=high,
-            acc_bits=signed_bits(low, high), layer=node.name, **geometry)
+            "SpikingConvAcc", [source, node.input[1]], [node.output[0]], node.name,
+            t_in=timesteps, in_max=level_max, in_shape=in_shape, t_out=1,
+            out_shape=_shape(model, node.output[0]), weight_bits=bits, acc_min=low,
+            acc_max=high, acc_bits=signed_bits(low, high), layer=node.name, **geometry)
 
     @staticmethod
-    def _add(model, node, level_max, timesteps, shape, name_for, ranges):
+    def _add(model, node, ranges) -> None:
         """A block's add and activation: SpikingAdd (see ops.SpikingAdd)."""
         mt = model.find_consumer(node.output[0])
-        parts = []
+        parts, muls = [], []
         for tensor in node.input:   # the shift Muls: (source tensor, shifts)
             mul = model.find_producer(tensor)
             source = [i for i in mul.input if not _is_const(model, i)][0]
             factor = _const(model, [i for i in mul.input if _is_const(model, i)][0]).reshape(-1)
             parts.append((source, np.rint(np.log2(factor)).astype(np.int64)))
+            muls.append(mul)
         (main, shift_main), (short, shift_short) = parts
         thresholds = _const(model, mt.input[1])
         channels, levels = thresholds.shape
@@ -962,7 +1134,7 @@ class LowerToSpikingOps(Transformation):
             t_in, in_max = 1, 1
             short_bits = signed_bits(int(v_min.min()), int(v_max.max()))
         else:
-            t_in, in_max = timesteps[short], level_max[short]
+            in_max, t_in = _levels(model, short)
             v_min, v_max = np.zeros(channels, np.int64), np.full(channels, in_max, np.int64)
             short_bits = unsigned_bits(in_max)
         n_min = (m_min << shift_main) + (v_min << shift_short)
@@ -970,31 +1142,149 @@ class LowerToSpikingOps(Transformation):
         low = min(int(n_min.min()), int(thresholds.min()))
         high = max(int(n_max.max()), int(thresholds.max()))
         names = []
-        for role, values in (("shift_main", shift_main), ("shift_short", shift_short)):
+        for values in (shift_main, shift_short):
             name = model.make_new_valueinfo_name()
             model.set_initializer(name, values.astype(np.float32))
             names.append(name)
         out = mt.output[0]
-        level_max[out], timesteps[out] = levels, levels
-        return ops.make_node(
-            "SpikingAdd", [main, short, mt.input[1]] + names, [out], name_for("add"),
-            t_in=t_in, in_max=in_max, t_out=levels, in_shape=shape(out), out_shape=shape(out),
-            short_acc=int(short_acc), main_bits=signed_bits(int(m_min.min()), int(m_max.max())),
+        _lower(model, node, ops.make_node(
+            "SpikingAdd", [main, short, mt.input[1]] + names, [out], node.name,
+            t_in=t_in, in_max=in_max, t_out=levels, in_shape=_shape(model, out),
+            out_shape=_shape(model, out), short_acc=int(short_acc),
+            main_bits=signed_bits(int(m_min.min()), int(m_max.max())),
             short_bits=short_bits, n_min=int(n_min.min()), n_max=int(n_max.max()),
             n_bits=signed_bits(low, high),
             shift_bits=unsigned_bits(int(max(shift_main.max(), shift_short.max()))),
-            layer=f"{node.name}+{mt.name}")
+            layer=f"{node.name}+{mt.name}"), consumed=muls + [mt])
 
-    @staticmethod
-    def _forks(model, lowered, level_max, timesteps, shape, name_for) -> list:
-        """A SpikingFork before every tensor read by two layers (a block input: conv1 and the
-        shortcut); output 0 feeds the main path, output 1 the shortcut."""
+
+class LowerPools(NodeRewrite):
+    """Expects: ActivationsToThresholds' output (LowerShiftAddBlocks first, where a block's
+    shortcut is a sum pool's). Guarantees: each MaxPool is a SpikingMaxPool (the OR of thermometer
+    trains) and each sum pool a SpikingSumPool (frame-wise sums, largest value times k^2), with
+    their timesteps, input range and shapes."""
+
+    def rewrite(self, model, node) -> bool:
+        if node.op_type != "MaxPool" and not _is_sum_pool(node):
+            return False
+        source = node.input[0]
+        level_max, timesteps = _levels(model, source)
+        kernel = _square(node, "kernel_shape", 1)
+        op_type = "SpikingMaxPool" if node.op_type == "MaxPool" else "SpikingSumPool"
+        _lower(model, node, ops.make_node(
+            op_type, [source], [node.output[0]], node.name, kernel=kernel,
+            stride=_square(node, "strides", kernel), t_in=timesteps, t_out=timesteps,
+            in_max=level_max, in_shape=_shape(model, source),
+            out_shape=_shape(model, node.output[0]), layer=node.name))
+        return True
+
+
+def _weighted_common(model, node, weight) -> dict[str, Any]:
+    """A weighted layer's attributes from its input and weights (in_shape, timesteps, weight
+    bits, geometry), after AbsorbFlatten."""
+    source = node.input[0]
+    conv = node.op_type == "Conv"
+    in_shape = _shape(model, source)
+    geometry = dict(kernel=_square(node, "kernel_shape", 1),
+                    stride=_square(node, "strides", 1), pad=_square(node, "pads", 0)) \
+        if conv else {}
+    if not conv and int(np.prod(in_shape)) != weight.shape[1]:
+        raise PascalError(f"{_where(node)}: {weight.shape[1]} inputs per output, the input "
+                          f"has {in_shape}")
+    level_max, timesteps = _levels(model, source)
+    wdt = model.get_tensor_datatype(node.input[1])
+    bits = int(wdt.bitwidth()) if wdt.is_integer() and wdt.signed() else None
+    return dict(t_in=timesteps, in_max=level_max, in_shape=in_shape,
+                weight_bits=bits or signed_bits(int(weight.min()), int(weight.max())),
+                **geometry)
+
+
+def _accumulator_attrs(node, acc_min, acc_max) -> dict[str, int]:
+    low, high = int(acc_min.min()), int(acc_max.max())
+    if max(abs(low), abs(high)) >= ops.EXACT_LIMIT:
+        raise PascalError(f"{_where(node)}: accumulators beyond 2^53 are not supported")
+    return dict(acc_min=low, acc_max=high, acc_bits=signed_bits(low, high))
+
+
+class LowerWeightedLayers(NodeRewrite):
+    """Expects: AbsorbFlatten. Guarantees: each Conv/Gemm followed by a MultiThreshold is one
+    PixelConv/PixelDense (on the graph input) or SpikingConv/SpikingDense, with its timesteps
+    (t_in, t_out = L), input range, shapes, weight bits, threshold width and the exact
+    accumulator range and width."""
+
+    def rewrite(self, model, node) -> bool:
+        follower = model.find_consumers(node.output[0])
+        if node.op_type not in ("Conv", "Gemm") or _is_sum_pool(node) or len(follower) != 1 \
+                or follower[0].op_type != "MultiThreshold":
+            return False
+        weight = _const(model, node.input[1])
+        conv = node.op_type == "Conv"
+        common = _weighted_common(model, node, weight)
+        mt = follower[0]
+        thresholds = _const(model, mt.input[1])
+        levels = thresholds.shape[1]
+        geometry = {k: common[k] for k in ("kernel", "stride", "pad") if k in common}
+        acc_min, acc_max = accumulator_range(weight, common["in_max"], common["in_shape"],
+                                             **geometry)
+        first = node.input[0] == model.graph.input[0].name
+        op_type = ("Pixel" if first else "Spiking") + ("Conv" if conv else "Dense")
+        _lower(model, node, ops.make_node(
+            op_type, [node.input[0], node.input[1], mt.input[1]], [mt.output[0]], node.name,
+            t_out=levels, out_shape=_shape(model, mt.output[0]),
+            **_accumulator_attrs(node, acc_min, acc_max), layer=f"{node.name}+{mt.name}",
+            **common,
+            threshold_bits=signed_bits(int(thresholds.min()), int(thresholds.max()))),
+            consumed=[mt])
+        return True
+
+
+class LowerClassifier(NodeRewrite):
+    """Expects: LowerWeightedLayers and LowerShiftAddBlocks. Guarantees: the classifier, Gemm ->
+    Add(integer bias) -> Mul(out_scale) -> the graph output, is one SpikingClassifier named
+    ``classifier`` (integer accumulators from the bias, exact range and width below 2^24, the
+    float32 output). Refuses any other weighted layer without an activation."""
+
+    def rewrite(self, model, node) -> bool:
+        if node.op_type not in ("Conv", "Gemm"):
+            return False
+        weight = _const(model, node.input[1])
+        common = _weighted_common(model, node, weight)
+        follower = model.find_consumers(node.output[0])
+        add = follower[0] if len(follower) == 1 and follower[0].op_type == "Add" else None
+        mul = model.find_consumer(add.output[0]) if add is not None else None
+        if node.op_type == "Conv" or mul is None or mul.op_type != "Mul":
+            raise PascalError(f"{_where(node)}: a weighted layer without activation that is "
+                              f"not the classifier")
+        bias_name = [i for i in add.input if _is_const(model, i)][0]
+        bias = _const(model, bias_name).reshape(-1)
+        model.set_initializer(bias_name, bias.astype(np.float32))
+        acc_min, acc_max = accumulator_range(weight, common["in_max"], common["in_shape"],
+                                             bias=bias)
+        if max(abs(int(acc_min.min())), abs(int(acc_max.max()))) >= 2 ** 24:
+            raise PascalError(f"{_where(node)}: classifier accumulators beyond 2^24 do not "
+                              f"fit the float32 output")
+        _lower(model, node, ops.make_node(
+            "SpikingClassifier", [node.input[0], node.input[1], bias_name], [mul.output[0]],
+            "classifier", t_out=common["t_in"], out_shape=_shape(model, mul.output[0]),
+            **_accumulator_attrs(node, acc_min, acc_max),
+            layer=f"{node.name}+{add.name}+{mul.name}", **common,
+            out_scale=float(_const(model, mul.input[1]))), consumed=[add, mul])
+        return True
+
+
+class InsertForks(Transformation):
+    """Expects: every layer lowered. Guarantees: a SpikingFork before every tensor read by two
+    layers (a block input: conv1 and the shortcut); output 0 (``<tensor>_main``) feeds the main
+    path, output 1 (``<tensor>_short``) the shortcut. Refuses a tensor read by more than two
+    layers, or by two that are not a block's main path and shortcut."""
+
+    def apply(self, model):
+        lowered = list(model.graph.node)
         readers: dict[str, list] = {}
         for node in lowered:
             for tensor in node.input[:1] if node.op_type != "SpikingAdd" else node.input[:2]:
                 readers.setdefault(tensor, []).append(node)
         adds = [n for n in lowered if n.op_type == "SpikingAdd"]
-        result = []
         for node in lowered:
             for tensor in (node.input[:1] if node.op_type != "SpikingAdd" else node.input[:2]):
                 users = readers.get(tensor, [])
@@ -1014,78 +1304,68 @@ class LowerToSpikingOps(Transformation):
                 if sorted(kinds) != [False, True]:
                     raise PascalError(f"tensor {shown_name(tensor)} feeds two layers that are not "
                                       f"a block's main path and shortcut")
+                level_max, timesteps = _levels(model, tensor)
                 outs = [f"{tensor}_main", f"{tensor}_short"]
                 for user, is_short in zip(users, kinds):
                     target = outs[1] if is_short else outs[0]
                     for i, name in enumerate(user.input):
                         if name == tensor and (user.op_type != "SpikingAdd" or i == 1):
                             user.input[i] = target
-                for out in outs:
-                    level_max[out], timesteps[out] = level_max[tensor], timesteps[tensor]
-                result.append(ops.make_node(
-                    "SpikingFork", [tensor], outs, name_for("fork"), t_in=timesteps[tensor],
-                    t_out=timesteps[tensor], in_max=level_max[tensor], in_shape=shape(tensor),
-                    out_shape=shape(tensor), layer=""))
-            result.append(node)
-        return result
+                model.graph.node.insert(model.get_node_index(node), ops.make_node(
+                    "SpikingFork", [tensor], outs, "fork", t_in=timesteps, t_out=timesteps,
+                    in_max=level_max, in_shape=_shape(model, tensor),
+                    out_shape=_shape(model, tensor), layer=""))
+        return model, False
 
-    @staticmethod
-    def _weighted(model, node, level_max, timesteps, shape, name_for, input_name):
-        source = node.input[0]
-        weight = _const(model, node.input[1])
-        conv = node.op_type == "Conv"
-        follower = model.find_consumers(node.output[0])
-        first = source == input_name
-        in_shape = shape(source)
-        geometry = dict(kernel=_square(node, "kernel_shape", 1),
-                        stride=_square(node, "strides", 1), pad=_square(node, "pads", 0)) \
-            if conv else {}
-        if not conv and int(np.prod(in_shape)) != weight.shape[1]:
-            raise PascalError(f"{_where(node)}: {weight.shape[1]} inputs per output, the input "
-                              f"has {in_shape}")
-        wdt = model.get_tensor_datatype(node.input[1])
-        bits = int(wdt.bitwidth()) if wdt.is_integer() and wdt.signed() else None
-        common = dict(t_in=timesteps[source], in_max=level_max[source], in_shape=in_shape,
-                      weight_bits=bits or signed_bits(int(weight.min()), int(weight.max())),
-                      **geometry)
-        if len(follower) == 1 and follower[0].op_type == "MultiThreshold":
-            mt = follower[0]
-            thresholds = _const(model, mt.input[1])
-            levels = thresholds.shape[1]
-            out = mt.output[0]
-            acc_min, acc_max = accumulator_range(weight, level_max[source], in_shape, **geometry)
-            kind = "conv" if conv else "dense"
-            op_type = ("Pixel" if first else "Spiking") + ("Conv" if conv else "Dense")
-            inputs = [source, node.input[1], mt.input[1]]
-            extra = dict(threshold_bits=signed_bits(int(thresholds.min()), int(thresholds.max())))
-            level_max[out], timesteps[out] = levels, levels
-            layer = f"{node.name}+{mt.name}"
-        else:  # the classifier: Gemm -> Add(bias) -> Mul(out_scale) -> graph output
-            add = follower[0] if len(follower) == 1 and follower[0].op_type == "Add" else None
-            mul = model.find_consumer(add.output[0]) if add is not None else None
-            if conv or mul is None or mul.op_type != "Mul":
-                raise PascalError(f"{_where(node)}: a weighted layer without activation that is "
-                                  f"not the classifier")
-            bias_name = [i for i in add.input if _is_const(model, i)][0]
-            bias = _const(model, bias_name).reshape(-1)
-            model.set_initializer(bias_name, bias.astype(np.float32))
-            acc_min, acc_max = accumulator_range(weight, level_max[source], in_shape, bias=bias)
-            levels = timesteps[source]
-            out = mul.output[0]
-            kind, op_type = "classifier", "SpikingClassifier"
-            inputs = [source, node.input[1], bias_name]
-            extra = dict(out_scale=float(_const(model, mul.input[1])))
-            if max(abs(int(acc_min.min())), abs(int(acc_max.max()))) >= 2 ** 24:
-                raise PascalError(f"{_where(node)}: classifier accumulators beyond 2^24 do not "
-                                  f"fit the float32 output")
-            layer = f"{node.name}+{add.name}+{mul.name}"
-        low, high = int(acc_min.min()), int(acc_max.max())
-        if max(abs(low), abs(high)) >= ops.EXACT_LIMIT:
-            raise PascalError(f"{_where(node)}: accumulators beyond 2^53 are not supported")
-        name = "classifier" if kind == "classifier" else name_for(kind)
-        return ops.make_node(op_type, inputs, [out], name, t_out=levels,
-                             out_shape=shape(out), acc_min=low, acc_max=high,
-                             acc_bits=signed_bits(low, high), layer=layer, **common, **extra)
+
+NAME_KINDS = {"PixelConv": "conv", "SpikingConv": "conv", "SpikingConvAcc": "conv",
+              "PixelDense": "dense", "SpikingDense": "dense", "SpikingMaxPool": "pool",
+              "SpikingSumPool": "sumpool", "SpikingAdd": "add", "SpikingFork": "fork"}
+
+
+class NameLayers(Transformation):
+    """Expects: every layer lowered (InsertForks). Guarantees: every node is an op of
+    :mod:`.ops`, named by its kind and its place among that kind in graph order: conv0, conv1,
+    ..., dense0, pool0, sumpool0, add0, fork0, and ``classifier``."""
+
+    def apply(self, model):
+        counters: dict[str, int] = {}
+        for node in model.graph.node:
+            if node.domain != ops.DOMAIN:
+                raise PascalError(f"{_where(node)}: unexpected after ActivationsToThresholds")
+            kind = NAME_KINDS.get(node.op_type)
+            if kind is not None:
+                node.name = f"{kind}{counters.get(kind, 0)}"
+                counters[kind] = counters.get(kind, 0) + 1
+        return model, False
+
+
+THRESHOLDED_OPS = {"Conv", "Gemm", "MaxPool", "Reshape", "Flatten", "MultiThreshold", "Add",
+                   "Mul"}
+
+
+class LowerToSpikingOps(Transformation):
+    """Expects: the output of ActivationsToThresholds. Guarantees: every node is an op of
+    :mod:`.ops` (one per hardware layer, named conv0, pool0, dense0, classifier, ... in order),
+    with its timesteps (t_in, t_out), input range, shapes, weight bits and the exact accumulator
+    range and width; the graph input is integer pixels, the output the classifier's integer
+    accumulators. Flatten/Reshape before a dense layer is absorbed (dense ops flatten C, H, W).
+
+    It applies ``PASSES`` in order, each over the whole graph, and tidies once."""
+
+    PASSES = (AbsorbFlatten, LowerShiftAddBlocks, LowerPools, LowerWeightedLayers,
+              LowerClassifier)
+
+    def apply(self, model):
+        for node in model.graph.node:
+            if node.op_type not in THRESHOLDED_OPS:
+                raise PascalError(f"{_where(node)}: unexpected after ActivationsToThresholds")
+        for kind in self.PASSES:
+            kind().rewrite_all(model)
+        for kind in (InsertForks, NameLayers):
+            model, _ = kind().apply(model)
+        model.set_opset_import(ops.DOMAIN, 1)
+        return _tidy(model), False
 
 
 def layer_nodes(model) -> list:

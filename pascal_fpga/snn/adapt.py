@@ -35,6 +35,8 @@ from ..errors import PascalError
 from ..model.network import QCFSNet
 from ..spec import LEVELS_MAX
 from ..staging import staged_folder
+from ..train.trainer import (TrainConfig, check_augment, check_batch_fits, check_training_args,
+                             evaluate, images_to_tensor, load_run, run_dataset, train)
 
 BINS = 5
 CANDIDATES = (1, 2, 4, 8)
@@ -43,7 +45,8 @@ DEFAULT_BUDGET = 3.0
 
 def al_metric(outputs: np.ndarray, bins: int = BINS) -> dict[str, float]:
     """The AL metric of one layer's QCFS outputs (any shape; flattened)."""
-    from scipy.stats import kurtosis, skew
+    from scipy.stats import kurtosis, skew  # deferred: half a second to import, only for this
+
 
     values = np.asarray(outputs, dtype=np.float64).ravel()
     counts, _ = np.histogram(values, bins=bins)
@@ -157,10 +160,6 @@ def adapt_run(run_dir: str | Path, out: str | Path, epochs: int = 3,
     cuda, cuda:N) runs the metrics, evaluations and fine-tuning there; ``amp``, ``augment`` and
     ``crop_pad`` are the fine-tuning's (see ``TrainConfig``).
     """
-    from ..train.trainer import (TrainConfig, check_augment, check_batch_fits,
-                                 check_training_args, evaluate, images_to_tensor, load_run,
-                                 run_dataset, train)
-
     check_adapt_args(epochs, budget, candidates, calibration_images, lr)
     check_training_args(epochs, batch_size, lr, seed=seed)
     check_augment(augment, crop_pad)

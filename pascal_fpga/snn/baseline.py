@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .convert import IntBlock, IntegerNetwork, ShiftBlock, pool_or_flatten
-from .simulate import _frame_accumulate
+from .simulate import frame_accumulate
 
 BASELINE_TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -41,7 +41,7 @@ class _IFPopulation:
 
 def _current(layer, x: Tensor) -> Tensor:
     """z = a * acc + b of a weighted layer for input x in level units (float32)."""
-    acc = _frame_accumulate(layer, x, torch.from_numpy(layer.weight).float())
+    acc = frame_accumulate(layer, x, torch.from_numpy(layer.weight).float())
     scale = torch.from_numpy(layer.scale).float().view(_view(layer))
     return scale * acc + torch.from_numpy(layer.offset).float().view(_view(layer))
 
@@ -77,7 +77,7 @@ def simulate_baseline(net: IntegerNetwork, pixels: Tensor,
                     _current(conv1, x)) * conv1.levels
                 residual = _current(layer.conv2, mid)
                 if isinstance(layer, ShiftBlock):
-                    value = x if layer.shortcut is None else _frame_accumulate(
+                    value = x if layer.shortcut is None else frame_accumulate(
                         layer.shortcut, x, torch.from_numpy(layer.shortcut.weight).float())
                     shortcut = torch.from_numpy(layer.short_gain).float().view(
                         _view(layer.conv2)) * value
@@ -93,7 +93,7 @@ def simulate_baseline(net: IntegerNetwork, pixels: Tensor,
                     else pool_or_flatten(layer, x)
                 continue
             if layer.classifier:
-                acc = _frame_accumulate(layer, x, torch.from_numpy(layer.weight).float())
+                acc = frame_accumulate(layer, x, torch.from_numpy(layer.weight).float())
                 out = acc + torch.from_numpy(layer.bias).float()
                 total = out if total is None else total + out
                 break

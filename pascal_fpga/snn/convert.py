@@ -31,11 +31,7 @@ from torch import Tensor, nn
 
 from ..errors import PascalError
 from ..model.network import BasicBlock, ConvUnit, LinearUnit, QCFSNet
-
-# Threshold sentinels of a channel whose folded scale is zero (constant output).
-ALWAYS = -(2 ** 40)
-NEVER = 2 ** 40
-
+from ..qcfs import add_boundaries, integer_thresholds, level_boundaries
 
 @dataclass
 class IntLayer:
@@ -347,58 +343,6 @@ def pool_or_flatten(layer: IntLayer, x: Tensor) -> Tensor:
     return torch.flatten(x, 1)
 
 
-def _thresholds(a: np.ndarray, b: np.ndarray, boundaries: np.ndarray,
-                bias_int: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer thresholds T (out, J) and the sign (+1/-1) folded into each weight row.
-
-    For ascending real ``boundaries`` beta_1 < ... < beta_J of z = a * (acc + bias) + b, T_j is the
-    smallest integer with z >= beta_j, so that #{j : acc >= T_j} = #{j : z >= beta_j}. A QCFS layer
-    has beta_k = (k - 1/2) * step, k = 1..L (docs/design.md, section 2.3); the add quantizer of a
-    block has beta_j = (j - M - 1/2) * s_add, j = 1..2M. For a > 0 that is acc >= ceil(tau_j) - bias
-    with tau_j = (beta_j - b) / a; for a < 0 the row is negated and -acc >= ceil(-tau_j) + bias; for
-    a = 0 the count is the constant #{j : b >= beta_j} (sentinel thresholds ALWAYS / NEVER).
-    """
-    out = len(a)
-    boundaries = np.asarray(boundaries, dtype=np.float64)
-    thresholds = np.zeros((out, len(boundaries)), dtype=np.int64)
-    sign = np.ones(out, dtype=np.int64)
-    for c in range(out):
-        if a[c] == 0.0:
-            thresholds[c] = np.where(b[c] >= boundaries, ALWAYS, NEVER)
-            continue
-        tau = (boundaries - b[c]) / a[c]
-        if a[c] > 0:
-            thresholds[c] = np.ceil(tau).astype(np.int64) - bias_int[c]
-        else:
-            sign[c] = -1
-            thresholds[c] = np.ceil(-tau).astype(np.int64) + bias_int[c]
-        _check_thresholds(thresholds[c], sign[c], a[c], b[c], bias_int[c], boundaries)
-    return thresholds, sign
-
-
-def _level_boundaries(step: float, levels: int) -> np.ndarray:
-    """The rounding boundaries (k - 1/2) * step, k = 1..L, of a QCFS activation."""
-    return (np.arange(1, levels + 1, dtype=np.float64) - 0.5) * step
-
-
-def _add_boundaries(add_scale: float, add_max: int) -> np.ndarray:
-    """The rounding boundaries (j - M - 1/2) * s_add, j = 1..2M, of the signed add quantizer."""
-    return (np.arange(1, 2 * add_max + 1, dtype=np.float64) - add_max - 0.5) * add_scale
-
-
-def _check_thresholds(row: np.ndarray, sign: int, a: float, b: float, bias: int,
-                      boundaries: np.ndarray) -> None:
-    """Each T_j is the smallest integer accumulator reaching boundary j (in float64)."""
-    for j, (t, boundary) in enumerate(zip(row, boundaries), start=1):
-        acc = sign * float(t)
-        acc_below = sign * float(t - 1)
-        z_at = a * (acc + bias) + b
-        z_below = a * (acc_below + bias) + b
-        tol = 1e-9 * max(abs(boundary), 1.0)
-        if not (z_at >= boundary - tol and z_below < boundary + tol):
-            raise PascalError(f"threshold check failed at boundary {j}: T = {t}")
-
-
 def _bn_fold(bn: nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
     if isinstance(bn, nn.Identity):
         return None
@@ -437,7 +381,7 @@ def _folded_layer(weight: np.ndarray, acc_scale: np.ndarray, bn: nn.Module,
                                                      np.zeros_like(acc_scale))
     a = gain * acc_scale
     b = shift
-    thresholds, sign = _thresholds(a, b, boundaries, bias_int)
+    thresholds, sign = integer_thresholds(a, b, boundaries, bias_int)
     view = (-1,) + (1,) * (weight.ndim - 1)
     return IntLayer(weight=weight * sign.reshape(view), thresholds=thresholds, levels=levels,
                     scale=np.abs(a), offset=b + a * bias_int, step=step, **common)
@@ -484,13 +428,13 @@ def _convert_block(block: BasicBlock, layer, inputs: dict, t_in: int, first: boo
     _check_add_quantizer(block, add_max, add_scale, where)
     step1 = float(block.act1.act_quant.scale().double())
     step_out = float(block.act2.act_quant.scale().double())
-    add_bounds = _add_boundaries(add_scale, add_max)
+    add_bounds = add_boundaries(add_scale, add_max)
     input_max = in_max * t_in  # the largest integer sum of the block input over its timesteps
     shapes = dict(index=layer.index, in_shape=layer.in_shape, out_shape=layer.out_shape)
 
     weight1, w_scale1 = _quantized_weight(block.conv1)
     conv1 = _folded_layer(
-        weight1, in_scale * w_scale1, block.bn1, _level_boundaries(step1, levels),
+        weight1, in_scale * w_scale1, block.bn1, level_boundaries(step1, levels),
         np.zeros(len(weight1), dtype=np.int64), step1, levels, kind="conv", kernel=3,
         stride=layer.stride, padding=1, t_in=t_in, first=first,
         acc_bound=_row_bound(weight1) * input_max, **shapes)
@@ -519,8 +463,9 @@ def _convert_block(block: BasicBlock, layer, inputs: dict, t_in: int, first: boo
         sc_bound = shortcut.acc_bound
 
     # U_k: the smallest integer n with s_add * n >= (k - 1/2) * s_out (checked in float64)
-    out_thresholds, _ = _thresholds(np.array([add_scale]), np.zeros(1),
-                                    _level_boundaries(step_out, levels), np.zeros(1, np.int64))
+    out_thresholds, _ = integer_thresholds(np.array([add_scale]), np.zeros(1),
+                                           level_boundaries(step_out, levels),
+                                           np.zeros(1, np.int64))
     channels = layer.channels
     return IntBlock(index=layer.index, conv1=conv1, conv2=conv2, shortcut=shortcut,
                     identity_table=table, out_thresholds=out_thresholds[0], add_max=add_max,
@@ -549,7 +494,7 @@ def _convert_shift_block(block: BasicBlock, layer, inputs: dict, t_in: int, firs
 
     weight1, w_scale1 = _quantized_weight(block.conv1)
     conv1 = _folded_layer(
-        weight1, in_scale * w_scale1, block.bn1, _level_boundaries(step1, levels),
+        weight1, in_scale * w_scale1, block.bn1, level_boundaries(step1, levels),
         np.zeros(len(weight1), dtype=np.int64), step1, levels, kind="conv", kernel=3,
         stride=layer.stride, padding=1, t_in=t_in, first=first,
         acc_bound=_row_bound(weight1) * input_max, **shapes)
@@ -595,8 +540,8 @@ def _convert_shift_block(block: BasicBlock, layer, inputs: dict, t_in: int, firs
     shift_main = np.maximum(0, -exponent).astype(np.int64)
     shift_short = np.maximum(0, exponent).astype(np.int64)
     n_scale = np.where(live, magnitude * np.exp2(np.minimum(0, exponent).astype(np.float64)), 0.0)
-    thresholds, signs = _thresholds(n_scale, b2, _level_boundaries(step_out, levels),
-                                    np.zeros(channels, dtype=np.int64))
+    thresholds, signs = integer_thresholds(n_scale, b2, level_boundaries(step_out, levels),
+                                           np.zeros(channels, dtype=np.int64))
     assert np.all(signs == 1)
     bound = conv2_bound * 2 ** shift_main + short_bound * 2 ** shift_short
     return ShiftBlock(index=layer.index, conv1=conv1, conv2=conv2, shortcut=shortcut,
@@ -661,7 +606,7 @@ def convert(net: QCFSNet) -> IntegerNetwork:
                 break
             step = float(unit.act.act_quant.scale().double())
             layers.append(_folded_layer(weight, acc_scale, unit.bn,
-                                        _level_boundaries(step, layer.levels), bias_int, step,
+                                        level_boundaries(step, layer.levels), bias_int, step,
                                         layer.levels, **common))
             t_in = layer.levels
             first = False

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from ..errors import PascalError
 from ..staging import staged_folder
@@ -32,14 +33,14 @@ PJ_PER_AC = 0.9    # 32-bit float accumulate, 45 nm (Horowitz)
 TIE_TOLERANCE = 1e-4  # in steps (lambda / L)
 
 
-def _distance_to_boundary(z: Tensor, step: float, levels: int) -> Tensor:
+def distance_to_boundary(z: Tensor, step: float, levels: int) -> Tensor:
     """|z - nearest rounding boundary (k - 1/2) * step, k = 1..L| in steps."""
     k = torch.clamp(torch.floor(z / step) + 0.5, 0.5, levels - 0.5)
     return (z / step - k).abs()
 
 
 @torch.no_grad()
-def _brevitas_levels(net, pixels: Tensor) -> tuple[Tensor, list[Tensor]]:
+def brevitas_levels(net, pixels: Tensor) -> tuple[Tensor, list[Tensor]]:
     acts = net.qcfs_activations()
     outs: list[Tensor] = []
     hooks = [a.register_forward_hook(lambda _m, _i, o: outs.append(o.int().long().cpu()))
@@ -84,12 +85,11 @@ def snn_report(run_dir: str | Path, dataset: str | None = None, data_dir: str | 
     totals: list[LayerStats] | None = None
     bar = None
     if progress:
-        from tqdm import tqdm
         bar = tqdm(total=count, unit="img", desc="snn")
     for start in range(0, count, batch_size):
         x = images[start:start + batch_size]
         y = labels[start:start + batch_size]
-        logits, bre_levels = _brevitas_levels(net, x)
+        logits, bre_levels = brevitas_levels(net, x)
         accs: list[Tensor] = []
         int_out, int_levels = inet.run(x, accumulators=accs)
         result = simulate(inet, x, "integer")
@@ -143,15 +143,15 @@ def _compare_levels(hidden, accs: list[Tensor], levels: list[Tensor], reference:
         n_diff = int(diff.sum())
         if n_diff:
             counts["differing_levels"] += n_diff
-            counts["ties"] += _ties(layer, acc, diff)
+            counts["ties"] += count_ties(layer, acc, diff)
     return differs
 
 
-def _ties(layer, acc: Tensor, diff: Tensor) -> int:
+def count_ties(layer, acc: Tensor, diff: Tensor) -> int:
     """How many of the differing levels sit at a rounding boundary (float32 decides there)."""
     view = (1, -1, 1, 1) if acc.dim() == 4 else (1, -1)
     z = torch.from_numpy(layer.scale).view(view) * acc + torch.from_numpy(layer.offset).view(view)
-    distance = _distance_to_boundary(z, layer.step, layer.levels)
+    distance = distance_to_boundary(z, layer.step, layer.levels)
     return int((distance[diff] <= TIE_TOLERANCE).sum())
 
 
@@ -200,7 +200,7 @@ def _assemble(spec, dataset: str, count: int, inet: IntegerNetwork, correct: dic
 
 def plot_report(report: dict[str, Any], folder: Path) -> list[Path]:
     """accuracy_vs_timesteps.png and spikes_per_layer.png in ``folder``."""
-    import matplotlib
+    import matplotlib  # deferred: heavy, and only the plots need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -82,7 +82,7 @@ def _window(t_in: int, levels: int) -> int:
     return t_in + max(t_in, levels) - 1
 
 
-def _frame_accumulate(layer: IntLayer, frame: Tensor, weight: Tensor) -> Tensor:
+def frame_accumulate(layer: IntLayer, frame: Tensor, weight: Tensor) -> Tensor:
     if layer.kind == "conv":
         return F.conv2d(frame, weight, stride=layer.stride, padding=layer.padding)
     return torch.flatten(frame, 1) @ weight.T
@@ -140,7 +140,7 @@ def _simulate(net: IntegerNetwork, pixels: Tensor, mode: str) -> SimResult:
         if layer.classifier:
             acc = None
             for frame in frames:
-                contrib = _frame_accumulate(layer, frame, weight)
+                contrib = frame_accumulate(layer, frame, weight)
                 acc = contrib if acc is None else acc + contrib
                 st.synops += _synops(layer, frame, fan)
             st.dense_macs = _dense_macs(layer, acc.shape) * images
@@ -212,7 +212,7 @@ def _block(block: IntBlock | ShiftBlock, frames: list[Tensor], mode: str, images
         for t in range(steps):
             if t < len(frames1):
                 st.synops += _synops(conv2, frames1[t], fan3)
-                yield _frame_accumulate(conv2, frames1[t], weight2)
+                yield frame_accumulate(conv2, frames1[t], weight2)
             else:
                 yield zeros
 
@@ -229,7 +229,7 @@ def _block(block: IntBlock | ShiftBlock, frames: list[Tensor], mode: str, images
             else:
                 if not block.first:
                     st.synops += _synops(shortcut, inputs[t], fan1)
-                yield _frame_accumulate(shortcut, inputs[t], weight_sc)
+                yield frame_accumulate(shortcut, inputs[t], weight_sc)
 
     counter = SpikeCounter()
     if isinstance(block, ShiftBlock):
@@ -381,7 +381,7 @@ def _contributions(layer: IntLayer, frames: list[Tensor], weight: Tensor, st: La
     for frame in frames:
         if not layer.first:
             st.synops += _synops(layer, frame, fan)
-        yield _frame_accumulate(layer, frame, weight)
+        yield frame_accumulate(layer, frame, weight)
 
 
 def _pascal_integer(layer: IntLayer, frames: list[Tensor], weight: Tensor, st: LayerStats,
