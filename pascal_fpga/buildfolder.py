@@ -14,8 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .datasets import DATASETS
 from .errors import PascalError
 from .names import check_name, check_part, enum_name, show_value, shown_name
+from .spec import ACTIVATIONS_MAX, CHANNELS_MAX, INPUT_SIZE_MAX
 
 BUILD_FILE = "build.json"
 
@@ -23,6 +25,7 @@ def read_onnx(path: Path, what: str = "not an ONNX model"):
     """The ModelProto of an ONNX file, read as data: tensors stored in external files are
     refused (a model names those files; we never open a path a model names). A malformed file is
     one PascalError: ``{path}: {what} (...)``."""
+    # deferred: onnx is heavy, and reading build.json (every command's start) needs none of it
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -51,12 +54,11 @@ def load_qonnx(path: str | Path):
     Initializers also listed as graph inputs (an export that qonnx's cleanup has not seen) are
     taken as initializers, as cleanup's RemoveStaticGraphInputs does. What the compiler can map
     (ops, quantizers, values) is CheckSupported's part."""
+    # deferred: onnx and qonnx are heavy, and reading build.json needs neither
     import onnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
     from qonnx.transformation.infer_shapes import InferShapes
-
-    from .spec import ACTIVATIONS_MAX, CHANNELS_MAX, INPUT_SIZE_MAX
 
     shown = shown_name  # names from the file, kept on one line
 
@@ -295,8 +297,6 @@ def own_folder(build_dir: Path, name: str, create: bool = False) -> Path:
 
 
 def _check_build(build: Any, path: Path) -> None:
-    from .datasets import DATASETS
-
     def bad(field: str, expected: str, value: Any = None) -> PascalError:
         got = repr(value)
         got = got if len(got) <= 60 else got[:57] + "..."

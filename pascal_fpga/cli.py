@@ -2,6 +2,8 @@
 
 User errors (PascalError) print one line and exit with status 2; ``--debug`` shows the traceback.
 Environment variables are read here, at the edge, and nowhere deeper.
+The heavy libraries (torch, Brevitas, qonnx) are imported inside the commands that use them,
+so that ``--help`` and usage errors answer at once.
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ import os
 import signal
 import sys
 import threading
+import math
 import traceback
 from pathlib import Path
 
+import numpy as np
+
+from .buildfolder import load_build
+from .driver import Accelerator
 from .errors import PascalError
+from .hw.csim import ap_types_dir
+from .staging import artefact_kind, check_output, check_output_file, staged_folder
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -163,7 +172,7 @@ def _add_compile(sub) -> None:
                    help="keep only the input model and the final IR in ir/ (not every step's)")
     p.add_argument("--stop-after", metavar="STEP",
                    help="stop after this compile step (qonnx, check_supported, ..., "
-                   "apply_folding, size_fifos, generate_hls, write_driver)")
+                   "apply_folding, size_fifos, generate_hls, generate_rtl, write_driver)")
     p.add_argument("--json", action="store_true")
 
 
@@ -275,6 +284,7 @@ TRAIN_DEFAULTS = {"batch_size": 128, "lr": 2e-3, "weight_decay": 0.0, "seed": 0,
 
 def _device(name: str, world_size: int = 1):
     """The torch device of --device; under torchrun on GPUs, this process's GPU (LOCAL_RANK)."""
+    # deferred: torch (module docstring)
     import torch
 
     from .train.trainer import resolve_device
@@ -285,6 +295,7 @@ def _device(name: str, world_size: int = 1):
 
 
 def _check_amp(amp: bool, device) -> None:
+    # deferred: torch (module docstring)
     import torch
 
     if amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -299,6 +310,7 @@ def _training_settings(args) -> None:
     stored: dict = {}
     checkpoint = Path(args.out) / "checkpoint.pt"
     if args.resume and checkpoint.is_file():
+        # deferred: torch (module docstring)
         from .train.trainer import load_checkpoint
 
         config = load_checkpoint(checkpoint).get("config")
@@ -317,7 +329,7 @@ def _training_settings(args) -> None:
 
 
 def cmd_train(args) -> int:
-    from .staging import artefact_kind, check_output, staged_folder
+    # deferred: torch and Brevitas (module docstring)
     from .train import TrainConfig, train
     from .train.trainer import check_augment, check_training_args
 
@@ -369,6 +381,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    # deferred: torch and Brevitas (module docstring)
     from .train import evaluate_run
 
     result = evaluate_run(args.run_dir, args.dataset, args.data_dir,
@@ -382,8 +395,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_snn(args) -> int:
+    # deferred: torch and Brevitas (module docstring)
     from .snn.report import snn_report, write_report
-    from .staging import check_output
 
     check_output(Path(args.run_dir) / "snn", "snn-report", force=True, option="report folder")
     report = snn_report(args.run_dir, args.dataset, args.data_dir, args.samples,
@@ -445,8 +458,8 @@ def _candidates(text: str) -> tuple[int, ...]:
 
 
 def cmd_adapt(args) -> int:
+    # deferred: torch and Brevitas (module docstring)
     from .snn.adapt import adapt_run
-    from .staging import check_output
     from .train.trainer import check_augment
 
     check_augment(args.augment, args.crop_pad)
@@ -476,8 +489,8 @@ def cmd_adapt(args) -> int:
 
 
 def cmd_export(args) -> int:
+    # deferred: torch, Brevitas and qonnx (module docstring)
     from .ir.export import export_run
-    from .staging import check_output_file
 
     check_output_file(args.out, force=args.force)
     info = export_run(args.run_dir, args.out)
@@ -491,14 +504,12 @@ def cmd_export(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from .compiler.build import compile_model
-    from .staging import check_output
+    # deferred: qonnx (module docstring)
+    from .flows.compile import CompileConfig, compile_model
 
     folding_file = args.folding if args.folding not in (None, "serial", "full") else None
     check_output(args.out, "build", force=args.force or args.resume,
                  inputs=[args.model, folding_file])
-    from .compiler.build import CompileConfig
-
     config = CompileConfig(lut_budget=args.lut_budget, zero_skip=not args.dense,
                            calibration_images=args.calibration_images,
                            save_intermediate=not args.no_intermediate,
@@ -549,8 +560,8 @@ def cmd_compile(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .buildfolder import load_build
-    from .verify.checks import verify_build, verify_images
+    # deferred: torch and qonnx (module docstring)
+    from .flows.verify import verify_build, verify_images
 
     build = load_build(args.build_dir)
     if args.random is not None and (args.dataset or args.samples):
@@ -562,8 +573,6 @@ def cmd_verify(args) -> int:
                                          args.random, args.seed)
     headers = None
     if args.csim:
-        from .hw.csim import ap_types_dir
-
         headers = ap_types_dir(os.environ.get("XILINX_HLS"))
     report = verify_build(args.build_dir, images, labels, progress=sys.stderr.isatty(),
                           snn=not args.no_snn, run_dir=args.run, csim_headers=headers,
@@ -605,9 +614,9 @@ def cmd_verify(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .buildfolder import load_build
-    from .perf.report import simulate_build, write_report
-    from .verify.checks import verify_images
+    # deferred: torch and qonnx (module docstring)
+    from .flows.simulate import simulate_build, write_report
+    from .flows.verify import verify_images
 
     build = load_build(args.build_dir)
     if args.images < 1:
@@ -644,10 +653,6 @@ def _read_npy(path: Path):
     """A .npy array, its header checked against the file before anything is allocated: a header
     that declares more data than the file holds (6.4e12 elements in a few bytes) is one line, not
     a MemoryError; object arrays are refused (they would need unpickling)."""
-    import math
-
-    import numpy as np
-
     if not path.is_file():
         raise PascalError(f"{path}: no such file")
     try:
@@ -674,8 +679,6 @@ def _read_npy(path: Path):
 
 
 def cmd_run(args) -> int:
-    from .driver import Accelerator
-
     path = Path(args.input)
     images = _read_npy(path)
     accel = Accelerator(args.build_dir, backend=args.backend, bitfile=args.bitfile,
@@ -693,8 +696,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
-    from .staging import check_output
+    # deferred: torch, Brevitas and qonnx (module docstring)
+    from .flows.demo import run_demo
 
     check_output(args.out, "demo", force=args.force)
     run_demo(Path(args.out), REPO_MODELS, epochs=args.epochs, progress=sys.stderr.isatty(),
@@ -736,7 +739,8 @@ def _import_libraries() -> None:
 
 
 def cmd_synth(args) -> int:
-    from .perf.synthesis import print_report, synth_build
+    # deferred: qonnx (module docstring)
+    from .flows.synth import print_report, synth_build
 
     report = synth_build(args.build_dir, args.part, pnr=args.pnr, layers=not args.no_layers,
                          progress=sys.stderr.isatty() and not args.json, seed=args.seed,

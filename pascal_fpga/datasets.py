@@ -17,6 +17,7 @@ input range is left to the caller. All arrays are fresh, writable copies.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import math
 import os
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pascal_fpga.errors import PascalError
+from .errors import PascalError
 
 DATASETS = ("digits", "fashion-mnist", "cifar10")
 
@@ -104,6 +105,7 @@ def _load_digits() -> Dataset:
     split in proportion to its share of the whole set (35 or 36 per class). It is seeded, so it is
     the same on every run and machine.
     """
+    # deferred: scikit-learn is heavy and only this data set needs it
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -312,8 +314,6 @@ def _cifar_globals() -> dict[tuple[str, str], object]:
     """The only objects a CIFAR-10 batch may name: numpy's array and dtype reconstruction
     (``numpy.core`` in files written by numpy 1, ``numpy._core`` by numpy 2; ``_frombuffer`` for
     pickle protocol 5) and ``_codecs.encode``, which protocol 2 uses for bytes."""
-    import codecs
-
     reconstruct = np.ndarray(0).__reduce__()[0]
     frombuffer = np.zeros(1).__reduce_ex__(5)[0]
     allowed: dict[tuple[str, str], object] = {("_codecs", "encode"): codecs.encode}

@@ -53,6 +53,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import onnx
+import torch
+import yaml
+from onnx import numpy_helper
+
 MEM_LIMIT = 8 << 30          # bytes of address space per command
 CASE_TIMEOUT = 300           # seconds per command
 SOURCE_KEY = "pascal_fpga.source"
@@ -260,8 +266,6 @@ def copy_tree(src: Path, dst: Path) -> Path:
 
 
 def load_onnx(path: Path):
-    import onnx
-
     return onnx.load(str(path))
 
 
@@ -292,8 +296,6 @@ def set_source_text(model, text: str) -> None:
 
 def model_copy(h: Harness, dst: Path, edit: Callable) -> Path:
     """A copy of the fixture model, ``edit(model)`` applied; returns the path."""
-    import onnx
-
     model = load_onnx(h.fixture("model"))
     edit(model)
     onnx.save(model, str(dst))
@@ -323,8 +325,6 @@ def initializer(model, name: str):
 
 
 def edit_initializer(model, name: str, change: Callable) -> None:
-    from onnx import numpy_helper
-
     init = initializer(model, name)
     array = numpy_helper.to_array(init).copy()
     array = change(array)
@@ -361,8 +361,6 @@ def bn_scale_initializer(model) -> str:
 
 def crafted_run(h: Harness, dst: Path, marker: Path) -> Path:
     """A copy of the fixture run whose checkpoint also holds an object that runs ``touch``."""
-    import torch
-
     run = h.fixture("run")
     dst.mkdir()
     for name in ("spec.yaml", "metrics.json"):
@@ -521,8 +519,6 @@ def case_crafted_metadata_run(c: Case) -> Row:
 
 
 def _cifar_batch(n: int, seed: int, extra=None) -> bytes:
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     batch = {b"batch_label": b"tiny", b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
              b"labels": [int(v) for v in rng.integers(0, 10, n)],
@@ -672,8 +668,6 @@ def case_batch_too_big(c: Case) -> Row:
 
 
 def case_channels_huge(c: Case) -> Row:
-    import yaml
-
     spec = yaml.safe_load(c.h.spec("digits-cnn.yaml").read_text())
     first = next(layer for layer in spec["layers"] if layer.get("type") == "conv")
     first["channels"] = 1_000_000
@@ -711,8 +705,6 @@ def case_metadata_invalid(c: Case) -> Row:
 
 
 def case_nan_bn(c: Case) -> Row:
-    import numpy as np
-
     chosen = {}
 
     def edit(model):
@@ -758,8 +750,6 @@ def _quant_case(c: Case, edit_node: Callable) -> Row:
 
 
 def case_quant_narrow(c: Case) -> Row:
-    import onnx
-
     def edit(model, node):
         for attr in node.attribute:
             if attr.name == "narrow":
@@ -812,8 +802,6 @@ def case_resume_fewer_epochs(c: Case) -> Row:
 
 
 def _foreign_spec(c: Case, change: Callable) -> Row:
-    import yaml
-
     run = copy_tree(c.h.fixture("run"), c.dir / "frun")
     spec = yaml.safe_load((run / "spec.yaml").read_text())
     spec["name"] = "digits-other"
@@ -967,8 +955,6 @@ def fashion_folder(folder: Path, train: int = FASHION_TRAIN, test: int = FASHION
                    replace: dict[str, bytes | None] | None = None) -> Path:
     """A Fashion-MNIST folder of random images (valid IDX files), some files replaced by the
     given bytes (None: left out, the caller writes it, e.g. as .gz)."""
-    import numpy as np
-
     rng = np.random.default_rng(0)
     files: dict[str, bytes | None] = {}
     for prefix, n in (("train", train), ("t10k", test)):
@@ -1091,8 +1077,6 @@ CKPT_WEIGHT = "units.0.conv.weight"
 def _checkpoint_case(c: Case, change: Callable, what: str) -> Row:
     """The shared run with one weight (the first conv's) replaced, re-saved with torch.save;
     then eval and export of it."""
-    import torch
-
     run = copy_tree(c.h.fixture("run"), c.dir / "run")
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     name = CKPT_WEIGHT if CKPT_WEIGHT in state["model"] else next(
@@ -1255,8 +1239,6 @@ def case_yaml_duplicate_key(c: Case) -> Row:
 
 
 def case_onnx_two_outputs(c: Case) -> Row:
-    import onnx
-
     def edit(model):
         # the output of the first QCFS activation becomes a second graph output (its value_info
         # entry moves to the outputs, so that the model stays well formed)
@@ -1274,8 +1256,6 @@ def case_onnx_no_inputs(c: Case) -> Row:
 
 
 def case_onnx_string_input(c: Case) -> Row:
-    import onnx
-
     def edit(model):
         model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.STRING
     return _onnx_case(c, edit, "graph input typed STRING")
@@ -1310,8 +1290,6 @@ def case_onnx_missing_initializer(c: Case) -> Row:
 
 
 def case_ckpt_meta(c: Case) -> Row:
-    import torch
-
     return _checkpoint_case(c, lambda w: torch.empty_like(w, device="meta"), "a meta tensor")
 
 
@@ -1320,14 +1298,10 @@ def case_ckpt_sparse(c: Case) -> Row:
 
 
 def case_ckpt_complex(c: Case) -> Row:
-    import torch
-
     return _checkpoint_case(c, lambda w: w.to(torch.complex64), "complex64")
 
 
 def case_ckpt_int(c: Case) -> Row:
-    import torch
-
     return _checkpoint_case(c, lambda w: (w * 100).round().to(torch.int64), "int64 (x100)")
 
 
@@ -1342,8 +1316,6 @@ def case_ckpt_half(c: Case) -> Row:
 def case_idx_dims_wrap(c: Case) -> Row:
     """Training images whose header claims (2^28 + 20) x 28 x 28: the product is 20 x 784 modulo
     2^32, and the payload is exactly that (20 images)."""
-    import numpy as np
-
     n = 2 ** 28 + 20
     payload = np.random.default_rng(1).integers(0, 256, 20 * 784, dtype=np.uint8).tobytes()
     fashion_folder(c.dir / "D", replace={
@@ -1377,8 +1349,6 @@ def case_batch_one(c: Case) -> Row:
 def case_npy_huge_header(c: Case) -> Row:
     """A .npy whose header declares (1000000, 1, 8, 800000) uint8 (6.4e12 elements), 64 bytes of
     data."""
-    import numpy as np
-
     with open(c.dir / "x.npy", "wb") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False,
                                                  "shape": (1000000, 1, 8, 800000)})

@@ -25,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pascal_fpga.compiler.build import CompileConfig, compile_model
+from pascal_fpga.datasets import load_dataset
 from pascal_fpga.errors import PascalError
-from pascal_fpga.hw.layers import design_from_ir
+from pascal_fpga.flows.compile import CompileConfig, compile_model
+from pascal_fpga.hw.design import design_from_ir
+from pascal_fpga.hw.load import load_qonnx_ir
 from pascal_fpga.perf.cyclesim import cycle_model
 from pascal_fpga.perf.estimates import design_resources
-from pascal_fpga.perf.report import qnn_twin
-from pascal_fpga.hw.load import load_qonnx_ir
+from pascal_fpga.perf.twin import qnn_twin
 
 
 def _images(args, model_path: Path, design):
@@ -39,8 +40,6 @@ def _images(args, model_path: Path, design):
         rng = np.random.default_rng(0)
         shape = (args.images, design.channels, design.height, design.width)
         return rng.integers(0, 2 ** design.bits, size=shape).astype(np.float32), "random"
-    from pascal_fpga.datasets import load_dataset
-
     data = load_dataset(args.dataset, args.data_dir)
     return data.test_images[:args.images].astype(np.float32), f"{args.dataset} test"
 

@@ -28,14 +28,15 @@ from pathlib import Path
 
 from pascal_fpga.buildfolder import load_build
 from pascal_fpga.errors import PascalError
+from pascal_fpga.flows.synth import synth_build
+from pascal_fpga.flows.verify import verify_images
 from pascal_fpga.hw.csim import ap_types_dir, build_csim, run_csim
-from pascal_fpga.hw.layers import design_from_ir
+from pascal_fpga.hw.design import design_from_ir
 from pascal_fpga.hw.load import load_qonnx_ir
-from pascal_fpga.hw.rtl import build_rtlsim, run_rtlsim
+from pascal_fpga.hw.backends.rtl import build_rtlsim, run_rtlsim
 from pascal_fpga.ir.transforms import layer_nodes
 from pascal_fpga.perf.cyclesim import cycle_model
 from pascal_fpga.perf.values import run_values
-from pascal_fpga.verify.checks import verify_images
 
 
 def _timed(fn):
@@ -88,8 +89,6 @@ def main() -> int:
         result["rtlsim"]["relative_to_cyclesim"] = t_model / t_rtl
         result["csim"]["relative_to_cyclesim"] = t_model / t_csim
         if args.synth or args.pnr:
-            from pascal_fpga.perf.synthesis import synth_build
-
             report, t_synth = _timed(lambda: synth_build(build_dir, "xc7", pnr=args.pnr,
                                                          force=True))
             result["synth"] = {"wall_s": t_synth, "seconds": report["seconds"],

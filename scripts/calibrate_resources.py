@@ -25,9 +25,10 @@ import numpy as np
 
 from pascal_fpga.buildfolder import load_build
 from pascal_fpga.errors import PascalError
-from pascal_fpga.hw.layers import design_from_ir
+from pascal_fpga.flows.synth import synth_build
+from pascal_fpga.hw.design import design_from_ir
 from pascal_fpga.hw.load import load_qonnx_ir
-from pascal_fpga.hw.resources import (CALIBRATION, GROUPS, input_word_bits, layer_resources,
+from pascal_fpga.hw.resources import (CALIBRATION, GROUPS, layer_resources,
                                       part_group, resource_parts)
 
 RESOURCES = ("LUT", "FF")
@@ -36,8 +37,6 @@ RESOURCES = ("LUT", "FF")
 def _rows(build_dir: Path, synth: bool) -> list[dict]:
     report_path = build_dir / "synth" / "synth.json"
     if synth or not report_path.is_file():
-        from pascal_fpga.perf.synthesis import synth_build
-
         print(f"synthesizing {build_dir} (xc7, per layer)", file=sys.stderr, flush=True)
         report = synth_build(build_dir, "xc7", force=True, progress=True)
     else:
@@ -46,8 +45,8 @@ def _rows(build_dir: Path, synth: bool) -> list[dict]:
     design = design_from_ir(load_qonnx_ir(build_dir / build["ir"]))
     rows = []
     for layer, synthesized in zip(design.layers, report["layers"]):
-        mode = layer._mode(None)
-        bits = input_word_bits(layer, mode)
+        mode = layer.mode_of(None)
+        bits = layer.mode_input_bits(mode)
         parts = resource_parts(layer, mode, bits, layer.fifo_depth)
         groups = {key: dict.fromkeys(GROUPS, 0) for key in RESOURCES}
         for part, values in parts.items():

@@ -89,7 +89,8 @@ def main() -> int:
         "fps", "timing", "resources", "qnn_twin", "cycles")}, indent=1)[:4000])
 
     from pascal_fpga.buildfolder import load_build
-    from pascal_fpga.hw.layers import AddLayer, design_from_ir
+    from pascal_fpga.hw.layers import AddLayer
+    from pascal_fpga.hw.design import design_from_ir
     from pascal_fpga.hw.load import load_qonnx_ir
 
     info = load_build(build)

@@ -22,9 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from nets import ODD_SPECS, final_ir, make_run, mid_folding  # noqa: E402
-from pascal_fpga.compiler.build import CompileConfig, compile_model  # noqa: E402
+from pascal_fpga.flows.compile import CompileConfig, compile_model  # noqa: E402
+from pascal_fpga.flows.verify import verify_build, verify_images  # noqa: E402
 from pascal_fpga.ir.export import export_run  # noqa: E402
-from pascal_fpga.verify.checks import verify_build, verify_images  # noqa: E402
 
 
 def main() -> int:

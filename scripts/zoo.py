@@ -43,6 +43,7 @@ TEST_SUBSET = 1000  # tests/test_zoo.py reruns the integer network on the first 
 
 def integer_accuracy(run: Path, limit: int | None = None) -> tuple[float, int]:
     """(accuracy of the integer network on every test image, or the first ``limit``; images)."""
+    # deferred: torch and Brevitas (``zoo.py check`` needs only the checksums)
     import torch
 
     from pascal_fpga.snn.convert import convert
@@ -62,6 +63,7 @@ def integer_accuracy(run: Path, limit: int | None = None) -> tuple[float, int]:
 
 def add(run: Path, name: str, commands: list[str], snn_samples: int, note: str,
         threads: int | None = None) -> dict:
+    # deferred: torch and Brevitas (``zoo.py check`` needs only the checksums)
     from pascal_fpga.snn.report import snn_report
     from pascal_fpga.train.trainer import load_checkpoint, save_checkpoint
 

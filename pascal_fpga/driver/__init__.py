@@ -14,17 +14,21 @@ output scale.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..buildfolder import load_build
 from ..errors import PascalError
+from ..hw.csim import ap_types_dir, build_csim, run_csim
 from .board import PynqAccelerator, load_design, pack_images, unpack_outputs
 
-BACKENDS = ("cyclesim", "csim", "pynq")
+# what runs a build (not the schedules "hls" and "rtl" of the hardware model)
+ACCELERATOR_BACKENDS = ("cyclesim", "csim", "pynq")
 
-__all__ = ["Accelerator", "Prediction", "BACKENDS", "pack_images", "unpack_outputs"]
+__all__ = ["Accelerator", "Prediction", "ACCELERATOR_BACKENDS", "pack_images", "unpack_outputs"]
 
 
 @dataclass
@@ -40,12 +44,11 @@ class Accelerator:
     def __init__(self, build_dir: str | Path, backend: str = "cyclesim",
                  bitfile: str | Path | None = None, xilinx_hls: str | None = None,
                  overlay=None):
-        from ..buildfolder import load_build
-
         self.build_dir = Path(build_dir)
         self.build = load_build(self.build_dir)
-        if backend not in BACKENDS:
-            raise PascalError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        if backend not in ACCELERATOR_BACKENDS:
+            raise PascalError(f"backend {backend!r}: choose one of "
+                              f"{', '.join(ACCELERATOR_BACKENDS)}")
         self.backend = backend
         design_path = self.build_dir / "driver" / "design.json"
         if not design_path.is_file():
@@ -56,15 +59,14 @@ class Accelerator:
             raise PascalError(f"{exc} (compile again)") from exc
         self._run = None
         if backend == "cyclesim":
-            from ..hw.layers import design_from_ir
-            from ..perf.values import run_values
+            # deferred: the cycle model imports qonnx (2 s), which the other backends never need
+            from ..hw.design import design_from_ir
             from ..hw.load import load_qonnx_ir
+            from ..perf.values import run_values
 
             design = design_from_ir(load_qonnx_ir(self.build_dir / self.build["ir"]))
             self._run = lambda x: run_values(design, x)[:2]
         elif backend == "csim":
-            from ..hw.csim import ap_types_dir, build_csim, run_csim
-
             binary = build_csim(self.build_dir, ap_types_dir(xilinx_hls))
 
             def run(x):
@@ -76,8 +78,6 @@ class Accelerator:
                 raise PascalError("the pynq backend needs --bitfile (the bitstream built from "
                                   "BUILD_DIR/hls with Vivado)")
             if overlay is None:
-                import importlib.util
-
                 if importlib.util.find_spec("pynq") is None:
                     raise PascalError("the pynq backend runs on a PYNQ board (the pynq package "
                                       "is not installed here); use --backend cyclesim or csim")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 def plot_training_curve(history: list[dict[str, float]], path: Path, title: str) -> None:
     """Loss (left) and accuracy (right) per epoch, train and test."""
+    # deferred: matplotlib is only needed here, and its file-only backend must be set first
     import matplotlib
 
     matplotlib.use("Agg")

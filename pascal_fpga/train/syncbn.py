@@ -24,6 +24,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or not torch.distributed.is_initialized():
             return super().forward(x)
+        # deferred: only under torchrun, and not every torch build has torch.distributed
         from torch.distributed.nn.functional import all_reduce
 
         channels = x.shape[1]

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
 
 from ..datasets import Dataset, load_dataset
 from ..errors import PascalError
@@ -33,6 +35,8 @@ from ..spec import ModelSpec, load_spec, parse_spec
 from ..names import check_optional_strings
 from ..staging import write_marker
 from .calibrate import calibrate
+from .plots import plot_training_curve
+from .syncbn import convert_global_batchnorm
 
 CALIBRATION_BATCHES = 4
 EVAL_BATCH = 500
@@ -424,8 +428,6 @@ def epoch_batches(n: int, config: TrainConfig, epoch: int) -> Tensor:
     together are positions k*B .. k*B+B-1 of that permutation, whatever the process count W.
     So a run's batches do not depend on W, and --resume may change it.
     """
-    from torch.utils.data import DistributedSampler
-
     sampler = DistributedSampler(range(n), num_replicas=config.world_size, rank=config.rank,
                                  shuffle=True, seed=config.seed * 100_003, drop_last=True)
     sampler.set_epoch(epoch)
@@ -532,12 +534,10 @@ def train(config: TrainConfig, progress: bool = True,
             model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
         else:
             # gloo on CPUs, where SyncBatchNorm does not run: our GlobalBatchNorm does its job
-            from .syncbn import convert_global_batchnorm
             model = nn.parallel.DistributedDataParallel(convert_global_batchnorm(net))
 
     bar = None
     if progress and is_main and config.epochs > start_epoch:
-        from tqdm import tqdm
         bar = tqdm(total=(config.epochs - start_epoch) * steps_per_epoch, unit="batch",
                    desc=f"train {spec.name}")
     for epoch in range(start_epoch, config.epochs):
@@ -631,7 +631,6 @@ def train(config: TrainConfig, progress: bool = True,
     _atomic_write(out / "metrics.json",
                   lambda tmp: tmp.write_text(json.dumps(metrics, indent=2) + "\n"))
     if history:
-        from .plots import plot_training_curve
         plot_training_curve(history, out / "training_curve.png", title=spec.name)
     return metrics
 

@@ -15,14 +15,23 @@ place; an earlier BUILD/synth is replaced only if this command made it).
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+from ..buildfolder import load_build
 from ..errors import PascalError
-
-PARTS = ("xc7", "ecp5-85k")
-KEYS = ("LUT", "FF", "BRAM18", "DSP")
+from ..hw.backends.rtl import MODULE_ORDER
+from ..hw.design import design_from_ir
+from ..hw.load import load_qonnx_ir
+from ..hw.resources import KEYS
+from ..hw.synth import PARTS, place_and_route, synthesize
+from ..perf.estimates import design_resources
+from ..perf.timing import simulate
+from ..perf.values import run_values
+from ..staging import check_output, staged_folder
+from .verify import verify_images
 
 
 def _error(synth: dict[str, Any], estimate: dict[str, Any]) -> dict[str, float | None]:
@@ -34,8 +43,6 @@ def _error(synth: dict[str, Any], estimate: dict[str, Any]) -> dict[str, float |
 def worst_case_interval(design) -> int:
     """Cycles between images when every group of every layer carries a spike (the RTL's
     schedule through the design's FIFOs): the interval no input exceeds."""
-    from .timing import simulate
-
     timing = simulate(design.programs({}, 3, mode="dense", backend="rtl"), design.fifo_depths(),
                       edges=design.edges())
     if timing.deadlock:
@@ -47,10 +54,6 @@ def mean_interval(design, build: dict[str, Any], count: int = 256) -> tuple[floa
     """The RTL schedule's mean cycles between images on the first ``count`` test images of the
     build's data set (data-dependent zero-skipping), and what they were; (None, why) when the
     data set is not at hand."""
-    from ..verify.checks import verify_images
-    from .timing import simulate
-    from .values import run_values
-
     try:
         images, _, what = verify_images(build, None, None, count, None)
     except PascalError as exc:
@@ -70,14 +73,6 @@ def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
                 force: bool = False) -> dict[str, Any]:
     """Synthesize BUILD/rtl; the report (``layers``, ``total``, and with ``pnr`` ``fmax_mhz``,
     ``bitstream``, ``images_per_s_at_fmax``)."""
-    from ..buildfolder import load_build
-    from ..hw.layers import design_from_ir
-    from ..hw.load import load_qonnx_ir
-    from ..hw.rtl import MODULE_ORDER
-    from ..hw.synth import place_and_route, synthesize
-    from ..staging import check_output, staged_folder
-    from .estimates import design_resources
-
     if part not in PARTS:
         raise PascalError(f"--part {part!r}: one of {', '.join(PARTS)}")
     build_dir = Path(build_dir).resolve()
@@ -143,8 +138,6 @@ def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
                 "images_per_s_at_fmax_mean": None if mean is None else
                 routed["fmax_mhz"] * 1e6 / mean})
             report["seconds"].update({f"pnr_{k}": v for k, v in routed["seconds"].items()})
-        import json
-
         (staging / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

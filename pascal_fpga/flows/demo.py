@@ -14,8 +14,17 @@ import shutil
 import time
 from pathlib import Path
 
-from .errors import PascalError
-from .staging import staged_folder
+from ..driver import Accelerator
+from ..errors import PascalError
+from ..hw.csim import ap_types_dir
+from ..ir.export import export_run
+from ..snn.adapt import adapt_run
+from ..snn.report import snn_report, write_report
+from ..staging import staged_folder
+from ..train import TrainConfig, evaluate_run, train
+from .compile import compile_model
+from .simulate import simulate_build, write_report as write_hw_report
+from .verify import verify_build, verify_images
 
 DEMO_SPEC = "digits-cnn.yaml"
 DEMO_DATASET = "digits"
@@ -32,17 +41,6 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
     With ``zoo`` the trained and adapted networks come from the model zoo (models/zoo/digits-cnn
     and digits-cnn-al, made by the demo's own training and adapt settings) instead of training.
     """
-    from .snn.adapt import adapt_run
-    from .snn.report import snn_report, write_report
-    from .compiler.build import compile_model
-    from .hw.csim import ap_types_dir
-    from .perf.report import simulate_build
-    from .perf.report import write_report as write_hw_report
-    from .driver import Accelerator
-    from .ir.export import export_run
-    from .verify.checks import verify_build, verify_images
-    from .train import TrainConfig, evaluate_run, train
-
     spec_path = models_dir / DEMO_SPEC
     if not spec_path.is_file():
         raise PascalError(f"{spec_path}: the demo's spec is missing (run from a clone of the repo)")
@@ -121,7 +119,8 @@ def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: b
             "AL metric per layer": " ".join(f"{r['metric']:.2f}" for r in plan["layers"]),
             "AL L per layer": levels(plan["layers"], "levels_after"),
             "AL accuracy": f"{100 * plan['accuracy_after']:.2f}% (mean L "
-                           f"{plan['mean_levels_after']:.2f}, {DEMO_ADAPT_EPOCHS} fine-tune epochs)",
+                           f"{plan['mean_levels_after']:.2f}, {DEMO_ADAPT_EPOCHS} fine-tune "
+                           f"epochs)",
             "SNN accuracy (integer)": f"{100 * report['snn_accuracy']:.2f}% on "
                                       f"{report['samples']} images, "
                                       f"{report['latency_timesteps']} timesteps",

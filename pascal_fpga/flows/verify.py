@@ -39,16 +39,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from .. import datasets
+from ..buildfolder import load_build, load_qonnx
 from ..errors import PascalError
-from ..snn.report import TIE_TOLERANCE, _distance_to_boundary
-from ..buildfolder import load_build
-from ..ir.export import activation_quant_nodes
+from ..hw.backends.rtl import build_rtlsim, model_cycles, run_rtlsim
+from ..hw.csim import build_csim, run_csim
+from ..hw.design import design_from_ir
 from ..hw.load import load_qonnx_ir
-from ..ir.execute import BATCH, _Batched, ir_outputs, run_model  # noqa: F401 (re-exported)
+from ..ir.execute import BATCH, Batched
+from ..ir.export import activation_quant_nodes, level_count
 from ..ir.integer import ir_to_integer_network
 from ..ir.transforms import layer_nodes, output_scale
-
+from ..perf.timing import simulate as simulate_cycles
+from ..perf.values import run_values
+from ..snn.report import TIE_TOLERANCE, brevitas_levels, distance_to_boundary
+from ..snn.simulate import simulate
+from ..train import trainer
 
 
 class _Counter:
@@ -99,15 +108,11 @@ class _Counter:
 def _near_boundary(pre: np.ndarray, levels: int) -> np.ndarray:
     """Ties as the snn report defines them: ``pre`` (in steps) within TIE_TOLERANCE of a rounding
     boundary k - 1/2, k = 1..L."""
-    import torch
-
-    return (_distance_to_boundary(torch.from_numpy(pre), 1.0, levels) <= TIE_TOLERANCE).numpy()
+    return (distance_to_boundary(torch.from_numpy(pre), 1.0, levels) <= TIE_TOLERANCE).numpy()
 
 
-def _qonnx_levels(model, ctx) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def qonnx_levels(model, ctx) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(tensor name, levels, tie mask) per QCFS activation of a QONNX execution."""
-    from ..ir.export import level_count
-
     rows = []
     for node in activation_quant_nodes(model):
         if model.get_initializer(node.input[1]) is None or node.input[0] == \
@@ -126,8 +131,6 @@ def _shared_max(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     rows = np.arange(len(acc))
     top = acc.max(axis=1)
     return (acc[rows, a] == top) & (acc[rows, b] == top)
-
-
 
 
 def _stream_diffs(ir_layers, ir_ctx, dumps: dict[str, np.ndarray], ir_acc: np.ndarray) -> list:
@@ -151,9 +154,7 @@ def _brevitas(run_dir: str | Path | None):
         return None
     if not Path(run_dir).is_dir():
         raise PascalError(f"--run {run_dir}: no such run directory")
-    from ..train.trainer import load_run
-
-    _, net, _ = load_run(run_dir)
+    _, net, _ = trainer.load_run(run_dir)
     return net
 
 
@@ -175,12 +176,6 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
     (without it qonnx_vs_brevitas is skipped, see the module docstring). With ``csim_headers``
     (the ap_types folder) the HLS project's C simulation is built and compared with the IR too
     (``csim_vs_ir``: every layer's levels, the accumulators and the class)."""
-    import torch
-
-    from ..snn.report import _brevitas_levels
-    from ..snn.simulate import simulate
-    from ..buildfolder import load_qonnx
-
     build_dir = Path(build_dir)
     build = load_build(build_dir)
     qonnx_model = load_qonnx(build_dir / build["steps"][0]["model"])
@@ -191,7 +186,7 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
         raise PascalError(f"{build_dir / build['ir']}: the IR does not compute the QCFS levels of "
                           f"{build_dir / build['steps'][0]['model']} (compile again)")
     scale = output_scale(ir_model)
-    qonnx_exec, ir_exec = _Batched(qonnx_model), _Batched(ir_model)
+    qonnx_exec, ir_exec = Batched(qonnx_model), Batched(ir_model)
     net = _brevitas(run_dir)
     inet = ir_to_integer_network(ir_model, build["name"]) if snn else None
     ir_out = ir_model.graph.output[0].name
@@ -201,36 +196,28 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
               "ir_vs_qonnx": _Counter("ir_vs_qonnx"), "snn_vs_ir": _Counter("snn_vs_ir"),
               "csim_vs_ir": _Counter("csim_vs_ir"), "cyclesim_vs_ir": _Counter("cyclesim_vs_ir"),
               "rtlsim_vs_ir": _Counter("rtlsim_vs_ir")}
-    from ..hw.layers import design_from_ir
-    from ..perf.values import run_values
-
     hardware = design_from_ir(ir_model)
     design = hardware if cyclesim else None
     binary = None
     ir_layers = layer_nodes(ir_model)
     counters = {"compared": 0, "mismatched": 0, "first_mismatch": None}
     if csim_headers is not None:
-        from ..hw.csim import build_csim
-
         binary = build_csim(build_dir, Path(csim_headers))
     rtl_binary = None
     rtl_cycles = {"name": "rtl_cycles_vs_cyclesim", "compared": 0, "mismatched": 0, "ties": 0,
                   "first_mismatch": None, "fifo_counts_mismatched": 0, "cycles": 0}
     if rtlsim:
-        from ..hw.rtl import build_rtlsim
-
         rtl_binary = build_rtlsim(build_dir)
     largest_logit = 0.0
     predictions = {"brevitas": [], "qonnx": [], "ir": [], "snn": [], "csim": [],
                    "cyclesim": [], "rtlsim": []}
     bar = None
     if progress:
-        from tqdm import tqdm
         bar = tqdm(total=len(images), unit="img", desc="verify")
     for start in range(0, len(images), BATCH):
         x = np.asarray(images[start:start + BATCH], dtype=np.float32)
         q_ctx = qonnx_exec.run(x)
-        q_levels = _qonnx_levels(qonnx_model, q_ctx)
+        q_levels = qonnx_levels(qonnx_model, q_ctx)
         q_logits = q_ctx[q_out].astype(np.float64)
         q_acc = np.rint(q_logits / scale)
         q_pred = q_logits.argmax(axis=1)
@@ -238,7 +225,7 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
 
         if net is not None:
             with torch.no_grad():
-                b_logits, b_levels = _brevitas_levels(net, torch.from_numpy(x))
+                b_logits, b_levels = brevitas_levels(net, torch.from_numpy(x))
             b_logits = b_logits.double().numpy()
             largest_logit = max(largest_logit, float(np.abs(b_logits - q_logits).max()))
             b_pred = b_logits.argmax(axis=1)
@@ -267,8 +254,6 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
                                          (classes != ir_acc.argmax(axis=1)))
             predictions["cyclesim"].append(classes)
         if binary is not None:
-            from ..hw.csim import run_csim
-
             outputs, dumps, counts = run_csim(binary, x, [n.name for n in ir_layers
                                                           if n.op_type != "SpikingFork"])
             if lanes is None:
@@ -324,9 +309,6 @@ def _rtlsim_batch(binary, build_dir, design, lanes, x, cycles: dict[str, Any], s
     """One batch through the RTL simulation (from reset) and the cycle model (the RTL's
     schedule, the build's FIFO depths, from an empty pipeline): values into ``counter``, cycles
     into ``cycles``. The RTL's outputs (N, classes + 1)."""
-    from ..hw.rtl import model_cycles, run_rtlsim
-    from ..perf.timing import simulate
-
     n = len(x)
     programs = design.programs(design.activity_from_lanes(lanes), n, backend="rtl")
     run = run_rtlsim(binary, build_dir, design, programs, x)
@@ -335,7 +317,7 @@ def _rtlsim_batch(binary, build_dir, design, lanes, x, cycles: dict[str, Any], s
     out_diff = (run.outputs[:, :classes] != ir_acc).any(axis=1) | \
         (run.outputs[:, classes] != ir_acc.argmax(axis=1))
     counter.add(diffs, out_diff)
-    timing = simulate(programs, design.fifo_depths(), edges=design.edges())
+    timing = simulate_cycles(programs, design.fifo_depths(), edges=design.edges())
     if timing.deadlock:
         raise PascalError(f"the cycle model reports a deadlock at {timing.deadlock}")
     first, last = model_cycles(timing)
@@ -373,7 +355,8 @@ def _compare_counters(design, lanes, counts: dict[str, np.ndarray], counters: di
         counters["compared"] += model.size
         if got is None or got.shape != model.shape:
             counters["mismatched"] += model.size
-            counters["first_mismatch"] = counters["first_mismatch"] or f"stage {program.stage}: missing"
+            counters["first_mismatch"] = (counters["first_mismatch"]
+                                          or f"stage {program.stage}: missing")
             continue
         wrong = np.argwhere(got != model)
         counters["mismatched"] += len(wrong)
@@ -385,15 +368,11 @@ def _compare_counters(design, lanes, counts: dict[str, np.ndarray], counters: di
                                           f"{model[image, column]} in the cycle model")
 
 
-
-
 def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | None,
                   samples: int | None, random: int | None, seed: int = 0
                   ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The test images to verify on: the build's data set (or ``dataset``), its first
     ``samples``; or ``random`` images of uniform random pixels. (images, labels, description)."""
-    from ..datasets import load_dataset
-
     spec = build.get("spec") or {}
     shape = spec.get("input", {})
     if random is not None:
@@ -411,7 +390,7 @@ def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | No
         raise PascalError("the build does not say its data set; pass --dataset or --random N")
     # the data folder is the user's (--data-dir) or the data set's default: a folder recorded
     # in the model's metadata is never read
-    data = load_dataset(name, data_dir)
+    data = datasets.load_dataset(name, data_dir)
     if shape:
         expected = (shape["channels"], shape["height"], shape["width"])
         if tuple(data.test_images.shape[1:]) != expected:
