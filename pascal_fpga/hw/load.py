@@ -36,7 +36,7 @@ def load_qonnx_ir(path: Path):
     if not (np.isfinite(scale) and scale > 0):
         raise PascalError(f"{path}: the IR's classifier output scale {scale!r} is not positive "
                           f"and finite (compile again)")
-    from .layers import design_from_ir
+    from .design import design_from_ir
 
     try:
         design_from_ir(model)  # attributes, weights and thresholds, as every view reads them

@@ -1,5 +1,10 @@
 """Resource estimates (LUT, FF, BRAM18, DSP) of one hardware layer, by documented formulas.
 
+The building blocks below (memories, ROMs, FIFOs, muxes, encoders, comparators) and the
+calibration live here; each layer class counts its own parts with them
+(:meth:`pascal_fpga.hw.layers.HWLayer.count_parts`, in :mod:`pascal_fpga.hw.layers`), and the
+formulas of those parts are written down here, in one place.
+
 No synthesis runs here: this is an analytical model in the spirit of FINN's cost functions
 (LUT arithmetic for narrow operands, BRAM for large memories), written down so that anyone can
 check it. It is meant for comparing foldings, modes and the SNN with its QNN twin, not as a
@@ -89,9 +94,6 @@ from __future__ import annotations
 
 import math
 
-from ..ir.widths import unsigned_bits
-from .layers import MODES, AddLayer, ForkLayer, PoolLayer
-
 BRAM_BITS = 18 * 1024
 BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 LUTRAM_LIMIT = 1024     # bits per bank kept in LUTs
@@ -103,6 +105,7 @@ CONTROL_LUT = 150       # per stage
 CONTROL_FF = 150
 KEYS = ("LUT", "FF", "BRAM18", "DSP")
 ROM_LUT_DEPTH = 64     # a parameter ROM this shallow is LUTs (pascal_mvu.sv), deeper BRAM18
+MODES = ("zero_skip", "dense", "qnn")  # event-driven, dense, the FINN-style QNN twin
 
 # Calibration against Yosys synth_xilinx of the RTL (pascal-fpga synth; fitted by
 # scripts/calibrate_resources.py, see the README's hardware section for the builds and the
@@ -186,63 +189,12 @@ def comparator(bits: int) -> int:
     return math.ceil(bits / 2)
 
 
-def _product(w: int, a: int) -> tuple[int, int]:
+def product(w: int, a: int) -> tuple[int, int]:
     """(LUT, DSP) of one lane's W x a multiply."""
     return (0, 1) if min(w, a) >= 2 and w + a >= DSP_PRODUCT_BITS else (w * a, 0)
 
 
-def level_bits(layer) -> int:
-    """a: the QNN twin's bits per input channel (the layer's input levels 0..in_max)."""
-    return unsigned_bits(layer.in_max)
-
-
-def out_level_bits(layer) -> int:
-    """a_out: the QNN twin's bits per output channel."""
-    if getattr(layer, "emitter", None) in ("classifier", "accumulator"):
-        return layer.acc_bits
-    if _is_pool(layer):
-        return unsigned_bits(layer.kernel ** 2 * layer.in_max) if layer.sum else level_bits(layer)
-    return unsigned_bits(layer.t_out)
-
-
-def _is_pool(layer) -> bool:
-    return isinstance(layer, PoolLayer)
-
-
-def _lane_bits(layer, mode: str) -> int:
-    """Bits of one channel of the input stream: T*FB frames, or the QNN's a."""
-    return level_bits(layer) if mode == "qnn" else layer.t_in * layer.fb_in
-
-
-def input_word_bits(layer, mode: str) -> int:
-    """The layer's input stream word in this mode (its input FIFO's width)."""
-    return layer.in_group * _lane_bits(layer, mode)
-
-
-def output_word_bits(layer, mode: str) -> int:
-    if mode != "qnn" or getattr(layer, "emitter", None) in ("classifier", "accumulator") \
-            or isinstance(layer, (ForkLayer, AddLayer)):
-        return layer.out_word_bits
-    return layer.out_group * out_level_bits(layer)
-
-
-def token_word_bits(layer, mode: str) -> int:
-    """A weighted layer's token: frames + sf + active + end; the QNN's S*a (no side fields)."""
-    return layer.simd * level_bits(layer) if mode == "qnn" else layer.token_bits
-
-
-def word_widths(layer, mode: str) -> dict[str, int]:
-    """Every stream word of the layer in this mode (for the 4096-bit cap)."""
-    if mode != "qnn":
-        return layer.word_widths()
-    widths = {"input word": input_word_bits(layer, mode), "output word":
-              output_word_bits(layer, mode)}
-    if not _is_pool(layer) and hasattr(layer, "token_bits"):
-        widths["token"] = token_word_bits(layer, mode)
-    return widths
-
-
-class _Tally:
+class Tally:
     """Resources summed by part (for the breakdown)."""
 
     def __init__(self):
@@ -259,6 +211,10 @@ class _Tally:
         lut, bram = memory(depth, width, banks)
         self.add(part, lut=lut, bram=bram)
 
+    def fifo(self, part: str, width: int, depth: int) -> None:
+        lut, bram = fifo(width, depth)
+        self.add(part, lut=lut, bram=bram)
+
     def total(self) -> dict[str, int]:
         total = dict.fromkeys(KEYS, 0)
         for row in self.parts.values():
@@ -273,21 +229,10 @@ def resource_parts(layer, mode: str, fifo_bits: int = 0, fifo_depth: int = 2
     ``fifo_bits`` <= 0: the width of the layer's input word in this mode."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    tally = _Tally()
+    tally = Tally()
     if fifo_bits <= 0:
-        fifo_bits = input_word_bits(layer, mode)
-    if isinstance(layer, AddLayer):   # its two input FIFOs: conv2's and the shortcut's
-        _add(tally, layer, mode)
-        return tally.parts
-    lut, bram = fifo(fifo_bits, fifo_depth)
-    tally.add("input FIFO", lut=lut, bram=bram)
-    if _is_pool(layer):
-        _pool(tally, layer, mode)
-    elif isinstance(layer, ForkLayer):
-        tally.add("control", lut=CONTROL_LUT // 2, ff=CONTROL_FF // 2)
-    else:
-        _feeder(tally, layer, mode)
-        _mvu(tally, layer, mode)
+        fifo_bits = layer.mode_input_bits(mode)
+    layer.count_parts(tally, mode, fifo_bits, fifo_depth)
     return tally.parts
 
 
@@ -302,120 +247,3 @@ def layer_resources(layer, mode: str, fifo_bits: int = 0, fifo_depth: int = 2
             scale = CALIBRATION[key].get(group, 1.0) if key in CALIBRATION else 1.0
             total[key] += scale * values[key]
     return {key: int(round(value)) for key, value in total.items()}
-
-
-def _add(tally: _Tally, layer, mode: str) -> None:
-    """A residual add (RTL pascal_add): both input FIFOs, the shortcut's sum of frames, two
-    barrel shifts and an adder of N_BITS per lane, T_OUT comparators, the threshold and shift
-    ROMs, two register stages."""
-    p, n_bits, levels = layer.pe, layer.n_bits, layer.t_out
-    for part, width, depth in (("input FIFO", layer.main_word_bits, layer.fifo_depth),
-                               ("shortcut FIFO", layer.in_word_bits, layer.short_depth)):
-        lut, bram = fifo(width, depth)
-        tally.add(part, lut=lut, bram=bram)
-    tally.add("control", lut=CONTROL_LUT, ff=CONTROL_FF)
-    if not layer.short_acc and layer.t_in * layer.fb_in > 1:
-        tally.add("shortcut sum", lut=p * layer.t_in * layer.fb_in)
-    shifts = max(1, layer.shift_bits)
-    tally.add("shifts", lut=2 * p * n_bits * shifts, ff=p * (layer.main_bits + layer.short_bits))
-    tally.add("adders", lut=p * n_bits, ff=p * n_bits)
-    lut, bram = rom(layer.nf, p * levels * n_bits)
-    tally.add("thresholds", lut=lut, bram=bram)
-    lut, bram = rom(layer.nf, 2 * p * shifts)
-    tally.add("shift table", lut=lut, bram=bram)
-    tally.add("emitter", lut=p * levels * comparator(n_bits), ff=p * levels)
-
-
-def _pool(tally: _Tally, layer, mode: str) -> None:
-    p, k = layer.pe, layer.kernel
-    kk = k * k
-    cf = layer.in_channels // p
-    tally.add("control", lut=CONTROL_LUT, ff=CONTROL_FF)
-    in_bits = _lane_bits(layer, mode)
-    out_bits = out_level_bits(layer) if mode == "qnn" else layer.t_in * layer.fb_out
-    tally.memory("line buffer", math.ceil(layer.in_w / k) * cf, p * in_bits, kk)
-    tally.add("tap muxes", lut=kk * p * in_bits * mux(kk))
-    if mode == "qnn":
-        a = level_bits(layer)
-        per_channel = (kk - 1) * out_bits if layer.sum else (kk - 1) * (comparator(a) + a)
-        tally.add("combine", lut=p * per_channel)
-    else:
-        t, fb = layer.t_in, layer.fb_in
-        if layer.sum:
-            per_frame = (kk - 1) * layer.fb_out
-        elif fb == 1:
-            per_frame = or_tree(kk)
-        else:
-            per_frame = (kk - 1) * (comparator(fb) + fb)
-        tally.add("combine", lut=p * t * per_frame)
-    tally.add("output register", ff=p * out_bits)
-
-
-def _feeder(tally: _Tally, layer, mode: str) -> None:
-    s, t, fb = layer.simd, layer.t_in, layer.fb_in
-    token = token_word_bits(layer, mode)
-    frames = s * _lane_bits(layer, mode)       # the token's data bits
-    if not layer.is_conv and mode == "qnn":
-        return  # FINN's MVAU reads the layer stream itself: no feeder stage
-    tally.add("feeder control", lut=CONTROL_LUT, ff=CONTROL_FF)
-    tally.add("feeder token register", ff=token)
-    if layer.is_conv:
-        k, cf = layer.kernel, layer.cf
-        tally.memory("line buffer", layer.in_w * cf, frames, k)
-        tally.add("line buffer row mux", lut=frames * mux(k))
-        if mode == "zero_skip":
-            sf = layer.sf
-            tally.memory("zero-skip group flags", math.ceil(layer.in_w / k), cf, k * k)
-            tally.add("zero-skip flag of each word", lut=or_tree(s * t * fb))
-            kk = k * k
-            tally.add("zero-skip window mask", lut=sf * (mux(k) + 1), ff=sf)
-            tally.add("zero-skip priority encoder",
-                      lut=kk * or_tree(cf) + priority_encoder(kk) + cf * mux(kk)
-                      + priority_encoder(cf) + sf)
-    if mode == "zero_skip":
-        tally.add("zero-skip active", lut=t * or_tree(s * fb) + priority_encoder(t))
-
-
-def _mvu(tally: _Tally, layer, mode: str) -> None:
-    p, s, w, a_acc = layer.pe, layer.simd, layer.weight_bits, layer.acc_bits
-    t, fb = layer.t_in, layer.fb_in
-    nf, sf = layer.nf, layer.sf
-    token = token_word_bits(layer, mode)
-    lanes = p * s
-    if layer.is_conv or mode != "qnn":
-        lut, bram = fifo(token, layer.token_depth)
-        tally.add("token FIFO", lut=lut, bram=bram)
-    tally.add("MVU control", lut=CONTROL_LUT, ff=CONTROL_FF)
-    if nf > 1:
-        tally.memory("window buffer", sf, token)
-    tally.add("current token", ff=token)
-    if mode == "qnn":
-        a = level_bits(layer)
-        lut, dsp = _product(w, a)
-        tally.add(UNCALIBRATED, lut=lanes * lut, dsp=lanes * dsp)
-        tally.add("lanes", ff=lanes * (w + a))
-    else:
-        tally.add("frame select", lut=s * fb * mux(t))
-        if fb == 1:
-            tally.add("lanes", lut=lanes * w, ff=lanes * (w + fb))
-        else:
-            lut, dsp = _product(w, fb)
-            tally.add("lanes", lut=lanes * lut, dsp=lanes * dsp, ff=lanes * (w + fb))
-    tally.add("adders", lut=lanes * a_acc, ff=p * a_acc)
-    lut, bram = rom(nf * sf, lanes * w)
-    tally.add("weights", lut=lut, bram=bram)
-    if layer.emitter in ("classifier", "accumulator"):
-        lut, bram = rom(nf, p * a_acc)
-        tally.add("bias", lut=lut, bram=bram)
-        tally.add("emitter", lut=p * a_acc, ff=p * a_acc)
-        return
-    levels = layer.t_out
-    lut, bram = rom(nf, p * levels * a_acc)
-    tally.add("thresholds", lut=lut, bram=bram)
-    tally.add("emitter", lut=p * levels * comparator(a_acc), ff=2 * p * a_acc)
-    if mode == "qnn":
-        a_out = out_level_bits(layer)
-        tally.add("emitter encoder", lut=p * a_out * max(1, math.ceil((levels - 1) / 5)),
-                  ff=p * a_out)
-    else:
-        tally.add("emitter", ff=p * levels)

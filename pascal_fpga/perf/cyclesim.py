@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PascalError
-from ..hw.layers import Design
+from ..hw.design import Design
 from .timing import Timing, simulate
 from .values import run_values
 

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..hw.layers import Design, PoolLayer
-from ..hw.resources import (CONTROL_FF, CONTROL_LUT, KEYS, fifo, input_word_bits,
-                            layer_resources)
+from ..hw.design import Design
+from ..hw.resources import CONTROL_FF, CONTROL_LUT, KEYS, fifo, layer_resources
 
 
 def layer_row(layer, mode: str | None = None) -> dict[str, Any]:
     """One layer's row: folding, mode, input FIFO width and its resources."""
-    m = layer._mode(mode)
-    bits = input_word_bits(layer, m)
+    m = layer.mode_of(mode)
+    bits = layer.mode_input_bits(m)
     row = {"layer": layer.name, "op": layer.op_type, "pe": layer.pe,
-           "simd": 1 if isinstance(layer, PoolLayer) else layer.simd,
-           "mode": ("qnn" if m == "qnn" else "snn") if isinstance(layer, PoolLayer) else m,
-           "fifo_bits": bits}
+           "simd": layer.simd, "mode": layer.shown_mode(m), "fifo_bits": bits}
     row.update(layer_resources(layer, m, bits, layer.fifo_depth))
     return row
 
@@ -62,7 +59,7 @@ def design_resources(design: Design, mode: str | None = None) -> dict[str, Any]:
 def energy_per_image(acs: float, macs: float) -> dict[str, float]:
     """Energy per image from accumulates (spike x fan-out) and multiply-accumulates per image,
     at the constants of :mod:`pascal_fpga.snn.report` (Horowitz 45 nm)."""
-    from ..snn.report import PJ_PER_AC, PJ_PER_MAC
+    from ..snn.report import PJ_PER_AC, PJ_PER_MAC   # snn.report imports torch: only here
 
     pj = acs * PJ_PER_AC + macs * PJ_PER_MAC
     return {"pj_per_image": pj, "uj_per_image": pj / 1e6, "acs_per_image": acs,

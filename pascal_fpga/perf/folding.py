@@ -59,9 +59,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import PascalError
-from ..hw.hls import DEFAULT_CLOCK_MHZ
-from ..hw.layers import WORD_BITS_MAX, AddLayer, Design, ForkLayer, HWLayer, PoolLayer
-from ..hw.resources import fifo, input_word_bits, layer_resources, word_widths
+from ..hw.backends.hls import DEFAULT_CLOCK_MHZ
+from ..hw.design import Design, StreamClasses
+from ..hw.layers import WORD_BITS_MAX, HWLayer
+from ..hw.resources import fifo, layer_resources
 from ..hw.schedule import LOOP_OVERHEAD
 
 TWINS = ("snn", "qnn")
@@ -73,38 +74,13 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def _passes_group(layer: HWLayer) -> bool:
-    """A pool, fork or add: no SIMD, no mode; its streams carry one G (its PE)."""
-    return isinstance(layer, (PoolLayer, ForkLayer, AddLayer))
-
-
-def _is_weighted(layer: HWLayer) -> bool:
-    return not _passes_group(layer)
-
-
-def _coverage(layer) -> tuple[np.ndarray, np.ndarray]:
-    """How many windows cover each input row and each input column (a conv's window; a dense
-    layer's one window covers everything once)."""
-    if not layer.is_conv:
-        return np.ones(layer.in_h, dtype=np.int64), np.ones(layer.in_w, dtype=np.int64)
-
-    def count(size: int, out: int) -> np.ndarray:
-        cover = np.zeros(size, dtype=np.int64)
-        for o in range(out):
-            start = o * layer.stride - layer.pad
-            cover[max(start, 0):max(min(start + layer.kernel, size), 0)] += 1
-        return cover
-
-    return count(layer.in_h, layer.out_h), count(layer.in_w, layer.out_w)
-
-
 class LayerActivity:
     """One weighted layer's sampled lane activity, and per SIMD the mean over images of
     sum_w sum(active) and sum_w E_w (each group weighted by the windows that cover it)."""
 
     def __init__(self, layer, lanes: np.ndarray | None):
         self.layer = layer
-        self.rows, self.cols = _coverage(layer)
+        self.rows, self.cols = layer.coverage()
         self.lanes = None
         if lanes is not None:
             lanes = np.asarray(lanes)
@@ -146,29 +122,11 @@ class LayerActivity:
 def stage_cycles(layer: HWLayer, mode: str, activity: LayerActivity | None = None,
                  worst: bool = False) -> dict[str, float]:
     """Mean busy cycles per image (slots + LOOP_OVERHEAD) of each stage of ``layer`` (folded as
-    it is) in ``mode``; zero-skip needs ``activity`` (or ``worst``: every group active)."""
-    if isinstance(layer, PoolLayer):
-        cf = layer.in_channels // layer.pe
-        return {layer.name: float((layer.in_h * layer.in_w + layer.out_h * layer.out_w) * cf
-                                  + LOOP_OVERHEAD)}
-    if isinstance(layer, (ForkLayer, AddLayer)):     # one read-write slot per word
-        return {layer.name: float(layer.words + LOOP_OVERHEAD)}
-    windows, sf, nf = layer.windows, layer.sf, layer.nf
-    if mode == "zero_skip":
-        if activity is None:
-            activity = LayerActivity(layer, None)
-        active, emitted = activity.worst(layer.simd) if worst else activity.sums(layer.simd)
-    else:
-        per_group = layer.t_in if mode == "dense" else 1
-        emitted = float(windows * sf)
-        active = emitted * per_group
-    if layer.is_conv:
-        feed = layer.in_h * layer.in_w * layer.cf + emitted + windows
-    else:
-        feed = sf + 1
-    mvu = nf * (active + windows)
-    return {f"{layer.name}_feed": float(feed + LOOP_OVERHEAD),
-            f"{layer.name}_mvu": float(mvu + LOOP_OVERHEAD)}
+    it is) in ``mode`` (:meth:`~pascal_fpga.hw.layers.HWLayer.stage_cycles`); zero-skip without
+    ``activity`` takes the worst case, every group active."""
+    if activity is None and layer.data_dependent(mode):
+        activity = LayerActivity(layer, None)
+    return layer.stage_cycles(mode, activity, worst)
 
 
 def program_cycles(layer: HWLayer, lanes: np.ndarray | None, mode: str) -> dict[str, float]:
@@ -213,61 +171,6 @@ class _Option:
         return self.lut + self.extra, sum(self.stages.values())
 
 
-class _Classes:
-    """The stream classes of a design: streams tied by the layers that pass their G through
-    (pools, forks, adds) share one G. ``of[j]``: (input class, output class) of layer j (equal
-    for a pool, fork or add; the classifier's output class is its output words', its PE);
-    ``channels[k]``: class k's channels; ``last[k]``: the last layer that touches class k."""
-
-    def __init__(self, design: Design):
-        layers = design.layers
-        named = design.input_tensor is not None
-        if not named and design.branching:
-            raise PascalError("a design with residual blocks needs its tensor names (the "
-                              "layers' inputs and outputs) for the folding search")
-        parent: dict[Any, Any] = {}
-
-        def find(x):
-            while parent.setdefault(x, x) != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        # streams: tensor names, or in a chain without names the index of the stream into
-        # layer j (j = len(layers): the classifier's output)
-        streams = []
-        for j, layer in enumerate(layers):
-            ins = list(layer.inputs) if named else [j]
-            outs = list(layer.outputs) if named else [j + 1]
-            streams.append((ins, outs))
-            if _passes_group(layer):
-                for tensor in ins[1:] + outs:
-                    parent[find(tensor)] = find(ins[0])
-        ids: dict[Any, int] = {}
-        self.of: list[tuple[int, int]] = []
-        self.channels: list[int] = []
-        self.last: list[int] = []
-        for j, (layer, (ins, outs)) in enumerate(zip(layers, streams)):
-            pair = []
-            for tensor, count in ((ins[0], layer.in_channels), (outs[0], layer.out_channels)):
-                root = find(tensor)
-                if root not in ids:
-                    ids[root] = len(ids)
-                    self.channels.append(0)
-                    self.last.append(j)
-                k = ids[root]
-                self.channels[k] = math.gcd(self.channels[k], count)
-                self.last[k] = j
-                pair.append(k)
-            self.of.append((pair[0], pair[1]))
-        # the classifier's output class stays open to the end: the search's last states are
-        # its PE (the output adapter's and FIFO's costs are in its options)
-        self.last[self.of[-1][1]] = len(layers)
-
-    def groups(self, k: int) -> list[int]:
-        return divisors(self.channels[k])
-
-
 @dataclass
 class _Chain:
     """The candidates of every layer, by (input G, output G), and the stream classes they
@@ -276,7 +179,7 @@ class _Chain:
 
     design: Design
     twin: str
-    classes: _Classes
+    classes: StreamClasses
     options: list[dict[tuple[int, int], list[_Option]]] = field(default_factory=list)
 
     def bounds(self) -> list[float]:
@@ -337,7 +240,7 @@ def _options(design: Design, index: int, layer: HWLayer, g_ins: list[int], g_out
     """The candidates of layer ``index`` by (input G, output G), cheapest first."""
     table: dict[tuple[int, int], list[_Option]] = {}
     last = index == len(design.layers) - 1
-    pool = _passes_group(layer)     # a pool, fork or add: its G passes through
+    pool = layer.passes_group     # a pool, fork or add: its G passes through
     for g_in in g_ins:
         for g_out in ([g_in] if pool else g_outs):
             opts = []
@@ -349,7 +252,7 @@ def _options(design: Design, index: int, layer: HWLayer, g_ins: list[int], g_out
                 else:
                     zero_skip = mode == "zero_skip"
                     folded = layer.folded(pe=g_out, simd=g_in, zero_skip=zero_skip)
-                if max(word_widths(folded, mode).values()) > WORD_BITS_MAX:
+                if max(folded.mode_word_widths(mode).values()) > WORD_BITS_MAX:
                     continue
                 stages = stage_cycles(folded, mode, activity)
                 worst = stage_cycles(folded, mode, activity, worst=True)
@@ -359,7 +262,7 @@ def _options(design: Design, index: int, layer: HWLayer, g_ins: list[int], g_out
                 if last:
                     stages["output"] = worst["output"] = output_cycles(design, g_out)
                     extra = fifo(folded.out_word_bits, design.output_depth)[0]
-                lut = layer_resources(folded, mode, input_word_bits(folded, mode),
+                lut = layer_resources(folded, mode, folded.mode_input_bits(mode),
                                       layer.fifo_depth)["LUT"]
                 opts.append(_Option(g_in, g_out, zero_skip, mode, stages, worst, lut, extra))
             if opts:
@@ -385,11 +288,11 @@ def build_chain(design: Design, lanes: dict[str, np.ndarray] | None, twin: str =
     if design.channels != layers[0].in_channels:
         raise PascalError(f"layer {layers[0].name}: {layers[0].in_channels} input channels, the "
                           f"design's input has {design.channels}")
-    classes = _Classes(design)
+    classes = design.stream_classes
     chain = _Chain(design, twin, classes)
     for index, layer in enumerate(layers):
         activity = None
-        if _is_weighted(layer) and "zero_skip" in modes:
+        if not layer.passes_group and "zero_skip" in modes:
             activity = LayerActivity(layer, lanes.get(layer.name))
         c_in, c_out = classes.of[index]
         table = _options(design, index, layer, classes.groups(c_in), classes.groups(c_out),
@@ -408,7 +311,7 @@ def _rows(chain: _Chain, path: list[_Option], budget_cycles: float | None,
     rows = []
     total = sum(o.lut + o.extra for o in path)
     for layer, option in zip(chain.design.layers, path):
-        if _passes_group(layer):
+        if layer.passes_group:
             folding[layer.name] = {"pe": option.g_in, "simd": 1}
         else:
             folding[layer.name] = {"pe": option.g_out, "simd": option.g_in,
@@ -421,7 +324,7 @@ def _rows(chain: _Chain, path: list[_Option], budget_cycles: float | None,
         rows.append({
             "layer": layer.name, "op": layer.op_type, "pe": folding[layer.name]["pe"],
             "simd": folding[layer.name]["simd"], "zero_skip": option.zero_skip,
-            "mode": chain.twin if _passes_group(layer) else option.mode,
+            "mode": chain.twin if layer.passes_group else option.mode,
             "cycles": float(cycles),
             "stage_cycles": {k: float(v) for k, v in option.stages.items()},
             "worst_cycles": int(math.ceil(max(option.worst.values()))),

@@ -324,7 +324,7 @@ def build(config, images, rng):
 
 def render(context, out: Path, library=LIBRARY):
     """The project as ``pascal-fpga compile`` renders it (the same function)."""
-    from pascal_fpga.hw.hls import render_project
+    from pascal_fpga.hw.backends.hls import render_project
 
     render_project(context, out, library)
 
