@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 
 from pascal_fpga.hw import schedule
-from pascal_fpga.hw.layers import RTL_LATENCY, PoolLayer
+from pascal_fpga.hw.layers import PoolLayer
+from pascal_fpga.hw.backends import rtl
+from pascal_fpga.hw.backends.rtl import RTL_LATENCY
 from pascal_fpga.hw.rtlsim import MODULES, run_stage
 from pascal_fpga.hw.schedule import IDLE, LOOP_OVERHEAD, READ, WRITE, delayed, ideal_cycles
 
@@ -181,20 +183,21 @@ def test_input_adapter_under_random_stalls():
 
 # --- output adapter ------------------------------------------------------------------------------
 
-# pascal_output's out_last travels as bit 32 of the word (run_stage records out_data only)
+# pascal_output's m_axis_tlast travels as bit 32 of the word (run_stage records the data only)
 _OUTPUT_WRAPPER = """`default_nettype none
 module pascal_output_last #(
-    parameter integer CLASSES = 10, parameter integer ACC_BITS = 16, parameter integer PE = 1
+    parameter int CLASSES = 10, parameter int ACC_BITS = 16, parameter int PE = 1
 ) (
-    input wire clk, input wire rst,
-    input wire [PE*ACC_BITS-1:0] in_data, input wire in_valid, output wire in_ready,
-    output wire [32:0] out_data, output wire out_valid, input wire out_ready
+    input logic clk, input logic rst,
+    input logic [PE*ACC_BITS-1:0] in_data, input logic in_valid, output logic in_ready,
+    output logic [32:0] out_data, output logic out_valid, input logic out_ready
 );
-    wire [31:0] data;
-    wire last;
+    logic [31:0] data;
+    logic last;
     pascal_output #(.CLASSES(CLASSES), .ACC_BITS(ACC_BITS), .PE(PE)) dut (
         .clk(clk), .rst(rst), .in_data(in_data), .in_valid(in_valid), .in_ready(in_ready),
-        .out_data(data), .out_valid(out_valid), .out_ready(out_ready), .out_last(last));
+        .m_axis_tdata(data), .m_axis_tvalid(out_valid), .m_axis_tready(out_ready),
+        .m_axis_tlast(last));
     assign out_data = {last, data};
 endmodule
 `default_nettype wire
@@ -237,7 +240,7 @@ def _output_data(rng, params, n):
     expect = []
     for image in accs:
         expect += [int(a) & 0xFFFFFFFF for a in image]
-        expect.append((1 << 32) | int(np.argmax(image)))   # out_last with the class
+        expect.append((1 << 32) | int(np.argmax(image)))   # m_axis_tlast with the class
     return words, expect
 
 
@@ -245,7 +248,8 @@ def _run_output(tmp_path, params, words, cycles, **kwargs):
     wrapper = tmp_path / "pascal_output_last.sv"
     wrapper.write_text(_OUTPUT_WRAPPER)
     return run_stage("pascal_output_last", params, params["PE"] * params["ACC_BITS"], 33,
-                     words, cycles, sources=[MODULES / "pascal_output.sv", wrapper], **kwargs)
+                     words, cycles, sources=[MODULES / "pascal_handshake.sv",
+                                            MODULES / "pascal_output.sv", wrapper], **kwargs)
 
 
 def test_output_adapter_words_and_cycles(tmp_path):
@@ -346,7 +350,7 @@ def _pool_data(rng, layer, n):
 
 
 def _pool_stage(layer):
-    (stage,) = layer.rtl_stages({})
+    (stage,) = rtl.EMITTERS(layer).stages(layer, {})
     assert stage.module == "pascal_pool"
     return stage
 
@@ -380,3 +384,19 @@ def test_pool_under_random_stalls(name):
                     ready=_pattern(rng, cycles, 0.6), valid=_pattern(rng, cycles, 0.6))
     assert run.out_words == expect
     assert len(run.in_cycles) == len(words)
+
+
+# --- parameter checks ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("module,params,message", [
+    ("pascal_pool", dict(CH=6, PE=4), "pascal_pool: PE must divide CH"),
+    ("pascal_input", dict(CH=3, IN_BITS=8, AXI_BITS=16, GROUP=1),
+     "pascal_input: AXI_BITS must hold CH"),
+])
+def test_parameter_checks_stop_the_build(module, params, message):
+    """A module's elaboration-time $error (parameters it cannot implement) is a build error, not
+    a Verilator warning that -Wno-fatal would let through."""
+    from pascal_fpga.errors import PascalError
+
+    with pytest.raises(PascalError, match=message):
+        run_stage(module, params, 8, 8, [], 10)

@@ -1,7 +1,8 @@
 """Verilator simulation of the RTL: one module alone (:func:`run_stage`, for the modules' unit
 tests) and the Verilator build helpers the whole-design testbench uses (:mod:`.rtl`).
 
-Builds are cached by content (sources, parameters, harness, Verilator version) in
+The C++ harnesses are files of ``pascal_fpga/rtl/harness`` (``stage.cpp``, ``ports.cpp``), read at
+run time. Builds are cached by content (sources, parameters, harness, Verilator version) in
 ``$PASCAL_FPGA_CACHE/rtlsim`` (default ``~/.cache/pascal-fpga/rtlsim``): a test suite that
 simulates the same module with the same parameters twice compiles it once.
 """
@@ -23,7 +24,12 @@ from ..errors import PascalError
 from .csim import _MAKE_SAFE
 
 MODULES = Path(__file__).resolve().parent.parent / "rtl" / "modules"
+HARNESS = MODULES.parent / "harness"   # the C++ harnesses of run_stage and run_ports
+# the stream ports (input, output prefix) of the modules that are not in_* -> out_*: the AXI
+# adapters (run_ports names the streams of the residual fork and add itself)
+STREAM_PORTS = {"pascal_input": ("s_axis", "out"), "pascal_output": ("in", "m_axis")}
 _PARAM_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_PORT_NAME = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 _SAFE_PATH = _MAKE_SAFE   # what make and the shell read literally (as for the C simulation)
 
 
@@ -118,6 +124,7 @@ def build(sources: list[Path], top: str, harness: str, params: dict[str, int | s
         (tmp / "harness.cpp").write_text(harness)
         command = [verilator(), "--cc", "--exe", "--build", "-j", "2", "--prefix", "Vdut",
                    "--top-module", top, "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                   "-Werror-USERERROR",   # the modules' parameter checks ($error) stop the build
                    "-O3", "--x-assign", "0", "--x-initial", "0",
                    "-CFLAGS", "-O1", "-Mdir", str(tmp / "obj"), "-o", str(tmp / "sim"),
                    *extra_flags, *parameter_flags(params),
@@ -144,88 +151,30 @@ def build(sources: list[Path], top: str, harness: str, params: dict[str, int | s
     return binary
 
 
-# The one-module harness: drives in_* from a word file, out_ready from a pattern, and records
-# every transfer's cycle (cycle 0 = the first cycle after reset).
-_STAGE_HARNESS = r"""
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <vector>
-#include "Vdut.h"
-#include "verilated.h"
+def stream_ports(prefix: str) -> tuple[str, str, str]:
+    """The (data, valid, ready) ports of a stream: ``PREFIX_data``, ``PREFIX_valid``,
+    ``PREFIX_ready``, or for an AXI-Stream prefix (``s_axis``, ``m_axis``) ``PREFIX_tdata``,
+    ``PREFIX_tvalid``, ``PREFIX_tready``."""
+    if prefix.endswith("axis"):
+        return f"{prefix}_tdata", f"{prefix}_tvalid", f"{prefix}_tready"
+    return f"{prefix}_data", f"{prefix}_valid", f"{prefix}_ready"
 
-template <class T> static void put(T &port, const uint32_t *w, unsigned n) {
-    uint64_t v = w[0];
-    if (n > 1 && sizeof(T) > 4) v |= (uint64_t)w[1] << 32;
-    port = (T)v;
-}
-template <std::size_t N> static void put(VlWide<N> &port, const uint32_t *w, unsigned n) {
-    for (std::size_t i = 0; i < N; i++) port[i] = i < n ? w[i] : 0;
-}
-template <class T> static void get(const T &port, uint32_t *w, unsigned n) {
-    uint64_t v = port;
-    w[0] = (uint32_t)v;
-    if (n > 1) w[1] = (uint32_t)(v >> 32);
-}
-template <std::size_t N> static void get(const VlWide<N> &port, uint32_t *w, unsigned n) {
-    for (std::size_t i = 0; i < N && i < n; i++) w[i] = port[i];
-}
 
-static std::vector<uint8_t> slurp(const char *path) {
-    std::vector<uint8_t> data;
-    FILE *f = fopen(path, "rb");
-    if (!f) { fprintf(stderr, "harness: cannot open %s\n", path); exit(2); }
-    int c;
-    while ((c = fgetc(f)) != EOF) data.push_back((uint8_t)c);
-    fclose(f);
-    return data;
-}
+def harness_text(name: str) -> str:
+    """A C++ harness of ``pascal_fpga/rtl/harness`` (its ``@NAME@`` placeholders unfilled)."""
+    path = HARNESS / name
+    if not path.is_file():
+        raise PascalError(f"{path}: the RTL simulation harness is missing (reinstall pascal-fpga)")
+    return path.read_text()
 
-int main(int argc, char **argv) {
-    // in.bin in_n32 out_n32 cycles max_outputs ready.bin|- valid.bin|- out.bin incyc.bin outcyc.bin
-    if (argc != 11) { fprintf(stderr, "harness: bad arguments\n"); return 2; }
-    std::vector<uint8_t> raw = slurp(argv[1]);
-    const unsigned in_n32 = atoi(argv[2]), out_n32 = atoi(argv[3]);
-    const long long cycles = atoll(argv[4]), max_out = atoll(argv[5]);
-    std::vector<uint8_t> ready, valid;
-    if (argv[6][0] != '-') ready = slurp(argv[6]);
-    if (argv[7][0] != '-') valid = slurp(argv[7]);
-    const uint32_t *in = (const uint32_t *)raw.data();
-    const size_t n_in = raw.size() / 4 / in_n32;
-    std::vector<uint32_t> out;
-    std::vector<int64_t> in_cyc, out_cyc;
-    std::vector<uint32_t> zero(in_n32 + 2, 0), word(out_n32 + 2, 0);
 
-    Vdut *dut = new Vdut;
-    dut->clk = 0; dut->rst = 1; dut->in_valid = 0; dut->out_ready = 0;
-    dut->eval();
-    for (int i = 0; i < 3; i++) { dut->clk = 1; dut->eval(); dut->clk = 0; dut->eval(); }
-    dut->rst = 0;
-    size_t idx = 0;
-    for (long long cycle = 0; cycle < cycles; cycle++) {
-        const bool have = idx < n_in && (valid.empty() || (cycle < (long long)valid.size() && valid[cycle]));
-        dut->in_valid = have;
-        put(dut->in_data, idx < n_in ? in + idx * in_n32 : zero.data(), in_n32);
-        dut->out_ready = ready.empty() ? 1 : (cycle < (long long)ready.size() ? ready[cycle] : 1);
-        dut->eval();
-        const bool in_fire = dut->in_valid && dut->in_ready;
-        const bool out_fire = dut->out_valid && dut->out_ready;
-        if (out_fire) {
-            get(dut->out_data, word.data(), out_n32);
-            out.insert(out.end(), word.begin(), word.begin() + out_n32);
-            out_cyc.push_back(cycle);
-        }
-        if (in_fire) { in_cyc.push_back(cycle); idx++; }
-        dut->clk = 1; dut->eval(); dut->clk = 0; dut->eval();
-        if (max_out > 0 && (long long)out_cyc.size() >= max_out) break;
-    }
-    FILE *f = fopen(argv[8], "wb"); fwrite(out.data(), 4, out.size(), f); fclose(f);
-    f = fopen(argv[9], "wb"); fwrite(in_cyc.data(), 8, in_cyc.size(), f); fclose(f);
-    f = fopen(argv[10], "wb"); fwrite(out_cyc.data(), 8, out_cyc.size(), f); fclose(f);
-    delete dut;
-    return 0;
-}
-"""
+def _stage_harness(in_port: str, out_port: str) -> str:
+    """The one-module harness (``harness/stage.cpp``) for the streams ``in_port`` -> ``out_port``."""
+    text = harness_text("stage.cpp")
+    for side, prefix in (("IN", in_port), ("OUT", out_port)):
+        for field, port in zip(("DATA", "VALID", "READY"), stream_ports(prefix)):
+            text = text.replace(f"@{side}_{field}@", port)
+    return text
 
 
 @dataclass
@@ -241,14 +190,21 @@ class StageRun:
 def run_stage(module: str, params: dict[str, int | str], in_bits: int, out_bits: int,
               words: list[int], cycles: int, ready: list[bool] | np.ndarray | None = None,
               valid: list[bool] | np.ndarray | None = None, max_outputs: int = 0,
-              sources: list[Path] | None = None) -> StageRun:
+              sources: list[Path] | None = None,
+              ports: tuple[str, str] | None = None) -> StageRun:
     """Simulate ``module`` (the library's modules unless ``sources``; Verilator keeps those
     under ``module``)
     with ``params`` for ``cycles`` cycles (or until ``max_outputs`` outputs): ``in_valid``
     whenever input words remain (and ``valid[cycle]``), ``out_ready = ready[cycle]`` (1 by
-    default and past the pattern's end)."""
+    default and past the pattern's end). ``ports``: the (input, output) stream prefixes
+    (:func:`stream_ports`), by default :data:`STREAM_PORTS`' or ``("in", "out")``."""
+    in_port, out_port = ports or STREAM_PORTS.get(module, ("in", "out"))
+    for name in (in_port, out_port):
+        if not _PORT_NAME.fullmatch(name):
+            raise PascalError(f"stream {name!r} is not a lower-case port prefix")
     sources = sources or sorted(MODULES.glob("*.sv"))
-    binary = build([Path(s) for s in sources], module, _STAGE_HARNESS, params)
+    binary = build([Path(s) for s in sources], module, _stage_harness(in_port, out_port),
+                   params)
     in_n32, out_n32 = (in_bits + 31) // 32, (out_bits + 31) // 32
     with tempfile.TemporaryDirectory(prefix="rtlsim.") as tmp:
         tmp = Path(tmp)
@@ -273,146 +229,24 @@ def run_stage(module: str, params: dict[str, int | str], in_bits: int, out_bits:
 
 # --- modules with several input or output streams (the residual fork and add) ---------------------
 
-_PORT_NAME = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
-
-# The multi-stream harness: as _STAGE_HARNESS, for the streams named by the generated
-# definitions (@PORTS@): per input stream its words and valid pattern, per output stream its
-# ready pattern; every transfer's cycle on every stream.
-_PORTS_HARNESS = r"""
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <vector>
-#include "Vdut.h"
-#include "verilated.h"
-
-template <class T> static void put(T &port, const uint32_t *w, unsigned n) {
-    uint64_t v = w[0];
-    if (n > 1 && sizeof(T) > 4) v |= (uint64_t)w[1] << 32;
-    port = (T)v;
-}
-template <std::size_t N> static void put(VlWide<N> &port, const uint32_t *w, unsigned n) {
-    for (std::size_t i = 0; i < N; i++) port[i] = i < n ? w[i] : 0;
-}
-template <class T> static void get(const T &port, uint32_t *w, unsigned n) {
-    uint64_t v = port;
-    w[0] = (uint32_t)v;
-    if (n > 1) w[1] = (uint32_t)(v >> 32);
-}
-template <std::size_t N> static void get(const VlWide<N> &port, uint32_t *w, unsigned n) {
-    for (std::size_t i = 0; i < N && i < n; i++) w[i] = port[i];
-}
-
-static std::vector<uint8_t> slurp(const char *path) {
-    std::vector<uint8_t> data;
-    if (path[0] == '-') return data;
-    FILE *f = fopen(path, "rb");
-    if (!f) { fprintf(stderr, "harness: cannot open %s\n", path); exit(2); }
-    int c;
-    while ((c = fgetc(f)) != EOF) data.push_back((uint8_t)c);
-    fclose(f);
-    return data;
-}
-
-static void spill(const char *path, const void *data, size_t size, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) { fprintf(stderr, "harness: cannot write %s\n", path); exit(2); }
-    if (n) fwrite(data, size, n, f);
-    fclose(f);
-}
-
-struct In {       // an input stream: words, valid pattern, transfer cycles
-    unsigned n32; std::vector<uint8_t> raw, valid; size_t idx = 0, n = 0;
-    std::vector<int64_t> cyc; std::vector<uint32_t> zero;
-    const uint32_t *word() const {
-        return idx < n ? (const uint32_t *)raw.data() + idx * n32 : zero.data();
-    }
-    bool have(long long cycle) const {
-        return idx < n && (valid.empty() || (cycle < (long long)valid.size() && valid[cycle]));
-    }
-};
-struct Out {      // an output stream: ready pattern, words, transfer cycles
-    unsigned n32; std::vector<uint8_t> ready; std::vector<uint32_t> words, word;
-    std::vector<int64_t> cyc;
-    bool take(long long cycle) const {
-        return ready.empty() ? true : (cycle < (long long)ready.size() ? ready[cycle] != 0 : true);
-    }
-};
-
-int main(int argc, char **argv) {
-    // cycles max_outputs, per input: words.bin valid.bin|- cyc.bin,
-    // per output: ready.bin|- words.bin cyc.bin
-    const int n_in = @N_IN@, n_out = @N_OUT@;
-    const unsigned in_n32[] = {@IN_N32@}, out_n32[] = {@OUT_N32@};
-    if (argc != 3 + 3 * n_in + 3 * n_out) { fprintf(stderr, "harness: bad arguments\n"); return 2; }
-    const long long cycles = atoll(argv[1]), max_out = atoll(argv[2]);
-    std::vector<In> in(n_in);
-    std::vector<Out> out(n_out);
-    for (int i = 0; i < n_in; i++) {
-        in[i].n32 = in_n32[i];
-        in[i].raw = slurp(argv[3 + 3 * i]);
-        in[i].valid = slurp(argv[4 + 3 * i]);
-        in[i].n = in[i].raw.size() / 4 / in_n32[i];
-        in[i].zero.assign(in_n32[i] + 2, 0);
-    }
-    const int ob = 3 + 3 * n_in;
-    for (int o = 0; o < n_out; o++) {
-        out[o].n32 = out_n32[o];
-        out[o].ready = slurp(argv[ob + 3 * o]);
-        out[o].word.assign(out_n32[o] + 2, 0);
-    }
-
-    Vdut *dut = new Vdut;
-    dut->clk = 0; dut->rst = 1;
-@RESET@
-    dut->eval();
-    for (int i = 0; i < 3; i++) { dut->clk = 1; dut->eval(); dut->clk = 0; dut->eval(); }
-    dut->rst = 0;
-    for (long long cycle = 0; cycle < cycles; cycle++) {
-@DRIVE@
-        dut->eval();
-        bool in_fire[n_in > 0 ? n_in : 1], out_fire[n_out > 0 ? n_out : 1];
-@SAMPLE@
-        for (int o = 0; o < n_out; o++) if (out_fire[o]) {
-            out[o].words.insert(out[o].words.end(), out[o].word.begin(),
-                                out[o].word.begin() + out[o].n32);
-            out[o].cyc.push_back(cycle);
-        }
-        for (int i = 0; i < n_in; i++) if (in_fire[i]) { in[i].cyc.push_back(cycle); in[i].idx++; }
-        dut->clk = 1; dut->eval(); dut->clk = 0; dut->eval();
-        if (max_out > 0) {
-            bool done = true;
-            for (int o = 0; o < n_out; o++) done = done && (long long)out[o].cyc.size() >= max_out;
-            if (done) break;
-        }
-    }
-    for (int i = 0; i < n_in; i++) spill(argv[5 + 3 * i], in[i].cyc.data(), 8, in[i].cyc.size());
-    for (int o = 0; o < n_out; o++) {
-        spill(argv[ob + 1 + 3 * o], out[o].words.data(), 4, out[o].words.size());
-        spill(argv[ob + 2 + 3 * o], out[o].cyc.data(), 8, out[o].cyc.size());
-    }
-    delete dut;
-    return 0;
-}
-"""
-
-
 def _ports_harness(inputs: list[tuple[str, int]], outputs: list[tuple[str, int]]) -> str:
-    """The multi-stream harness for streams ``(port prefix, bits)``: ports ``PREFIX_data``,
-    ``PREFIX_valid``, ``PREFIX_ready``."""
+    """The multi-stream harness (``harness/ports.cpp``) for streams ``(port prefix, bits)``:
+    the ports of :func:`stream_ports`."""
     reset, drive, sample = [], [], []
     for i, (name, _) in enumerate(inputs):
-        reset.append(f"    dut->{name}_valid = 0;")
-        drive.append(f"        dut->{name}_valid = in[{i}].have(cycle);\n"
-                     f"        put(dut->{name}_data, in[{i}].word(), in[{i}].n32);")
-        sample.append(f"        in_fire[{i}] = dut->{name}_valid && dut->{name}_ready;")
+        data, valid, ready = stream_ports(name)
+        reset.append(f"    dut->{valid} = 0;")
+        drive.append(f"        dut->{valid} = in[{i}].have(cycle);\n"
+                     f"        put(dut->{data}, in[{i}].word(), in[{i}].n32);")
+        sample.append(f"        in_fire[{i}] = dut->{valid} && dut->{ready};")
     for o, (name, _) in enumerate(outputs):
-        reset.append(f"    dut->{name}_ready = 0;")
-        drive.append(f"        dut->{name}_ready = out[{o}].take(cycle);")
-        sample.append(f"        out_fire[{o}] = dut->{name}_valid && dut->{name}_ready;\n"
-                      f"        if (out_fire[{o}]) get(dut->{name}_data, out[{o}].word.data(), "
+        data, valid, ready = stream_ports(name)
+        reset.append(f"    dut->{ready} = 0;")
+        drive.append(f"        dut->{ready} = out[{o}].take(cycle);")
+        sample.append(f"        out_fire[{o}] = dut->{valid} && dut->{ready};\n"
+                      f"        if (out_fire[{o}]) get(dut->{data}, out[{o}].word.data(), "
                       f"out[{o}].n32);")
-    return (_PORTS_HARNESS.replace("@N_IN@", str(len(inputs)))
+    return (harness_text("ports.cpp").replace("@N_IN@", str(len(inputs)))
             .replace("@N_OUT@", str(len(outputs)))
             .replace("@IN_N32@", ", ".join(str((b + 31) // 32) for _, b in inputs) or "0")
             .replace("@OUT_N32@", ", ".join(str((b + 31) // 32) for _, b in outputs) or "0")
@@ -440,7 +274,8 @@ def run_ports(module: str, params: dict[str, int | str],
     fork: ``in`` -> ``out0``, ``out1``; the residual add: ``main``, ``short`` -> ``out``).
 
     ``inputs``: port prefix -> (bits, words); ``outputs``: port prefix -> bits; a stream
-    ``p`` is the ports ``p_data``, ``p_valid``, ``p_ready`` (plus ``clk``, ``rst``). Each input
+    ``p`` is the ports ``p_data``, ``p_valid``, ``p_ready`` (``p_tdata``, ``p_tvalid``,
+    ``p_tready`` for an AXI-Stream prefix ``s_axis`` / ``m_axis``; plus ``clk``, ``rst``). Each input
     stream is driven on its own: ``p_valid`` whenever its words remain (and ``valid[p][cycle]``
     if given); ``p_ready = ready[p][cycle]`` for an output (1 by default and past the
     pattern's end). Runs ``cycles`` cycles, or until every output stream has made

@@ -57,8 +57,9 @@ pins (``TRELLIS_IO``): a top with more port bits fails; use ``out_of_context=Tru
 ``--out-of-context``: no I/O buffers, timing and utilisation only, no bitstream) or a wrapper
 that serialises wide ports. A design missing its ``--freq`` target still succeeds
 (``--timing-allow-fail``): ``fmax_mhz`` tells. Timing and utilisation come from nextpnr's JSON
-report (``--report``); ``fmax_mhz`` is the routed max frequency of the clock net of ``clk`` (named
-``$glbnet$clk$TRELLIS_IO_IN`` after global promotion, the same number as the log's last "Max
+report (``--report``); ``fmax_mhz`` is the routed max frequency of the clock net of ``clock``
+(by default ``ap_clk``, the generated top's clock, else ``clk``; named e.g.
+``$glbnet$ap_clk$TRELLIS_IO_IN`` after global promotion, the same number as the log's last "Max
 frequency for clock" line).
 """
 
@@ -262,14 +263,19 @@ def _top_port_bits(netlist: Path) -> int | None:
     return None
 
 
-def _clock_fmax(fmax: dict, clock: str) -> float | None:
-    """The achieved MHz of ``clock``: exact name, else the net nextpnr derived from it."""
-    if clock in fmax:
-        return float(fmax[clock]["achieved"])
-    pattern = re.compile(rf"(^|\$){re.escape(clock)}(\$|$)")
-    hits = [name for name in fmax if pattern.search(name)]
-    if len(hits) == 1:
-        return float(fmax[hits[0]]["achieved"])
+def _clock_fmax(fmax: dict, clock: str | None) -> float | None:
+    """The achieved MHz of ``clock`` (None: ``ap_clk``, the generated top's clock, else ``clk``):
+    exact name, else the net nextpnr derived from it."""
+    hits: list[str] = []
+    for name in ([clock] if clock else ["ap_clk", "clk"]):
+        if name in fmax:
+            return float(fmax[name]["achieved"])
+        pattern = re.compile(rf"(^|\$){re.escape(name)}(\$|$)")
+        hits = [net for net in fmax if pattern.search(net)]
+        if len(hits) == 1:
+            return float(fmax[hits[0]]["achieved"])
+        if hits:
+            return None
     if not hits and len(fmax) == 1:
         return float(next(iter(fmax.values()))["achieved"])
     return None
@@ -278,10 +284,11 @@ def _clock_fmax(fmax: dict, clock: str) -> float | None:
 def place_and_route(workdir: Path, netlist: Path, device: str = "85k", package: str = "CABGA381",
                     freq_mhz: float = 100.0, bitstream: Path | None = None, seed: int = 1,
                     log: Path | None = None, *, lpf: Path | None = None,
-                    out_of_context: bool = False, clock: str = "clk") -> dict:
+                    out_of_context: bool = False, clock: str | None = None) -> dict:
     """nextpnr-ecp5 then ecppack of a ``synth_ecp5`` JSON netlist.
 
-    Returns ``{"fmax_mhz": routed MHz of ``clock`` (None if it clocks no path), "fmax": {clock
+    Returns ``{"fmax_mhz": routed MHz of ``clock`` (None: ``ap_clk``, else ``clk``; None if it
+    clocks no path), "fmax": {clock
     net: MHz}, "bitstream": path or None (out of context), "seconds": {"pnr", "pack"},
     "utilisation": {bel type: used}, "available": {bel type: count}}``. The bitstream defaults to
     ``workdir/<netlist stem>.bit``, its text configuration is written beside it (``.config``).

@@ -36,8 +36,8 @@
  *  then the next image. In the slot programs of pascal_fpga.hw.schedule: per
  *  image one READ_WRITE run of OUT_PIXELS*NF slots, delayed by P = 2.
  *
- *  Cycle contract (pascal_fpga/rtl/README.md) with two inputs: in_valid of
- *  the contract is main_valid && short_valid. rd = a slot of the image, wr =
+ *  Cycle contract (pascal_fpga/rtl/README.md, pascal_handshake) with two
+ *  inputs: in_valid of the contract is main_valid && short_valid. rd = a slot of the image, wr =
  *  stage 2 holds a word:
  *    fire        = (!rd || (main_valid && short_valid)) && (!wr || out_ready)
  *    main_ready  = rd && short_valid && (!wr || out_ready)
@@ -86,80 +86,101 @@
 `default_nettype none
 
 module pascal_add #(
-    parameter integer CH         = 2,
-    parameter integer OUT_PIXELS = 1,
-    parameter integer PE         = 1,
-    parameter integer ACC_BITS   = 8,
-    parameter integer SC_ACC     = 0,
-    parameter integer T_SC       = 1,
-    parameter integer FB_SC      = 1,
-    parameter integer SC_BITS    = 8,
-    parameter integer N_BITS     = 10,
-    parameter integer T_OUT      = 1,
-    parameter integer SH_BITS    = 2,
+    parameter int CH         = 2,
+    parameter int OUT_PIXELS = 1,
+    parameter int PE         = 1,
+    parameter int ACC_BITS   = 8,
+    parameter int SC_ACC     = 0,
+    parameter int T_SC       = 1,
+    parameter int FB_SC      = 1,
+    parameter int SC_BITS    = 8,
+    parameter int N_BITS     = 10,
+    parameter int T_OUT      = 1,
+    parameter int SH_BITS    = 2,
     parameter THRESH_FILE = "",
     parameter SHIFT_FILE = "",
 
     // derived widths (not to be overridden)
-    localparam integer MAIN_W = PE * ACC_BITS,
-    localparam integer SC_W   = SC_ACC != 0 ? PE * SC_BITS : PE * T_SC * FB_SC,
-    localparam integer OUT_W  = PE * T_OUT
+    localparam int MAIN_W = PE * ACC_BITS,
+    localparam int SC_W   = SC_ACC != 0 ? PE * SC_BITS : PE * T_SC * FB_SC,
+    localparam int OUT_W  = PE * T_OUT
 ) (
-    input  wire              clk,
-    input  wire              rst,
-    input  wire [MAIN_W-1:0] main_data,
-    input  wire              main_valid,
-    output wire              main_ready,
-    input  wire [SC_W-1:0]   short_data,
-    input  wire              short_valid,
-    output wire              short_ready,
-    output wire [OUT_W-1:0]  out_data,
-    output wire              out_valid,
-    input  wire              out_ready
+    input  logic              clk,
+    input  logic              rst,
+    input  logic [MAIN_W-1:0] main_data,
+    input  logic              main_valid,
+    output logic              main_ready,
+    input  logic [SC_W-1:0]   short_data,
+    input  logic              short_valid,
+    output logic              short_ready,
+    output logic [OUT_W-1:0]  out_data,
+    output logic              out_valid,
+    input  logic              out_ready
 );
-    // ------------------------------------------------------------------ widths
-    localparam integer NF   = CH / PE;
-    localparam integer AW   = NF > 1 ? $clog2(NF) : 1;             // ROM address = fold
-    localparam integer PXW  = OUT_PIXELS > 1 ? $clog2(OUT_PIXELS) : 1;
-    // v: the identity shortcut's frame sum (unsigned, exact) or the projection's accumulator
-    localparam integer SUM_W = FB_SC + $clog2(T_SC);
-    localparam integer V_W   = SC_ACC != 0 ? SC_BITS : SUM_W;
-    localparam integer SH_W  = PE * 2 * SH_BITS;                   // shift ROM word
-    localparam integer TH_W  = PE * T_OUT * N_BITS;                // threshold ROM word
-    localparam integer ROM_LUT_DEPTH = 64;                         // deeper ROMs: block RAM
+    // ------------------------------------------------------------------ parameter checks
+    if (CH < 1 || PE < 1 || OUT_PIXELS < 1) begin : g_bad_shape
+        $error("pascal_add: CH, PE and OUT_PIXELS must be >= 1");
+    end
+    if (CH % PE != 0) begin : g_bad_pe
+        $error("pascal_add: PE must divide CH");
+    end
+    if (ACC_BITS < 1 || N_BITS < 1 || T_OUT < 1 || SH_BITS < 1) begin : g_bad_widths
+        $error("pascal_add: ACC_BITS, N_BITS, T_OUT and SH_BITS must be >= 1");
+    end
+    if (SC_ACC != 0 && SC_ACC != 1) begin : g_bad_sc_acc
+        $error("pascal_add: SC_ACC must be 0 or 1");
+    end
+    if (T_SC < 1 || FB_SC < 1 || SC_BITS < 1) begin : g_bad_shortcut
+        $error("pascal_add: T_SC, FB_SC and SC_BITS must be >= 1");
+    end
 
-    localparam [AW-1:0]  NF_LAST = AW'(NF - 1);
-    localparam [PXW-1:0] PX_LAST = PXW'(OUT_PIXELS - 1);
+    // ------------------------------------------------------------------ widths
+    localparam int NF   = CH / PE;
+    localparam int AW   = NF > 1 ? $clog2(NF) : 1;             // ROM address = fold
+    localparam int PXW  = OUT_PIXELS > 1 ? $clog2(OUT_PIXELS) : 1;
+    // v: the identity shortcut's frame sum (unsigned, exact) or the projection's accumulator
+    localparam int SUM_W = FB_SC + $clog2(T_SC);
+    localparam int V_W   = SC_ACC != 0 ? SC_BITS : SUM_W;
+    localparam int SH_W  = PE * 2 * SH_BITS;                   // shift ROM word
+    localparam int TH_W  = PE * T_OUT * N_BITS;                // threshold ROM word
+    localparam int ROM_LUT_DEPTH = 64;                         // deeper ROMs: block RAM
+
+    localparam logic [AW-1:0]  NF_LAST = AW'(NF - 1);
+    localparam logic [PXW-1:0] PX_LAST = PXW'(OUT_PIXELS - 1);
 
     // ------------------------------------------------------------------ handshake
-    reg  [2:0] tail;     // 0 = the image's slots, 1..2 = drain slots, 3..4 = idle cycles
-    reg        s1_pend;  // stage 1 holds an item (a word to be written)
-    reg        s2_pend;  // stage 2 holds a word: a write is due
-    wire       busy = tail == 3'd0;
-    wire       rd = busy;
-    wire       wr = s2_pend;
-    wire       in_both = main_valid && short_valid;
-    wire       fire = (!rd || in_both) && (!wr || out_ready);
+    logic [2:0] tail;     // 0 = the image's slots, 1..2 = drain slots, 3..4 = idle cycles
+    logic       s1_pend;  // stage 1 holds an item (a word to be written)
+    logic       s2_pend;  // stage 2 holds a word: a write is due
+    logic       busy, rd, wr, in_both, in_take, fire;
+    assign busy    = tail == 3'd0;
+    assign rd      = busy;
+    assign wr      = s2_pend;
+    assign in_both = main_valid && short_valid;
+    // the global stall, both inputs as one (a read takes a word from both or neither)
+    pascal_handshake u_handshake (
+        .rd(rd), .wr(wr), .in_valid(in_both), .out_ready(out_ready),
+        .fire(fire), .in_ready(in_take), .out_valid(out_valid));
 
-    assign main_ready  = rd && short_valid && (!wr || out_ready);
-    assign short_ready = rd && main_valid && (!wr || out_ready);
-    assign out_valid   = wr && (!rd || in_both);
+    assign main_ready  = in_take && short_valid;
+    assign short_ready = in_take && main_valid;
 
     // ------------------------------------------------------------------ stage 0: slot sequencer
-    reg [AW-1:0]  nf;
-    reg [PXW-1:0] px;
-    wire          last_slot = (nf == NF_LAST) && (px == PX_LAST);
+    logic [AW-1:0]  nf;
+    logic [PXW-1:0] px;
+    logic           last_slot;
+    assign last_slot = (nf == NF_LAST) && (px == PX_LAST);
 
-    always @(posedge clk) begin
+    always_ff @(posedge clk) begin
         if (rst) begin
             tail <= 3'd0;
-            nf   <= {AW{1'b0}};
-            px   <= {PXW{1'b0}};
+            nf   <= '0;
+            px   <= '0;
         end else if (fire) begin
             if (busy) begin
                 if (nf == NF_LAST) begin
-                    nf <= {AW{1'b0}};
-                    px <= (px == PX_LAST) ? {PXW{1'b0}} : px + 1'b1;
+                    nf <= '0;
+                    px <= (px == PX_LAST) ? '0 : px + 1'b1;
                 end else begin
                     nf <= nf + 1'b1;
                 end
@@ -170,7 +191,7 @@ module pascal_add #(
         end
     end
 
-    always @(posedge clk) begin
+    always_ff @(posedge clk) begin
         if (rst) begin
             s1_pend <= 1'b0;
             s2_pend <= 1'b0;
@@ -181,32 +202,29 @@ module pascal_add #(
     end
 
     // ------------------------------------------------------------------ stage 0 -> 1
-    reg  [MAIN_W-1:0] s1_main;
-    reg  [PE*V_W-1:0] s1_v;
-    reg  [AW-1:0]     s1_nf;
-    wire [PE*V_W-1:0] v_in;
-    wire [SH_W-1:0]   s1_shift;   // the shift ROM's registered read
+    logic [MAIN_W-1:0] s1_main;
+    logic [PE*V_W-1:0] s1_v;
+    logic [AW-1:0]     s1_nf;
+    logic [PE*V_W-1:0] v_in;
+    logic [SH_W-1:0]   s1_shift;   // the shift ROM's registered read
 
     genvar pe, t;
-    generate
-        if (SC_ACC != 0) begin : g_projection
-            assign v_in = short_data;
-        end else begin : g_identity
-            for (pe = 0; pe < PE; pe = pe + 1) begin : g_sum
-                // the channel's T_SC frames, summed (a chain of small adders)
-                reg [SUM_W-1:0] sum;
-                integer i;
-                always @* begin
-                    sum = {SUM_W{1'b0}};
-                    for (i = 0; i < T_SC; i = i + 1)
-                        sum = sum + SUM_W'(short_data[(pe * T_SC + i) * FB_SC +: FB_SC]);
-                end
-                assign v_in[pe * V_W +: V_W] = sum;
+    if (SC_ACC != 0) begin : g_projection
+        assign v_in = short_data;
+    end else begin : g_identity
+        // per channel its T_SC frames, summed (a chain of small adders)
+        always_comb begin
+            logic [SUM_W-1:0] sum;
+            for (int g = 0; g < PE; g++) begin
+                sum = '0;
+                for (int i = 0; i < T_SC; i++)
+                    sum = sum + SUM_W'(short_data[(g * T_SC + i) * FB_SC +: FB_SC]);
+                v_in[g * V_W +: V_W] = sum;
             end
         end
-    endgenerate
+    end
 
-    always @(posedge clk) begin
+    always_ff @(posedge clk) begin
         if (fire) begin
             s1_main <= main_data;
             s1_v    <= v_in;
@@ -219,52 +237,57 @@ module pascal_add #(
         .clk(clk), .en(fire), .addr(nf), .q(s1_shift));
 
     // ------------------------------------------------------------------ stage 1 -> 2
-    reg  [PE*N_BITS-1:0] s2_n;
-    wire [TH_W-1:0]      s2_th;      // the threshold ROM's registered read
+    logic [PE*N_BITS-1:0] s2_n;
+    logic [PE*N_BITS-1:0] n_all;      // n of every lane
+    logic [TH_W-1:0]      s2_th;      // the threshold ROM's registered read
 
     pascal_rom #(.WIDTH(TH_W), .DEPTH(NF), .AW(AW), .FILE(THRESH_FILE),
                  .LUT_DEPTH(ROM_LUT_DEPTH)) thresh_rom (
         .clk(clk), .en(fire), .addr(s1_nf), .q(s2_th));
 
-    generate
-        for (pe = 0; pe < PE; pe = pe + 1) begin : g_lane
-            // acc and v as N_BITS two's complement (sign-/zero-extended or truncated: n is
-            // computed modulo 2^N_BITS, so the dropped high bits never matter)
-            wire [N_BITS-1:0] a;
-            wire [N_BITS-1:0] b;
-            /* verilator lint_off UNUSEDSIGNAL */
-            wire [ACC_BITS-1:0] acc = s1_main[pe * ACC_BITS +: ACC_BITS];
-            wire [V_W-1:0]      v = s1_v[pe * V_W +: V_W];
-            /* verilator lint_on UNUSEDSIGNAL */
-            if (ACC_BITS >= N_BITS) begin : g_acc_cut
-                assign a = acc[N_BITS-1:0];
-            end else begin : g_acc_ext
-                assign a = {{(N_BITS - ACC_BITS){acc[ACC_BITS-1]}}, acc};
-            end
-            if (V_W >= N_BITS) begin : g_v_cut
-                assign b = v[N_BITS-1:0];
-            end else if (SC_ACC != 0) begin : g_v_sext
-                assign b = {{(N_BITS - V_W){v[V_W-1]}}, v};
-            end else begin : g_v_zext
-                assign b = {{(N_BITS - V_W){1'b0}}, v};
-            end
-            wire [SH_BITS-1:0] sh_main = s1_shift[(2 * pe) * SH_BITS +: SH_BITS];
-            wire [SH_BITS-1:0] sh_short = s1_shift[(2 * pe + 1) * SH_BITS +: SH_BITS];
-            wire [N_BITS-1:0] n = (a << sh_main) + (b << sh_short);
-            always @(posedge clk) begin
-                if (fire) begin
-                    s2_n[pe * N_BITS +: N_BITS] <= n;
-                end
-            end
-
-            // ---------------------------------------------------------- stage 2: compare
-            wire signed [N_BITS-1:0] value = s2_n[pe * N_BITS +: N_BITS];
-            for (t = 0; t < T_OUT; t = t + 1) begin : g_frame
-                wire signed [N_BITS-1:0] th = s2_th[(pe * T_OUT + t) * N_BITS +: N_BITS];
-                assign out_data[pe * T_OUT + t] = value >= th;
-            end
+    for (pe = 0; pe < PE; pe = pe + 1) begin : g_lane
+        // acc and v as N_BITS two's complement (sign-/zero-extended or truncated: n is
+        // computed modulo 2^N_BITS, so the dropped high bits never matter)
+        logic [N_BITS-1:0] a;
+        logic [N_BITS-1:0] b;
+        /* verilator lint_off UNUSEDSIGNAL */
+        logic [ACC_BITS-1:0] acc;
+        logic [V_W-1:0]      v;
+        /* verilator lint_on UNUSEDSIGNAL */
+        assign acc = s1_main[pe * ACC_BITS +: ACC_BITS];
+        assign v   = s1_v[pe * V_W +: V_W];
+        if (ACC_BITS >= N_BITS) begin : g_acc_cut
+            assign a = acc[N_BITS-1:0];
+        end else begin : g_acc_ext
+            assign a = {{(N_BITS - ACC_BITS){acc[ACC_BITS-1]}}, acc};
         end
-    endgenerate
+        if (V_W >= N_BITS) begin : g_v_cut
+            assign b = v[N_BITS-1:0];
+        end else if (SC_ACC != 0) begin : g_v_sext
+            assign b = {{(N_BITS - V_W){v[V_W-1]}}, v};
+        end else begin : g_v_zext
+            assign b = {{(N_BITS - V_W){1'b0}}, v};
+        end
+        logic [SH_BITS-1:0] sh_main, sh_short;
+        assign sh_main  = s1_shift[(2 * pe) * SH_BITS +: SH_BITS];
+        assign sh_short = s1_shift[(2 * pe + 1) * SH_BITS +: SH_BITS];
+        assign n_all[pe * N_BITS +: N_BITS] = (a << sh_main) + (b << sh_short);
+
+        // ---------------------------------------------------------- stage 2: compare
+        logic signed [N_BITS-1:0] value;
+        assign value = s2_n[pe * N_BITS +: N_BITS];
+        for (t = 0; t < T_OUT; t = t + 1) begin : g_frame
+            logic signed [N_BITS-1:0] th;
+            assign th = s2_th[(pe * T_OUT + t) * N_BITS +: N_BITS];
+            assign out_data[pe * T_OUT + t] = value >= th;
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (fire) begin
+            s2_n <= n_all;
+        end
+    end
 
 endmodule
 

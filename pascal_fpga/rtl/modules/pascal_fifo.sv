@@ -37,45 +37,55 @@
 `default_nettype none
 
 module pascal_fifo #(
-    parameter integer WIDTH = 8,
-    parameter integer DEPTH = 2
+    parameter int WIDTH = 8,
+    parameter int DEPTH = 2
 ) (
-    input  wire             clk,
-    input  wire             rst,
-    input  wire [WIDTH-1:0] in_data,
-    input  wire             in_valid,
-    output wire             in_ready,
-    output wire [WIDTH-1:0] out_data,
-    output wire             out_valid,
-    input  wire             out_ready
+    input  logic             clk,
+    input  logic             rst,
+    input  logic [WIDTH-1:0] in_data,
+    input  logic             in_valid,
+    output logic             in_ready,
+    output logic [WIDTH-1:0] out_data,
+    output logic             out_valid,
+    input  logic             out_ready
 );
+    // parameter checks (elaboration)
+    if (WIDTH < 1) begin : g_bad_width
+        $error("pascal_fifo: WIDTH must be >= 1");
+    end
+    if (DEPTH < 1 || DEPTH > (1 << 20)) begin : g_bad_depth
+        $error("pascal_fifo: DEPTH must be 1..2^20");
+    end
+
     // pointer and count widths
-    localparam integer AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
-    localparam integer CW = $clog2(DEPTH + 1);
-    localparam [AW-1:0] PTR_LAST = AW'(DEPTH - 1);
-    localparam [CW-1:0] CNT_NEAR_FULL = CW'(DEPTH - 1);
-    localparam [CW-1:0] CNT_ONE = CW'(1);
+    localparam int AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
+    localparam int CW = $clog2(DEPTH + 1);
+    localparam logic [AW-1:0] PTR_LAST = AW'(DEPTH - 1);
+    localparam logic [CW-1:0] CNT_NEAR_FULL = CW'(DEPTH - 1);
+    localparam logic [CW-1:0] CNT_ONE = CW'(1);
 
-    reg [CW-1:0] count;
-    reg          full;    // count == DEPTH
-    reg          empty;   // count == 0
-    reg [AW-1:0] wr_ptr;
-    reg [AW-1:0] rd_ptr;
+    logic [CW-1:0] count;
+    logic          full;    // count == DEPTH
+    logic          empty;   // count == 0
+    logic [AW-1:0] wr_ptr;
+    logic [AW-1:0] rd_ptr;
 
-    wire push = in_valid && !full;
-    wire pop  = out_ready && !empty;
+    logic push, pop;
+    assign push = in_valid && !full;
+    assign pop  = out_ready && !empty;
 
-    wire [AW-1:0] wr_inc  = (wr_ptr == PTR_LAST) ? {AW{1'b0}} : wr_ptr + 1'b1;
-    wire [AW-1:0] rd_inc  = (rd_ptr == PTR_LAST) ? {AW{1'b0}} : rd_ptr + 1'b1;
-    wire [AW-1:0] rd_next = pop ? rd_inc : rd_ptr;
+    logic [AW-1:0] wr_inc, rd_inc, rd_next;
+    assign wr_inc  = (wr_ptr == PTR_LAST) ? '0 : wr_ptr + 1'b1;
+    assign rd_inc  = (rd_ptr == PTR_LAST) ? '0 : rd_ptr + 1'b1;
+    assign rd_next = pop ? rd_inc : rd_ptr;
 
-    always @(posedge clk) begin
+    always_ff @(posedge clk) begin
         if (rst) begin
-            count  <= {CW{1'b0}};
+            count  <= '0;
             full   <= 1'b0;
             empty  <= 1'b1;
-            wr_ptr <= {AW{1'b0}};
-            rd_ptr <= {AW{1'b0}};
+            wr_ptr <= '0;
+            rd_ptr <= '0;
         end else begin
             if (push) wr_ptr <= wr_inc;
             if (pop) rd_ptr <= rd_inc;
@@ -91,28 +101,27 @@ module pascal_fifo #(
         end
     end
 
-    reg [WIDTH-1:0] head;
-    generate
-        if (DEPTH == 1) begin : g_reg
-            // One word: the head register is the storage (written only when empty).
-            always @(posedge clk) begin
-                if (push) head <= in_data;
-            end
-            /* verilator lint_off UNUSEDSIGNAL */
-            wire unused_ptrs = &{1'b0, rd_next};   // the pointers stay 0
-            /* verilator lint_on UNUSEDSIGNAL */
-        end else begin : g_mem
-            // Storage with a synchronous, write-transparent read of the next head.
-            reg [WIDTH-1:0] mem [0:DEPTH-1];
-            always @(posedge clk) begin
-                if (push) mem[wr_ptr] <= in_data;
-            end
-            always @(posedge clk) begin
-                if (push && wr_ptr == rd_next) head <= in_data;
-                else head <= mem[rd_next];
-            end
+    logic [WIDTH-1:0] head;
+    if (DEPTH == 1) begin : g_reg
+        // One word: the head register is the storage (written only when empty).
+        always_ff @(posedge clk) begin
+            if (push) head <= in_data;
         end
-    endgenerate
+        /* verilator lint_off UNUSEDSIGNAL */
+        logic unused_ptrs;
+        assign unused_ptrs = &{1'b0, rd_next};   // the pointers stay 0
+        /* verilator lint_on UNUSEDSIGNAL */
+    end else begin : g_mem
+        // Storage with a synchronous, write-transparent read of the next head.
+        logic [WIDTH-1:0] mem [0:DEPTH-1];
+        always_ff @(posedge clk) begin
+            if (push) mem[wr_ptr] <= in_data;
+        end
+        always_ff @(posedge clk) begin
+            if (push && wr_ptr == rd_next) head <= in_data;
+            else head <= mem[rd_next];
+        end
+    end
 
     assign in_ready  = !full;
     assign out_valid = !empty;

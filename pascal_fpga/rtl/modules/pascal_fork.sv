@@ -15,9 +15,9 @@
  *  (LOOP_OVERHEAD); then the next image. In the slot programs of
  *  pascal_fpga.hw.schedule: per image one READ_WRITE run of WORDS slots.
  *
- *  Cycle contract (pascal_fpga/rtl/README.md) with two outputs: a write
- *  happens only when both outputs take it, so out_ready of the contract is
- *  out0_ready && out1_ready. With rd = wr = a slot of the image (busy):
+ *  Cycle contract (pascal_fpga/rtl/README.md, pascal_handshake) with two
+ *  outputs: a write happens only when both outputs take it, so out_ready of
+ *  the contract is out0_ready && out1_ready. With rd = wr = a slot of the image (busy):
  *    fire       = (!rd || in_valid) && (!wr || (out0_ready && out1_ready))
  *    in_ready   = rd && (!wr || (out0_ready && out1_ready))
  *    out0_valid = wr && (!rd || in_valid) && out1_ready
@@ -38,50 +38,59 @@
 `default_nettype none
 
 module pascal_fork #(
-    parameter integer BITS  = 8,
-    parameter integer WORDS = 1
+    parameter int BITS  = 8,
+    parameter int WORDS = 1
 ) (
-    input  wire            clk,
-    input  wire            rst,
-    input  wire [BITS-1:0] in_data,
-    input  wire            in_valid,
-    output wire            in_ready,
-    output wire [BITS-1:0] out0_data,
-    output wire            out0_valid,
-    input  wire            out0_ready,
-    output wire [BITS-1:0] out1_data,
-    output wire            out1_valid,
-    input  wire            out1_ready
+    input  logic            clk,
+    input  logic            rst,
+    input  logic [BITS-1:0] in_data,
+    input  logic            in_valid,
+    output logic            in_ready,
+    output logic [BITS-1:0] out0_data,
+    output logic            out0_valid,
+    input  logic            out0_ready,
+    output logic [BITS-1:0] out1_data,
+    output logic            out1_valid,
+    input  logic            out1_ready
 );
-    localparam integer KW = (WORDS > 1) ? $clog2(WORDS) : 1;
-    localparam [KW-1:0] K_LAST = KW'(WORDS - 1);
+    //-------------------------------------------------------------------------
+    // Parameter checks (elaboration)
+    if (BITS < 1 || WORDS < 1) begin : g_bad_shape
+        $error("pascal_fork: BITS and WORDS must be >= 1");
+    end
+
+    localparam int KW = (WORDS > 1) ? $clog2(WORDS) : 1;
+    localparam logic [KW-1:0] K_LAST = KW'(WORDS - 1);
 
     //-------------------------------------------------------------------------
     // Slot sequencer: busy = running the image's slots, else the idle gap.
-    reg          busy;
-    reg          gap;       // which of the 2 idle cycles (0, 1)
-    reg [KW-1:0] k;         // slot = word of the image
+    logic          busy;
+    logic          gap;       // which of the 2 idle cycles (0, 1)
+    logic [KW-1:0] k;         // slot = word of the image
 
-    wire rd       = busy;
-    wire wr       = busy;
-    wire out_take = out0_ready && out1_ready;
-    wire fire     = (!rd || in_valid) && (!wr || out_take);
+    // the global stall, both outputs as one (a word leaves on both or neither)
+    logic rd, wr, fire, out_take, out_valid;
+    assign rd       = busy;
+    assign wr       = busy;
+    assign out_take = out0_ready && out1_ready;
+    pascal_handshake u_handshake (
+        .rd(rd), .wr(wr), .in_valid(in_valid), .out_ready(out_take),
+        .fire(fire), .in_ready(in_ready), .out_valid(out_valid));
 
-    assign in_ready   = rd && (!wr || out_take);
-    assign out0_valid = wr && (!rd || in_valid) && out1_ready;
-    assign out1_valid = wr && (!rd || in_valid) && out0_ready;
+    assign out0_valid = out_valid && out1_ready;
+    assign out1_valid = out_valid && out0_ready;
     assign out0_data  = in_data;
     assign out1_data  = in_data;
 
-    always @(posedge clk) begin
+    always_ff @(posedge clk) begin
         if (rst) begin
             busy <= 1'b1;
             gap  <= 1'b0;
-            k    <= {KW{1'b0}};
+            k    <= '0;
         end else if (fire) begin
             if (busy) begin
                 if (k == K_LAST) begin
-                    k    <= {KW{1'b0}};
+                    k    <= '0;
                     busy <= 1'b0;
                     gap  <= 1'b0;
                 end else begin

@@ -16,48 +16,54 @@
  */
 `default_nettype none
 module pascal_rom #(
-    parameter integer WIDTH = 8,
-    parameter integer DEPTH = 2,
-    parameter integer AW = 1,
+    parameter int WIDTH = 8,
+    parameter int DEPTH = 2,
+    parameter int AW = 1,
     parameter FILE = "",
-    parameter integer LUT_DEPTH = 64
+    parameter int LUT_DEPTH = 64
 ) (
-    input  wire             clk,
-    input  wire             en,
-    input  wire [AW-1:0]    addr,
-    output reg  [WIDTH-1:0] q
+    input  logic             clk,
+    input  logic             en,
+    input  logic [AW-1:0]    addr,
+    output logic [WIDTH-1:0] q
 );
-    generate
-        if (DEPTH > LUT_DEPTH) begin : g_bram
-            // filled by $readmemh only (left empty when no file name is given)
-            /* verilator lint_off UNDRIVEN */
-            (* rom_style = "block" *) reg [WIDTH-1:0] rom [0:DEPTH-1];
-            /* verilator lint_on UNDRIVEN */
-            if (FILE != "") begin : g_init
-                initial begin
-                    $readmemh(FILE, rom);
-                end
-            end
-            always @(posedge clk) begin
-                if (en) begin
-                    q <= rom[addr];
-                end
-            end
-        end else begin : g_lut
-            /* verilator lint_off UNDRIVEN */
-            reg [WIDTH-1:0] rom [0:DEPTH-1];
-            /* verilator lint_on UNDRIVEN */
-            if (FILE != "") begin : g_init
-                initial begin
-                    $readmemh(FILE, rom);
-                end
-            end
-            always @(posedge clk) begin
-                if (en) begin
-                    q <= rom[addr];
-                end
+    // parameter checks (elaboration)
+    if (WIDTH < 1 || DEPTH < 1 || AW < 1) begin : g_bad_shape
+        $error("pascal_rom: WIDTH, DEPTH and AW must be >= 1");
+    end
+    if (AW < 31 && DEPTH > (1 << AW)) begin : g_bad_aw
+        $error("pascal_rom: AW address bits cannot reach DEPTH words");
+    end
+
+    if (DEPTH > LUT_DEPTH) begin : g_bram
+        // filled by $readmemh only (left empty when no file name is given)
+        /* verilator lint_off UNDRIVEN */
+        (* rom_style = "block" *) logic [WIDTH-1:0] rom [0:DEPTH-1];
+        /* verilator lint_on UNDRIVEN */
+        if (FILE != "") begin : g_init
+            initial begin
+                $readmemh(FILE, rom);
             end
         end
-    endgenerate
+        always_ff @(posedge clk) begin
+            if (en) begin
+                q <= rom[addr];
+            end
+        end
+    end else begin : g_lut
+        /* verilator lint_off UNDRIVEN */
+        logic [WIDTH-1:0] rom [0:DEPTH-1];
+        /* verilator lint_on UNDRIVEN */
+        if (FILE != "") begin : g_init
+            initial begin
+                $readmemh(FILE, rom);
+            end
+        end
+        always_ff @(posedge clk) begin
+            if (en) begin
+                q <= rom[addr];
+            end
+        end
+    end
 endmodule
 `default_nettype wire

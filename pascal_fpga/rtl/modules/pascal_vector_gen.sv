@@ -31,75 +31,78 @@
  *                      written one slot after the slot that produces it);
  *   then 2 idle cycles.
  *
- * Global stall (README cycle contract): rd = slot j < SF, wr = a token waits
- * in the output register; fire = (!rd || in_valid) && (!wr || out_ready);
- * all state advances on fire only.
+ * Global stall (README cycle contract, pascal_handshake): rd = slot j < SF,
+ * wr = a token waits in the output register; fire = (!rd || in_valid) &&
+ * (!wr || out_ready); all state advances on fire only. The group's active
+ * comes from pascal_active.
  ***************************************************************************/
 `default_nettype none
 
 module pascal_vector_gen #(
-    parameter integer SIMD      = 4,
-    parameter integer T_IN      = 4,
-    parameter integer FB        = 1,
-    parameter integer SF        = 8,
-    parameter integer ZERO_SKIP = 1,
-    localparam integer FRAMES_W = SIMD * T_IN * FB,
-    localparam integer SFB      = (SF <= 2) ? 1 : $clog2(SF),          // bits(max(SF-1,1))
-    localparam integer AB       = (T_IN < 2) ? 1 : $clog2(T_IN + 1),   // bits(T_IN)
-    localparam integer TOKEN_W  = FRAMES_W + SFB + AB + 1
+    parameter int SIMD      = 4,
+    parameter int T_IN      = 4,
+    parameter int FB        = 1,
+    parameter int SF        = 8,
+    parameter int ZERO_SKIP = 1,
+    localparam int FRAMES_W = SIMD * T_IN * FB,
+    localparam int SFB      = (SF <= 2) ? 1 : $clog2(SF),          // bits(max(SF-1,1))
+    localparam int AB       = (T_IN < 2) ? 1 : $clog2(T_IN + 1),   // bits(T_IN)
+    localparam int TOKEN_W  = FRAMES_W + SFB + AB + 1
 ) (
-    input  wire                clk,
-    input  wire                rst,
-    input  wire [FRAMES_W-1:0] in_data,
-    input  wire                in_valid,
-    output wire                in_ready,
-    output wire [TOKEN_W-1:0]  out_data,
-    output wire                out_valid,
-    input  wire                out_ready
+    input  logic                clk,
+    input  logic                rst,
+    input  logic [FRAMES_W-1:0] in_data,
+    input  logic                in_valid,
+    output logic                in_ready,
+    output logic [TOKEN_W-1:0]  out_data,
+    output logic                out_valid,
+    input  logic                out_ready
 );
+    //-----------------------------------------------------------------------
+    // Parameter checks (elaboration)
+    if (SIMD < 1 || T_IN < 1 || FB < 1 || SF < 1) begin : g_bad_shape
+        $error("pascal_vector_gen: SIMD, T_IN, FB and SF must be >= 1");
+    end
+    if (ZERO_SKIP != 0 && ZERO_SKIP != 1) begin : g_bad_zero_skip
+        $error("pascal_vector_gen: ZERO_SKIP must be 0 or 1");
+    end
 
     // slot counter: 0..SF-1 read, SF END, SF+1 drain, SF+2 and SF+3 idle
-    localparam integer LAST = SF + 3;
-    localparam integer JW   = $clog2(LAST + 1);
+    localparam int LAST = SF + 3;
+    localparam int JW   = $clog2(LAST + 1);
 
-    reg [JW-1:0]      slot;
-    reg               pend;      // a token waits in the output register (wr)
-    reg [TOKEN_W-1:0] token;
+    logic [JW-1:0]      slot;
+    logic               pend;      // a token waits in the output register (wr)
+    logic [TOKEN_W-1:0] token;
 
     //-----------------------------------------------------------------------
     // Handshake: the global stall of the cycle contract
-    wire rd   = (32'(slot) < SF);
-    wire wr   = pend;
-    wire fire = (!rd || in_valid) && (!wr || out_ready);
-    assign in_ready  = rd && (!wr || out_ready);
-    assign out_valid = wr && (!rd || in_valid);
+    logic rd, wr, fire;
+    assign rd = (32'(slot) < SF);
+    assign wr = pend;
+    pascal_handshake u_handshake (
+        .rd(rd), .wr(wr), .in_valid(in_valid), .out_ready(out_ready),
+        .fire(fire), .in_ready(in_ready), .out_valid(out_valid));
 
     //-----------------------------------------------------------------------
     // The input word's active: 1 + index of the last frame nonzero in any lane
-    reg [AB-1:0] in_active;
-    reg          frame_any;
-    integer      t, s;
-    always @* begin
-        in_active = {AB{1'b0}};
-        for (t = 0; t < T_IN; t = t + 1) begin
-            frame_any = 1'b0;
-            for (s = 0; s < SIMD; s = s + 1)
-                frame_any = frame_any | (|in_data[(s * T_IN + t) * FB +: FB]);
-            if (frame_any) in_active = AB'(t + 1);
-        end
-    end
-    wire [AB-1:0] tok_active = (ZERO_SKIP != 0) ? in_active : AB'(T_IN);
-    wire          emitted    = (ZERO_SKIP != 0) ? (in_active != {AB{1'b0}}) : 1'b1;
+    logic [AB-1:0] in_active;
+    pascal_active #(.SIMD(SIMD), .T_IN(T_IN), .FB(FB), .AB(AB)) u_active (
+        .data(in_data), .active(in_active));
+    logic [AB-1:0] tok_active;
+    logic          emitted;
+    assign tok_active = (ZERO_SKIP != 0) ? in_active : AB'(T_IN);
+    assign emitted    = (ZERO_SKIP != 0) ? (in_active != '0) : 1'b1;
 
     //-----------------------------------------------------------------------
     // Slots
-    always @(posedge clk) begin
+    always_ff @(posedge clk) begin
         if (rst) begin
-            slot  <= {JW{1'b0}};
+            slot  <= '0;
             pend  <= 1'b0;
-            token <= {TOKEN_W{1'b0}};
+            token <= '0;
         end else if (fire) begin
-            slot <= (32'(slot) == LAST) ? {JW{1'b0}} : slot + 1'b1;
+            slot <= (32'(slot) == LAST) ? '0 : slot + 1'b1;
             if (rd) begin
                 pend  <= emitted;
                 token <= {1'b0, tok_active, SFB'(slot), in_data};

@@ -8,7 +8,8 @@
  *   IN_CH      input channels (a multiple of SIMD)
  *   IN_H, IN_W input map height and width (pixels)
  *   OUT_H,     output map height and width: (IN_H + 2*PAD - K)/STRIDE + 1 and
- *   OUT_W      (IN_W + 2*PAD - K)/STRIDE + 1 (not checked here)
+ *   OUT_W      (IN_W + 2*PAD - K)/STRIDE + 1 (checked: the windows fit the
+ *              padded map)
  *   K          kernel size (K x K taps)
  *   STRIDE     window stride (any >= 1, also larger than K)
  *   PAD        zero padding on every side (taps outside the image)
@@ -54,377 +55,384 @@
  * buffer address = a registered per-row base + the index; an empty mask sends
  * END. So every W slot sends a token, the first one of a window included.
  *
- * Global stall (README cycle contract): rd = R slot, wr = a token waits in
- * the output register; fire = (!rd || in_valid) && (!wr || out_ready);
- * all state (including the line buffer's read register) advances on fire.
+ * Global stall (README cycle contract, pascal_handshake): rd = R slot, wr =
+ * a token waits in the output register; fire = (!rd || in_valid) && (!wr ||
+ * out_ready); all state (including the line buffer's read register) advances
+ * on fire. A group's active comes from pascal_active.
  ***************************************************************************/
 `default_nettype none
 
 module pascal_window_gen #(
-    parameter integer IN_CH     = 2,
-    parameter integer IN_H      = 5,
-    parameter integer IN_W      = 5,
-    parameter integer OUT_H     = 3,
-    parameter integer OUT_W     = 3,
-    parameter integer K         = 3,
-    parameter integer STRIDE    = 1,
-    parameter integer PAD       = 0,
-    parameter integer T_IN      = 4,
-    parameter integer FB        = 1,
-    parameter integer SIMD      = 1,
-    parameter integer ZERO_SKIP = 1,
-    localparam integer CF       = IN_CH / SIMD,
-    localparam integer SF       = K * K * CF,
-    localparam integer FRAMES_W = SIMD * T_IN * FB,
-    localparam integer SFB      = (SF <= 2) ? 1 : $clog2(SF),          // bits(max(SF-1,1))
-    localparam integer AB       = (T_IN < 2) ? 1 : $clog2(T_IN + 1),   // bits(T_IN)
-    localparam integer TOKEN_W  = FRAMES_W + SFB + AB + 1
+    parameter int IN_CH     = 2,
+    parameter int IN_H      = 5,
+    parameter int IN_W      = 5,
+    parameter int OUT_H     = 3,
+    parameter int OUT_W     = 3,
+    parameter int K         = 3,
+    parameter int STRIDE    = 1,
+    parameter int PAD       = 0,
+    parameter int T_IN      = 4,
+    parameter int FB        = 1,
+    parameter int SIMD      = 1,
+    parameter int ZERO_SKIP = 1,
+    localparam int CF       = IN_CH / SIMD,
+    localparam int SF       = K * K * CF,
+    localparam int FRAMES_W = SIMD * T_IN * FB,
+    localparam int SFB      = (SF <= 2) ? 1 : $clog2(SF),          // bits(max(SF-1,1))
+    localparam int AB       = (T_IN < 2) ? 1 : $clog2(T_IN + 1),   // bits(T_IN)
+    localparam int TOKEN_W  = FRAMES_W + SFB + AB + 1
 ) (
-    input  wire                clk,
-    input  wire                rst,
-    input  wire [FRAMES_W-1:0] in_data,
-    input  wire                in_valid,
-    output wire                in_ready,
-    output wire [TOKEN_W-1:0]  out_data,
-    output wire                out_valid,
-    input  wire                out_ready
+    input  logic                clk,
+    input  logic                rst,
+    input  logic [FRAMES_W-1:0] in_data,
+    input  logic                in_valid,
+    output logic                in_ready,
+    output logic [TOKEN_W-1:0]  out_data,
+    output logic                out_valid,
+    input  logic                out_ready
 );
 
     //-----------------------------------------------------------------------
-    // Derived sizes
-    localparam integer ROW_WORDS = IN_W * CF;              // words per input row
-    localparam integer DEPTH     = K * ROW_WORDS;          // line buffer words
-    localparam integer KCF       = K * CF;                 // groups of one window row
-    localparam integer PROW      = (IN_W + 2 * PAD) * CF;  // zero-padded row of flags
-    localparam integer ZS        = (ZERO_SKIP != 0) ? 1 : 0;
-    localparam integer LB_W      = FRAMES_W + ZS * AB;     // line buffer word: {active, frames}
-    localparam integer AW        = (DEPTH < 2) ? 1 : $clog2(DEPTH);
-    localparam integer COLW      = (ROW_WORDS < 2) ? 1 : $clog2(ROW_WORDS);
-    localparam integer KW        = (K < 2) ? 1 : $clog2(K);
-    localparam integer CFW       = (CF < 2) ? 1 : $clog2(CF);
-    localparam integer HW        = (IN_H < 2) ? 1 : $clog2(IN_H + 1);
-    localparam integer YP_MAX    = OUT_H * STRIDE;         // oy*STRIDE, oy in 0..OUT_H
-    localparam integer YPW       = (YP_MAX < 2) ? 1 : $clog2(YP_MAX + 1);
-    localparam integer XP_MAX    = (OUT_W - 1) * STRIDE;   // ox*STRIDE, ox in 0..OUT_W-1
-    localparam integer XPW       = (XP_MAX < 2) ? 1 : $clog2(XP_MAX + 1);
-    // rows needed before output row 0: min(K - PAD, IN_H), at least 0
-    localparam integer NEED0     = (K <= PAD) ? 0 : ((K - PAD > IN_H) ? IN_H : K - PAD);
-    localparam integer TOP0      = (K - PAD % K) % K;      // (-PAD) mod K: buffer row of ky = 0
-    localparam integer STEP_TOP  = STRIDE % K;
+    // Parameter checks (elaboration)
+    if (SIMD < 1 || IN_CH < 1 || T_IN < 1 || FB < 1) begin : g_bad_shape
+        $error("pascal_window_gen: SIMD, IN_CH, T_IN and FB must be >= 1");
+    end
+    if (IN_CH % SIMD != 0) begin : g_bad_simd
+        $error("pascal_window_gen: SIMD must divide IN_CH");
+    end
+    if (K < 1 || STRIDE < 1 || PAD < 0 || IN_H < 1 || IN_W < 1) begin : g_bad_window
+        $error("pascal_window_gen: K, STRIDE, IN_H and IN_W must be >= 1, PAD >= 0");
+    end
+    if (OUT_H < 1 || OUT_W < 1 || (OUT_H - 1) * STRIDE + K > IN_H + 2 * PAD ||
+        (OUT_W - 1) * STRIDE + K > IN_W + 2 * PAD) begin : g_bad_out
+        $error("pascal_window_gen: OUT_H x OUT_W windows must fit the padded input map");
+    end
+    if (ZERO_SKIP != 0 && ZERO_SKIP != 1) begin : g_bad_zero_skip
+        $error("pascal_window_gen: ZERO_SKIP must be 0 or 1");
+    end
 
-    localparam [2:0] S_READ  = 3'd0;   // R slots
-    localparam [2:0] S_WIN   = 3'd1;   // W slots of the current window
-    localparam [2:0] S_DRAIN = 3'd2;   // the drain slot (P = 1)
-    localparam [2:0] S_IDLE0 = 3'd3;   // the 2 idle cycles of the image gap
-    localparam [2:0] S_IDLE1 = 3'd4;
-    localparam [2:0] S_START = (NEED0 > 0) ? S_READ : S_WIN;
+    //-----------------------------------------------------------------------
+    // Derived sizes
+    localparam int ROW_WORDS = IN_W * CF;              // words per input row
+    localparam int DEPTH     = K * ROW_WORDS;          // line buffer words
+    localparam int KCF       = K * CF;                 // groups of one window row
+    localparam int PROW      = (IN_W + 2 * PAD) * CF;  // zero-padded row of flags
+    localparam int ZS        = (ZERO_SKIP != 0) ? 1 : 0;
+    localparam int LB_W      = FRAMES_W + ZS * AB;     // line buffer word: {active, frames}
+    localparam int AW        = (DEPTH < 2) ? 1 : $clog2(DEPTH);
+    localparam int COLW      = (ROW_WORDS < 2) ? 1 : $clog2(ROW_WORDS);
+    localparam int KW        = (K < 2) ? 1 : $clog2(K);
+    localparam int CFW       = (CF < 2) ? 1 : $clog2(CF);
+    localparam int HW        = (IN_H < 2) ? 1 : $clog2(IN_H + 1);
+    localparam int YP_MAX    = OUT_H * STRIDE;         // oy*STRIDE, oy in 0..OUT_H
+    localparam int YPW       = (YP_MAX < 2) ? 1 : $clog2(YP_MAX + 1);
+    localparam int XP_MAX    = (OUT_W - 1) * STRIDE;   // ox*STRIDE, ox in 0..OUT_W-1
+    localparam int XPW       = (XP_MAX < 2) ? 1 : $clog2(XP_MAX + 1);
+    // rows needed before output row 0: min(K - PAD, IN_H), at least 0
+    localparam int NEED0     = (K <= PAD) ? 0 : ((K - PAD > IN_H) ? IN_H : K - PAD);
+    localparam int TOP0      = (K - PAD % K) % K;      // (-PAD) mod K: buffer row of ky = 0
+    localparam int STEP_TOP  = STRIDE % K;
+
+    localparam logic [2:0] S_READ  = 3'd0;   // R slots
+    localparam logic [2:0] S_WIN   = 3'd1;   // W slots of the current window
+    localparam logic [2:0] S_DRAIN = 3'd2;   // the drain slot (P = 1)
+    localparam logic [2:0] S_IDLE0 = 3'd3;   // the 2 idle cycles of the image gap
+    localparam logic [2:0] S_IDLE1 = 3'd4;
+    localparam logic [2:0] S_START = (NEED0 > 0) ? S_READ : S_WIN;
 
     //-----------------------------------------------------------------------
     // State
-    reg [2:0]      state;
-    reg            pend;        // a token waits in the output register (wr)
-    reg [COLW-1:0] col;         // x*CF + c of the next input word within its row
-    reg [AW-1:0]   waddr;       // line buffer address of the next input word
-    reg [HW-1:0]   rows_read;
-    reg [HW-1:0]   need;        // rows the current output row needs
-    reg [YPW-1:0]  yp;          // oy*STRIDE (padded row of ky = 0)
-    reg [XPW-1:0]  xp;          // ox*STRIDE (padded column of kx = 0)
-    reg [KW-1:0]   top;         // buffer row of ky = 0: (oy*STRIDE - PAD) mod K
-    reg            tail;        // oy == OUT_H: draining the rows not read yet
+    logic [2:0]      state;
+    logic            pend;        // a token waits in the output register (wr)
+    logic [COLW-1:0] col;         // x*CF + c of the next input word within its row
+    logic [AW-1:0]   waddr;       // line buffer address of the next input word
+    logic [HW-1:0]   rows_read;
+    logic [HW-1:0]   need;        // rows the current output row needs
+    logic [YPW-1:0]  yp;          // oy*STRIDE (padded row of ky = 0)
+    logic [XPW-1:0]  xp;          // ox*STRIDE (padded column of kx = 0)
+    logic [KW-1:0]   top;         // buffer row of ky = 0: (oy*STRIDE - PAD) mod K
+    logic            tail;        // oy == OUT_H: draining the rows not read yet
 
     // output register (the token of the previous slot)
-    reg              q_end;
-    reg              q_frames;  // the token carries the buffer word read (else frames = 0)
-    reg [SFB-1:0]    q_sf;
+    logic            q_end;
+    logic            q_frames;    // the token carries the buffer word read (else frames = 0)
+    logic [SFB-1:0]  q_sf;
     /* verilator lint_off UNUSEDSIGNAL */
-    reg [AB-1:0]     q_active;  // dense mode: T_IN or 0 (unused in zero-skip mode)
+    logic [AB-1:0]   q_active;    // dense mode: T_IN or 0 (unused in zero-skip mode)
     /* verilator lint_on UNUSEDSIGNAL */
-    reg [LB_W-1:0]   lb_q;      // line buffer read register
+    logic [LB_W-1:0] lb_q;        // line buffer read register
 
     // line buffer
-    reg [LB_W-1:0]   lines [0:DEPTH-1];
+    logic [LB_W-1:0] lines [0:DEPTH-1];
 
     //-----------------------------------------------------------------------
     // Handshake: the global stall of the cycle contract
-    wire rd   = (state == S_READ);
-    wire wr   = pend;
-    wire fire = (!rd || in_valid) && (!wr || out_ready);
-    assign in_ready  = rd && (!wr || out_ready);
-    assign out_valid = wr && (!rd || in_valid);
+    logic rd, wr, fire;
+    assign rd = (state == S_READ);
+    assign wr = pend;
+    pascal_handshake u_handshake (
+        .rd(rd), .wr(wr), .in_valid(in_valid), .out_ready(out_ready),
+        .fire(fire), .in_ready(in_ready), .out_valid(out_valid));
 
     //-----------------------------------------------------------------------
     // The input word's active: 1 + index of the last frame nonzero in any lane
     // (stored in the line buffer in zero-skip mode; unused in dense mode)
     /* verilator lint_off UNUSEDSIGNAL */
-    reg [AB-1:0] in_active;
+    logic [AB-1:0] in_active;
     /* verilator lint_on UNUSEDSIGNAL */
-    reg          frame_any;
-    integer      t, s;
-    always @* begin
-        in_active = {AB{1'b0}};
-        for (t = 0; t < T_IN; t = t + 1) begin
-            frame_any = 1'b0;
-            for (s = 0; s < SIMD; s = s + 1)
-                frame_any = frame_any | (|in_data[(s * T_IN + t) * FB +: FB]);
-            if (frame_any) in_active = AB'(t + 1);
-        end
-    end
+    pascal_active #(.SIMD(SIMD), .T_IN(T_IN), .FB(FB), .AB(AB)) u_active (
+        .data(in_data), .active(in_active));
 
     //-----------------------------------------------------------------------
     // Slot sequencing: the position's next values
-    wire          row_done    = (32'(col) == ROW_WORDS - 1);
-    wire          last_x      = (32'(xp) == XP_MAX);
-    wire          last_y      = (32'(yp) + STRIDE == YP_MAX);   // oy == OUT_H - 1
+    logic row_done, last_x, last_y;
+    assign row_done = (32'(col) == ROW_WORDS - 1);
+    assign last_x   = (32'(xp) == XP_MAX);
+    assign last_y   = (32'(yp) + STRIDE == YP_MAX);   // oy == OUT_H - 1
     // rows the next output row needs (IN_H after the last one: drain)
-    integer       need_next_i;
-    reg  [HW-1:0] need_next;
-    always @* begin
+    logic [HW-1:0] need_next;
+    always_comb begin
+        int need_next_i;
         need_next_i = 32'(yp) + STRIDE + K - PAD;
         if (need_next_i < 0) need_next_i = 0;
         if (need_next_i > IN_H || last_y) need_next_i = IN_H;
         need_next = HW'(need_next_i);
     end
 
-    wire [KW-1:0] top_next = (32'(top) + STEP_TOP >= K) ? KW'(32'(top) + STEP_TOP - K)
-                                                        : KW'(32'(top) + STEP_TOP);
+    logic [KW-1:0] top_next;
+    assign top_next = (32'(top) + STEP_TOP >= K) ? KW'(32'(top) + STEP_TOP - K)
+                                                 : KW'(32'(top) + STEP_TOP);
 
     //-----------------------------------------------------------------------
     // Group selection of a W slot: send (else END), its vector index, and the
     // line buffer address of the group (sel_inside: the tap lies in the image)
-    reg              send;
-    reg [SFB-1:0]    sel_sf;
-    reg [AW-1:0]     raddr;
-    reg              sel_inside;
+    logic           send;
+    logic [SFB-1:0] sel_sf;
+    logic [AW-1:0]  raddr;
+    logic           sel_inside;
 
-    generate
-        if (ZERO_SKIP != 0) begin : g_skip
-            // cur_mask: the groups of the current window not sent yet. It is
-            // computed one slot ahead: the slot before a window's first W slot
-            // (the END of the previous window, or an R slot, whose own line
-            // buffer write is bypassed into the flags) loads the next window's
-            // fresh mask; a W slot that sends clears the group it sends.
-            localparam integer IW = (KCF < 2) ? 1 : $clog2(KCF);   // index in a window row
-            localparam integer NP = 1 << IW;
-            reg [DEPTH-1:0] nz;          // nonzero flag of every buffered group
-            reg [SF-1:0]    cur_mask;
+    if (ZERO_SKIP != 0) begin : g_skip
+        // cur_mask: the groups of the current window not sent yet. It is
+        // computed one slot ahead: the slot before a window's first W slot
+        // (the END of the previous window, or an R slot, whose own line
+        // buffer write is bypassed into the flags) loads the next window's
+        // fresh mask; a W slot that sends clears the group it sends.
+        localparam int IW = (KCF < 2) ? 1 : $clog2(KCF);   // index in a window row
+        localparam int NP = 1 << IW;
+        logic [DEPTH-1:0] nz;          // nonzero flag of every buffered group
+        logic [SF-1:0]    cur_mask;
 
-            // lowest set bit of v: {any, index}, a log-depth tree
-            function automatic [IW:0] lowest_idx(input [NP-1:0] v);
-                reg [NP-1:0]    val, nval;
-                reg [NP*IW-1:0] ix, nix;
-                integer         l, n;
-                begin
-                    val = v;
-                    ix  = {(NP*IW){1'b0}};
-                    for (l = 0; l < IW; l = l + 1) begin
-                        nval = {NP{1'b0}};
-                        nix  = {(NP*IW){1'b0}};
-                        for (n = 0; n < (NP >> (l + 1)); n = n + 1) begin
-                            nval[n] = val[2 * n] | val[2 * n + 1];
-                            nix[n * IW +: IW] = val[2 * n] ? ix[2 * n * IW +: IW]
-                                              : (ix[(2 * n + 1) * IW +: IW] | IW'(1 << l));
-                        end
-                        val = nval;
-                        ix  = nix;
-                    end
-                    lowest_idx = {val[0], ix[IW-1:0]};
+        // lowest set bit of v: {any, index}, a log-depth tree
+        function automatic logic [IW:0] lowest_idx(input logic [NP-1:0] v);
+            logic [NP-1:0]    val, nval;
+            logic [NP*IW-1:0] ix, nix;
+            val = v;
+            ix  = '0;
+            for (int l = 0; l < IW; l++) begin
+                nval = '0;
+                nix  = '0;
+                for (int n = 0; n < (NP >> (l + 1)); n++) begin
+                    nval[n] = val[2 * n] | val[2 * n + 1];
+                    nix[n * IW +: IW] = val[2 * n] ? ix[2 * n * IW +: IW]
+                                      : (ix[(2 * n + 1) * IW +: IW] | IW'(1 << l));
                 end
-            endfunction
-
-            // The window whose fresh mask is loaded at the end of this slot:
-            // R slot: the current one (with this slot's flag write); W slot
-            // (used only when it is the END): the next window.
-            reg [DEPTH-1:0]     fnz;
-            reg [XPW-1:0]       fx;
-            reg [YPW-1:0]       fy;
-            reg [KW-1:0]        ftop;
-            reg [K-1:0]         frow_in;
-            reg [SF-1:0]        fmask;
-            reg [ROW_WORDS-1:0] row_bits;
-            reg [PROW-1:0]      padded;
-            reg [KCF-1:0]       win_bits;
-            integer             i, r, rr, iy, xx;
-
-            always @* begin
-                fnz  = nz;
-                fx   = xp;
-                fy   = yp;
-                ftop = top;
-                if (rd) begin
-                    fnz[waddr] = |in_data;
-                end else if (last_x) begin
-                    fx   = {XPW{1'b0}};
-                    fy   = yp + YPW'(STRIDE);
-                    ftop = top_next;
-                end else begin
-                    fx   = xp + XPW'(STRIDE);
-                end
-                for (i = 0; i < K; i = i + 1) begin
-                    iy = 32'(fy) + i - PAD;                      // input row of tap row i
-                    frow_in[i] = (iy >= 0) && (iy < IN_H);
-                end
-                for (i = 0; i < K; i = i + 1) begin
-                    r = 32'(ftop) + i;
-                    if (r >= K) r = r - K;
-                    row_bits = {ROW_WORDS{1'b0}};
-                    for (rr = 0; rr < K; rr = rr + 1)
-                        if (rr == r) row_bits = fnz[rr * ROW_WORDS +: ROW_WORDS];
-                    padded = {PROW{1'b0}};
-                    padded[PAD * CF +: ROW_WORDS] = row_bits;
-                    win_bits = {KCF{1'b0}};      // padded[fx*CF +: KCF], a mux (no multiplier)
-                    for (xx = 0; xx <= XP_MAX; xx = xx + 1)
-                        if (32'(fx) == xx) win_bits = padded[xx * CF +: KCF];
-                    fmask[i * KCF +: KCF] = frow_in[i] ? win_bits : {KCF{1'b0}};
-                end
+                val = nval;
+                ix  = nix;
             end
+            lowest_idx = {val[0], ix[IW-1:0]};
+        endfunction
 
-            // Line buffer address of group 0 of each window row (mod 2^AW; only
-            // groups inside the image are ever read), registered like cur_mask:
-            // loaded for the window whose fresh mask is loaded. colb = (x - PAD)*CF
-            // of the window's column x, kept by increments (no multiplier).
-            localparam [AW-1:0] COLB0 = AW'(-PAD * CF);
-            localparam [AW-1:0] COLB_STEP = AW'(STRIDE * CF);
-            reg [AW-1:0]    colb;               // of the current window
-            reg [AW-1:0]    fcolb;              // of the window loaded at the end of the slot
-            reg [K*AW-1:0]  fbase;
-            reg [K*AW-1:0]  row_base;           // row i at [i*AW +: AW]
-            integer         fi, fr, frr;
-            always @* begin
-                if (rd)          fcolb = colb;
-                else if (last_x) fcolb = COLB0;
-                else             fcolb = colb + COLB_STEP;
-                for (fi = 0; fi < K; fi = fi + 1) begin
-                    fr = 32'(ftop) + fi;
-                    if (fr >= K) fr = fr - K;
-                    fbase[fi * AW +: AW] = fcolb;
-                    for (frr = 0; frr < K; frr = frr + 1)
-                        if (frr == fr) fbase[fi * AW +: AW] = fcolb + AW'(frr * ROW_WORDS);
-                end
+        // The window whose fresh mask is loaded at the end of this slot:
+        // R slot: the current one (with this slot's flag write); W slot
+        // (used only when it is the END): the next window.
+        logic [DEPTH-1:0]     fnz;
+        logic [XPW-1:0]       fx;
+        logic [YPW-1:0]       fy;
+        logic [KW-1:0]        ftop;
+        logic [K-1:0]         frow_in;
+        logic [SF-1:0]        fmask;
+        logic [ROW_WORDS-1:0] row_bits;
+        logic [PROW-1:0]      padded;
+        logic [KCF-1:0]       win_bits;
+
+        always_comb begin
+            int iy, r;
+            fnz  = nz;
+            fx   = xp;
+            fy   = yp;
+            ftop = top;
+            if (rd) begin
+                fnz[waddr] = |in_data;
+            end else if (last_x) begin
+                fx   = '0;
+                fy   = yp + YPW'(STRIDE);
+                ftop = top_next;
+            end else begin
+                fx   = xp + XPW'(STRIDE);
             end
-
-            always @(posedge clk) begin
-                if (rst) begin
-                    colb <= COLB0;
-                end else if (fire) begin
-                    if (state == S_WIN) begin
-                        if (!send) colb <= fcolb;
-                    end else if (!rd) begin
-                        colb <= COLB0;           // the image gap: the next image's first window
-                    end
-                    if (rd || (state == S_WIN && !send))
-                        row_base <= fbase;
-                end
+            for (int i = 0; i < K; i++) begin
+                iy = 32'(fy) + i - PAD;                      // input row of tap row i
+                frow_in[i] = (iy >= 0) && (iy < IN_H);
             end
-
-            // Selection: the first window row with a group left, its lowest group
-            reg [IW:0]      enc [0:K-1];
-            reg [K-1:0]     first;              // the row is the first with a group left
-            reg             found;
-            reg [SF-1:0]    cleared;            // cur_mask without the group sent
-            integer         si, sk;
-            always @* begin
-                for (si = 0; si < K; si = si + 1)
-                    enc[si] = lowest_idx(NP'(cur_mask[si * KCF +: KCF]));
-                found = 1'b0;
-                for (si = 0; si < K; si = si + 1) begin
-                    first[si] = !found && enc[si][IW];
-                    found     = found | enc[si][IW];
-                end
-                send    = found;
-                sel_sf  = {SFB{1'b0}};
-                raddr   = {AW{1'b0}};
-                for (si = 0; si < K; si = si + 1) begin
-                    if (first[si]) begin
-                        sel_sf = sel_sf | (SFB'(si * KCF) + SFB'(enc[si][IW-1:0]));
-                        raddr  = raddr | (row_base[si * AW +: AW] + AW'(enc[si][IW-1:0]));
-                    end
-                    for (sk = 0; sk < KCF; sk = sk + 1)
-                        cleared[si * KCF + sk] = cur_mask[si * KCF + sk]
-                                               & !(first[si] && 32'(enc[si][IW-1:0]) == sk);
-                end
-                sel_inside = send;               // the mask holds taps inside the image only
+            for (int i = 0; i < K; i++) begin
+                r = 32'(ftop) + i;
+                if (r >= K) r = r - K;
+                row_bits = '0;
+                for (int rr = 0; rr < K; rr++)
+                    if (rr == r) row_bits = fnz[rr * ROW_WORDS +: ROW_WORDS];
+                padded = '0;
+                padded[PAD * CF +: ROW_WORDS] = row_bits;
+                win_bits = '0;               // padded[fx*CF +: KCF], a mux (no multiplier)
+                for (int xx = 0; xx <= XP_MAX; xx++)
+                    if (32'(fx) == xx) win_bits = padded[xx * CF +: KCF];
+                fmask[i * KCF +: KCF] = frow_in[i] ? win_bits : '0;
             end
+        end
 
-            always @(posedge clk) begin
-                if (rst) begin
-                    cur_mask <= {SF{1'b0}};
-                end else if (fire) begin
-                    if (rd) nz[waddr] <= |in_data;
-                    if (state == S_WIN)
-                        cur_mask <= send ? cleared : fmask;
-                    else if (rd)
-                        cur_mask <= fmask;
-                    else
-                        cur_mask <= {SF{1'b0}};  // image start (all rows outside if no R slot)
-                end
+        // Line buffer address of group 0 of each window row (mod 2^AW; only
+        // groups inside the image are ever read), registered like cur_mask:
+        // loaded for the window whose fresh mask is loaded. colb = (x - PAD)*CF
+        // of the window's column x, kept by increments (no multiplier).
+        localparam logic [AW-1:0] COLB0 = AW'(-PAD * CF);
+        localparam logic [AW-1:0] COLB_STEP = AW'(STRIDE * CF);
+        logic [AW-1:0]   colb;               // of the current window
+        logic [AW-1:0]   fcolb;              // of the window loaded at the end of the slot
+        logic [K*AW-1:0] fbase;
+        logic [K*AW-1:0] row_base;           // row i at [i*AW +: AW]
+        always_comb begin
+            int fr;
+            if (rd)          fcolb = colb;
+            else if (last_x) fcolb = COLB0;
+            else             fcolb = colb + COLB_STEP;
+            for (int fi = 0; fi < K; fi++) begin
+                fr = 32'(ftop) + fi;
+                if (fr >= K) fr = fr - K;
+                fbase[fi * AW +: AW] = fcolb;
+                for (int frr = 0; frr < K; frr++)
+                    if (frr == fr) fbase[fi * AW +: AW] = fcolb + AW'(frr * ROW_WORDS);
             end
-        end else begin : g_dense
-            reg [SFB-1:0] dj;            // the window's next group: j, (ky, kx, cf)
-            reg [KW-1:0]  dky, dkx;
-            reg [CFW-1:0] dcf;
-            reg           ddone;         // all SF groups sent: END next
+        end
 
-            // Rows of the window inside the image: padded row yp + ky in [PAD, PAD + IN_H)
-            reg [K-1:0] row_in;
-            integer     ky, iy, sr, sx;
-            always @* begin
-                for (ky = 0; ky < K; ky = ky + 1) begin
-                    iy = 32'(yp) + ky - PAD;                  // input row of tap row ky
-                    row_in[ky] = (iy >= 0) && (iy < IN_H);
+        always_ff @(posedge clk) begin
+            if (rst) begin
+                colb <= COLB0;
+            end else if (fire) begin
+                if (state == S_WIN) begin
+                    if (!send) colb <= fcolb;
+                end else if (!rd) begin
+                    colb <= COLB0;           // the image gap: the next image's first window
                 end
-                send   = !ddone;
-                sel_sf = dj;
-                sr = 32'(top) + 32'(dky);
-                if (sr >= K) sr = sr - K;
-                sx = 32'(xp) + 32'(dkx) - PAD;                // input column of the tap
-                sel_inside = row_in[dky] && (sx >= 0) && (sx < IN_W);
-                raddr = sel_inside ? AW'(sr * ROW_WORDS + sx * CF + 32'(dcf)) : {AW{1'b0}};
+                if (rd || (state == S_WIN && !send))
+                    row_base <= fbase;
             end
+        end
 
-            always @(posedge clk) begin
-                if (rst) begin
+        // Selection: the first window row with a group left, its lowest group
+        logic [IW:0]   enc [0:K-1];
+        logic [K-1:0]  first;               // the row is the first with a group left
+        logic [SF-1:0] cleared;             // cur_mask without the group sent
+        always_comb begin
+            logic found;
+            for (int si = 0; si < K; si++)
+                enc[si] = lowest_idx(NP'(cur_mask[si * KCF +: KCF]));
+            found = 1'b0;
+            for (int si = 0; si < K; si++) begin
+                first[si] = !found && enc[si][IW];
+                found     = found | enc[si][IW];
+            end
+            send    = found;
+            sel_sf  = '0;
+            raddr   = '0;
+            for (int si = 0; si < K; si++) begin
+                if (first[si]) begin
+                    sel_sf = sel_sf | (SFB'(si * KCF) + SFB'(enc[si][IW-1:0]));
+                    raddr  = raddr | (row_base[si * AW +: AW] + AW'(enc[si][IW-1:0]));
+                end
+                for (int sk = 0; sk < KCF; sk++)
+                    cleared[si * KCF + sk] = cur_mask[si * KCF + sk]
+                                           & !(first[si] && 32'(enc[si][IW-1:0]) == sk);
+            end
+            sel_inside = send;               // the mask holds taps inside the image only
+        end
+
+        always_ff @(posedge clk) begin
+            if (rst) begin
+                cur_mask <= '0;
+            end else if (fire) begin
+                if (rd) nz[waddr] <= |in_data;
+                if (state == S_WIN)
+                    cur_mask <= send ? cleared : fmask;
+                else if (rd)
+                    cur_mask <= fmask;
+                else
+                    cur_mask <= '0;          // image start (all rows outside if no R slot)
+            end
+        end
+    end else begin : g_dense
+        logic [SFB-1:0] dj;            // the window's next group: j, (ky, kx, cf)
+        logic [KW-1:0]  dky, dkx;
+        logic [CFW-1:0] dcf;
+        logic           ddone;         // all SF groups sent: END next
+
+        // Rows of the window inside the image: padded row yp + ky in [PAD, PAD + IN_H)
+        logic [K-1:0] row_in;
+        always_comb begin
+            int iy, sr, sx;
+            for (int ky = 0; ky < K; ky++) begin
+                iy = 32'(yp) + ky - PAD;                  // input row of tap row ky
+                row_in[ky] = (iy >= 0) && (iy < IN_H);
+            end
+            send   = !ddone;
+            sel_sf = dj;
+            sr = 32'(top) + 32'(dky);
+            if (sr >= K) sr = sr - K;
+            sx = 32'(xp) + 32'(dkx) - PAD;                // input column of the tap
+            sel_inside = row_in[dky] && (sx >= 0) && (sx < IN_W);
+            raddr = sel_inside ? AW'(sr * ROW_WORDS + sx * CF + 32'(dcf)) : '0;
+        end
+
+        always_ff @(posedge clk) begin
+            if (rst) begin
+                dj <= '0; dky <= '0; dkx <= '0; dcf <= '0; ddone <= 1'b0;
+            end else if (fire && state == S_WIN) begin
+                if (!send) begin
                     dj <= '0; dky <= '0; dkx <= '0; dcf <= '0; ddone <= 1'b0;
-                end else if (fire && state == S_WIN) begin
-                    if (!send) begin
-                        dj <= '0; dky <= '0; dkx <= '0; dcf <= '0; ddone <= 1'b0;
-                    end else begin
-                        ddone <= (32'(dj) == SF - 1);
-                        dj    <= dj + 1'b1;
-                        if (32'(dcf) == CF - 1) begin
-                            dcf <= '0;
-                            if (32'(dkx) == K - 1) begin
-                                dkx <= '0;
-                                dky <= dky + 1'b1;
-                            end else begin
-                                dkx <= dkx + 1'b1;
-                            end
+                end else begin
+                    ddone <= (32'(dj) == SF - 1);
+                    dj    <= dj + 1'b1;
+                    if (32'(dcf) == CF - 1) begin
+                        dcf <= '0;
+                        if (32'(dkx) == K - 1) begin
+                            dkx <= '0;
+                            dky <= dky + 1'b1;
                         end else begin
-                            dcf <= dcf + 1'b1;
+                            dkx <= dkx + 1'b1;
                         end
+                    end else begin
+                        dcf <= dcf + 1'b1;
                     end
                 end
             end
         end
-    endgenerate
+    end
 
     //-----------------------------------------------------------------------
     // Line buffer: written by R slots, read (registered) by W slots that send
-    wire [LB_W-1:0] lb_wdata;
-    generate
-        if (ZERO_SKIP != 0) begin : g_wd_skip
-            assign lb_wdata = {in_active, in_data};
-        end else begin : g_wd_dense
-            assign lb_wdata = in_data;
-        end
-    endgenerate
-    wire lb_we = fire && rd;
-    wire lb_re = fire && (state == S_WIN) && send && sel_inside;
-    always @(posedge clk) begin
+    logic [LB_W-1:0] lb_wdata;
+    if (ZERO_SKIP != 0) begin : g_wd_skip
+        assign lb_wdata = {in_active, in_data};
+    end else begin : g_wd_dense
+        assign lb_wdata = in_data;
+    end
+    logic lb_we, lb_re;
+    assign lb_we = fire && rd;
+    assign lb_re = fire && (state == S_WIN) && send && sel_inside;
+    always_ff @(posedge clk) begin
         if (lb_we) lines[waddr] <= lb_wdata;
         if (lb_re) lb_q <= lines[raddr];
     end
 
-    always @(posedge clk) begin
+    always_ff @(posedge clk) begin
         if (rst) begin
             state     <= S_START;
             pend      <= 1'b0;
@@ -445,13 +453,13 @@ module pascal_window_gen #(
             if (state == S_WIN) begin
                 q_end    <= !send;
                 q_frames <= send && sel_inside;
-                q_sf     <= send ? sel_sf : {SFB{1'b0}};
-                q_active <= (send && ZS == 0) ? AB'(T_IN) : {AB{1'b0}};
+                q_sf     <= send ? sel_sf : '0;
+                q_active <= (send && ZS == 0) ? AB'(T_IN) : '0;
             end
             case (state)
                 S_READ: begin
-                    col   <= row_done ? {COLW{1'b0}} : col + 1'b1;
-                    waddr <= (32'(waddr) == DEPTH - 1) ? {AW{1'b0}} : waddr + 1'b1;
+                    col   <= row_done ? '0 : col + 1'b1;
+                    waddr <= (32'(waddr) == DEPTH - 1) ? '0 : waddr + 1'b1;
                     if (row_done) begin
                         rows_read <= rows_read + 1'b1;
                         if (32'(rows_read) + 1 == 32'(need))
@@ -492,15 +500,14 @@ module pascal_window_gen #(
 
     //-----------------------------------------------------------------------
     // Token
-    wire [FRAMES_W-1:0] out_frames = q_frames ? lb_q[FRAMES_W-1:0] : {FRAMES_W{1'b0}};
-    wire [AB-1:0]       out_active;
-    generate
-        if (ZERO_SKIP != 0) begin : g_act_skip
-            assign out_active = q_frames ? lb_q[FRAMES_W +: AB] : {AB{1'b0}};
-        end else begin : g_act_dense
-            assign out_active = q_active;
-        end
-    endgenerate
+    logic [FRAMES_W-1:0] out_frames;
+    logic [AB-1:0]       out_active;
+    assign out_frames = q_frames ? lb_q[FRAMES_W-1:0] : '0;
+    if (ZERO_SKIP != 0) begin : g_act_skip
+        assign out_active = q_frames ? lb_q[FRAMES_W +: AB] : '0;
+    end else begin : g_act_dense
+        assign out_active = q_active;
+    end
     assign out_data = {q_end, out_active, q_sf, out_frames};
 
 endmodule
