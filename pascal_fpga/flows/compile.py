@@ -58,7 +58,7 @@ from ..errors import PascalError
 from ..hw.apply import PRESETS as FOLDING_PRESETS, ApplyFolding, default_folding, preset_folding
 from ..hw.backends.hls import DEFAULT_CLOCK_MHZ, DEFAULT_PART, generate_hls, sample_images
 from ..hw.backends.rtl import generate_rtl
-from ..hw.design import design_from_ir
+from ..hw.design import Design, design_from_ir
 from ..ir.execute import ir_outputs
 from ..ir.export import SOURCE_KEY, model_source
 from ..ir.transforms import Step as Pass, layer_nodes, output_scale, pipeline
@@ -154,6 +154,15 @@ class BuildContext:
     folding: dict[str, Any] | None = None
     """The folding config file ``config.folding`` names, read and checked before any step."""
     _calibration: tuple[np.ndarray, str] | None = field(default=None, init=False, repr=False)
+    _design: tuple[tuple, Design] | None = field(default=None, init=False, repr=False)
+
+    def design(self, model: ModelWrapper) -> Design:
+        """The hardware design of the model's IR, built once per state of its layer nodes (a
+        step that changes a folding or a depth gets a new one; every other step reuses it)."""
+        key = tuple(node.SerializeToString() for node in layer_nodes(model))
+        if self._design is None or self._design[0] != key:
+            self._design = (key, design_from_ir(model))
+        return self._design[1]
 
     def calibration(self, model: ModelWrapper) -> tuple[np.ndarray, str]:
         """The calibration images (float32 pixels) and what they are, drawn once per build: the
@@ -216,13 +225,14 @@ def step_apply_folding(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     if not config.zero_skip:
         for node in layer_nodes(model):
             getCustomOp(node).set_nodeattr("zero_skip", 0)
-    model = model.transform(ApplyFolding(default_folding(model), "default folding"))
+    lowered = ctx.design(model)     # its stream classes hold for every folding
+    model = model.transform(ApplyFolding(default_folding(lowered), "default folding"))
     images, described = ctx.calibration(model)
     folding = ctx.folding
     if config.folding in FOLDING_PRESETS:
-        folding = preset_folding(model, config.folding)
+        folding = preset_folding(lowered, config.folding)
     if config.target_fps is not None or config.lut_budget is not None:
-        design = design_from_ir(model)
+        design = ctx.design(model)
         lanes = run_values(design, images)[3]
         folding, search_rows = search_folding(
             design, lanes, target_fps=config.target_fps, lut_budget=config.lut_budget,
@@ -244,14 +254,14 @@ def step_size_fifos(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     and the QNN twin's at its own best folding."""
     config = ctx.config
     images, described = ctx.calibration(model)
-    sizing = _fifo_sizing(model, images, ctx.folding or {})
+    sizing = _fifo_sizing(model, ctx, images, ctx.folding or {})
     sizing["calibration"] = described
     final = ctx.save_model(model, "size_fifos", always=True)
     ctx.record["fifo_sizing"] = sizing
     search = ctx.record.get("folding_search")
     if search is not None and sizing.get("mean_interval"):
         # the FINN-style QNN twin at its own best folding for the same goal, side by side
-        design = design_from_ir(model)
+        design = ctx.design(model)
         clock = config.clock_mhz
         target = config.target_fps or clock * 1e6 / sizing["mean_interval"]
         lut = design_resources(design)["total"]
@@ -280,7 +290,7 @@ def step_generate_hls(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     images and the IR's outputs for them in tb/ (recorded as ``hls``); the model unchanged."""
     out = ctx.folder / "hls"
     clock = ctx.config.clock_mhz if ctx.config.clock_mhz is not None else DEFAULT_CLOCK_MHZ
-    ctx.record["hls"] = generate_hls(design_from_ir(model), out, ctx.spec, ctx.name,
+    ctx.record["hls"] = generate_hls(ctx.design(model), out, ctx.spec, ctx.name,
                                      ctx.config.part or DEFAULT_PART, clock)
     images = sample_images(ctx.spec)
     images.tofile(out / "tb" / "inputs.bin")
@@ -295,7 +305,7 @@ def step_generate_rtl(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """Expects: the final IR. Guarantees: rtl/, the SystemVerilog design and its testbench
     (recorded as ``rtl``); the model unchanged."""
     clock = ctx.config.clock_mhz if ctx.config.clock_mhz is not None else DEFAULT_CLOCK_MHZ
-    ctx.record["rtl"] = generate_rtl(design_from_ir(model), ctx.folder / "rtl", ctx.name, clock)
+    ctx.record["rtl"] = generate_rtl(ctx.design(model), ctx.folder / "rtl", ctx.name, clock)
     ctx.wrote("generate_rtl", "rtl")
     return model
 
@@ -645,11 +655,12 @@ def _folding_of(model) -> dict[str, dict[str, Any]]:
     return folding
 
 
-def _fifo_sizing(model, images: np.ndarray, given: dict[str, Any]) -> dict[str, Any]:
+def _fifo_sizing(model, ctx: BuildContext, images: np.ndarray, given: dict[str, Any]
+                 ) -> dict[str, Any]:
     """FIFO depths from the cycle model on the calibration images (the smallest that keep the
     mean interval and latency of unbounded FIFOs), run on the worst case (every group active) to
     show that no input deadlocks; a depth the folding config gives is kept."""
-    design = design_from_ir(model)
+    design = ctx.design(model)
     lanes = run_values(design, images)[3]
     activity = design.activity_from_lanes(lanes)
     programs = design.programs(activity, len(images))
@@ -669,7 +680,7 @@ def _fifo_sizing(model, images: np.ndarray, given: dict[str, Any]) -> dict[str, 
         entry = given.get(fifo.layer)
         depth = entry.get(fifo.key, depth) if isinstance(entry, dict) else depth
         getCustomOp(nodes[fifo.layer]).set_nodeattr(fifo.key, int(depth))
-    sized = design_from_ir(model)
+    sized = ctx.design(model)
     timing = simulate_cycles(sized.programs(activity, len(images)), sized.fifo_depths(),
                              edges=edges)
     worst_timing = simulate_cycles(sized.programs({}, 3, mode="dense"), sized.fifo_depths(),

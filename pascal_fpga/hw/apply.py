@@ -18,7 +18,7 @@ from qonnx.transformation.base import Transformation
 from ..errors import PascalError
 from ..ir.transforms import layer_nodes
 from ..names import show_value
-from .design import StreamClasses, design_from_ir, ir_layers
+from .design import Design, design_from_ir
 from .layers import LAYER_CLASSES, hw_layer
 
 FIFO_DEPTH_MAX = 2 ** 20  # the deepest FIFO a folding config may ask for
@@ -51,23 +51,22 @@ def _largest_divisor(n: int, limit: int) -> int:
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
-def folding_by_class(model, pick: Callable[[int], int]) -> dict[str, dict[str, int]]:
-    """{layer: {pe, simd}} of an IR: every stream class (the streams tied by the layers that
-    pass their group through) carries ``pick(channels)`` channels a word, where ``channels``
-    is what its G must divide; the classifier's output words ``pick(classes)``."""
-    layers = ir_layers(model)
-    return StreamClasses(layers, named=True).folding(layers, pick)
+def folding_by_class(design: Design, pick: Callable[[int], int]) -> dict[str, dict[str, int]]:
+    """{layer: {pe, simd}}: every stream class of the design (the streams tied by the layers
+    that pass their group through) carries ``pick(channels)`` channels a word, where
+    ``channels`` is what its G must divide; the classifier's output words ``pick(classes)``."""
+    return design.stream_classes.folding(design.layers, pick)
 
 
-def default_folding(model, limit: int = 8) -> dict[str, dict[str, int]]:
+def default_folding(design: Design, limit: int = 8) -> dict[str, dict[str, int]]:
     """A modest default: every stream carries the largest divisor of its channels up to
     ``limit`` (8) channels per word; the classifier's PE likewise for its classes."""
-    return folding_by_class(model, lambda c: _largest_divisor(c, limit))
+    return folding_by_class(design, lambda c: _largest_divisor(c, limit))
 
 
-def preset_folding(model, preset: str) -> dict[str, dict[str, int]]:
+def preset_folding(design: Design, preset: str) -> dict[str, dict[str, int]]:
     """``serial``: one channel per word everywhere; ``full``: every channel in one word."""
-    return folding_by_class(model, (lambda c: 1) if preset == "serial" else (lambda c: c))
+    return folding_by_class(design, (lambda c: 1) if preset == "serial" else (lambda c: c))
 
 
 class ApplyFolding(Transformation):

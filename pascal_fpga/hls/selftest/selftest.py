@@ -89,6 +89,12 @@ def unsigned_bits(v):
     return max(1, int(v).bit_length())
 
 
+# the testbench's loop-counter tag of each library stage (the compiler's emitters give theirs)
+COUNTER_TAGS = {"pascal::read_pixels": "input_stage", "pascal::window_generator": "feed_stage",
+                "pascal::vector_generator": "feed_stage", "pascal::mvu_threshold": "mvu_stage",
+                "pascal::mvu_classifier": "mvu_stage", "pascal::mvu_accumulator": "mvu_stage",
+                "pascal::pool": "pool_stage", "pascal::write_classes": "output_stage"}
+
 def signed_bits(v):
     return int(v).bit_length() + 1
 
@@ -307,6 +313,7 @@ def build(config, images, rng):
     counters["output"] = np.tile([nf_cls, classes + 1, nf_cls + classes + 1], (n_img, 1))
     # the chain's streams as the templates take them (fifo i connects stage i to stage i + 1)
     for stage in stages:
+        stage["counters"] = COUNTER_TAGS[stage["call"].split("<", 1)[0]]
         stage["in_fifos"], stage["out_fifos"] = [stage["in_fifo"]], [stage["out_fifo"]]
         stage["streams"] = stage["in_fifos"] + stage["out_fifos"]
     for i, fifo in enumerate(fifos):

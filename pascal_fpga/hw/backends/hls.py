@@ -48,6 +48,7 @@ class StageSpec:
     out_type: str = ""
     inputs: int = 1      # input streams (an add reads two)
     outputs: int = 1     # output streams (a fork writes two)
+    counters: str = ""   # the testbench's loop-counter tag of the stage (pascal/types.h)
 
 
 class HLSEmitter:
@@ -89,10 +90,10 @@ class WeightedEmitter(HLSEmitter):
         if layer.emitter == "accumulator":   # starts at 0: no bias array
             roles = ["weights"]
         return [StageSpec(f"{layer.name}_feed", f"pascal::{feeder}<{layer.name}_cfg>", [],
-                          f"pascal::token<{layer.name}_cfg>"),
+                          f"pascal::token<{layer.name}_cfg>", counters="feed_stage"),
                 StageSpec(f"{layer.name}_mvu", f"pascal::{mvu}<{layer.name}_cfg>",
                           [f"{layer.name}_{role}" for role in roles],
-                          f"ap_uint<{layer.out_word_bits}>")]
+                          f"ap_uint<{layer.out_word_bits}>", counters="mvu_stage")]
 
 
 @EMITTERS.register(PoolLayer)
@@ -104,7 +105,7 @@ class PoolEmitter(HLSEmitter):
 
     def stages(self, layer):
         return [StageSpec(layer.name, f"pascal::pool<{layer.name}_cfg>", [],
-                          f"ap_uint<{layer.out_word_bits}>")]
+                          f"ap_uint<{layer.out_word_bits}>", counters="pool_stage")]
 
 
 @EMITTERS.register(ForkLayer)
@@ -114,7 +115,8 @@ class ForkEmitter(HLSEmitter):
 
     def stages(self, layer):
         return [StageSpec(layer.name, f"pascal::fork<{layer.name}_cfg>", [],
-                          f"ap_uint<{layer.out_word_bits}>", outputs=2)]
+                          f"ap_uint<{layer.out_word_bits}>", outputs=2,
+                          counters="fork_stage")]
 
 
 @EMITTERS.register(AddLayer)
@@ -131,7 +133,8 @@ class AddEmitter(HLSEmitter):
     def stages(self, layer):
         return [StageSpec(layer.name, f"pascal::add_join<{layer.name}_cfg>",
                           [f"{layer.name}_{role}" for role in layer.arrays()],
-                          f"ap_uint<{layer.out_word_bits}>", inputs=2)]
+                          f"ap_uint<{layer.out_word_bits}>", inputs=2,
+                          counters="add_stage")]
 
 
 def c_initializer(values: np.ndarray, per_line: int = 32) -> str:
@@ -164,7 +167,8 @@ def design_context(design, name: str, part: str, clock_mhz: float) -> dict[str, 
                 "consts": input_cfg, "types": {}}]
     arrays, stages, fifos, taps = [], [], [], []
     stages.append({"name": "input", "call": "pascal::read_pixels<input_cfg>", "args": [],
-                   "type": f"ap_uint<{design.input_group * design.bits}>"})
+                   "type": f"ap_uint<{design.input_group * design.bits}>",
+                   "counters": "input_stage"})
     for layer in design.layers:
         emitter = EMITTERS(layer)
         specs = emitter.stages(layer)
@@ -181,7 +185,7 @@ def design_context(design, name: str, part: str, clock_mhz: float) -> dict[str, 
                            "size": int(values.size), "text": c_initializer(values)})
         for spec in specs:
             stages.append({"name": spec.name, "call": spec.call, "args": spec.args,
-                           "type": spec.out_type})
+                           "type": spec.out_type, "counters": spec.counters})
         if layer.output_kind is None:
             continue   # its output is its input (the next layers' taps check it)
         taps.append({"layer": layer.name, "fifo": f"{stages[-1]['name']}_out",
@@ -190,7 +194,7 @@ def design_context(design, name: str, part: str, clock_mhz: float) -> dict[str, 
                      "group": layer.out_group, "channels": layer.out_channels,
                      "pixels": layer.out_pixels})
     stages.append({"name": "output", "call": "pascal::write_classes<output_cfg>", "args": [],
-                   "type": ""})
+                   "type": "", "counters": "output_stage"})
     configs.append({"name": "output_cfg", "comment": "the AXI-Stream output adapter",
                     "consts": output_cfg, "types": {}})
     for stage in stages:

@@ -54,17 +54,19 @@ RTL_LATENCY = {"pascal_input": 0, "pascal_window_gen": 1, "pascal_vector_gen": 1
 @dataclass
 class RTLStage:
     """One stage of the RTL top: its name (as in the HLS top), module, parameters (file
-    parameters are paths relative to BUILD/rtl), and its input and output word widths."""
+    parameters are paths relative to BUILD/rtl), its input and output word widths, and its
+    write latency in slots (by default the library module's, :data:`RTL_LATENCY`)."""
 
     name: str
     module: str
     params: dict[str, Any]
     in_bits: int
     out_bits: int
+    latency: int = -1
 
-    @property
-    def latency(self) -> int:
-        return RTL_LATENCY[self.module]
+    def __post_init__(self):
+        if self.latency < 0:
+            self.latency = RTL_LATENCY[self.module]
 
 
 class RTLEmitter:
