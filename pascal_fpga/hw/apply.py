@@ -23,7 +23,7 @@ from .layers import LAYER_CLASSES, hw_layer
 
 FIFO_DEPTH_MAX = 2 ** 20  # the deepest FIFO a folding config may ask for
 DEPTH_KEYS = ("fifo_depth", "token_depth", "out_depth")
-KEYS = ("pe", "simd", "zero_skip") + DEPTH_KEYS
+FOLDING_KEYS = ("pe", "simd", "zero_skip") + DEPTH_KEYS
 PRESETS = ("serial", "full")  # serial: one channel per word; full: every channel at once
 
 
@@ -91,9 +91,9 @@ class ApplyFolding(Transformation):
             if name not in by_name:
                 raise PascalError(f"{self.source}: layer {show_value(name)} is not in the "
                                   f"model (layers: {', '.join(by_name)})")
-            if not isinstance(config, dict) or set(config) - set(KEYS):
+            if not isinstance(config, dict) or set(config) - set(FOLDING_KEYS):
                 raise PascalError(f"{self.source}: layer {name}: expected an object with keys "
-                                  f"among {', '.join(KEYS)}, got {show_value(config)}")
+                                  f"among {', '.join(FOLDING_KEYS)}, got {show_value(config)}")
             for key in DEPTH_KEYS:
                 if key in config:
                     depth = config[key]

@@ -45,14 +45,14 @@ def _first_error(log: str) -> str:
     return lines[-1].strip()[:300] if lines else "no output"
 
 
-_MAKE_SAFE = re.compile(r"[A-Za-z0-9_.,/+=@%~\-]+")
+MAKE_SAFE = re.compile(r"[A-Za-z0-9_.,/+=@%~\-]+")
 
 
 def _make_path(path: Path) -> str:
     """A path as a make variable's value. make expands '$' in it and hands the recipes to the
     shell, where quotes, '$', backquotes and spaces would act: such a path is refused."""
     text = str(path)
-    if not _MAKE_SAFE.fullmatch(text):
+    if not MAKE_SAFE.fullmatch(text):
         raise PascalError(f"{text!r}: the C simulation builds only in folders whose path is "
                           f"letters, digits and _ . , / + = @ % ~ - (make and the shell would "
                           f"read the others); move the build elsewhere")

@@ -6,19 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
 
+from ..buildfolder import read_onnx
 from ..errors import PascalError
+from ..ir import ops
 from ..ir.transforms import output_scale
+from .design import design_from_ir
+
 
 def load_qonnx_ir(path: Path):
     """The spiking IR of a build, checked: readable, only our ops, layer names that are C
     identifiers, a positive finite output scale, attributes the HLS layers accept. A missing,
     truncated or damaged file is one PascalError naming it."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from ..ir import ops
-    from ..buildfolder import read_onnx
-
     path = Path(path)
     if not path.is_file():
         raise PascalError(f"{path}: the build's IR is missing (compile again)")
@@ -36,8 +36,6 @@ def load_qonnx_ir(path: Path):
     if not (np.isfinite(scale) and scale > 0):
         raise PascalError(f"{path}: the IR's classifier output scale {scale!r} is not positive "
                           f"and finite (compile again)")
-    from .design import design_from_ir
-
     try:
         design_from_ir(model)  # attributes, weights and thresholds, as every view reads them
     except PascalError as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PascalError
-from .csim import _MAKE_SAFE
+from .csim import MAKE_SAFE
 
 MODULES = Path(__file__).resolve().parent.parent / "rtl" / "modules"
 HARNESS = MODULES.parent / "harness"   # the C++ harnesses of run_stage and run_ports
@@ -30,7 +30,7 @@ HARNESS = MODULES.parent / "harness"   # the C++ harnesses of run_stage and run_
 STREAM_PORTS = {"pascal_input": ("s_axis", "out"), "pascal_output": ("in", "m_axis")}
 _PARAM_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _PORT_NAME = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
-_SAFE_PATH = _MAKE_SAFE   # what make and the shell read literally (as for the C simulation)
+_SAFE_PATH = MAKE_SAFE   # what make and the shell read literally (as for the C simulation)
 
 
 def verilator() -> str:

@@ -28,13 +28,14 @@ import numpy as np
 from ...buildfolder import own_folder
 from ...errors import PascalError
 from ..layers import AddLayer, ForkLayer, HWLayer, PoolLayer, WeightedLayer
+from .. import rtlsim
 from ..rtlsim import build
 from ..schedule import LOOP_OVERHEAD
 from .hls import template_environment
 from .registry import Emitters
 
 RTL_ROOT = Path(__file__).resolve().parents[2] / "rtl"   # pascal_fpga/rtl (the repo's rtl/)
-MODULES = RTL_ROOT / "modules"
+MODULES = rtlsim.MODULES   # pascal_fpga/rtl/modules, the library (one definition)
 TEMPLATES = RTL_ROOT / "templates"
 IDLE_LIMIT = 1 << 22     # cycles without any transfer before the testbench calls the design stuck
 MODULE_ORDER = ("pascal_fifo", "pascal_rom", "pascal_handshake", "pascal_active", "pascal_input",
