@@ -1,4 +1,4 @@
-"""A new layer kind is one class and one emitter per backend (docs/design.md, section 3.8).
+"""A new layer kind is one class and one emitter per backend (docs/design.md, section 4.1).
 
 The toy kind below, a stream copy, is defined in this file and nowhere else: registered for the
 test's duration, it goes through the design's FIFOs and stream checks, the cycle model's datapath

@@ -3,7 +3,7 @@
 Each backend (:mod:`.hls`, :mod:`.rtl`) keeps one :class:`Emitters` registry: an emitter object
 per layer class, found along the class's MRO, so a subclass uses its base's emitter unless it
 registers its own. Adding a layer kind: ``@EMITTERS.register(MyLayer)`` on an emitter class in
-each backend (docs/design.md, section 3)."""
+each backend (docs/design.md, section 4.1)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Like FINN's ``HWCustomOp`` subclasses, a layer object built from an IR node
 schedule and resources (:mod:`.base` lists them). Classes are keyed by the IR op type, the one
 name a layer kind has from the IR to the report; what each backend writes for a class lives in
 :mod:`pascal_fpga.hw.backends`. Adding a kind: a class here (registered with
-:func:`register_layer`) and one emitter per backend (docs/design.md, section 3).
+:func:`register_layer`) and one emitter per backend (docs/design.md, section 4.1).
 
 Streams (pascal_fpga/hls/ARCHITECTURE.md: the contract of the library, these classes and the
 cycle model): words of G channels x T frames x FB bits, pixel-major; G is the producer's PE and

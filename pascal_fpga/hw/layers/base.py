@@ -1,6 +1,6 @@
 """What every hardware layer shares: shapes, timesteps, frames, folding and stream words.
 
-A layer kind is one subclass of :class:`HWLayer` (docs/design.md, section 3: the hardware shape).
+A layer kind is one subclass of :class:`HWLayer` (docs/design.md, section 4.1).
 The class answers every question about its kind that the rest of the compiler asks:
 
 - **shapes and streams**: its folded shapes, its stream words (G channels x T frames x FB bits),
