@@ -271,6 +271,10 @@ def step_size_fifos(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
                          "lut": lut["LUT"], "resources": lut}
         search["qnn"] = {key: twin[key] for key in ("images_per_s", "lut", "resources",
                                                     "folding", "target_fps", "met")}
+        if config.lut_budget is not None and lut["LUT"] > config.lut_budget:
+            # the sized FIFOs took the design past the budget the layers met: not met
+            for row in search["layers"]:
+                row["met"] = False
     ir_dir = ctx.folder / "ir"
     rows = layer_table(model)
     write_json(ir_dir / "folding.json", _folding_of(model), sort_keys=False)

@@ -62,7 +62,7 @@ from ..errors import PascalError
 from ..hw.backends.hls import DEFAULT_CLOCK_MHZ
 from ..hw.design import Design, StreamClasses
 from ..hw.layers import WORD_BITS_MAX, HWLayer
-from ..hw.resources import fifo, layer_resources
+from ..hw.resources import CONTROL_LUT, fifo, layer_resources
 from ..hw.schedule import LOOP_OVERHEAD
 
 TWINS = ("snn", "qnn")
@@ -160,7 +160,8 @@ class _Option:
     stages: dict[str, float]
     worst: dict[str, float]
     lut: int
-    extra: int = 0            # LUTs outside the layer that this choice sets (the output FIFO)
+    extra: int = 0            # LUTs outside the layer that come with it (the adapters, the
+                              # output FIFO), so that the search's total is the design's
 
     @property
     def cycles(self) -> float:
@@ -256,12 +257,13 @@ def _options(design: Design, index: int, layer: HWLayer, g_ins: list[int], g_out
                     continue
                 stages = stage_cycles(folded, mode, activity)
                 worst = stage_cycles(folded, mode, activity, worst=True)
-                if index == 0:
-                    stages["input"] = worst["input"] = input_cycles(design, g_in)
                 extra = 0
-                if last:
+                if index == 0:   # the input adapter: its cycles and its LUTs
+                    stages["input"] = worst["input"] = input_cycles(design, g_in)
+                    extra += CONTROL_LUT
+                if last:         # the output adapter and the FIFO into it
                     stages["output"] = worst["output"] = output_cycles(design, g_out)
-                    extra = fifo(folded.out_word_bits, design.output_depth)[0]
+                    extra += CONTROL_LUT + fifo(folded.out_word_bits, design.output_depth)[0]
                 lut = layer_resources(folded, mode, folded.mode_input_bits(mode),
                                       layer.fifo_depth)["LUT"]
                 opts.append(_Option(g_in, g_out, zero_skip, mode, stages, worst, lut, extra))
