@@ -8,6 +8,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.buildfolder import load_qonnx
 from pascal_fpga.ir import ops
+from pascal_fpga.flows.verify import integer_outputs
 from pascal_fpga.ir.execute import run_model
 from pascal_fpga.ir.export import level_count, node_attr
 from pascal_fpga.ir.transforms import (AbsorbFlatten, ActivationsToThresholds,
@@ -50,19 +51,9 @@ def net(request, tmp_path_factory):
 
 
 def _integers(model, images, names, scale) -> dict[str, np.ndarray]:
-    """Each QCFS tensor as levels (a Quant's output over its scale, later graphs hold levels) and
-    the classifier's integers (the logits over the output scale, until the IR gives them)."""
-    ctx = run_model(model, images)
-    values = {}
-    for name in names:
-        producer = model.find_producer(name)
-        value = ctx[name].astype(np.float64)
-        if producer.op_type == "Quant":
-            value = np.rint(value / float(model.get_initializer(producer.input[1])))
-        values[name] = value
-    out = ctx[model.graph.output[0].name].astype(np.float64)
-    lowered = model.find_producer(model.graph.output[0].name).domain == ops.DOMAIN
-    values["classifier"] = np.rint(out if lowered else out / scale)
+    """Each QCFS tensor as levels and the classifier's integers (as verify reads any step)."""
+    values = integer_outputs(model, run_model(model, images), names, scale)
+    values["classifier"] = values.pop(model.graph.output[0].name)
     return values
 
 
