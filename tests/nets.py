@@ -69,11 +69,11 @@ def random_images(spec, count, seed):
     return rng.integers(0, 2 ** spec.input.bits, size=shape).astype(np.float32)
 
 
-def make_exported(folder: Path, spec_dict: dict) -> tuple[Path, Path]:
+def make_exported(folder: Path, spec_dict: dict, seed: int = 0) -> tuple[Path, Path]:
     """``make_run`` in ``folder/run`` and its QONNX export ``folder/model.onnx``: (run, model)."""
     from pascal_fpga.ir.export import export_run
 
-    run = make_run(folder / "run", spec_dict)
+    run = make_run(folder / "run", spec_dict, seed)
     export_run(run, folder / "model.onnx")
     return run, folder / "model.onnx"
 
@@ -100,18 +100,6 @@ def make_run(folder: Path, spec_dict: dict, seed: int = 0) -> Path:
     return folder
 
 
-def export_odd_models(folder: Path) -> dict[str, Path]:
-    """Every network of ODD_SPECS as a run and its QONNX export in ``folder``: name -> model."""
-    from pascal_fpga.ir.export import export_run
-
-    models = {}
-    for name, spec in ODD_SPECS.items():
-        run = make_run(folder / f"run_{name}", spec, seed=1)
-        export_run(run, folder / f"{name}.onnx")
-        models[name] = folder / f"{name}.onnx"
-    return models
-
-
 def final_ir(build: Path) -> Path:
     """The final IR model of a build folder."""
     return build / json.loads((build / "build.json").read_text())["ir"]
@@ -127,10 +115,7 @@ def mid_folding(model_path: Path) -> dict:
     divisor above 1, else 1 (a folding config for ``compile --folding``)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from pascal_fpga.hw.apply import edge_folding, stream_channels
-    from pascal_fpga.hw.layers import design_from_ir
+    from pascal_fpga.hw.apply import folding_by_class
+    from pascal_fpga.hw.design import design_from_ir
 
-    model = ModelWrapper(str(model_path))
-    design = design_from_ir(model)
-    groups = [smallest_divisor(c) for c in stream_channels(model)]
-    return edge_folding(model, groups, smallest_divisor(design.classifier.out_channels))
+    return folding_by_class(design_from_ir(ModelWrapper(str(model_path))), smallest_divisor)

@@ -244,6 +244,7 @@ def test_usage_error_bad_int(tmp_path, capsys):
     _assert_one_error_line(capsys.readouterr().err, "train", "--epochs")
 
 
+@pytest.mark.slow
 def test_subprocess_bad_spec(tmp_path):
     spec = _write_spec(tmp_path, _digits_like(kernel=3.5))
     out = tmp_path / "run"

@@ -10,44 +10,26 @@ from qonnx.custom_op.registry import getCustomOp
 
 from pascal_fpga.cli import main as cli_main
 from pascal_fpga.buildfolder import load_qonnx
-from pascal_fpga.compiler.build import compile_model
+from pascal_fpga.flows.compile import compile_model
 from pascal_fpga.ir.export import export_run, level_count
 from pascal_fpga.ir.transforms import layer_nodes, output_scale, pipeline
-from pascal_fpga.verify.checks import (integer_outputs, qcfs_tensors, run_model, verify_build,
-                                         verify_images)
+from pascal_fpga.flows.verify import (integer_outputs, qcfs_tensors, verify_build,
+                                      verify_images)
+from pascal_fpga.ir.execute import run_model
 from pascal_fpga.ir.widths import accumulator_range, signed_bits
 from pascal_fpga.spec import parse_spec
-from pascal_fpga.train import TrainConfig, train
 
-from nets import ODD_SPECS, make_run, random_images
-
-REPO = Path(__file__).resolve().parent.parent
+from nets import ODD_SPECS, random_images
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("compiler") / "run"
-    train(TrainConfig(spec=str(REPO / "models" / "digits-cnn.yaml"), dataset="digits",
-                      out=str(out), epochs=2, batch_size=64, seed=0), progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def digits_build(digits_run, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("digits_build")
-    model = folder / "model.onnx"
-    export_run(digits_run, model)
-    compile_model(model, folder / "build")
-    return folder / "build"
+# digits_run and digits_build (the trained digits network and its build) are conftest.py's,
+# shared with test_hls.py and test_snn.py: read-only, a test that changes one copies it
 
 
 @pytest.fixture(scope="module", params=sorted(ODD_SPECS))
-def odd_build(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp(request.param)
-    run = make_run(folder / "run", ODD_SPECS[request.param])
-    export_run(run, folder / "model.onnx")
-    compile_model(folder / "model.onnx", folder / "build")
-    return folder / "build"
+def odd_build(request, odd_builds):
+    """Each odd network compiled with the defaults (conftest.py's, shared: read-only)."""
+    return odd_builds(request.param)
 
 
 # --- export ------------------------------------------------------------------------------------

@@ -8,23 +8,25 @@ import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.cli import main as cli_main
-from pascal_fpga.compiler.build import CompileConfig, compile_model
-from pascal_fpga.hw.layers import WORD_BITS_MAX, design_from_ir
+from pascal_fpga.flows.compile import CompileConfig, compile_model
+from pascal_fpga.hw.layers import WORD_BITS_MAX
+from pascal_fpga.hw.design import design_from_ir
 from pascal_fpga.ir.execute import ir_outputs
-from pascal_fpga.ir.export import export_run
 from pascal_fpga.perf.cyclesim import cycle_model, worst_case_programs
 from pascal_fpga.perf.timing import simulate
 from pascal_fpga.perf.values import run_values
 
-from nets import ODD_SPECS, make_run
+
+@pytest.fixture(scope="module")
+def odd_model(odd_exports):
+    """An odd network's export (conftest.py's, shared: read-only)."""
+    return odd_exports("maxpool_l8", 4)[1]
 
 
 @pytest.fixture(scope="module")
-def odd_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cyc")
-    run = make_run(folder / "run", ODD_SPECS["maxpool_l8"], seed=4)
-    export_run(run, folder / "model.onnx")
-    return folder / "model.onnx"
+def odd_build(odd_builds):
+    """``odd_model`` compiled with the defaults (conftest.py's, shared: read-only)."""
+    return odd_builds("maxpool_l8", 4)
 
 
 def _design(build):
@@ -38,17 +40,16 @@ def _images(count, seed=0, density=1.0):
     return images * (rng.random(images.shape) < density)
 
 
-def test_zero_skipping_timing_follows_the_data(odd_model, tmp_path):
+def test_zero_skipping_timing_follows_the_data(odd_build):
     """Sparser images cost fewer cycles; no image costs more than the worst case of any input;
     the values equal the IR's whatever the schedule."""
-    compile_model(odd_model, tmp_path / "b")
-    design, _ = _design(tmp_path / "b")
+    design, _ = _design(odd_build)
     assert all(layer.zero_skip for layer in design.layers if hasattr(layer, "nf"))
     dense_images, sparse_images = _images(20, 1), _images(20, 2, density=0.15)
     report = {}
     for name, images in (("dense", dense_images), ("sparse", sparse_images)):
         cm = cycle_model(design, images, 100.0)
-        acc, classes = ir_outputs(ModelWrapper(str(tmp_path / "b" / "ir" / "07_size_fifos.onnx")),
+        acc, classes = ir_outputs(ModelWrapper(str(odd_build / "ir" / "07_size_fifos.onnx")),
                                   images)
         assert np.array_equal(cm.accumulators, acc) and np.array_equal(cm.classes, classes)
         report[name] = cm.summary()
@@ -73,9 +74,8 @@ def test_the_dense_schedule_has_a_constant_interval(odd_model, tmp_path):
     assert interval["best"] == interval["worst"] == summary["worst_case_interval_cycles"]
 
 
-def test_fifo_sizing_keeps_the_mean_and_never_deadlocks(odd_model, tmp_path):
-    compile_model(odd_model, tmp_path / "b")
-    design, info = _design(tmp_path / "b")
+def test_fifo_sizing_keeps_the_mean_and_never_deadlocks(odd_build):
+    design, info = _design(odd_build)
     depths = design.fifo_depths()
     assert info["fifo_sizing"]["depths"] == depths and min(depths) >= 1
     images = _images(24, 5, density=0.5)
@@ -91,7 +91,7 @@ def test_fifo_sizing_keeps_the_mean_and_never_deadlocks(odd_model, tmp_path):
     assert tight.deadlock is None and tight.interval.mean() >= free.interval.mean()
     worst = simulate(worst_case_programs(design), depths)
     assert worst.deadlock is None
-    pragma = (tmp_path / "b" / "hls" / "firmware" / "pascal_top.cpp").read_text()
+    pragma = (odd_build / "hls" / "firmware" / "pascal_top.cpp").read_text()
     assert f"depth = {depths[0]}" in pragma
 
 
@@ -167,7 +167,7 @@ def _hashes(folder):
 def test_a_word_wider_than_the_library_allows_is_a_compile_error(odd_model, tmp_path, capsys):
     """The full folding of a 12-channel stream with L = 8 is far below the cap; force the cap
     down to see the check name the layer."""
-    import pascal_fpga.hw.layers as layers
+    import pascal_fpga.hw.layers.base as layers   # where the cap is read
 
     cap = layers.WORD_BITS_MAX
     try:

@@ -169,6 +169,7 @@ def test_bad_augment_and_device_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_amp_training_converts_with_no_difference(tmp_path, capsys):
     """bfloat16 autocast trains; conversion and the integer views stay exact (float64)."""
     _one_process(tmp_path / "amp", "--epochs", "1", "--amp")

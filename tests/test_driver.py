@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pascal_fpga.cli import main as cli_main
-from pascal_fpga.compiler.build import compile_model
+from pascal_fpga.flows.compile import compile_model
 from pascal_fpga.hw.csim import ap_types_dir, build_csim, run_csim
 from pascal_fpga.ir.export import export_run
 from pascal_fpga.driver import Accelerator, pack_images
@@ -71,6 +71,7 @@ def test_pack_images_bit_layout():
     assert values[1] == 31 | (0 << 5) | (5 << 10)
 
 
+@pytest.mark.slow
 def test_pynq_backend_through_a_stand_in_dma(rgb_build, tmp_path):
     design = load_design(rgb_build / "driver" / "design.json")
     assert design["axi_bytes"] == 3 and design["channels"] == 3
@@ -88,6 +89,7 @@ def test_pynq_backend_through_a_stand_in_dma(rgb_build, tmp_path):
     assert np.allclose(model.logits, board.logits)
 
 
+@pytest.mark.slow
 def test_csim_backend_and_run_command(rgb_build, tmp_path, capsys):
     spec = parse_spec(json.loads((rgb_build / "build.json").read_text())["spec"], "spec")
     images = random_images(spec, 6, 3).astype(np.uint8)

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from pascal_fpga.cli import main as cli_main
-from pascal_fpga.hw.layers import AddLayer, ForkLayer, PoolLayer, design_from_ir
+from pascal_fpga.hw.layers import AddLayer, ForkLayer, PoolLayer
+from pascal_fpga.hw.design import design_from_ir
 from pascal_fpga.hw.load import load_qonnx_ir
-from pascal_fpga.hw.resources import fifo, input_word_bits
+from pascal_fpga.hw.resources import CONTROL_LUT, fifo
 from pascal_fpga.perf.folding import (divisors, input_cycles, output_cycles, program_cycles,
                                       search_folding, search_summary, stage_cycles)
-from pascal_fpga.perf.report import qnn_twin, refolded
+from pascal_fpga.perf.twin import qnn_twin
 from pascal_fpga.perf.values import run_values
 
 from nets import make_run
@@ -86,7 +87,7 @@ def brute_force(design, lanes, twin):
             folded = layer.folded(pe=pe) if passes else \
                 layer.folded(pe=pe, simd=simd, zero_skip=mode == "zero_skip")
             cycles = program_cycles(folded, lanes.get(layer.name), mode)
-            lut = folded.resources(mode, input_word_bits(folded, mode), layer.fifo_depth)["LUT"]
+            lut = folded.resources(mode, folded.mode_input_bits(mode), layer.fifo_depth)["LUT"]
             cache[key] = (max(cycles.values()), lut)
         return cache[key]
 
@@ -94,13 +95,15 @@ def brute_force(design, lanes, twin):
     modes = ("qnn",) if twin == "qnn" else ("zero_skip", "dense")
     results = []
     for folding in foldings(design):
-        check = refolded(design, {name: {"pe": pe, "simd": simd}
+        check = design.refolded({name: {"pe": pe, "simd": simd}
                                   for name, (pe, simd) in folding.items()})
         check.check_streams()
         first, cls = folding[layers[0].name], folding[layers[-1].name]
         base = max(input_cycles(design, first[1] if layers[0] in weighted else first[0]),
                    output_cycles(design, cls[0]))
-        out_fifo = fifo(layers[-1].folded(pe=cls[0]).out_word_bits, design.output_depth)[0]
+        # the adapters: their control and the classifier's output FIFO (adapter_rows)
+        out_fifo = 2 * CONTROL_LUT + fifo(layers[-1].folded(pe=cls[0]).out_word_bits,
+                                          design.output_depth)[0]
         for ms in itertools.product(modes, repeat=len(weighted)):
             mode_of = {l.name: m for l, m in zip(weighted, ms)}
             total, worst = out_fifo, base
@@ -180,12 +183,12 @@ def test_folding_is_complete_and_consistent(resnet, fps):
     folding, rows = search_folding(design, lanes, target_fps=fps, clock_mhz=CLOCK)
     assert list(folding) == [layer.name for layer in design.layers]
     assert [row["layer"] for row in rows] == list(folding)
-    folded = refolded(design, folding)          # check_streams: one G per stream
+    folded = design.refolded(folding)          # check_streams: one G per stream
     for layer, row in zip(folded.layers, rows):
         if isinstance(layer, (ForkLayer, AddLayer)):
             assert folding[layer.name] == {"pe": row["pe"], "simd": 1}
             assert row["mode"] == "snn" and row["activity"] == "data independent"
-        cycles = program_cycles(layer, lanes.get(layer.name), layer._mode(None))
+        cycles = program_cycles(layer, lanes.get(layer.name), layer.mode_of(None))
         assert max(cycles.values()) <= row["cycles"] + 1e-6
         assert row["met"]
     assert search_summary(rows, CLOCK)["fps"] >= fps
@@ -210,6 +213,7 @@ def _search(build):
     return json.loads((build / "build.json").read_text())
 
 
+@pytest.mark.slow
 def test_compile_target_fps_and_simulate(resnet, capsys):
     folder, model, design, _ = resnet
     build = folder / "target"

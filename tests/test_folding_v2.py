@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from pascal_fpga.errors import PascalError
-from pascal_fpga.hw.layers import ClassifierLayer, ConvLayer, Design, DenseLayer, PoolLayer
-from pascal_fpga.hw.resources import (fifo, input_word_bits, layer_resources, level_bits,
+from pascal_fpga.hw.layers import ClassifierLayer, ConvLayer, DenseLayer, PoolLayer
+from pascal_fpga.hw.design import Design
+from pascal_fpga.hw.resources import (CONTROL_LUT, fifo, layer_resources,
                                       resource_parts)
 from pascal_fpga.perf.estimates import design_resources
 from pascal_fpga.perf.folding import (divisors, input_cycles, output_cycles, program_cycles,
@@ -111,7 +112,7 @@ def brute_force(design, lanes, twin="snn"):
             else:
                 folded = layer.folded(pe=g_out, simd=g_in, zero_skip=mode == "zero_skip")
             cycles = program_cycles(folded, lanes.get(layer.name), mode)
-            lut = folded.resources(mode, input_word_bits(folded, mode), layer.fifo_depth)["LUT"]
+            lut = folded.resources(mode, folded.mode_input_bits(mode), layer.fifo_depth)["LUT"]
             cache[key] = (max(cycles.values()), lut)
         return cache[key]
 
@@ -129,7 +130,9 @@ def brute_force(design, lanes, twin="snn"):
                 cycles, lut = cost(i, gs[i], gs[i + 1], mode)
                 total += lut
                 worst = max(worst, cycles)
-            total += fifo(layers[-1].folded(pe=gs[-1]).out_word_bits, design.output_depth)[0]
+            # the adapters: their control and the classifier's output FIFO (adapter_rows)
+            total += 2 * CONTROL_LUT + fifo(layers[-1].folded(pe=gs[-1]).out_word_bits,
+                                            design.output_depth)[0]
             results.append((total, worst, gs, ms))
     return results
 
@@ -226,7 +229,7 @@ def test_chosen_folding_is_consistent_and_meets_the_target(tiny):
     folded.check_streams()      # one G per stream: producer PE = consumer SIMD
     assert design.channels % layers[0].simd == 0
     for layer, row in zip(layers, rows):
-        mode = layer._mode(None)
+        mode = layer.mode_of(None)
         cycles = program_cycles(layer, lanes.get(layer.name), mode)
         assert max(cycles.values()) <= bound + 1e-6
         assert row["met"] and row["worst_cycles"] >= row["cycles"] - 1e-9
@@ -346,7 +349,7 @@ def test_design_resources_snn_and_qnn():
     # QNN streams: a bits per channel instead of T frames
     d0 = design.layers[2]
     row = next(r for r in qnn["layers"] if r["layer"] == "d0")
-    assert row["fifo_bits"] == d0.simd * level_bits(d0) == 2
+    assert row["fifo_bits"] == d0.simd * d0.level_bits == 2
     assert next(r for r in snn["layers"] if r["layer"] == "d0")["fifo_bits"] == 3
 
 
@@ -382,3 +385,28 @@ def test_fmnist_cnn_size_search_meets_the_target():
         pe_dim, simd_dim = layer.fold_limits()
         assert pe_dim % folding[layer.name]["pe"] == 0
         assert simd_dim % folding[layer.name]["simd"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("budget", [2500, 4000])
+def test_the_whole_design_keeps_to_the_lut_budget(digits_model, tmp_path, budget):
+    """``--lut-budget``: the design's own estimate (its layers, the adapters, the output FIFO,
+    the FIFOs as sized) is what the search keeps within the budget; every layer reports met
+    exactly when that estimate fits."""
+    import json
+
+    from pascal_fpga.cli import main as cli_main
+    from pascal_fpga.hw.design import design_from_ir
+    from pascal_fpga.hw.load import load_qonnx_ir
+
+    build = tmp_path / "b"
+    assert cli_main(["compile", str(digits_model), "--out", str(build), "--lut-budget",
+                     str(budget), "--calibration-images", "16"]) == 0
+    record = json.loads((build / "build.json").read_text())
+    search = record["folding_search"]
+    lut = design_resources(design_from_ir(load_qonnx_ir(build / record["ir"])))["total"]["LUT"]
+    assert search["snn"]["lut"] == lut
+    met = all(row["met"] for row in search["layers"])
+    assert met == (lut <= budget), (lut, budget)
+    if budget >= 4000:
+        assert met   # the digits network fits 4,000 LUTs (about 1,000 LUTs of margin)

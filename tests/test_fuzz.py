@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 
 from pascal_fpga.cli import main
 
-from nets import ODD_SPECS, make_exported
-
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
@@ -118,8 +116,9 @@ def test_fuzz_spec_yaml(spec, raw, use_raw, tmp_path_factory, capsys):
 
 
 @pytest.fixture(scope="module")
-def fuzz_model(tmp_path_factory):
-    return make_exported(tmp_path_factory.mktemp("fuzz_model"), ODD_SPECS["pools"])[1]
+def fuzz_model(odd_exports):
+    """The exported model (conftest.py's, shared: read-only)."""
+    return odd_exports("pools")[1]
 
 
 LAYERS = ["conv0", "conv1", "pool0", "dense0", "classifier", "layer", ""]

@@ -8,6 +8,7 @@ The examples are derandomized so that CI runs the same ones every time."""
 
 from __future__ import annotations
 
+import gc
 import math
 import struct
 import tempfile
@@ -151,6 +152,8 @@ def _check(case, seen: set[str]) -> None:
         folder = Path(tmp)
         _write_folder(folder, stem, partner)
         held = _write_fuzzed(folder / stem, header, size, fill, cut, compress, gz_cut)
+        collecting = gc.isenabled()
+        gc.disable()  # no collection (and finalizers of other tests' objects) inside the measure
         tracemalloc.start()
         try:
             try:
@@ -160,6 +163,8 @@ def _check(case, seen: set[str]) -> None:
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
+            if collecting:
+                gc.enable()
         # what the reader may take: the data the header asks for (at most the bound) or the data
         # the file holds, whichever is less, twice over (pieces and the array), plus the rest
         read = min(claimed, MAX_IDX_DATA_BYTES, held)
@@ -181,6 +186,7 @@ def _check(case, seen: set[str]) -> None:
 
 def test_fuzzed_idx_file_is_a_dataset_or_one_error_line():
     seen: set[str] = set()
+    gc.collect()  # earlier tests' garbage now, not in a measured load
 
     @FUZZ
     @given(idx_files())

@@ -17,8 +17,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pascal_fpga.cli import main
 
-from nets import ODD_SPECS, make_exported
-
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
@@ -218,9 +216,10 @@ def mutated_models(draw, base: bytes):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """The exported model's file (a path: hypothesis prints it when an example fails)."""
-    return make_exported(tmp_path_factory.mktemp("fuzz_onnx"), ODD_SPECS["pools"])[1]
+def exported(odd_exports):
+    """The exported model's file (a path: hypothesis prints it when an example fails;
+    conftest.py's, shared: read-only)."""
+    return odd_exports("pools")[1]
 
 
 # where compile stops: after the checks (where hostile files are refused), after the lowering

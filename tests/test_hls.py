@@ -10,27 +10,29 @@ import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.cli import main as cli_main
-from pascal_fpga.compiler.build import CompileConfig, compile_model
+from pascal_fpga.flows.compile import CompileConfig, compile_model
 from pascal_fpga.hw.csim import ap_types_dir
-from pascal_fpga.ir.export import export_run
-from pascal_fpga.hw.layers import _fold_weights, design_from_ir
-from pascal_fpga.verify.checks import verify_build, verify_images
-from pascal_fpga.train import TrainConfig, train
+from pascal_fpga.hw.layers import fold_weights
+from pascal_fpga.hw.design import design_from_ir
+from pascal_fpga.flows.verify import verify_build, verify_images
 
-from nets import export_odd_models, final_ir as _final_ir, mid_folding as _mid_folding
+from nets import ODD_SPECS, final_ir as _final_ir, mid_folding as _mid_folding
 
 REPO = Path(__file__).resolve().parent.parent
 HEADERS = ap_types_dir()
 
 
 @pytest.fixture(scope="module")
-def odd_models(tmp_path_factory):
-    return export_odd_models(tmp_path_factory.mktemp("hls_odd"))
+def odd_models(odd_exports):
+    """Every odd network's export, seed 1 (conftest.py's, shared: read-only): name -> model."""
+    return {name: odd_exports(name, 1)[1] for name in ODD_SPECS}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folding,zero_skip", [("serial", True), ("mid", True), ("full", True),
                                                ("mid", False)])
-def test_csim_matches_the_ir_layer_by_layer(odd_models, folding, zero_skip, tmp_path):
+def test_csim_matches_the_ir_layer_by_layer(odd_models, odd_builds, folding, zero_skip,
+                                            tmp_path):
     """Every kernel (pixel-fed and spiking conv and dense, max and sum pooling, the classifier) on
     odd shapes, L = 1, 3 and 8, streams of 1 channel, of a small divisor and of all channels,
     event-driven and dense: each layer's every output level, the accumulators and the class
@@ -40,10 +42,9 @@ def test_csim_matches_the_ir_layer_by_layer(odd_models, folding, zero_skip, tmp_
     for name, model in odd_models.items():
         build = tmp_path / name
         if folding == "mid":
-            compile_model(model, build, config=config)
-            folding_config = _mid_folding(_final_ir(build))
+            # from the streams of the default build (the same whether zero_skip or not)
+            folding_config = _mid_folding(_final_ir(odd_builds(name, 1)))
             (tmp_path / f"{name}.json").write_text(json.dumps(folding_config))
-            shutil.rmtree(build)
             compile_model(model, build, tmp_path / f"{name}.json", config=config)
         else:
             compile_model(model, build, folding, config=config)
@@ -61,15 +62,11 @@ def test_csim_matches_the_ir_layer_by_layer(odd_models, folding, zero_skip, tmp_
         assert cycle["compared"] == 40 and cycle["mismatched"] == 0
 
 
-@pytest.fixture(scope="module")
-def digits_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hls_digits")
-    train(TrainConfig(spec=str(REPO / "models" / "digits-cnn.yaml"), dataset="digits",
-                      out=str(folder / "run"), epochs=2, batch_size=64, seed=0), progress=False)
-    export_run(folder / "run", folder / "model.onnx")
-    return folder / "model.onnx"
+# digits_model and digits_build (the trained digits network's export and its build) are
+# conftest.py's, shared with test_compiler.py: read-only, a test that changes one copies it
 
 
+@pytest.mark.slow
 def test_verify_csim_digits_end_to_end(digits_model, tmp_path, capsys):
     build = tmp_path / "build"
     assert cli_main(["compile", str(digits_model), "--out", str(build)]) == 0
@@ -92,6 +89,7 @@ def _tree_hashes(folder: Path) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_two_compiles_give_identical_folders(digits_model, tmp_path):
     compile_model(digits_model, tmp_path / "a", "full", part="xczu3eg-sbva484-1-e",
                   clock_mhz=200)
@@ -104,9 +102,10 @@ def test_two_compiles_give_identical_folders(digits_model, tmp_path):
     assert "xczu3eg-sbva484-1-e" in tcl and "create_clock -period 5.000" in tcl
 
 
-def test_compile_error_names_the_first_error_and_the_log(digits_model, tmp_path, capsys):
+@pytest.mark.slow
+def test_compile_error_names_the_first_error_and_the_log(digits_build, tmp_path, capsys):
     build = tmp_path / "build"
-    compile_model(digits_model, build)
+    shutil.copytree(digits_build, build)
     params = build / "hls" / "firmware" / "parameters.h"
     params.write_text(params.read_text().replace("struct conv0_cfg {", "struct conv0_cfg { oops"))
     assert cli_main(["verify", str(build), "--csim", "--samples", "5", "--no-snn"]) == 2
@@ -115,6 +114,7 @@ def test_compile_error_names_the_first_error_and_the_log(digits_model, tmp_path,
     assert "did not compile" in err and "error" in err and "csim/build.log" in err
 
 
+@pytest.mark.slow
 def test_library_stage_units_fork_add_join_mvu_accumulator():
     """The HLS self-test's stage unit tests (hls/selftest/selftest.py, --configs U): fork, add_join
     (identity shortcuts of spikes and of multi-bit frames, projections; random PE/CH/T, shifts
@@ -133,7 +133,7 @@ def test_library_stage_units_fork_add_join_mvu_accumulator():
 
 def test_weight_packing_order():
     matrix = np.arange(6 * 4).reshape(6, 4)  # 6 outputs, 4 inputs
-    folded = _fold_weights(matrix, pe=3, simd=2)  # [NF * SF][PE][SIMD] = [2 * 2][3][2]
+    folded = fold_weights(matrix, pe=3, simd=2)  # [NF * SF][PE][SIMD] = [2 * 2][3][2]
     assert folded.shape == (4, 3, 2)
     for nf in range(2):
         for sf in range(2):
@@ -159,6 +159,7 @@ def test_the_wheel_ships_the_library_and_templates(tmp_path):
     for path in [*library.glob("include/pascal/*.h"), *library.glob("templates/*.j2")]:
         assert f"pascal_fpga/hls/{path.relative_to(library)}" in names, path
     rtl = REPO / "pascal_fpga" / "rtl"   # the RTL library, its templates and contract too
-    for path in [*rtl.glob("modules/*.sv"), *rtl.glob("templates/*.j2"), rtl / "README.md"]:
+    for path in [*rtl.glob("modules/*.sv"), *rtl.glob("templates/*.j2"), *rtl.glob("harness/*.cpp"),
+                 rtl / "README.md"]:
         assert f"pascal_fpga/rtl/{path.relative_to(rtl)}" in names, path
     assert "pascal_fpga/driver/run_on_board.py" in names

@@ -17,15 +17,14 @@ from pascal_fpga.staging import (MARKER, artefact_kind, check_output, staged_fol
                                  write_marker)
 
 from cliruns import one_line, run_cli, snapshot
-from nets import ODD_SPECS, make_exported
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A small calibrated run and its QONNX export."""
-    return make_exported(tmp_path_factory.mktemp("outputs"), ODD_SPECS["dense_first"])
+def exported(odd_exports):
+    """A small calibrated run and its QONNX export (conftest.py's, shared: read-only)."""
+    return odd_exports("dense_first")
 
 
 def test_compile_out_dot_keeps_the_current_folder(exported, tmp_path, capsys, monkeypatch):

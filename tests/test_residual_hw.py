@@ -4,6 +4,7 @@ simulation, RTL simulation, cycles) agrees; the cycle model finds and names a de
 FIFO, and the compiled depths never deadlock."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,13 @@ import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.cli import main as cli_main
-from pascal_fpga.compiler.build import CompileConfig, compile_model
+from pascal_fpga.flows.compile import CompileConfig, compile_model
 from pascal_fpga.hw.csim import ap_types_dir
-from pascal_fpga.hw.layers import AddLayer, ConvAccLayer, ForkLayer, design_from_ir
+from pascal_fpga.hw.layers import AddLayer, ConvAccLayer, ForkLayer
+from pascal_fpga.hw.design import design_from_ir
 from pascal_fpga.perf.timing import simulate
 from pascal_fpga.perf.values import run_values
-from pascal_fpga.verify.checks import verify_build, verify_images
+from pascal_fpga.flows.verify import verify_build, verify_images
 
 from nets import final_ir, make_run
 
@@ -39,17 +41,23 @@ def resnet(tmp_path_factory):
     return run, folder / "model.onnx"
 
 
+@pytest.fixture(scope="module")
+def resnet_build(resnet, tmp_path_factory):
+    """The residual network compiled with the defaults (read-only: a test that verifies it,
+    which builds the simulations inside, copies it)."""
+    build = tmp_path_factory.mktemp("resnet_build") / "b"
+    compile_model(resnet[1], build)
+    return build
+
+
 def _design(build: Path):
     return design_from_ir(ModelWrapper(str(final_ir(build))))
 
 
-def test_the_ir_of_a_residual_network(resnet, tmp_path):
+def test_the_ir_of_a_residual_network(resnet_build):
     """Each block is a fork, conv1 (thresholds), conv2 (accumulators), a projection where the
     shape changes (accumulators), and an add with L thresholds per channel (not 2M = 254)."""
-    _, model = resnet
-    build = tmp_path / "b"
-    compile_model(model, build)
-    design = _design(build)
+    design = _design(resnet_build)
     kinds = [type(layer).__name__ for layer in design.layers]
     assert kinds.count("ForkLayer") == 2 and kinds.count("AddLayer") == 2
     assert sum(isinstance(layer, ConvAccLayer) for layer in design.layers) == 3
@@ -63,12 +71,13 @@ def test_the_ir_of_a_residual_network(resnet, tmp_path):
         assert into[0].producer != into[1].producer
 
 
-def test_every_view_agrees_on_a_residual_network(resnet, tmp_path):
+@pytest.mark.slow
+def test_every_view_agrees_on_a_residual_network(resnet, resnet_build, tmp_path):
     """Brevitas, QONNX, the IR, the SNN, the cycle model, the C simulation (levels and loop
     counters) and the RTL simulation (levels and cycles) on random images."""
-    run, model = resnet
+    run, _ = resnet
     build = tmp_path / "b"
-    compile_model(model, build)
+    shutil.copytree(resnet_build, build)  # verify builds the simulations inside
     info = json.loads((build / "build.json").read_text())
     images, _, _ = verify_images(info, None, None, None, random=16, seed=5)
     report = verify_build(build, images, run_dir=run, csim_headers=ap_types_dir(), rtlsim=True)
@@ -86,6 +95,7 @@ def test_every_view_agrees_on_a_residual_network(resnet, tmp_path):
     assert report["passed"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folding,zero_skip", [("full", True), ("serial", False)])
 def test_rtl_of_other_foldings(resnet, tmp_path, folding, zero_skip):
     """Every stream one channel per word (dense), and all channels per word."""
@@ -101,6 +111,7 @@ def test_rtl_of_other_foldings(resnet, tmp_path, folding, zero_skip):
     assert checks["rtl_cycles_vs_cyclesim"]["mismatched"] == 0, checks["rtl_cycles_vs_cyclesim"]
 
 
+@pytest.mark.slow
 def test_a_shallow_shortcut_fifo_deadlocks_and_is_named(resnet, tmp_path):
     """The shortcut FIFO (fork -> add) must hold what the fork writes before the add's first
     read (the rows conv1 and conv2 need): at depth 2 the cycle model reports a deadlock naming
@@ -154,12 +165,10 @@ def test_a_requant_block_is_refused_by_compile(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
-def test_forks_and_adds_in_the_layer_classes(resnet, tmp_path):
+def test_forks_and_adds_in_the_layer_classes(resnet_build):
     """Word widths and schedules: a fork writes both outputs in each slot, an add reads both
     inputs in each slot; the RTL top wires both."""
-    _, model = resnet
-    build = tmp_path / "b"
-    compile_model(model, build)
+    build = resnet_build
     design = _design(build)
     fork = next(layer for layer in design.layers if isinstance(layer, ForkLayer))
     add = next(layer for layer in design.layers if isinstance(layer, AddLayer))

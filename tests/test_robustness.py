@@ -26,17 +26,17 @@ import pytest
 from pascal_fpga.cli import main
 
 from cliruns import one_line, run_cli, snapshot
-from nets import ODD_SPECS, make_exported
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "models" / "digits-cnn.yaml"
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    """A small calibrated run, its QONNX export and its build."""
+def build(odd_exports, tmp_path_factory):
+    """A small calibrated run, its QONNX export (conftest.py's, shared: read-only) and its
+    build."""
+    run, model = odd_exports("dense_first")
     folder = tmp_path_factory.mktemp("robust")
-    run, model = make_exported(folder, ODD_SPECS["dense_first"])
     assert main(["compile", str(model), "--out", str(folder / "build")]) == 0
     return run, model, folder / "build"
 
@@ -49,6 +49,7 @@ def _bad_idx_folder(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_failing_train_force_keeps_the_old_run(tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli(capsys, "train", SPEC, "--dataset", "digits", "--epochs", "0", "--out", out)[0] == 0
@@ -89,6 +90,7 @@ def test_a_symlinked_build_folder_is_refused(build, folder, tmp_path, capsys):
     assert sorted(p.name for p in elsewhere.iterdir()) == ["Makefile", "notes.txt"]
 
 
+@pytest.mark.slow
 def test_csim_builds_aside_and_keeps_its_objects(build, tmp_path):
     """The C simulation is built in a staging folder seeded with the last build's objects and
     moved into place whole: a rebuild compiles nothing that did not change."""

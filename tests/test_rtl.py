@@ -10,19 +10,20 @@ import numpy as np
 import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
-from pascal_fpga.compiler.build import CompileConfig, compile_model
-from pascal_fpga.hw.layers import design_from_ir
-from pascal_fpga.hw.rtl import _hex_rows, memory_files, model_cycles
+from pascal_fpga.flows.compile import CompileConfig, compile_model
+from pascal_fpga.hw.design import design_from_ir
+from pascal_fpga.hw.backends.rtl import hex_rows, memory_files, model_cycles
 from pascal_fpga.hw.schedule import delayed
 from pascal_fpga.perf.timing import simulate
-from pascal_fpga.verify.checks import verify_build, verify_images
+from pascal_fpga.flows.verify import verify_build, verify_images
 
-from nets import export_odd_models, final_ir as _final_ir, mid_folding
+from nets import ODD_SPECS, final_ir as _final_ir, mid_folding
 
 
 @pytest.fixture(scope="module")
-def odd_models(tmp_path_factory):
-    return export_odd_models(tmp_path_factory.mktemp("rtl_odd"))
+def odd_models(odd_exports):
+    """The odd networks' exports at seed 1, shared with test_hls (conftest.py)."""
+    return {name: odd_exports(name, 1)[1] for name in ODD_SPECS}
 
 
 def _compile(model: Path, build: Path, folding: str, zero_skip: bool = True) -> None:
@@ -122,7 +123,7 @@ def test_rtl_folder_is_deterministic_and_holds_the_parameters(odd_models, tmp_pa
 
 
 def test_hex_rows_twos_complement():
-    assert _hex_rows(np.array([[1, -1], [-2, 3]]), 4) == "f1\n3e\n"
+    assert hex_rows(np.array([[1, -1], [-2, 3]]), 4) == "f1\n3e\n"
 
 
 def test_synth_cli_json_on_ecp5(odd_models, tmp_path, capsys):

@@ -77,7 +77,7 @@ def _stalls(rng, cycles):
 
 class _Conv:
     """A stand-in for a ConvLayer: the layer class's own rows_needed, group_activity and
-    _feed_program on the parameters of one test."""
+    feed_program on the parameters of one test."""
 
     is_conv = True
     cf = ConvLayer.cf
@@ -85,7 +85,7 @@ class _Conv:
     rows_needed = ConvLayer.rows_needed
     lane_activity = ConvLayer.lane_activity
     group_activity = ConvLayer.group_activity
-    _feed_program = ConvLayer._feed_program
+    feed_program = ConvLayer.feed_program
 
     def __init__(self, p):
         self.name = "conv"
@@ -163,7 +163,7 @@ def _window_program(p, frames):
         emitted = conv.group_activity(conv.lane_activity(frames)) > 0
     else:
         emitted = np.ones((n, conv.windows, p["K"] ** 2 * conv.cf), dtype=bool)
-    return conv._feed_program(emitted, n)
+    return conv.feed_program(emitted, n)
 
 
 def _window_data(name, images, seed):
@@ -207,7 +207,7 @@ def test_window_gen_random_stalls(name):
 
 class _Dense:
     name = "dense"
-    _feed_program = DenseLayer._feed_program
+    feed_program = DenseLayer.feed_program
 
 
 VECTOR_CASES = {
@@ -247,7 +247,7 @@ def _vector_data(name, images, seed):
 def test_vector_gen_tokens_and_cycles(name):
     p, frames = _vector_data(name, 3, seed=20 + sorted(VECTOR_CASES).index(name))
     words, tokens, fields, emitted = _vector_model(p, frames)
-    program = _Dense()._feed_program(emitted[:, None, :], frames.shape[0])
+    program = _Dense().feed_program(emitted[:, None, :], frames.shape[0])
     assert int(program.writes.sum()) == len(tokens)
     cycles = int((program.slots + P + LOOP_OVERHEAD).sum())
     run = run_stage("pascal_vector_gen", p, fields[0], fields[3], words, cycles)

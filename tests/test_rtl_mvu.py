@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from pascal_fpga.hw import rtlsim, schedule
-from pascal_fpga.hw.layers import RTL_LATENCY
+from pascal_fpga.hw.backends.rtl import RTL_LATENCY
 from pascal_fpga.hw.schedule import delayed, ideal_cycles
 
 P = RTL_LATENCY["pascal_mvu"]   # the MVU's write latency

@@ -25,8 +25,8 @@ import pytest
 
 from pascal_fpga.errors import PascalError
 from pascal_fpga.hw import schedule
-from pascal_fpga.hw.layers import RTL_LATENCY
-from pascal_fpga.hw.rtl_residual import ADD_LATENCY, FORK_LATENCY, add_memories
+from pascal_fpga.hw.backends.rtl import RTL_LATENCY
+from pascal_fpga.hw.backends.rtl import add_memories
 from pascal_fpga.hw.rtlsim import cache_dir, run_ports, run_stage
 from pascal_fpga.hw.schedule import LOOP_OVERHEAD, READ_WRITE, delayed, ideal_cycles
 
@@ -101,7 +101,7 @@ def test_fork_words_and_cycles(name):
     rng, params = _fork_case(name)
     n = 4
     words = _fork_words(rng, params, n)
-    program = delayed(_runs_program("fork", params["WORDS"], n), FORK_LATENCY)
+    program = delayed(_runs_program("fork", params["WORDS"], n), RTL_LATENCY["pascal_fork"])
     run = _run_fork(params, words, _span(program) + 5)
     assert run.out_words["out0"] == words and run.out_words["out1"] == words
     cycles = ideal_cycles(program)
@@ -267,7 +267,7 @@ def test_add_words_and_cycles(name):
     n = 3
     params, widths, main_words, short_words, expect = _add_case(name, n)
     slots = params["OUT_PIXELS"] * params["CH"] // params["PE"]
-    program = delayed(_runs_program("add", slots, n), ADD_LATENCY)
+    program = delayed(_runs_program("add", slots, n), RTL_LATENCY["pascal_add"])
     run = _run_add(params, widths, main_words, short_words, _span(program) + 5)
     assert run.out_words["out"] == expect, _first_bad(run.out_words["out"], expect)
     cycles = ideal_cycles(program)

@@ -18,10 +18,11 @@ from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from pascal_fpga.cli import main
-from pascal_fpga.compiler.build import compile_model
+from pascal_fpga.flows.compile import compile_model
 from pascal_fpga.ir.export import SOURCE_KEY
-from pascal_fpga.hw.hls import generate_hls
-from pascal_fpga.ir.transforms import _guard_affine
+from pascal_fpga.hw.backends.hls import generate_hls
+from pascal_fpga.hw.design import design_from_ir
+from pascal_fpga.ir.transforms import guard_affine
 from pascal_fpga.errors import PascalError
 
 from nets import ODD_SPECS, make_exported
@@ -30,15 +31,15 @@ IR = Path("ir") / "07_size_fifos.onnx"
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    return make_exported(tmp_path_factory.mktemp("security"), ODD_SPECS["pools"])[1]
+def exported(odd_exports):
+    """The exported model (conftest.py's, shared: read-only)."""
+    return odd_exports("pools")[1]
 
 
 @pytest.fixture(scope="module")
-def build(exported, tmp_path_factory):
-    out = tmp_path_factory.mktemp("security_build") / "build"
-    compile_model(exported, out)
-    return out
+def build(odd_builds):
+    """Its build with the defaults (conftest.py's, shared with test_compiler.py: read-only)."""
+    return odd_builds("pools")
 
 
 def _one_error(capsys, command: str, *argv) -> str:
@@ -154,14 +155,14 @@ def test_templates_quote_what_slips_past_the_checks(build, tmp_path):
     the C++ stay as they are for a plain name (same lines), make and tcl run nothing, and
     set_part receives the part as one literal word."""
     marker = tmp_path / "MARKER"
-    model = ModelWrapper(str(build / IR))
+    design = design_from_ir(ModelWrapper(str(build / IR)))
     spec = json.loads((build / "build.json").read_text())["spec"]
     plain = tmp_path / "plain"
-    generate_hls(model, plain, spec, "plain-name", "xc7z020clg400-1")
+    generate_hls(design, plain, spec, "plain-name", "xc7z020clg400-1")
     for index, name in enumerate(_hostile_names(marker)):
         part = f"xc7z020clg400-1}} ; exec touch {marker} ;# [exec touch {marker}] $x\\"
         out = tmp_path / f"hostile{index}"
-        generate_hls(model, out, spec, name, part)
+        generate_hls(design, out, spec, name, part)
         subprocess.run(["make", "-n", "-C", str(out), "csim", "AP_TYPES=/nonexistent"],
                        capture_output=True)
         printed = _source_tcl(out)
@@ -552,15 +553,15 @@ def test_guard_affine():
     boundaries = np.array([0.5, 1.5])
     a = np.array([1e-300, 2.0, -1e-300, 0.0])
     b = np.array([1.0, 0.0, 1.0, 3.0])
-    guarded = _guard_affine("here", a, b, boundaries)
+    guarded = guard_affine("here", a, b, boundaries)
     assert guarded.tolist() == [0.0, 2.0, 0.0, 0.0]
     assert a[0] == 1e-300  # the caller's array is left alone
     with pytest.raises(PascalError, match="channel 1: the folded scale nan"):
-        _guard_affine("here", np.array([1.0, np.nan]), np.zeros(2), boundaries)
+        guard_affine("here", np.array([1.0, np.nan]), np.zeros(2), boundaries)
     with pytest.raises(PascalError, match="channel 0: .* offset inf"):
-        _guard_affine("here", np.array([1.0]), np.array([np.inf]), boundaries)
+        guard_affine("here", np.array([1.0]), np.array([np.inf]), boundaries)
     with pytest.raises(PascalError, match="channel 0: some thresholds lie beyond"):
-        _guard_affine("here", np.array([1e-20]), np.array([0.5]), np.array([0.5, 1e10]))
+        guard_affine("here", np.array([1e-20]), np.array([0.5]), np.array([0.5, 1e10]))
 
 
 def test_tensors_in_external_files_are_refused(exported, tmp_path, capsys):

@@ -233,11 +233,9 @@ def test_optimizer_tensor_of_another_kind_is_refused(run, tmp_path, capsys, chan
 
 # --- a run directory must be one run ---------------------------------------------------------
 
-def test_checkpoint_copied_from_another_run(run, tmp_path, capsys):
-    other = tmp_path / "other"
-    train(TrainConfig(spec=str(DIGITS_SPEC), dataset="digits", out=str(other), epochs=0,
-                      batch_size=64), progress=False)
-    shutil.copy(other / "checkpoint.pt", run / "checkpoint.pt")
+def test_checkpoint_copied_from_another_run(run, capsys):
+    # another run's checkpoint: the zoo's digits-cnn (models/digits-cnn.yaml, not the tiny spec)
+    shutil.copy(REPO / "models" / "zoo" / "digits-cnn" / "checkpoint.pt", run / "checkpoint.pt")
     status, err = _cli(capsys, "eval", run)
     assert status == 2
     _one_error_line(err, "eval", str(run / "spec.yaml"), str(run / "checkpoint.pt"),
@@ -514,6 +512,7 @@ def test_adapt_fine_tunes_through_the_checked_checkpoint(run, tmp_path):
     assert json.loads((tmp_path / "adapted" / "adapt.json").read_text())["fine_tune_epochs"] == 0
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_runs_own_settings(tmp_path, capsys):
     spec = _write_tiny(tmp_path)
     out = tmp_path / "run"

@@ -15,9 +15,9 @@ import torch
 from pascal_fpga.datasets import load_dataset
 from pascal_fpga.model.network import E_MAX, BasicBlock, QCFSNet, lambda_parameter
 from pascal_fpga.snn.baseline import simulate_baseline
-from pascal_fpga.snn.convert import (ALWAYS, NEVER, ShiftBlock, _level_boundaries, _thresholds,
-                                     accumulate, convert, fire, pool_or_flatten)
-from pascal_fpga.snn.report import _brevitas_levels, _ties
+from pascal_fpga.qcfs import ALWAYS, NEVER, integer_thresholds, level_boundaries
+from pascal_fpga.snn.convert import ShiftBlock, accumulate, convert, fire, pool_or_flatten
+from pascal_fpga.snn.report import brevitas_levels, count_ties
 from pascal_fpga.snn.simulate import simulate
 from pascal_fpga.spec import parse_spec
 from pascal_fpga.train.calibrate import calibrate
@@ -184,7 +184,7 @@ def _check_exact(net, inet, pixels, expected_levels: int) -> dict:
     """Brevitas vs the integer network (ties only, tie-free samples exactly), and the integer SNN
     vs the integer network (exactly)."""
     counts = _compare_with_brevitas(net, inet, pixels)
-    logits, bre_levels = _brevitas_levels(net, pixels)
+    logits, bre_levels = brevitas_levels(net, pixels)
     accs: list = []
     acc, levels = inet.run(pixels, accumulators=accs)
     assert len(bre_levels) == len(levels) == len(accs) == len(inet.hidden()) == expected_levels
@@ -198,7 +198,7 @@ def _check_exact(net, inet, pixels, expected_levels: int) -> dict:
     # the report's tie count works on the block entries (z = scale * n + offset)
     for layer, z_acc, a, b in zip(inet.hidden(), accs, bre_levels, levels):
         assert z_acc.shape == a.shape
-        assert _ties(layer, z_acc, a != b) <= int((a != b).sum())
+        assert count_ties(layer, z_acc, a != b) <= int((a != b).sum())
     result = simulate(inet, pixels, "integer")
     assert torch.equal(result.acc, acc)
     for a, b in zip(result.levels, levels):
@@ -211,6 +211,7 @@ def _check_exact(net, inet, pixels, expected_levels: int) -> dict:
 
 # --- the integer form -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_shift_blocks_integer_form_matches_brevitas_and_snn(shift_net, test_pixels):
     inet = convert(shift_net)
     blocks = _blocks(inet)
@@ -302,6 +303,7 @@ def test_exponents_of_both_signs_and_clamped(shift_net, test_pixels):
     print(f"\nexponents {e0.tolist()} / {e1.tolist()} vs Brevitas: {counts}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pool", ["maxpool", "avgpool"])
 def test_pixel_fed_block_and_block_after_a_pool(pool, train_pixels, test_pixels):
     """A pixel-fed projection block, then an identity block whose input is a max pool or a sum
@@ -319,6 +321,7 @@ def test_pixel_fed_block_and_block_after_a_pool(pool, train_pixels, test_pixels)
     assert result.stats[0].synops == 0
 
 
+@pytest.mark.slow
 def test_float_mode_and_baseline_run_shift_blocks(shift_net, test_pixels):
     inet = convert(shift_net)
     pixels = test_pixels[:60]
@@ -372,8 +375,9 @@ def test_thresholds_brute_force_small_random_blocks(seed, train_pixels):
         assert np.array_equal(got, exact), f"channel {c}"
         if block.scale[c] > 0:
             t = block.thresholds[c]
-            ref, _ = _thresholds(block.scale[c:c + 1], block.offset[c:c + 1],
-                                 _level_boundaries(block.step, levels), np.zeros(1, np.int64))
+            ref, _ = integer_thresholds(block.scale[c:c + 1], block.offset[c:c + 1],
+                                        level_boundaries(block.step, levels),
+                                        np.zeros(1, np.int64))
             assert np.array_equal(t, ref[0]) and np.all(np.diff(t) >= 0)
 
 
@@ -422,7 +426,8 @@ def test_export_pattern_and_execution_agree_with_brevitas(which, shift_net, trai
     from qonnx.core.modelwrapper import ModelWrapper
 
     from pascal_fpga.ir.export import export_network
-    from pascal_fpga.verify.checks import _qonnx_levels, run_model
+    from pascal_fpga.flows.verify import qonnx_levels
+    from pascal_fpga.ir.execute import run_model
 
     net = shift_net if which == "shift" else _calibrated(PIXEL_SPEC, train_pixels)
     net = _scale_gains(net, 0, {0: -1.0, 1: 2.0 ** 8})  # a negative gain, an e < 0
@@ -434,8 +439,8 @@ def test_export_pattern_and_execution_agree_with_brevitas(which, shift_net, trai
         [r["conv_sc"] is None for r in rows]
     pixels = test_pixels[:40]
     ctx = run_model(model, pixels.numpy())
-    q_levels = _qonnx_levels(model, ctx)
-    logits, bre_levels = _brevitas_levels(net, pixels)
+    q_levels = qonnx_levels(model, ctx)
+    logits, bre_levels = brevitas_levels(net, pixels)
     assert len(q_levels) == len(bre_levels) == len(inet.hidden())
     differing = ties = 0
     for bre, (_, q, tie) in zip(bre_levels, q_levels):
@@ -450,6 +455,7 @@ def test_export_pattern_and_execution_agree_with_brevitas(which, shift_net, trai
 
 # --- training, AL, the report ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_train_adapt_and_report_a_shift_network(tmp_path):
     from pascal_fpga.snn.adapt import adapt_run
     from pascal_fpga.snn.report import snn_report

@@ -2,7 +2,7 @@
 
 import json
 import math
-from pathlib import Path
+import shutil
 
 import numpy as np
 import pytest
@@ -16,14 +16,12 @@ from pascal_fpga.model.network import QCFSNet
 from pascal_fpga.snn.adapt import al_metric, choose_levels
 from pascal_fpga.snn.baseline import simulate_baseline
 from pascal_fpga.snn.convert import convert
-from pascal_fpga.snn.report import _brevitas_levels
+from pascal_fpga.snn.report import brevitas_levels
 from pascal_fpga.snn.simulate import SpikeCounter, emit, float_neuron, integer_neuron, simulate
 from pascal_fpga.spec import parse_spec
-from pascal_fpga.train import TrainConfig, train
 from pascal_fpga.train.calibrate import calibrate
 from pascal_fpga.train.trainer import images_to_tensor
 
-REPO = Path(__file__).resolve().parent.parent
 EXTREME = 2 ** 30
 
 
@@ -132,7 +130,7 @@ def test_integer_network_matches_brevitas_up_to_ties(digits):
     inet = convert(net)
     assert [layer.levels for layer in inet.hidden()] == [1, 3, 3]
     pixels = images_to_tensor(digits.test_images)
-    logits, bre_levels = _brevitas_levels(net, pixels)
+    logits, bre_levels = brevitas_levels(net, pixels)
     accs = []
     acc, levels = inet.run(pixels, accumulators=accs)
     top2 = acc.topk(2, dim=1).values
@@ -206,16 +204,14 @@ def test_choose_levels_keeps_the_budget_and_favours_spread_layers():
     assert choose_levels([1.0, 1.0], budget=1.0) == [1, 1]
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("snn") / "run"
-    train(TrainConfig(spec=str(REPO / "models" / "digits-cnn.yaml"), dataset="digits",
-                      out=str(out), epochs=2, batch_size=64, seed=0), progress=False)
-    return out
+# digits_run (models/digits-cnn.yaml trained on digits) is conftest.py's, shared with
+# test_compiler.py and test_hls.py: read-only, a test that changes it copies it
 
 
-def test_cli_snn_json(digits_run, capsys):
-    assert cli_main(["snn", str(digits_run), "--samples", "40", "--json"]) == 0
+def test_cli_snn_json(digits_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)  # snn writes its report into the run
+    assert cli_main(["snn", str(run), "--samples", "40", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("samples", "ann_accuracy", "snn_accuracy", "mismatched_samples", "baseline"):
         assert key in report
@@ -223,11 +219,12 @@ def test_cli_snn_json(digits_run, capsys):
     assert report["snn_accuracy"] == report["integer_ann_accuracy"]
     assert sorted(map(int, report["baseline"])) == [1, 2, 4, 8, 16, 32, 64]
     assert report["latency_timesteps"] == 8 + (8 + 8 - 1) + (4 + 4 - 1) + 2
-    folder = digits_run / "snn"
+    folder = run / "snn"
     assert {"report.json", "accuracy_vs_timesteps.png", "spikes_per_layer.png"} <= \
         {p.name for p in folder.iterdir()}
 
 
+@pytest.mark.slow
 def test_cli_adapt(digits_run, tmp_path, capsys):
     out = tmp_path / "adapted"
     assert cli_main(["adapt", str(digits_run), "--out", str(out), "--epochs", "1",

@@ -11,7 +11,7 @@ import torch
 from pascal_fpga.datasets import load_dataset
 from pascal_fpga.model.network import BasicBlock, QCFSNet, lambda_parameter
 from pascal_fpga.snn.convert import IntBlock, accumulate, convert, fire, pool_or_flatten
-from pascal_fpga.snn.report import _brevitas_levels, _ties
+from pascal_fpga.snn.report import brevitas_levels, count_ties
 from pascal_fpga.snn.simulate import simulate
 from pascal_fpga.spec import parse_spec
 from pascal_fpga.train.calibrate import calibrate
@@ -212,20 +212,20 @@ def test_integer_blocks_match_brevitas_up_to_ties(res_net, test_pixels):
     assert clean.sum() > len(test_pixels) // 2 and not differs[clean].any()
     out_scale = inet.layers[-1].out_scale
     assert torch.allclose((acc.double() * out_scale)[clean], logits.double()[clean], atol=1e-4)
-    # the report's alignment: _brevitas_levels, run's accumulators and hidden() zip together,
+    # the report's alignment: brevitas_levels, run's accumulators and hidden() zip together,
     # and its tie count works on the block entries (act2: z = s_add * (q_r + q_s))
     few = test_pixels[:40]
-    _, report_levels = _brevitas_levels(res_net, few)
+    _, report_levels = brevitas_levels(res_net, few)
     accs = []
     _, few_levels = inet.run(few, accumulators=accs)
     assert len(report_levels) == len(few_levels) == len(accs) == 5
     for layer, a, b, z_acc in zip(inet.hidden(), report_levels, few_levels, accs):
         assert a.shape == b.shape == z_acc.shape
         diff = a != b
-        assert 0 <= _ties(layer, z_acc, diff) <= int(diff.sum())
+        assert 0 <= count_ties(layer, z_acc, diff) <= int(diff.sum())
     block = inet.hidden()[2]
     assert isinstance(block, IntBlock)
-    assert _ties(block, torch.full_like(accs[2], float(block.out_thresholds[0])),
+    assert count_ties(block, torch.full_like(accs[2], float(block.out_thresholds[0])),
                  torch.ones_like(accs[2], dtype=torch.bool)) >= 0
 
 

@@ -574,7 +574,8 @@ def synthetic(images: int, fold: int = 1, seed: int = 0) -> list[Program]:
     """A design of fmnist size (28 x 28 input, two 3 x 3 convolutions, pooling, two dense
     layers) with random spike activity, every PE and SIMD = ``fold``: at fold 1, 1.4e5
     transactions per image, 1e4-3e4 in each large stage; at fold 8, 2.3e4."""
-    from pascal_fpga.hw.layers import ClassifierLayer, ConvLayer, DenseLayer, Design, PoolLayer
+    from pascal_fpga.hw.layers import ClassifierLayer, ConvLayer, DenseLayer, PoolLayer
+    from pascal_fpga.hw.design import Design
 
     def layer(cls, name, in_shape, out_shape, pe, simd, t_in, k=1, stride=1, pad=0):
         item = object.__new__(cls)

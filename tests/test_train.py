@@ -42,9 +42,18 @@ def test_epochs_zero_calibrates_an_untrained_network(tmp_path):
     assert not torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
 
 
-def test_training_writes_the_run_directory(tmp_path):
-    metrics = train(_config(tmp_path, epochs=2), progress=False)
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory):
+    """A two-epoch run (seed 3) and what train returned, for the tests that read it (read-only:
+    the resume test compares its interrupted run with it)."""
+    folder = tmp_path_factory.mktemp("two_epochs")
+    metrics = train(_config(folder, epochs=2), progress=False)
+    return folder / "run", metrics
+
+
+@pytest.mark.slow
+def test_training_writes_the_run_directory(two_epochs):
+    run, metrics = two_epochs
     names = {p.name for p in run.iterdir()}
     assert {"spec.yaml", "checkpoint.pt", "metrics.json", "training_curve.png"} <= names
     on_disk = json.loads((run / "metrics.json").read_text())
@@ -59,6 +68,7 @@ def test_training_writes_the_run_directory(tmp_path):
     assert result["test_images"] == 360
 
 
+@pytest.mark.slow
 def test_seeded_runs_repeat_exactly(tmp_path):
     train(_config(tmp_path, "a"), progress=False)
     train(_config(tmp_path, "b"), progress=False)
@@ -70,9 +80,10 @@ def test_seeded_runs_repeat_exactly(tmp_path):
     assert not _same_state(state_a, state_c)
 
 
-def test_resume_after_an_interruption_repeats_the_uninterrupted_run(tmp_path, monkeypatch):
-    train(_config(tmp_path, "whole", epochs=2), progress=False)
-
+@pytest.mark.slow
+def test_resume_after_an_interruption_repeats_the_uninterrupted_run(two_epochs, tmp_path,
+                                                                    monkeypatch):
+    whole, _ = two_epochs  # the same config: seed 3, two epochs
     real_save = trainer_module.save_checkpoint
 
     def save_then_interrupt(path, state):
@@ -87,12 +98,13 @@ def test_resume_after_an_interruption_repeats_the_uninterrupted_run(tmp_path, mo
     assert not (tmp_path / "cut" / "metrics.json").exists()
 
     metrics = train(_config(tmp_path, "cut", epochs=2, resume=True), progress=False)
-    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    whole = torch.load(whole / "checkpoint.pt", weights_only=True)
     resumed = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
     assert resumed["epoch"] == 2 and len(metrics["history"]) == 2
     assert _same_state(whole["model"], resumed["model"])
 
 
+@pytest.mark.slow
 def test_float_twin_and_a_residual_spec_train(tmp_path):
     metrics = train(_config(tmp_path, "float", quantized=False), progress=False)
     assert metrics["quantized"] is False and metrics["test_accuracy"] > 0.5
@@ -115,6 +127,7 @@ def test_float_twin_and_a_residual_spec_train(tmp_path):
     assert all(float(lambda_parameter(q).detach()) != LAMBDA_INIT for q in net.add_quantizers())
 
 
+@pytest.mark.slow
 def test_cli_train_and_eval_json(tmp_path, capsys):
     out = tmp_path / "cli"
     assert cli_main(["train", DIGITS_SPEC, "--dataset", "digits", "--epochs", "1",

@@ -154,14 +154,18 @@ class BuildContext:
     folding: dict[str, Any] | None = None
     """The folding config file ``config.folding`` names, read and checked before any step."""
     _calibration: tuple[np.ndarray, str] | None = field(default=None, init=False, repr=False)
-    _design: tuple[tuple, Design] | None = field(default=None, init=False, repr=False)
+    _design: tuple[tuple, Design, bool] | None = field(default=None, init=False, repr=False)
 
-    def design(self, model: ModelWrapper) -> Design:
+    def design(self, model: ModelWrapper, check: bool = True) -> Design:
         """The hardware design of the model's IR, built once per state of its layer nodes (a
-        step that changes a folding or a depth gets a new one; every other step reuses it)."""
+        step that changes a folding or a depth gets a new one; every other step reuses it);
+        ``check=False``: its streams not checked (a lowered IR before its folding)."""
         key = tuple(node.SerializeToString() for node in layer_nodes(model))
         if self._design is None or self._design[0] != key:
-            self._design = (key, design_from_ir(model))
+            self._design = (key, design_from_ir(model, check=False), False)
+        if check and not self._design[2]:
+            self._design[1].check_streams()
+            self._design = (key, self._design[1], True)
         return self._design[1]
 
     def calibration(self, model: ModelWrapper) -> tuple[np.ndarray, str]:
@@ -225,7 +229,7 @@ def step_apply_folding(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     if not config.zero_skip:
         for node in layer_nodes(model):
             getCustomOp(node).set_nodeattr("zero_skip", 0)
-    lowered = ctx.design(model)     # its stream classes hold for every folding
+    lowered = ctx.design(model, check=False)   # its stream classes hold for every folding
     model = model.transform(ApplyFolding(default_folding(lowered), "default folding"))
     images, described = ctx.calibration(model)
     folding = ctx.folding

@@ -299,8 +299,10 @@ def ir_layers(model) -> list[HWLayer]:
     return layers
 
 
-def design_from_ir(model) -> Design:
-    """The hardware design of a (folded) IR model; checks names, streams and word widths."""
+def design_from_ir(model, check: bool = True) -> Design:
+    """The hardware design of a (folded) IR model; checks names, streams and word widths
+    (``check=False``: names only, for what a folding does not change, like the stream
+    classes of a lowered IR not yet folded)."""
     layers = ir_layers(model)
     if not layers or not layers[-1].ends_design:
         raise PascalError("the IR does not end with a classifier")
@@ -309,5 +311,6 @@ def design_from_ir(model) -> Design:
     classifier = layers[-1]
     design = Design(layers, int(shape[1]), int(shape[2]), int(shape[3]), bits,
                     int(classifier.attrs.get("out_depth", 2)), model.graph.input[0].name)
-    design.check_streams()
+    if check:
+        design.check_streams()
     return design
