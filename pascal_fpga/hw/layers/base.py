@@ -62,10 +62,9 @@ def fold_rows(table: np.ndarray, pe: int) -> np.ndarray:
     return table.reshape((table.shape[0] // pe, pe) + table.shape[1:])
 
 
-def unfold_rows(layer: "HWLayer", role: str) -> np.ndarray:
+def unfold_rows(table: np.ndarray) -> np.ndarray:
     """A packed [NF][PE][...] parameter array back to (OUT, ...) rows, as float64."""
-    table = layer.arrays()[role].astype(np.float64)
-    return table.reshape((layer.out_channels,) + table.shape[2:])
+    return table.astype(np.float64).reshape((-1,) + table.shape[2:])
 
 
 def sliding_windows(grid: np.ndarray, k: int, stride: int, pad: int, out_h: int, out_w: int

@@ -138,9 +138,10 @@ class AddLayer(HWLayer):
         return port == 0 or acc
 
     def prepare_values(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (unfold_rows(self, "thresholds"),
-                unfold_rows(self, "shift_main").astype(np.int64),
-                unfold_rows(self, "shift_short").astype(np.int64))
+        arrays = self.arrays()
+        return (unfold_rows(arrays["thresholds"]),
+                unfold_rows(arrays["shift_main"]).astype(np.int64),
+                unfold_rows(arrays["shift_short"]).astype(np.int64))
 
     def values(self, packed, streams, n):
         table, shift_main, shift_short = packed

@@ -169,7 +169,8 @@ class WeightedLayer(HWLayer):
 
     # --- the datapath -----------------------------------------------------------------------
     def prepare_values(self) -> _Datapath:
-        folded = self.arrays()["weights"].astype(np.float64)
+        arrays = self.arrays()
+        folded = arrays["weights"].astype(np.float64)
         nfsf, pe, simd = folded.shape
         nf = self.out_channels // pe
         sf = nfsf // nf
@@ -178,7 +179,7 @@ class WeightedLayer(HWLayer):
         # float32 when every accumulator fits 24 bits (exact), else float64 (exact below 2^53)
         dtype = np.float32 if self.acc_bits <= 24 else np.float64
         role = "bias" if self.accumulates else "thresholds"
-        return _Datapath(matrix.T.astype(dtype), dtype, unfold_rows(self, role))
+        return _Datapath(matrix.T.astype(dtype), dtype, unfold_rows(arrays[role]))
 
     def accumulate(self, packed: _Datapath, frames: np.ndarray, n: int) -> np.ndarray:
         """(N, windows, OUT) accumulators (float64, exact integers) of input frames
