@@ -286,8 +286,10 @@ class Design:
                               f"of {before.fb_out}")
 
 
-def ir_layers(model) -> list[HWLayer]:
-    """The hardware layer of every layer node of an IR, in order; checks their names."""
+def design_from_ir(model, check: bool = True) -> Design:
+    """The hardware design of a (folded) IR model; checks names, streams and word widths
+    (``check=False``: names only, for what a folding does not change, like the stream
+    classes of a lowered IR not yet folded)."""
     layers: list[HWLayer] = []
     seen: set[str] = set()
     for node in layer_nodes(model):
@@ -296,14 +298,6 @@ def ir_layers(model) -> list[HWLayer]:
                               f"identifier (letters, digits, '_', at most 64)")
         seen.add(node.name)
         layers.append(hw_layer(node, model))
-    return layers
-
-
-def design_from_ir(model, check: bool = True) -> Design:
-    """The hardware design of a (folded) IR model; checks names, streams and word widths
-    (``check=False``: names only, for what a folding does not change, like the stream
-    classes of a lowered IR not yet folded)."""
-    layers = ir_layers(model)
     if not layers or not layers[-1].ends_design:
         raise PascalError("the IR does not end with a classifier")
     shape = model.get_tensor_shape(model.graph.input[0].name)

@@ -161,11 +161,16 @@ def stream_ports(prefix: str) -> tuple[str, str, str]:
 
 
 def harness_text(name: str) -> str:
-    """A C++ harness of ``pascal_fpga/rtl/harness`` (its ``@NAME@`` placeholders unfilled)."""
-    path = HARNESS / name
-    if not path.is_file():
-        raise PascalError(f"{path}: the RTL simulation harness is missing (reinstall pascal-fpga)")
-    return path.read_text()
+    """A C++ harness of ``pascal_fpga/rtl/harness`` with ``common.h`` in place of its
+    ``@COMMON@`` (its other ``@NAME@`` placeholders unfilled)."""
+    texts = []
+    for part in (name, "common.h"):
+        path = HARNESS / part
+        if not path.is_file():
+            raise PascalError(f"{path}: the RTL simulation harness is missing (reinstall "
+                              f"pascal-fpga)")
+        texts.append(path.read_text())
+    return texts[0].replace("@COMMON@", texts[1])
 
 
 def _stage_harness(in_port: str, out_port: str) -> str:

@@ -8,12 +8,7 @@
 // records every transfer's cycle (cycle 0 = the first cycle after reset).
 //
 //   sim in.bin in_n32 out_n32 cycles max_outputs ready.bin|- valid.bin|- out.bin incyc.bin outcyc.bin
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <vector>
-#include "Vdut.h"
-#include "verilated.h"
+@COMMON@
 
 // the module's stream ports: the input (data, valid, ready) and the output (data, valid, ready)
 #define IN_DATA @IN_DATA@
@@ -22,33 +17,6 @@
 #define OUT_DATA @OUT_DATA@
 #define OUT_VALID @OUT_VALID@
 #define OUT_READY @OUT_READY@
-
-template <class T> static void put(T &port, const uint32_t *w, unsigned n) {
-    uint64_t v = w[0];
-    if (n > 1 && sizeof(T) > 4) v |= (uint64_t)w[1] << 32;
-    port = (T)v;
-}
-template <std::size_t N> static void put(VlWide<N> &port, const uint32_t *w, unsigned n) {
-    for (std::size_t i = 0; i < N; i++) port[i] = i < n ? w[i] : 0;
-}
-template <class T> static void get(const T &port, uint32_t *w, unsigned n) {
-    uint64_t v = port;
-    w[0] = (uint32_t)v;
-    if (n > 1) w[1] = (uint32_t)(v >> 32);
-}
-template <std::size_t N> static void get(const VlWide<N> &port, uint32_t *w, unsigned n) {
-    for (std::size_t i = 0; i < N && i < n; i++) w[i] = port[i];
-}
-
-static std::vector<uint8_t> slurp(const char *path) {
-    std::vector<uint8_t> data;
-    FILE *f = fopen(path, "rb");
-    if (!f) { fprintf(stderr, "harness: cannot open %s\n", path); exit(2); }
-    int c;
-    while ((c = fgetc(f)) != EOF) data.push_back((uint8_t)c);
-    fclose(f);
-    return data;
-}
 
 int main(int argc, char **argv) {
     // in.bin in_n32 out_n32 cycles max_outputs ready.bin|- valid.bin|- out.bin incyc.bin outcyc.bin
