@@ -162,6 +162,10 @@ def _add_compile(sub) -> None:
     p.add_argument("--dense", action="store_true",
                    help="the dense schedule (T_in cycles per input group, a constant interval) "
                    "instead of event-driven zero-skipping, in every layer")
+    p.add_argument("--arch", choices=("snn", "qnn"), default="snn",
+                   help="snn: PASCAL's spiking accelerator; qnn: its FINN-style QNN twin (the "
+                   "same integer network, levels in binary, one cycle per input group, its own "
+                   "folding search), the baseline to compare against (default snn)")
     p.add_argument("--calibration-images", type=int, default=64,
                    help="images whose activity sizes the FIFOs and drives the folding search "
                    "(default 64)")
@@ -227,6 +231,8 @@ def _add_synth(sub) -> None:
                    "the bitstream (ecppack)")
     p.add_argument("--no-layers", action="store_true",
                    help="only the whole top, not each layer out of context")
+    p.add_argument("--no-dsp", action="store_true",
+                   help="map every multiplier to LUTs (Yosys -nodsp), for an all-LUT comparison")
     p.add_argument("--seed", type=int, default=1, help="nextpnr's placement seed (default 1)")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier BUILD_DIR/synth (only one this command wrote)")
@@ -513,7 +519,7 @@ def cmd_compile(args) -> int:
     config = CompileConfig(lut_budget=args.lut_budget, zero_skip=not args.dense,
                            calibration_images=args.calibration_images,
                            save_intermediate=not args.no_intermediate,
-                           stop_after=args.stop_after)
+                           stop_after=args.stop_after, arch=args.arch)
     result = compile_model(args.model, args.out, args.folding, part=args.part,
                            clock_mhz=args.clock_mhz, target_fps=args.target_fps, config=config,
                            resume=args.resume)
@@ -744,7 +750,7 @@ def cmd_synth(args) -> int:
 
     report = synth_build(args.build_dir, args.part, pnr=args.pnr, layers=not args.no_layers,
                          progress=sys.stderr.isatty() and not args.json, seed=args.seed,
-                         force=args.force)
+                         force=args.force, dsp=not args.no_dsp)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

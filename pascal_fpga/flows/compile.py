@@ -58,7 +58,7 @@ from ..errors import PascalError
 from ..hw.apply import PRESETS as FOLDING_PRESETS, ApplyFolding, default_folding, preset_folding
 from ..hw.backends.hls import DEFAULT_CLOCK_MHZ, DEFAULT_PART, generate_hls, sample_images
 from ..hw.backends.rtl import generate_rtl
-from ..hw.design import Design, design_from_ir
+from ..hw.design import ARCH_KEY, ARCHS, Design, design_from_ir, ir_arch
 from ..ir.execute import ir_outputs
 from ..ir.export import SOURCE_KEY, model_source
 from ..ir.transforms import Step as Pass, layer_nodes, output_scale, pipeline
@@ -109,6 +109,11 @@ class CompileConfig:
     stop_after: str | None = None
     """Stop after this step (``compile --stop-after``); the build then holds the steps so far.
     Checked against the steps run (:func:`compile_model`)."""
+    arch: str = "snn"
+    """The architecture: ``snn`` (PASCAL's spiking accelerator) or ``qnn`` (its FINN-style QNN
+    twin: the same integer network with each level in binary, every input group one cycle, its
+    own folding search; docs/design.md, section 4.2). Recorded in the IR's metadata
+    (``pascal_arch``), so that every later command builds the same design."""
 
     def check(self) -> None:
         if self.target_fps is not None and self.folding is not None:
@@ -121,6 +126,11 @@ class CompileConfig:
         _check_positive(self.clock_mhz, "--clock-mhz")
         _check_positive(self.lut_budget, "--lut-budget")
         check_part(self.part, "--part")
+        if self.arch not in ARCHS:
+            raise PascalError(f"--arch {self.arch!r}: one of {', '.join(ARCHS)}")
+        if self.arch == "qnn" and not self.zero_skip:
+            raise PascalError("--dense is an SNN schedule: the QNN twin (--arch qnn) has one "
+                              "schedule; leave --dense out")
         if not isinstance(self.calibration_images, int) \
                 or not 1 <= self.calibration_images <= 10000:
             raise PascalError(f"--calibration-images must be an integer in 1..10000, got "
@@ -160,7 +170,7 @@ class BuildContext:
         """The hardware design of the model's IR, built once per state of its layer nodes (a
         step that changes a folding or a depth gets a new one; every other step reuses it);
         ``check=False``: its streams not checked (a lowered IR before its folding)."""
-        key = tuple(node.SerializeToString() for node in layer_nodes(model))
+        key = (ir_arch(model),) + tuple(node.SerializeToString() for node in layer_nodes(model))
         if self._design is None or self._design[0] != key:
             self._design = (key, design_from_ir(model, check=False), False)
         if check and not self._design[2]:
@@ -226,9 +236,11 @@ def step_apply_folding(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     the search of ``target_fps`` / ``lut_budget`` on the calibration images' activity (recorded
     as ``folding_search``); FIFO depths are still unset."""
     config = ctx.config
-    if not config.zero_skip:
+    if not config.zero_skip or config.arch == "qnn":
         for node in layer_nodes(model):
             getCustomOp(node).set_nodeattr("zero_skip", 0)
+    if config.arch != "snn":
+        model.set_metadata_prop(ARCH_KEY, config.arch)
     lowered = ctx.design(model, check=False)   # its stream classes hold for every folding
     model = model.transform(ApplyFolding(default_folding(lowered), "default folding"))
     images, described = ctx.calibration(model)
@@ -237,10 +249,12 @@ def step_apply_folding(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
         folding = preset_folding(lowered, config.folding)
     if config.target_fps is not None or config.lut_budget is not None:
         design = ctx.design(model)
-        lanes = run_values(design, images)[3]
+        qnn = config.arch == "qnn"
+        lanes = None if qnn else run_values(design, images)[3]   # the twin's cycles are fixed
         folding, search_rows = search_folding(
             design, lanes, target_fps=config.target_fps, lut_budget=config.lut_budget,
-            clock_mhz=config.clock_mhz, modes=None if config.zero_skip else ("dense",))
+            clock_mhz=config.clock_mhz, twin=config.arch,
+            modes=None if config.zero_skip or qnn else ("dense",))
         ctx.record["folding_search"] = {
             "target_fps": config.target_fps, "lut_budget": config.lut_budget,
             "clock_mhz": config.clock_mhz, "calibration": described, "layers": search_rows}
@@ -263,7 +277,8 @@ def step_size_fifos(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     final = ctx.save_model(model, "size_fifos", always=True)
     ctx.record["fifo_sizing"] = sizing
     search = ctx.record.get("folding_search")
-    if search is not None and sizing.get("mean_interval"):
+    ctx.record["arch"] = config.arch
+    if search is not None and sizing.get("mean_interval") and config.arch == "snn":
         # the FINN-style QNN twin at its own best folding for the same goal, side by side
         design = ctx.design(model)
         clock = config.clock_mhz

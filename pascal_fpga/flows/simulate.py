@@ -20,10 +20,12 @@ from ..hw.load import load_qonnx_ir
 from ..ir.integer import ir_to_integer_network
 from ..perf.cyclesim import cycle_model
 from ..perf.estimates import design_resources
-from ..perf.twin import qnn_twin
+from ..perf.twin import qnn_twin, snn_at_folding
 from ..snn.report import PJ_PER_AC, PJ_PER_MAC
 from ..snn.simulate import simulate
 from ..staging import staged_folder
+
+ARCH_NAMES = {"snn": "PASCAL SNN", "qnn": "FINN-style QNN twin"}
 
 
 def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
@@ -51,18 +53,24 @@ def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray
     energy_pj = (acs * PJ_PER_AC + macs * PJ_PER_MAC) / count
     config = build.get("config") or {}
     target = config.get("target_fps") or summary["fps_mean"]
-    qnn = qnn_twin(design, target, clock)
-    lut = resources["total"]["LUT"]
-    snn = {"images_per_s_mean": summary["fps_mean"], "images_per_s_p99": summary["fps_p99"],
-           "images_per_s_worst": summary["fps_worst_case"], "lut": lut,
-           "images_per_s_per_klut_mean": summary["fps_mean"] / (lut / 1000),
-           "images_per_s_per_klut_worst": summary["fps_worst_case"] / (lut / 1000),
-           "resources": resources["total"]}
+    own = _figures(summary, resources["total"])
+    if design.arch == "snn":
+        snn, spiking = own, design
+    else:   # a QNN twin's build: the SNN of the same IR at this folding, its FIFOs its own
+        spiking = design_from_ir(model, arch="snn")
+        snn = _figures(snn_at_folding(spiking, images, clock, backend).summary(),
+                       design_resources(spiking)["total"])
+        snn["note"] = "the SNN of the same network at this build's folding, its FIFOs sized " \
+                      "for it"
+    qnn = qnn_twin(spiking, target, clock)
     report = {
         "name": build["name"], "images": count, "clock_mhz": clock, "schedule": backend,
+        "arch": design.arch,
         "cycle_model": {**summary, "seconds": model_seconds,
                         "images_per_second": count / model_seconds},
         "estimates": resources,
+        "design": {"arch": design.arch, "images_per_s_mean": own["images_per_s_mean"],
+                   "images_per_s_worst": own["images_per_s_worst"], "lut": own["lut"]},
         "snn": snn,
         "qnn": qnn,
         "qnn_target_fps": target,
@@ -75,6 +83,16 @@ def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray
     if labels is not None:
         report["accuracy"] = float(np.mean(cm.classes == labels))
     return report
+
+
+def _figures(summary: dict[str, Any], total: dict[str, int]) -> dict[str, Any]:
+    """images/s (mean, p99, worst case) and LUTs of a design's cycle model and estimate."""
+    lut = total["LUT"]
+    return {"images_per_s_mean": summary["fps_mean"], "images_per_s_p99": summary["fps_p99"],
+            "images_per_s_worst": summary["fps_worst_case"], "lut": lut,
+            "images_per_s_per_klut_mean": summary["fps_mean"] / (lut / 1000),
+            "images_per_s_per_klut_worst": summary["fps_worst_case"] / (lut / 1000),
+            "resources": total}
 
 
 def _markdown(r: dict[str, Any]) -> str:
@@ -92,8 +110,11 @@ def _markdown(r: dict[str, Any]) -> str:
              f"- latency: mean {cm['latency_cycles']['mean']:.0f} cycles "
              f"({cm['latency_us_mean']:.1f} us), worst case {cm['worst_case_latency_cycles']}",
              f"- FIFO depths: {cm['fifo_depths']}",
-             f"- SNN: {total['LUT']} LUT, {total['FF']} FF, {total['BRAM18']} BRAM18, "
-             f"{total['DSP']} DSP; {snn['images_per_s_per_klut_mean']:.1f} images/s per kLUT "
+             f"- this design ({ARCH_NAMES[r.get('arch', 'snn')]}): {total['LUT']} LUT, "
+             f"{total['FF']} FF, {total['BRAM18']} BRAM18, {total['DSP']} DSP (estimated)",
+             f"- SNN{'' if r.get('arch', 'snn') == 'snn' else ' at this folding'}: "
+             f"{snn['images_per_s_mean']:.0f} images/s (mean), {snn['lut']} LUT; "
+             f"{snn['images_per_s_per_klut_mean']:.1f} images/s per kLUT "
              f"(mean), {snn['images_per_s_per_klut_worst']:.1f} (worst case)",
              f"- FINN-style QNN twin at its own folding for {r['qnn_target_fps']:.0f} images/s: "
              f"{qnn['images_per_s']:.0f} images/s, {qnn['lut']} LUT, "

@@ -34,6 +34,10 @@ from ..staging import check_output, staged_folder
 from .verify import verify_images
 
 
+# what a LUT is on each part: the estimates count xc7 LUT6; an ECP5 count is LUT4 (not comparable)
+LUT_KIND = {"xc7": "LUT6 (xc7)", "ecp5-85k": "LUT4 (ECP5)"}
+
+
 def _error(synth: dict[str, Any], estimate: dict[str, Any]) -> dict[str, float | None]:
     """Relative error of the estimate per resource: (estimate - synthesized) / synthesized."""
     return {key: (None if not synth[key] else round((estimate[key] - synth[key]) / synth[key], 3))
@@ -70,9 +74,10 @@ def mean_interval(design, build: dict[str, Any], count: int = 256) -> tuple[floa
 
 def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
                 layers: bool = True, progress: bool = False, seed: int = 1,
-                force: bool = False) -> dict[str, Any]:
+                force: bool = False, dsp: bool = True) -> dict[str, Any]:
     """Synthesize BUILD/rtl; the report (``layers``, ``total``, and with ``pnr`` ``fmax_mhz``,
-    ``bitstream``, ``images_per_s_at_fmax``)."""
+    ``bitstream``, ``images_per_s_at_fmax``). ``dsp=False``: every multiplier in LUTs (Yosys
+    ``-nodsp``, for an all-LUT comparison)."""
     if part not in PARTS:
         raise PascalError(f"--part {part!r}: one of {', '.join(PARTS)}")
     build_dir = Path(build_dir).resolve()
@@ -86,7 +91,9 @@ def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
     out = build_dir / "synth"
     check_output(out, "synth", force=force)
     report: dict[str, Any] = {"build_dir": str(build_dir), "name": build["name"], "part": part,
+                              "arch": design.arch, "dsp": dsp, "lut_kind": LUT_KIND[part],
                               "layers": [], "seconds": {}}
+    options = None if dsp else ["-nodsp"]
 
     def say(text: str) -> None:
         if progress:
@@ -98,7 +105,7 @@ def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
             for j, (layer, row) in enumerate(zip(design.layers, estimate["layers"])):
                 say(f"  synth {part} {layer.name}")
                 got = synthesize(rtl, modules + [rtl / "layers.sv"], f"layer{j}", part,
-                                 log=staging / f"layer{j}_{part}.log")
+                                 log=staging / f"layer{j}_{part}.log", extra_options=options)
                 est = {key: row[key] for key in KEYS}
                 report["layers"].append({
                     "layer": layer.name, "op": layer.op_type, "pe": row["pe"],
@@ -108,7 +115,8 @@ def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
         say(f"  synth {part} pascal_top")
         netlist = staging / "pascal_top.json" if pnr and part == "ecp5-85k" else None
         top = synthesize(rtl, modules + [rtl / "pascal_top.sv"], "pascal_top", part,
-                         netlist=netlist, log=staging / f"pascal_top_{part}.log")
+                         netlist=netlist, log=staging / f"pascal_top_{part}.log",
+                         extra_options=options)
         report["total"] = {k: top[k] for k in KEYS}
         report["estimate_total"] = {k: estimate["total"][k] for k in KEYS}
         report["error_total"] = _error(top, estimate["total"])
@@ -119,7 +127,8 @@ def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
                 netlist = staging / "pascal_top.json"
                 ecp5 = synthesize(rtl, modules + [rtl / "pascal_top.sv"], "pascal_top",
                                   "ecp5-85k", netlist=netlist,
-                                  log=staging / "pascal_top_ecp5-85k.log")
+                                  log=staging / "pascal_top_ecp5-85k.log",
+                                  extra_options=options)
                 report["ecp5_total"] = {k: ecp5[k] for k in KEYS}
                 report["seconds"]["top_ecp5"] = round(ecp5["seconds"], 2)
             say("  nextpnr-ecp5 + ecppack")
@@ -144,7 +153,10 @@ def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
 
 def print_report(report: dict[str, Any]) -> None:
     """The table: per layer synthesized beside estimated, the total, Fmax."""
-    print(f"{report['name']}: Yosys synthesis for {report['part']}")
+    print(f"{report['name']} ({report.get('arch', 'snn')}): Yosys synthesis for "
+          f"{report['part']}, LUT = {report.get('lut_kind', 'LUT')}"
+          f"{'' if report.get('dsp', True) else ', multipliers in LUTs (-nodsp)'}; the "
+          f"estimates count xc7 LUT6")
     head = f"  {'layer':<14}" + "".join(f"{k + ' syn/est':>18}" for k in KEYS)
     print(head)
     for row in report["layers"]:

@@ -116,6 +116,7 @@ class Design:
     bits: int              # bits per input pixel
     output_depth: int = 2  # the FIFO from the classifier to the output adapter
     input_tensor: str | None = None   # the IR's input (None: the layers form a chain)
+    arch: str = "snn"      # "snn" (PASCAL's spike frames) or "qnn" (the FINN-style twin)
 
     def stage_ranges(self) -> list[tuple[int, int]]:
         """Per layer, its first and last stage's index (stage 0 is the input adapter)."""
@@ -211,7 +212,18 @@ class Design:
                                zero_skip=folding[layer.name].get("zero_skip"))
                   for layer in self.layers]
         copy = Design(layers, self.channels, self.height, self.width, self.bits,
-                      self.output_depth, self.input_tensor)
+                      self.output_depth, self.input_tensor, self.arch)
+        copy.check_streams()
+        return copy
+
+    def as_qnn(self) -> "Design":
+        """The FINN-style QNN twin of this design at the same folding and FIFO depths: every
+        layer's :meth:`~pascal_fpga.hw.layers.base.HWLayer.as_qnn` (docs/design.md, section
+        4.2)."""
+        if self.arch == "qnn":
+            return self
+        copy = Design([layer.as_qnn() for layer in self.layers], self.channels, self.height,
+                      self.width, self.bits, self.output_depth, self.input_tensor, "qnn")
         copy.check_streams()
         return copy
 
@@ -286,10 +298,27 @@ class Design:
                               f"of {before.fb_out}")
 
 
-def design_from_ir(model, check: bool = True) -> Design:
+ARCH_KEY = "pascal_arch"
+"""The IR's metadata key that names the architecture it is compiled for (absent: snn)."""
+ARCHS = ("snn", "qnn")
+
+
+def ir_arch(model) -> str:
+    """The architecture an IR is compiled for: its metadata's ``pascal_arch`` (``compile
+    --arch``), snn when absent."""
+    arch = model.get_metadata_prop(ARCH_KEY) or "snn"
+    if arch not in ARCHS:
+        raise PascalError(f"the IR's metadata {ARCH_KEY} is {show_value(arch)}, not one of "
+                          f"{', '.join(ARCHS)}")
+    return arch
+
+
+def design_from_ir(model, check: bool = True, arch: str | None = None) -> Design:
     """The hardware design of a (folded) IR model; checks names, streams and word widths
     (``check=False``: names only, for what a folding does not change, like the stream
-    classes of a lowered IR not yet folded)."""
+    classes of a lowered IR not yet folded). ``arch``: snn or qnn (the twin); by default the
+    one the IR's metadata names (:func:`ir_arch`)."""
+    arch = arch or ir_arch(model)
     layers: list[HWLayer] = []
     seen: set[str] = set()
     for node in layer_nodes(model):
@@ -303,8 +332,10 @@ def design_from_ir(model, check: bool = True) -> Design:
     shape = model.get_tensor_shape(model.graph.input[0].name)
     bits = unsigned_bits(layers[0].in_max)
     classifier = layers[-1]
+    if arch == "qnn":
+        layers = [layer.as_qnn() for layer in layers]
     design = Design(layers, int(shape[1]), int(shape[2]), int(shape[3]), bits,
-                    int(classifier.attrs.get("out_depth", 2)), model.graph.input[0].name)
+                    int(classifier.attrs.get("out_depth", 2)), model.graph.input[0].name, arch)
     if check:
         design.check_streams()
     return design

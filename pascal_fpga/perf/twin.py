@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..hw.design import Design
+from .cyclesim import CycleReport, cycle_model, worst_case_programs
 from .estimates import design_resources
 from .folding import search_folding
 from .timing import simulate, size_fifos
+from .values import run_values
 
 
 def qnn_twin(design: Design, target_fps: float, clock: float) -> dict[str, Any]:
@@ -30,3 +34,15 @@ def qnn_twin(design: Design, target_fps: float, clock: float) -> dict[str, Any]:
             "folding": folding, "target_fps": target_fps, "met": all(r["met"] for r in rows),
             "note": "FINN-style QNN of the same network: multi-bit levels, one cycle per input "
                     "group, at its own best folding for the target (fewest estimated LUTs)"}
+
+
+def snn_at_folding(design: Design, images: np.ndarray, clock: float, backend: str = "hls"
+                   ) -> CycleReport:
+    """The cycle model of an SNN design on raw ``images`` with FIFOs sized for it on those
+    images (and proven on the worst case), whatever depths its IR holds: the SNN beside a QNN
+    twin's build, at the twin's folding."""
+    lanes = run_values(design, images)[3]
+    programs = design.programs(design.activity_from_lanes(lanes), len(images), backend=backend)
+    depths = size_fifos(programs, worst_case_programs(design, backend=backend),
+                        edges=design.edges())
+    return cycle_model(design, images, clock, depths=depths, backend=backend)

@@ -105,10 +105,12 @@ class WeightedEmitter(RTLEmitter):
         param_role = layer.arrays_roles()[1]
         mvu = RTLStage(f"{layer.name}_mvu", "pascal_mvu", dict(
             SIMD=layer.simd, PE=layer.pe, T_IN=layer.t_in, FB=layer.fb_in, SF=layer.sf,
-            NF=layer.nf, WINDOWS=layer.windows, T_OUT=layer.out_frames, WB=layer.weight_bits,
+            NF=layer.nf, WINDOWS=layer.windows, T_OUT=_thresholds(layer), WB=layer.weight_bits,
             ACC_BITS=layer.acc_bits, CLASSIFIER=int(layer.accumulates),
             WEIGHT_FILE=files.get("weights", ""), PARAM_FILE=files.get(param_role, "")),
             layer.token_bits, layer.out_word_bits)
+        if layer.binary_out:
+            mvu.params["OUT_BINARY"] = 1
         return [feed, mvu]
 
     def memories(self, layer):
@@ -142,6 +144,8 @@ class AddEmitter(RTLEmitter):
                       FB_SC=layer.fb_in, SC_BITS=layer.short_bits, N_BITS=layer.n_bits,
                       T_OUT=layer.t_out, SH_BITS=layer.shift_bits,
                       THRESH_FILE=files.get("thresh", ""), SHIFT_FILE=files.get("shift", ""))
+        if layer.binary_out:
+            params["OUT_BINARY"] = 1
         return [RTLStage(layer.name, "pascal_add", params, layer.in_word_bits,
                          layer.out_word_bits)]
 
@@ -150,6 +154,12 @@ class AddEmitter(RTLEmitter):
                               layer.n_bits, layer.shift_bits)
         return {role: "".join(line.rstrip("\n") + "\n" for line in lines)
                 for role, lines in tables.items()}
+
+
+def _thresholds(layer: HWLayer) -> int:
+    """T_OUT of pascal_mvu: the thresholds per channel (the frames it writes unless the
+    level leaves in binary, OUT_BINARY = 1)."""
+    return layer.t_out if layer.binary_out else layer.out_frames
 
 
 def hex_rows(values: np.ndarray, bits: int) -> str:

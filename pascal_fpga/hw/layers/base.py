@@ -106,6 +106,9 @@ class HWLayer:
     # whether it holds neurons of the SNN (one entry of snn.simulate's per-layer statistics;
     # a residual block's neurons are its conv1's and its add's)
     has_neurons: ClassVar[bool] = False
+    # the architecture it is built for: "snn" (thermometer spike frames, PASCAL) or "qnn" (the
+    # FINN-style QNN twin: each channel's level in binary; :meth:`as_qnn`)
+    arch: str = "snn"
 
     def __init__(self, node, model, attrs: dict[str, Any] | None = None):
         self.name = node.name
@@ -161,11 +164,33 @@ class HWLayer:
 
     @property
     def fb_out(self) -> int:
-        return 1
+        return unsigned_bits(self.t_out) if self.binary_out else 1
 
     @property
     def out_frames(self) -> int:
-        return self.t_out
+        return 1 if self.binary_out else self.t_out
+
+    @property
+    def binary_out(self) -> bool:
+        """Whether its emitter writes each channel's level in binary (one frame of
+        bits(T_OUT) bits: how many of its T_OUT thresholds it reaches) instead of T_OUT spike
+        frames: the thresholding layers of the QNN twin."""
+        return self.arch == "qnn" and self.output_kind == "levels" and self.has_neurons
+
+    def as_qnn(self) -> "HWLayer":
+        """The layer in the FINN-style QNN twin (docs/design.md, section 4.2): its input
+        stream carries each channel's level in binary (T_in = 1 frame of bits(in_max) bits),
+        the feeder sends every group and the MVU spends one cycle on it (no zero-skipping),
+        and a thresholding emitter writes levels in binary (:attr:`binary_out`). The same
+        integer network, the same modules, another word layout."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.arch = "qnn"
+        copy.t_in = 1
+        copy.frame_max = self.in_max
+        copy.fb_in = unsigned_bits(self.in_max)
+        copy.zero_skip = False
+        return copy
 
     @property
     def in_word_bits(self) -> int:
@@ -299,7 +324,8 @@ class HWLayer:
 
     def mode_of(self, mode: str | None) -> str:
         """The mode ``mode`` names, or the layer's own (zero_skip or dense) for None."""
-        mode = mode or ("zero_skip" if self.zero_skip else "dense")
+        mode = mode or ("qnn" if self.arch == "qnn" else
+                        "zero_skip" if self.zero_skip else "dense")
         if mode not in MODES:
             raise ValueError(mode)
         return mode
@@ -337,6 +363,6 @@ class HWLayer:
             copy.pe = pe
         if simd is not None:
             copy.simd = simd
-        if zero_skip is not None:
+        if zero_skip is not None and self.arch != "qnn":   # the twin never skips
             copy.zero_skip = zero_skip
         return copy

@@ -151,6 +151,8 @@ class AddLayer(HWLayer):
             np.rint(short.sum(axis=-1)).astype(np.int64)
         total = (main << shift_main) + (v << shift_short)
         frames = (total[..., None] >= table).astype(np.float32)
+        if self.binary_out:   # the QNN twin: the level in binary
+            frames = frames.sum(axis=-1, keepdims=True)
         return frames, self.levels_of(frames, n), None
 
     def programs(self, activity, n, mode=None):

@@ -73,7 +73,7 @@ class WeightedLayer(HWLayer):
 
     @property
     def out_frames(self) -> int:
-        return 1 if self.accumulates else self.t_out
+        return 1 if self.accumulates else super().out_frames
 
     @property
     def out_word_bits(self) -> int:
@@ -206,6 +206,8 @@ class WeightedLayer(HWLayer):
         acc = self.accumulate(packed, frames, n)
         # thermometer frames: frame k of channel o is acc >= T[o][k]
         out = (acc[..., None] >= packed.table).astype(np.float32)
+        if self.binary_out:   # the QNN twin: the level in binary, the count of those frames
+            out = out.sum(axis=-1, keepdims=True)
         out = out.reshape(n, self.out_h, self.out_w, self.out_channels, -1)
         return out, self.levels_of(out, n), lanes
 

@@ -69,6 +69,9 @@
  * @param N_BITS      bits of n and of the thresholds (>= 1)
  * @param T_OUT       output frames per channel (>= 1)
  * @param SH_BITS     bits of a shift amount (unsigned, >= 1)
+ * @param OUT_BINARY  0: T_OUT spike frames per channel out (the SNN); 1: each
+ *                    channel's level in binary, OB = bits(T_OUT) bits, the
+ *                    count of thresholds n reaches (the QNN twin)
  * @param THRESH_FILE $readmemh file of NF lines: line nf holds the thresholds
  *                    of channels nf*PE + pe, (pe, t) at
  *                    [(pe*T_OUT + t)*N_BITS +: N_BITS] (two's complement) of
@@ -81,7 +84,8 @@
  *
  * Ports: clk, rst (synchronous, active high; the first cycle after it is slot
  * 0 of image 0), main_* = PE*ACC_BITS bits, short_* = PE*T_SC*FB_SC bits
- * (SC_ACC = 0) or PE*SC_BITS bits (SC_ACC = 1), out_* = PE*T_OUT bits.
+ * (SC_ACC = 0) or PE*SC_BITS bits (SC_ACC = 1), out_* = PE*T_OUT bits (PE*OB
+ * bits when OUT_BINARY = 1: channel pe's level at [pe*OB +: OB]).
  *****************************************************************************/
 `default_nettype none
 
@@ -99,11 +103,13 @@ module pascal_add #(
     parameter int SH_BITS    = 2,
     parameter THRESH_FILE = "",
     parameter SHIFT_FILE = "",
+    parameter int OUT_BINARY = 0,
 
     // derived widths (not to be overridden)
     localparam int MAIN_W = PE * ACC_BITS,
     localparam int SC_W   = SC_ACC != 0 ? PE * SC_BITS : PE * T_SC * FB_SC,
-    localparam int OUT_W  = PE * T_OUT
+    localparam int OB     = $clog2(T_OUT + 1),                // bits(T_OUT): a binary level
+    localparam int OUT_W  = OUT_BINARY != 0 ? PE * OB : PE * T_OUT
 ) (
     input  logic              clk,
     input  logic              rst,
@@ -276,10 +282,23 @@ module pascal_add #(
         // ---------------------------------------------------------- stage 2: compare
         logic signed [N_BITS-1:0] value;
         assign value = s2_n[pe * N_BITS +: N_BITS];
+        logic [T_OUT-1:0] fires;   // fires[t] = value >= threshold t
         for (t = 0; t < T_OUT; t = t + 1) begin : g_frame
             logic signed [N_BITS-1:0] th;
             assign th = s2_th[(pe * T_OUT + t) * N_BITS +: N_BITS];
-            assign out_data[pe * T_OUT + t] = value >= th;
+            assign fires[t] = value >= th;
+        end
+        if (OUT_BINARY != 0) begin : g_count
+            logic [OB-1:0] count;  // the level: how many thresholds n reaches
+            always_comb begin
+                count = '0;
+                for (int k = 0; k < T_OUT; k = k + 1) begin
+                    count = count + OB'(fires[k]);
+                end
+            end
+            assign out_data[pe * OB +: OB] = count;
+        end else begin : g_frames
+            assign out_data[pe * T_OUT +: T_OUT] = fires;
         end
     end
 

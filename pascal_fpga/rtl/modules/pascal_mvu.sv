@@ -21,6 +21,9 @@
  *   ACC_BITS    accumulator, threshold and bias bits (two's complement; the
  *               accumulators wrap around, the final values fit)                 (>= 1)
  *   CLASSIFIER  0: threshold emitter, 1: classifier emitter (bias, accumulators out)
+ *   OUT_BINARY  threshold emitter: 0 = thermometer frames out (the SNN), 1 = each
+ *               channel's level in binary, OB = bits(T_OUT) bits: how many of its
+ *               T_OUT thresholds the accumulator reaches (the QNN twin)
  *   WEIGHT_FILE $readmemh file of NF*SF lines: line nf*SF + sf holds the weight of
  *               output nf*PE + pe, input (sf*SIMD + s) at bits [(pe*SIMD+s)*WB +: WB]
  *   PARAM_FILE  $readmemh file of NF lines: thresholds, (pe, k) at
@@ -32,6 +35,8 @@
  *             [0 +: SIMD*T_IN*FB] (lane s, frame t at (s*T_IN + t)*FB), sf next (SFB =
  *             bits(max(SF-1, 1))), then active (AB = bits(T_IN)), end at the MSB
  *   out_data  PE*T_OUT bits (bit pe*T_OUT + k = acc[pe] >= threshold[nf][pe][k], signed)
+ *             or, OUT_BINARY = 1, PE*OB bits (channel pe's count of those bits at
+ *             [pe*OB +: OB])
  *             or, CLASSIFIER = 1, PE*ACC_BITS bits (accumulator pe at [pe*ACC_BITS +: ..])
  *
  * Schedule (one slot per cycle; per window, WINDOWS windows per image)
@@ -77,13 +82,16 @@ module pascal_mvu #(
     parameter int CLASSIFIER = 0,
     parameter WEIGHT_FILE = "",
     parameter PARAM_FILE = "",
+    parameter int OUT_BINARY = 0,
 
     // derived widths (not to be overridden)
     localparam int FR_W = SIMD * T_IN * FB,                   // token frames
     localparam int SFB = $clog2((SF > 1 ? SF - 1 : 1) + 1),   // bits(max(SF-1, 1))
     localparam int AB = $clog2(T_IN + 1),                     // bits(T_IN)
     localparam int TOKEN_W = FR_W + SFB + AB + 1,
-    localparam int OUT_W = CLASSIFIER != 0 ? PE * ACC_BITS : PE * T_OUT
+    localparam int OB = $clog2(T_OUT + 1),                   // bits(T_OUT): a binary level
+    localparam int OUT_W = CLASSIFIER != 0 ? PE * ACC_BITS : (OUT_BINARY != 0 ? PE * OB
+                                                                              : PE * T_OUT)
 ) (
     input  logic               clk,
     input  logic               rst,
@@ -107,6 +115,9 @@ module pascal_mvu #(
     end
     if (CLASSIFIER != 0 && CLASSIFIER != 1) begin : g_bad_classifier
         $error("pascal_mvu: CLASSIFIER must be 0 or 1");
+    end
+    if (OUT_BINARY != 0 && OUT_BINARY != 1) begin : g_bad_binary
+        $error("pascal_mvu: OUT_BINARY must be 0 or 1");
     end
 
     // ------------------------------------------------------------------ widths
@@ -436,11 +447,24 @@ module pascal_mvu #(
             assign init = s3_param[pe * ACC_BITS +: ACC_BITS];
             assign out_data[pe * ACC_BITS +: ACC_BITS] = value;
         end else begin : g_threshold
+            logic [T_OUT-1:0] fires;   // fires[k] = value >= threshold k
             assign init = '0;
             for (genvar k = 0; k < T_OUT; k = k + 1) begin : g_frame
                 logic signed [ACC_BITS-1:0] th;
                 assign th = s3_param[(pe * T_OUT + k) * ACC_BITS +: ACC_BITS];
-                assign out_data[pe * T_OUT + k] = value >= th;
+                assign fires[k] = value >= th;
+            end
+            if (OUT_BINARY != 0) begin : g_count
+                logic [OB-1:0] count;  // the level: how many thresholds the value reaches
+                always_comb begin
+                    count = '0;
+                    for (int k = 0; k < T_OUT; k = k + 1) begin
+                        count = count + OB'(fires[k]);
+                    end
+                end
+                assign out_data[pe * OB +: OB] = count;
+            end else begin : g_frames
+                assign out_data[pe * T_OUT +: T_OUT] = fires;
             end
         end
         assign value = s3_fresh ? init : acc[pe * ACC_BITS +: ACC_BITS];
