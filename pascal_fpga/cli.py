@@ -239,6 +239,32 @@ def _add_synth(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", parents=[_debug_option()],
+                       help="the SNN against its FINN-style QNN twin: both compiled for one "
+                       "goal, synthesized (Yosys) and simulated -> one table")
+    p.add_argument("model", help="a QONNX model from `pascal-fpga export`")
+    p.add_argument("--out", required=True,
+                   help="the folder to write (snn/ and qnn/ builds, compare.json, compare.md)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier comparison in --out (only one this command wrote)")
+    p.add_argument("--target-fps", type=float,
+                   help="compile both for this many images/s, each with its own folding search "
+                   "(default: both at the default folding)")
+    p.add_argument("--clock-mhz", type=float, default=100.0,
+                   help="the common clock of the throughput figures and the search (default 100)")
+    p.add_argument("--pnr", action="store_true",
+                   help="also place and route both tops on an ECP5-85F (nextpnr-ecp5): routed "
+                   "Fmax and images/s at each design's own Fmax")
+    p.add_argument("--images", type=int, default=256,
+                   help="test images (of the model's data set, else random pixels) for the "
+                   "cycle model (default 256)")
+    p.add_argument("--calibration-images", type=int, default=64,
+                   help="images whose activity sizes the FIFOs and drives the searches "
+                   "(default 64)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
 def _add_run(sub) -> None:
     p = sub.add_parser("run", parents=[_debug_option()],
                        help="classify a .npy of raw images with a build (board or simulators)")
@@ -274,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verify(sub)
     _add_simulate(sub)
     _add_synth(sub)
+    _add_compare(sub)
     _add_run(sub)
     _add_demo(sub)
     return parser
@@ -642,9 +669,13 @@ def cmd_simulate(args) -> int:
           f"{cm['fps_mean']:.0f} images/s, p99 {cm['interval_cycles']['p99']:.0f}, worst case "
           f"{cm['worst_case_interval_cycles']} = {cm['fps_worst_case']:.0f} images/s; latency "
           f"mean {cm['latency_cycles']['mean']:.0f} cycles ({cm['latency_us_mean']:.1f} us)")
-    print(f"  estimate: SNN {total['LUT']} LUT, {total['FF']} FF, {total['BRAM18']} BRAM18, "
-          f"{total['DSP']} DSP = {snn['images_per_s_per_klut_mean']:.1f} images/s per kLUT "
-          f"(mean), {snn['images_per_s_per_klut_worst']:.1f} (worst case)")
+    arch = report.get("arch", "snn")
+    print(f"  estimate: {arch.upper()} {total['LUT']} LUT, {total['FF']} FF, "
+          f"{total['BRAM18']} BRAM18, {total['DSP']} DSP")
+    print(f"  SNN{'' if arch == 'snn' else ' at this folding'}: "
+          f"{snn['images_per_s_mean']:.0f} images/s, {snn['lut']} LUT = "
+          f"{snn['images_per_s_per_klut_mean']:.1f} images/s per kLUT (mean), "
+          f"{snn['images_per_s_per_klut_worst']:.1f} (worst case)")
     print(f"  FINN-style QNN twin, own folding for {report['qnn_target_fps']:.0f} images/s: "
           f"{qnn['images_per_s']:.0f} images/s, {qnn['lut']} LUT = "
           f"{qnn['images_per_s_per_klut']:.1f} images/s per kLUT")
@@ -758,9 +789,32 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    # deferred: qonnx (module docstring)
+    from .flows.compare import compare_model, markdown
+
+    if args.images < 1:
+        raise PascalError(f"--images must be >= 1, got {args.images}")
+    for value, flag in ((args.target_fps, "--target-fps"), (args.clock_mhz, "--clock-mhz")):
+        if value is not None and not value > 0:
+            raise PascalError(f"{flag} must be positive, got {value}")
+    check_output(args.out, "compare", force=args.force, inputs=[args.model])
+    report = compare_model(args.model, args.out, target_fps=args.target_fps,
+                           clock_mhz=args.clock_mhz, pnr=args.pnr, images=args.images,
+                           calibration_images=args.calibration_images,
+                           progress=sys.stderr.isatty() and not args.json)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(markdown(report), end="")
+        print(f"(in {args.out}/compare.md and compare.json)")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "snn": cmd_snn, "adapt": cmd_adapt,
             "export": cmd_export, "compile": cmd_compile, "verify": cmd_verify,
-            "simulate": cmd_simulate, "synth": cmd_synth, "run": cmd_run, "demo": cmd_demo}
+            "simulate": cmd_simulate, "synth": cmd_synth, "compare": cmd_compare, "run": cmd_run,
+            "demo": cmd_demo}
 
 
 def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
