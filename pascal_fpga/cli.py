@@ -557,13 +557,17 @@ def cmd_compile(args) -> int:
         print(f"{result['name']}: stopped after step {result['stopped_after']}; the IR so far "
               f"in {args.out}/{result['ir']}")
         return 0
+    qnn_arch = result.get("arch") == "qnn"
     print(f"{result['name']}: spiking IR in {args.out}/{result['ir']}, HLS project in "
           f"{args.out}/hls (part {result['hls']['part']}, {result['hls']['clock_mhz']:g} MHz)")
+    if qnn_arch:
+        print("  architecture: the FINN-style QNN twin (each level in binary, one cycle per "
+              "input group; T_in below is the SNN's)")
     print("  layer        op                 in -> out           T_in   L  acc bits  PE SIMD "
           "schedule")
     for row in result["layers"]:
         shape = lambda v: "x".join(str(d) for d in v)  # noqa: E731
-        schedule = "-" if row.get("zero_skip") is None else (
+        schedule = "-" if row.get("zero_skip") is None else "qnn" if qnn_arch else (
             "zero-skip" if row["zero_skip"] else "dense")
         print(f"  {row['layer']:<12} {row['op']:<18} {shape(row['in_shape']):>8} -> "
               f"{shape(row['out_shape']):<9} {row['t_in']:>4} {row['levels'] or '-':>3} "

@@ -22,7 +22,7 @@ from pathlib import Path
 from .errors import PascalError
 
 MARKER = ".pascal-fpga"
-KINDS = ("run", "build", "demo", "snn-report", "hw-report", "synth", "csim")
+KINDS = ("run", "build", "demo", "snn-report", "hw-report", "synth", "csim", "compare")
 # folders written before the marker existed: recognised by the files that define them
 _LEGACY = {"run": ("checkpoint.pt", "spec.yaml"), "build": ("build.json", "ir"),
            "snn-report": ("report.json", "accuracy_vs_timesteps.png"),

@@ -112,7 +112,7 @@ class CompileConfig:
     arch: str = "snn"
     """The architecture: ``snn`` (PASCAL's spiking accelerator) or ``qnn`` (its FINN-style QNN
     twin: the same integer network with each level in binary, every input group one cycle, its
-    own folding search; docs/design.md, section 4.2). Recorded in the IR's metadata
+    own folding search; docs/design.md, section 4.8). Recorded in the IR's metadata
     (``pascal_arch``), so that every later command builds the same design."""
 
     def check(self) -> None:

@@ -219,7 +219,7 @@ class Design:
     def as_qnn(self) -> "Design":
         """The FINN-style QNN twin of this design at the same folding and FIFO depths: every
         layer's :meth:`~pascal_fpga.hw.layers.base.HWLayer.as_qnn` (docs/design.md, section
-        4.2)."""
+        4.8)."""
         if self.arch == "qnn":
             return self
         copy = Design([layer.as_qnn() for layer in self.layers], self.channels, self.height,

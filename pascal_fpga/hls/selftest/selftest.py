@@ -92,6 +92,7 @@ def unsigned_bits(v):
 # the testbench's loop-counter tag of each library stage (the compiler's emitters give theirs)
 COUNTER_TAGS = {"pascal::read_pixels": "input_stage", "pascal::window_generator": "feed_stage",
                 "pascal::vector_generator": "feed_stage", "pascal::mvu_threshold": "mvu_stage",
+                "pascal::mvu_threshold_binary": "mvu_stage",
                 "pascal::mvu_classifier": "mvu_stage", "pascal::mvu_accumulator": "mvu_stage",
                 "pascal::pool": "pool_stage", "pascal::write_classes": "output_stage"}
 

@@ -8,7 +8,10 @@ Per layer the generated code holds a config struct (sizes, T_IN/T_OUT, frame bit
 weight and accumulator types), the packed arrays, and a wrapper function that calls the library
 template; ``pascal_top`` chains the wrappers in a DATAFLOW region between AXI-Stream adapters.
 What each layer class becomes is its emitter here (:data:`EMITTERS`): its config constants,
-its C++ types and its stages (library calls with their parameter arrays).
+its C++ types and its stages (library calls with their parameter arrays). A design of the QNN twin
+(``design.arch == "qnn"``) has the same configs and arrays; its thresholding layers
+(``layer.binary_out``) call ``mvu_threshold_binary`` and ``add_join_binary``, which write each
+channel's level in binary (hls/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ class WeightedEmitter(HLSEmitter):
         return dict(IN_CH=layer.in_channels, IN_H=layer.in_h, IN_W=layer.in_w,
                     OUT_CH=layer.out_channels, OUT_H=layer.out_h, OUT_W=layer.out_w,
                     K=layer.kernel, STRIDE=layer.stride, PAD=layer.pad, T_IN=layer.t_in,
-                    FB=layer.fb_in, T_OUT=layer.out_frames, PE=layer.pe, SIMD=layer.simd,
+                    FB=layer.fb_in, T_OUT=_thresholds(layer), PE=layer.pe, SIMD=layer.simd,
                     ZERO_SKIP=int(layer.zero_skip))
 
     def types(self, layer):
@@ -85,7 +88,7 @@ class WeightedEmitter(HLSEmitter):
     def stages(self, layer):
         feeder = "window_generator" if layer.is_conv else "vector_generator"
         mvu = {"classifier": "mvu_classifier", "accumulator": "mvu_accumulator"}.get(
-            layer.emitter, "mvu_threshold")
+            layer.emitter, "mvu_threshold_binary" if layer.binary_out else "mvu_threshold")
         roles = list(layer.arrays_roles())
         if layer.emitter == "accumulator":   # starts at 0: no bias array
             roles = ["weights"]
@@ -131,10 +134,18 @@ class AddEmitter(HLSEmitter):
         return {"thr_t": f"ap_int<{layer.n_bits}>"}
 
     def stages(self, layer):
-        return [StageSpec(layer.name, f"pascal::add_join<{layer.name}_cfg>",
+        join = "add_join_binary" if layer.binary_out else "add_join"
+        return [StageSpec(layer.name, f"pascal::{join}<{layer.name}_cfg>",
                           [f"{layer.name}_{role}" for role in layer.arrays()],
                           f"ap_uint<{layer.out_word_bits}>", inputs=2,
                           counters="add_stage")]
+
+
+def _thresholds(layer: HWLayer) -> int:
+    """T_OUT of a weighted layer's config: its thresholds per channel, which are also the frames
+    it writes unless it writes each channel's level in binary (the QNN twin's
+    ``binary_out``: one frame of ``fb_out`` = bits(T_OUT) bits, mvu_threshold_binary)."""
+    return layer.t_out if layer.binary_out else layer.out_frames
 
 
 def c_initializer(values: np.ndarray, per_line: int = 32) -> str:
@@ -215,6 +226,7 @@ def design_context(design, name: str, part: str, clock_mhz: float) -> dict[str, 
         stage["streams"] = stage["in_fifos"] + stage["out_fifos"]
     return {
         "name": name, "part": part, "clock_mhz": clock_mhz,
+        "arch": getattr(design, "arch", "snn"),   # README.md.j2 names the QNN twin
         "clock_ns": f"{1000.0 / clock_mhz:.3f}",
         "input": {"channels": design.channels, "bits": design.bits, "height": design.height,
                   "width": design.width, "pixels": design.pixels, "axi_bits": design.axi_bits,

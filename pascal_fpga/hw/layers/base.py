@@ -178,7 +178,7 @@ class HWLayer:
         return self.arch == "qnn" and self.output_kind == "levels" and self.has_neurons
 
     def as_qnn(self) -> "HWLayer":
-        """The layer in the FINN-style QNN twin (docs/design.md, section 4.2): its input
+        """The layer in the FINN-style QNN twin (docs/design.md, section 4.8): its input
         stream carries each channel's level in binary (T_in = 1 frame of bits(in_max) bits),
         the feeder sends every group and the MVU spends one cycle on it (no zero-skipping),
         and a thresholding emitter writes levels in binary (:attr:`binary_out`). The same

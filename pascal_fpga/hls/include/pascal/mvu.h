@@ -1,7 +1,8 @@
 // pascal-fpga HLS library: the matrix-vector unit of the weighted layers, tokens -> layer stream.
 //
 // One kernel, mvu<CFG, Emitter>, serves the spiking layers (mvu_threshold: PASCAL's thermometer
-// emitter), the classifier (mvu_classifier: the accumulators themselves, from its bias) and the
+// emitter; mvu_threshold_binary: the QNN twin's, each channel's level in binary), the classifier
+// (mvu_classifier: the accumulators themselves, from its bias) and the
 // convolutions of a residual block whose outputs go to an add_join (mvu_accumulator: the
 // accumulators from 0, conv or dense, every window and fold). Per window (input
 // vector) it computes the NF folds of PE outputs one after the other. Fold 0 reads the window's
@@ -15,8 +16,9 @@
 //   folds 1..NF-1: sum(active) C slots replaying the buffer, then one W slot (emit, write).
 //   reads = windows*(E + 1), writes = windows*NF, slots = sum over windows NF*(sum(active) + 1).
 // The accumulators start each fold at Emitter::init (0, or the classifier's bias).
-// Emitters: threshold_emitter (word: PE x T_OUT spikes), classifier_emitter and
-// accumulator_emitter (word: PE accumulators of acc_t's width, two's complement).
+// Emitters: threshold_emitter (word: PE x T_OUT spikes), binary_threshold_emitter (word: PE
+// levels of bits_for<T_OUT> bits), classifier_emitter and accumulator_emitter (word: PE
+// accumulators of acc_t's width, two's complement).
 #ifndef PASCAL_MVU_H
 #define PASCAL_MVU_H
 
@@ -53,6 +55,37 @@ struct threshold_emitter {
 #pragma HLS UNROLL
                 word[pe * CFG::T_OUT + k] = acc[pe] >= acc_t(thresholds[nf][pe][k]);
             }
+        }
+        return word;
+    }
+};
+
+// Emitter of the QNN twin's thresholding layers: the same comparisons as threshold_emitter, but
+// channel pe's T_OUT results leave as one binary number, the level = how many of its T_OUT
+// thresholds acc reaches (count of k with acc >= thresholds[nf][pe][k]; for a non-decreasing row
+// the number of spikes threshold_emitter would fire). Word: PE channels x OB bits, OB =
+// bits_for<T_OUT> (the bits of T_OUT), channel pe at bits [pe*OB, (pe+1)*OB): one layer-stream
+// frame per channel (T = 1, FB = OB). Table: thresholds [NF][PE][T_OUT], as threshold_emitter's.
+template <class CFG>
+struct binary_threshold_emitter {
+    typedef typename CFG::acc_t acc_t;
+    static const unsigned OB = bits_for<CFG::T_OUT>::value;
+    typedef ap_uint<CFG::PE * OB> word_t;
+    static_assert(CFG::PE * OB <= AP_INT_MAX_W, "output word wider than AP_INT_MAX_W");
+
+    template <typename Table>
+    static acc_t init(Table, unsigned, unsigned) {
+#pragma HLS INLINE
+        return 0;
+    }
+    template <typename Table>
+    static word_t emit(Table thresholds, unsigned nf, const acc_t acc[CFG::PE]) {
+#pragma HLS INLINE
+        word_t word = 0;
+        for (unsigned pe = 0; pe < CFG::PE; pe++) {
+#pragma HLS UNROLL
+            word.range(pe * OB + OB - 1, pe * OB) =
+                threshold_count<CFG::T_OUT, acc_t>(acc[pe], thresholds[nf][pe]);
         }
         return word;
     }
@@ -99,7 +132,8 @@ struct accumulator_emitter : classifier_emitter<CFG> {
 };
 
 // The shared kernel. CFG: a weighted-layer config (types.h); Emitter: threshold_emitter<CFG>,
-// classifier_emitter<CFG> or accumulator_emitter<CFG>; weights [NF*SF][PE][SIMD] (output nf*PE + pe, input sf*SIMD + s);
+// binary_threshold_emitter<CFG>, classifier_emitter<CFG> or accumulator_emitter<CFG>;
+// weights [NF*SF][PE][SIMD] (output nf*PE + pe, input sf*SIMD + s);
 // table: the emitter's parameter array.
 template <class CFG, class Emitter, typename WT, typename Table>
 void mvu(hls::stream<token<CFG> > &in, hls::stream<typename Emitter::word_t> &out,
@@ -220,6 +254,20 @@ void mvu_threshold(hls::stream<token<CFG> > &in,
 #pragma HLS ARRAY_PARTITION variable = thresholds complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = thresholds complete dim = 3
     mvu<CFG, threshold_emitter<CFG> >(in, out, weights, thresholds);
+}
+
+// A thresholding convolution or dense layer of the QNN twin: thresholds [NF][PE][T_OUT] as for
+// mvu_threshold; writes each channel's level in binary (binary_threshold_emitter).
+template <class CFG, typename WT, typename TT>
+void mvu_threshold_binary(hls::stream<token<CFG> > &in,
+                          hls::stream<typename binary_threshold_emitter<CFG>::word_t> &out,
+                          const WT weights[layer<CFG>::NF * layer<CFG>::SF][CFG::PE][CFG::SIMD],
+                          const TT thresholds[layer<CFG>::NF][CFG::PE][CFG::T_OUT]) {
+#pragma HLS ARRAY_PARTITION variable = weights complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = weights complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = thresholds complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = thresholds complete dim = 3
+    mvu<CFG, binary_threshold_emitter<CFG> >(in, out, weights, thresholds);
 }
 
 // The classifier: bias [NF][PE]; writes NF words of PE accumulators per image.

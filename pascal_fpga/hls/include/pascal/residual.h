@@ -1,5 +1,6 @@
 // pascal-fpga HLS library: the two stages of a residual block, fork (a stream duplicated into the
-// main path and the shortcut) and add_join (main + shortcut, then PASCAL's thermometer emitter).
+// main path and the shortcut) and add_join (main + shortcut, then PASCAL's thermometer emitter;
+// add_join_binary: the QNN twin's, each channel's level in binary).
 //
 // fork: one RW slot per word: it reads word k and writes it to both outputs in the same slot.
 //   reads = writes = slots = WORDS per image (the two writes of a slot count as one write).
@@ -62,6 +63,9 @@ slots:
 // below N_BITS; C simulation checks the latter), output spike t fires iff
 // n >= thresholds[nf][pe][t] (non-decreasing in t: a thermometer train). Output word: PE channels
 // x T_OUT one-bit frames, channel pe, frame t at bit pe*T_OUT + t (the layer-stream layout).
+// add_join_binary (the QNN twin) is the same stage with the level of channel pe, the count of t
+// with n >= thresholds[nf][pe][t], in binary: output word PE channels x OB bits, OB =
+// bits_for<T_OUT> (the bits of T_OUT), channel pe at [pe*OB, (pe+1)*OB) (one frame of OB bits).
 template <class CFG>
 struct add_types {
     static const unsigned NF = CFG::CH / CFG::PE;
@@ -109,17 +113,49 @@ struct shortcut_value<CFG, false> {  // identity: the sum of the channel's T_SC 
     }
 };
 
-template <class CFG, typename TT, typename SMT, typename SST>
-void add_join(hls::stream<typename add_types<CFG>::main_word> &main_in,
-              hls::stream<typename add_types<CFG>::short_word> &shortcut_in,
-              hls::stream<typename add_types<CFG>::out_word> &out,
-              const TT thresholds[add_types<CFG>::NF][CFG::PE][CFG::T_OUT],
-              const SMT shift_main[add_types<CFG>::NF][CFG::PE],
-              const SST shift_short[add_types<CFG>::NF][CFG::PE]) {
-#pragma HLS ARRAY_PARTITION variable = thresholds complete dim = 2
-#pragma HLS ARRAY_PARTITION variable = thresholds complete dim = 3
-#pragma HLS ARRAY_PARTITION variable = shift_main complete dim = 2
-#pragma HLS ARRAY_PARTITION variable = shift_short complete dim = 2
+// What add_join writes for channel pe of its word, from n and the channel's T_OUT thresholds:
+// add_spikes, the thermometer frames (bit pe*T_OUT + t = n >= row[t]); add_levels, the level in
+// binary (bits [pe*OB, (pe+1)*OB) = the count of t with n >= row[t]).
+template <class CFG>
+struct add_spikes {
+    typedef typename add_types<CFG>::out_word word_t;
+    static_assert(add_types<CFG>::OUT_BITS <= AP_INT_MAX_W, "word wider than AP_INT_MAX_W");
+
+    template <typename Row>
+    static void put(word_t &word, unsigned pe, const typename add_types<CFG>::n_t &n,
+                    const Row &row) {
+#pragma HLS INLINE
+        typedef typename CFG::thr_t thr_t;
+        for (unsigned t = 0; t < CFG::T_OUT; t++) {
+#pragma HLS UNROLL
+            word[pe * CFG::T_OUT + t] = n >= thr_t(row[t]);
+        }
+    }
+};
+template <class CFG>
+struct add_levels {
+    static const unsigned OB = bits_for<CFG::T_OUT>::value;
+    typedef ap_uint<CFG::PE * OB> word_t;
+    static_assert(CFG::PE * OB <= AP_INT_MAX_W, "word wider than AP_INT_MAX_W");
+
+    template <typename Row>
+    static void put(word_t &word, unsigned pe, const typename add_types<CFG>::n_t &n,
+                    const Row &row) {
+#pragma HLS INLINE
+        word.range(pe * OB + OB - 1, pe * OB) =
+            threshold_count<CFG::T_OUT, typename CFG::thr_t>(n, row);
+    }
+};
+
+// The stage itself, shared by add_join and add_join_binary (Out: add_spikes or add_levels).
+template <class CFG, class Out, typename TT, typename SMT, typename SST>
+void add_join_core(hls::stream<typename add_types<CFG>::main_word> &main_in,
+                   hls::stream<typename add_types<CFG>::short_word> &shortcut_in,
+                   hls::stream<typename Out::word_t> &out,
+                   const TT thresholds[add_types<CFG>::NF][CFG::PE][CFG::T_OUT],
+                   const SMT shift_main[add_types<CFG>::NF][CFG::PE],
+                   const SST shift_short[add_types<CFG>::NF][CFG::PE]) {
+#pragma HLS INLINE
     typedef add_types<CFG> TY;
     typedef typename TY::n_t n_t;
     typedef typename TY::shift_t shift_t;
@@ -133,8 +169,7 @@ void add_join(hls::stream<typename add_types<CFG>::main_word> &main_in,
                   "empty field");
     static_assert(CFG::SC_ACC || CFG::FB_SC < 64, "shortcut frames of 64 bits or more");
     static_assert(thr_t::width == CFG::N_BITS, "thr_t is ap_int<N_BITS>");
-    static_assert(TY::MAIN_BITS <= AP_INT_MAX_W && TY::SHORT_BITS <= AP_INT_MAX_W &&
-                      TY::OUT_BITS <= AP_INT_MAX_W,
+    static_assert(TY::MAIN_BITS <= AP_INT_MAX_W && TY::SHORT_BITS <= AP_INT_MAX_W,
                   "word wider than AP_INT_MAX_W");
 
     unsigned nf = 0;
@@ -145,7 +180,7 @@ slots:
         const typename TY::main_word mw = main_in.read();
         const typename TY::short_word sw = shortcut_in.read();
         count<CFG, add_stage>::read();
-        typename TY::out_word word = 0;
+        typename Out::word_t word = 0;
         for (unsigned pe = 0; pe < CFG::PE; pe++) {
 #pragma HLS UNROLL
             ap_int<CFG::ACC_BITS> acc;
@@ -161,15 +196,44 @@ slots:
             }
 #endif
             const n_t n = (m << shift_t(shift_main[nf][pe])) + (v << shift_t(shift_short[nf][pe]));
-            for (unsigned t = 0; t < CFG::T_OUT; t++) {
-#pragma HLS UNROLL
-                word[pe * CFG::T_OUT + t] = n >= thr_t(thresholds[nf][pe][t]);
-            }
+            Out::put(word, pe, n, thresholds[nf][pe]);
         }
         out.write(word);
         count<CFG, add_stage>::write();
         nf = nf + 1 == TY::NF ? 0 : nf + 1;
     }
+}
+
+// The add of PASCAL's residual block: T_OUT thermometer frames per channel out.
+template <class CFG, typename TT, typename SMT, typename SST>
+void add_join(hls::stream<typename add_types<CFG>::main_word> &main_in,
+              hls::stream<typename add_types<CFG>::short_word> &shortcut_in,
+              hls::stream<typename add_types<CFG>::out_word> &out,
+              const TT thresholds[add_types<CFG>::NF][CFG::PE][CFG::T_OUT],
+              const SMT shift_main[add_types<CFG>::NF][CFG::PE],
+              const SST shift_short[add_types<CFG>::NF][CFG::PE]) {
+#pragma HLS ARRAY_PARTITION variable = thresholds complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = thresholds complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = shift_main complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = shift_short complete dim = 2
+    add_join_core<CFG, add_spikes<CFG> >(main_in, shortcut_in, out, thresholds, shift_main,
+                                         shift_short);
+}
+
+// The add of the QNN twin's residual block: each channel's level in binary, bits_for<T_OUT> bits.
+template <class CFG, typename TT, typename SMT, typename SST>
+void add_join_binary(hls::stream<typename add_types<CFG>::main_word> &main_in,
+                     hls::stream<typename add_types<CFG>::short_word> &shortcut_in,
+                     hls::stream<typename add_levels<CFG>::word_t> &out,
+                     const TT thresholds[add_types<CFG>::NF][CFG::PE][CFG::T_OUT],
+                     const SMT shift_main[add_types<CFG>::NF][CFG::PE],
+                     const SST shift_short[add_types<CFG>::NF][CFG::PE]) {
+#pragma HLS ARRAY_PARTITION variable = thresholds complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = thresholds complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = shift_main complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = shift_short complete dim = 2
+    add_join_core<CFG, add_levels<CFG> >(main_in, shortcut_in, out, thresholds, shift_main,
+                                         shift_short);
 }
 
 }  // namespace pascal

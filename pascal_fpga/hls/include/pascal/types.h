@@ -5,7 +5,8 @@
 // channel-group minor: a pixel's C channels travel as C/G consecutive words. G is the producer's PE
 // and the consumer's SIMD (a pool's PE); there are no width converters. Spike frames (FB = 1) are
 // thermometer trains (spike in frame t iff t < level); after a sum pool FB > 1 (spike counts per
-// frame); the first layer's input has T = 1 and FB = the pixel bits.
+// frame); the first layer's input has T = 1 and FB = the pixel bits. In the QNN twin every layer
+// stream has T = 1: each channel's level in binary, FB = bits of the largest level.
 //
 // Token streams (inside a weighted layer, feeder -> MVU) carry one input group (SIMD lanes) per
 // token, only the groups that hold a spike when the layer skips zeros, and an END token after the
@@ -120,7 +121,8 @@ struct count {
 //   OUT_CH, OUT_H, OUT_W  output map (dense and classifier: OUT_H = OUT_W = 1)
 //   K, STRIDE, PAD        square kernel, stride, symmetric zero padding (dense: 1, 1, 0)
 //   T_IN, FB              input frames per channel and bits per frame
-//   T_OUT                 output frames = thresholds per channel (classifier: 1, unused)
+//   T_OUT                 output frames = thresholds per channel (classifier: 1, unused;
+//                         mvu_threshold_binary: thresholds per channel, one frame out)
 //   PE                    output channels per fold (divides OUT_CH)
 //   SIMD                  input channels per group (divides IN_CH)
 //   ZERO_SKIP             1: event-driven (only groups with a spike are sent), 0: dense
@@ -198,6 +200,22 @@ inline ap_uint<bits_for<T>::value> active_frames(const Word &word) {
         if (any) active = t + 1;
     }
     return active;
+}
+
+// A level in binary (the QNN twin's binary emitters): how many of the N thresholds row[0..N-1]
+// `value` reaches, count of k with value >= row[k], in bits_for<N> bits. Every comparison is
+// counted (no assumption that the row is sorted), so it equals the number of spikes the
+// thermometer emitters fire for the same value and row. Value: an ap_int; Th: its type, which
+// each threshold is converted to before the comparison (as the thermometer emitters do).
+template <unsigned N, typename Th, typename Value, typename Row>
+inline ap_uint<bits_for<N>::value> threshold_count(const Value &value, const Row &row) {
+#pragma HLS INLINE
+    ap_uint<bits_for<N>::value> level = 0;
+    for (unsigned k = 0; k < N; k++) {
+#pragma HLS UNROLL
+        if (value >= Th(row[k])) level++;
+    }
+    return level;
 }
 
 // The rows of the input a sliding window needs before output row oy: min(oy*STRIDE - PAD + K, H)
