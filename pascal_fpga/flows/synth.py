@@ -133,9 +133,17 @@ def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
                 report["seconds"]["top_ecp5"] = round(ecp5["seconds"], 2)
             say("  nextpnr-ecp5 + ecppack")
             clock = float(build.get("hls", {}).get("clock_mhz") or 100.0)
-            routed = place_and_route(rtl, netlist, freq_mhz=clock,
-                                     bitstream=staging / "pascal_top.bit", seed=seed,
-                                     log=staging / "pnr.log")
+            try:
+                routed = place_and_route(rtl, netlist, freq_mhz=clock,
+                                         bitstream=staging / "pascal_top.bit", seed=seed,
+                                         log=staging / "pnr.log")
+            except PascalError as exc:
+                if dsp and "MULT18X18D" in str(exc):
+                    raise PascalError(f"{build_dir}: the design needs more multipliers than the "
+                                      f"LFE5U-85F's 156 DSPs (Yosys maps every product of two "
+                                      f"operands of 2 bits or more to one); --no-dsp maps them "
+                                      f"to LUTs ({exc})") from None
+                raise
             interval = worst_case_interval(design)
             mean, images = mean_interval(design, build)
             report.update({
