@@ -256,6 +256,8 @@ def _add_compare(sub) -> None:
     p.add_argument("--pnr", action="store_true",
                    help="also place and route both tops on an ECP5-85F (nextpnr-ecp5): routed "
                    "Fmax and images/s at each design's own Fmax")
+    p.add_argument("--dsp-only", action="store_true",
+                   help="skip the all-LUT synthesis (-nodsp), for large networks (not with --pnr)")
     p.add_argument("--images", type=int, default=256,
                    help="test images (of the model's data set, else random pixels) for the "
                    "cycle model (default 256)")
@@ -802,11 +804,15 @@ def cmd_compare(args) -> int:
     for value, flag in ((args.target_fps, "--target-fps"), (args.clock_mhz, "--clock-mhz")):
         if value is not None and not value > 0:
             raise PascalError(f"{flag} must be positive, got {value}")
+    if args.dsp_only and args.pnr:
+        raise PascalError("the place and route runs on the all-LUT synthesis: --dsp-only "
+                          "cannot go with --pnr")
     check_output(args.out, "compare", force=args.force, inputs=[args.model])
     report = compare_model(args.model, args.out, target_fps=args.target_fps,
                            clock_mhz=args.clock_mhz, pnr=args.pnr, images=args.images,
                            calibration_images=args.calibration_images,
-                           progress=sys.stderr.isatty() and not args.json)
+                           progress=sys.stderr.isatty() and not args.json,
+                           dsp_only=args.dsp_only)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

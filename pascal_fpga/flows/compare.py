@@ -55,10 +55,14 @@ def _images(build_dir: Path, count: int):
 
 def compare_model(model_path: str | Path, out: str | Path, target_fps: float | None = None,
                   clock_mhz: float = 100.0, pnr: bool = False, images: int = 256,
-                  calibration_images: int = 64, progress: bool = False, seed: int = 1
-                  ) -> dict[str, Any]:
+                  calibration_images: int = 64, progress: bool = False, seed: int = 1,
+                  dsp_only: bool = False) -> dict[str, Any]:
     """Compile, synthesize and simulate both architectures of ``model_path`` into ``out`` (a
-    fresh folder, built aside and moved into place); the report (see the module docstring)."""
+    fresh folder, built aside and moved into place); the report (see the module docstring).
+    ``dsp_only``: skip the all-LUT synthesis (for large networks; not with ``pnr``)."""
+    if dsp_only and pnr:
+        raise PascalError("the place and route runs on the all-LUT synthesis: --dsp-only "
+                          "cannot go with --pnr")
     say = _say(progress)
     out = Path(out)
     report: dict[str, Any] = {"model": str(model_path), "target_fps": target_fps,
@@ -77,9 +81,12 @@ def compare_model(model_path: str | Path, out: str | Path, target_fps: float | N
                 sample = _images(build_dir, images)
             say(f"synth {arch}: xc7")
             synth = synth_build(build_dir, "xc7", layers=False)
-            say(f"synth {arch}: xc7 without DSPs" + (", ECP5 place and route" if pnr else ""))
-            nodsp = synth_build(build_dir, "xc7", pnr=pnr, layers=False, seed=seed, force=True,
-                                dsp=False)
+            nodsp = None
+            if not dsp_only:
+                say(f"synth {arch}: xc7 without DSPs" + (", ECP5 place and route" if pnr
+                                                         else ""))
+                nodsp = synth_build(build_dir, "xc7", pnr=pnr, layers=False, seed=seed,
+                                    force=True, dsp=False)
             say(f"simulate {arch}: cycle model on {sample[2]}")
             sim = simulate_build(build_dir, sample[0], sample[1], backend="rtl")
             report["archs"][arch] = _row(arch, build_dir, synth, nodsp, sim, clock_mhz,
@@ -94,19 +101,21 @@ def compare_model(model_path: str | Path, out: str | Path, target_fps: float | N
     return report
 
 
-def _row(arch: str, build_dir: Path, synth: dict[str, Any], nodsp: dict[str, Any],
+def _row(arch: str, build_dir: Path, synth: dict[str, Any], nodsp: dict[str, Any] | None,
          sim: dict[str, Any], clock: float, seconds: float) -> dict[str, Any]:
     cm = sim["cycle_model"]
     mean, worst = cm["interval_cycles"]["mean"], cm["worst_case_interval_cycles"]
     total = synth["total"]
     row = {"build": str(build_dir), "arch": arch,
-           "xc7": total, "xc7_nodsp": nodsp["total"],
+           "xc7": total, "xc7_nodsp": None if nodsp is None else nodsp["total"],
            "estimate": synth["estimate_total"],
            "cycles_per_image_mean": mean, "cycles_per_image_worst": worst,
            "images_per_s_mean": clock * 1e6 / mean, "images_per_s_worst": clock * 1e6 / worst,
            "accuracy": sim.get("accuracy"), "seconds": round(seconds, 1)}
     row["images_per_s_per_klut_mean"] = row["images_per_s_mean"] / (total["LUT"] / 1000)
     row["images_per_s_per_klut_worst"] = row["images_per_s_worst"] / (total["LUT"] / 1000)
+    if nodsp is None:
+        return row
     row["images_per_s_per_klut_nodsp_mean"] = \
         row["images_per_s_mean"] / (nodsp["total"]["LUT"] / 1000)
     if "fmax_mhz" in nodsp:   # routed without DSPs: a QNN's products overflow the ECP5's 156
@@ -129,8 +138,10 @@ def _ratios(snn: dict[str, Any], qnn: dict[str, Any]) -> dict[str, float]:
     for key in ("LUT", "FF", "BRAM18", "DSP"):
         if qnn["xc7"][key]:
             ratios[key] = snn["xc7"][key] / qnn["xc7"][key]
-    if qnn["xc7_nodsp"]["LUT"]:
+    if qnn["xc7_nodsp"] and qnn["xc7_nodsp"]["LUT"]:
         ratios["LUT_nodsp"] = snn["xc7_nodsp"]["LUT"] / qnn["xc7_nodsp"]["LUT"]
+    if (snn.get("ecp5") or {}).get("LUT") and (qnn.get("ecp5") or {}).get("LUT"):
+        ratios["LUT_ecp5"] = snn["ecp5"]["LUT"] / qnn["ecp5"]["LUT"]
     return ratios
 
 
@@ -150,10 +161,11 @@ def markdown(r: dict[str, Any]) -> str:
             ("FF", lambda a: a["xc7"]["FF"], "FF", 0),
             ("BRAM18", lambda a: a["xc7"]["BRAM18"], "BRAM18", 0),
             ("DSP48", lambda a: a["xc7"]["DSP"], "DSP", 0),
-            ("LUT without DSPs (-nodsp)", lambda a: a["xc7_nodsp"]["LUT"], "LUT_nodsp", 0)]
+            ("LUT without DSPs (-nodsp)", lambda a: (a["xc7_nodsp"] or {}).get("LUT"),
+             "LUT_nodsp", 0)]
     if r.get("pnr"):
         rows += [("ECP5-85F LUT4 (no DSPs)", lambda a: (a.get("ecp5") or {}).get("LUT"),
-                  None, 0),
+                  "LUT_ecp5", 0),
                  ("ECP5-85F routed Fmax, no DSPs (MHz)", lambda a: a.get("fmax_mhz"),
                   "fmax_mhz", 1)]
     clock = r["clock_mhz"]
@@ -171,7 +183,7 @@ def markdown(r: dict[str, Any]) -> str:
              ("images/s per kLUT (worst case)", lambda a: a["images_per_s_per_klut_worst"],
               "images_per_s_per_klut_worst", 1),
              ("images/s per kLUT without DSPs (mean)",
-              lambda a: a["images_per_s_per_klut_nodsp_mean"],
+              lambda a: a.get("images_per_s_per_klut_nodsp_mean"),
               "images_per_s_per_klut_nodsp_mean", 1)]
     lines = [f"# {Path(r['model']).name}: PASCAL SNN against its FINN-style QNN twin", "",
              f"Both compiled for {goal} at {clock:g} MHz (each its own folding), synthesized "
