@@ -1,5 +1,10 @@
 #!/usr/bin/env python
-"""Fit the resource estimate's calibration constants to Yosys synthesis of the RTL.
+"""Fit the analytic resource estimate's calibration constants to Yosys synthesis of the RTL.
+
+The estimate itself is now the per-module cost functions fitted on synthesized module sweeps
+(pascal_fpga/hw/costs.py; scripts/sweep_modules.py, scripts/fit_costs.py); this script
+calibrates the analytic fallback (``resources.analytic_resources``, used when no fit file
+exists), and its table shows how far that fallback is from synthesis.
 
     python scripts/calibrate_resources.py BUILD_DIR... [--synth] [--json OUT.json]
 
@@ -28,7 +33,7 @@ from pascal_fpga.errors import PascalError
 from pascal_fpga.flows.synth import synth_build
 from pascal_fpga.hw.design import design_from_ir
 from pascal_fpga.hw.load import load_qonnx_ir
-from pascal_fpga.hw.resources import (CALIBRATION, GROUPS, layer_resources,
+from pascal_fpga.hw.resources import (CALIBRATION, GROUPS, analytic_resources,
                                       part_group, resource_parts)
 
 RESOURCES = ("LUT", "FF")
@@ -55,7 +60,7 @@ def _rows(build_dir: Path, synth: bool) -> list[dict]:
         rows.append({"build": build_dir.name, "layer": layer.name, "op": layer.op_type,
                      "pe": layer.pe, "simd": getattr(layer, "simd", 1),
                      "synth": synthesized["synth"], "groups": groups,
-                     "current": layer_resources(layer, mode, bits, layer.fifo_depth)})
+                     "current": analytic_resources(layer, mode, bits, layer.fifo_depth)})
     return rows
 
 

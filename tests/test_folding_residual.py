@@ -256,12 +256,13 @@ def test_compile_unreachable_target_says_so(resnet):
 def test_compile_lut_budget(resnet):
     folder, model, _, _ = resnet
     build = folder / "budget"
-    assert cli_main(["compile", str(model), "--out", str(build), "--lut-budget", "2500",
+    # 3000: the fitted estimate (hw/costs.py) of its cheapest folding is above the old 2500
+    assert cli_main(["compile", str(model), "--out", str(build), "--lut-budget", "3000",
                      "--calibration-images", "16", "--stop-after", "apply_folding",
                      "--json"]) == 0
     result = _search(build)
     rows = result["folding_search"]["layers"]
-    assert all(row["met"] for row in rows) and _total(rows) <= 2500
+    assert all(row["met"] for row in rows) and _total(rows) <= 3000
     # the folding it chose is the one the IR holds (ApplyFolding took it: streams consistent)
     design = design_from_ir(load_qonnx_ir(build / result["ir"]))
     assert {layer.name: (layer.pe, layer.simd) for layer in design.layers} == \

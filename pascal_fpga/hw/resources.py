@@ -1,4 +1,8 @@
-"""Resource estimates (LUT, FF, BRAM18, DSP) of one hardware layer, by documented formulas.
+"""Resource estimates (LUT, FF, BRAM18, DSP) of one hardware layer.
+
+:func:`layer_resources` is the estimate everything uses: the per-module cost functions fitted on
+Yosys sweeps of the RTL modules (:mod:`pascal_fpga.hw.costs`) when their fit file is present
+(it ships with the package), else the analytical formulas below (:func:`analytic_resources`).
 
 The building blocks below (memories, ROMs, FIFOs, muxes, encoders, comparators) and the
 calibration live here; each layer class counts its own parts with them
@@ -78,21 +82,27 @@ and its wider tokens; dense mode for the frame select and the token fields; the 
 multipliers, its thermometer-to-binary encoders and nothing else. FINN's own figures are not used
 anywhere.
 
-**Calibration.** These formulas count parts; Yosys' synth_xilinx of the RTL (`pascal-fpga synth`)
-counts cells. ``layer_resources`` scales each group of parts (``part_group``: control, memory,
-zero-skip, datapath) by the constants in ``CALIBRATION``, fitted by
-``scripts/calibrate_resources.py`` (non-negative least squares, residuals over the square root of
-the synthesized count) to 45 synthesized layers: the digits demo, fmnist AL and the four odd test
-networks at serial and full folding. Mean |error| per layer 107% -> 28% (LUT), 105% -> 28% (FF);
-the large layers of fmnist stay underestimated (its dense layer by 69%): the adder trees and
-selection logic grow faster with PE x SIMD than these formulas, a structural gap a scale cannot
-close. The QNN twin's multipliers (part "qnn multipliers") keep the raw count: there is no RTL of
-the twin to calibrate them against. ``resource_parts`` stays the raw breakdown.
+**The estimate is the fitted cost functions.** :func:`layer_resources` (hence
+``layer.resources``, :func:`pascal_fpga.perf.estimates.design_resources`, the folding search,
+``pascal-fpga synth``'s estimate column and ``simulate``'s figures) returns
+:func:`pascal_fpga.hw.costs.layer_cost` when the fit of the part is present
+(``pascal_fpga/hw/costs/fit_xc7.json``, shipped): per-module cost functions fitted on Yosys
+synth_xilinx sweeps of each RTL module, summed over the layer's stages and FIFOs as the RTL
+backend builds them; BRAM18 and DSP by exact structural rules. The formulas above stay as the
+analytical part-by-part model: :func:`resource_parts` (the breakdown by part, for reading; the
+fitted estimate's breakdown is by module instance, :func:`pascal_fpga.hw.costs.layer_breakdown`)
+and the fallback :func:`analytic_resources` when no fit file exists, which scales each group of
+parts (``part_group``: control, memory, zero-skip, datapath) by ``CALIBRATION`` (fitted by
+``scripts/calibrate_resources.py`` to 45 synthesized layers; 40-70% low on the big layers: the
+adder trees, the zero-skip mask and the multi-bit lanes grow faster than these formulas, which is
+what the fitted cost functions fix).
 """
 
 from __future__ import annotations
 
 import math
+
+from . import costs
 
 BRAM_BITS = 18 * 1024
 BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
@@ -236,10 +246,10 @@ def resource_parts(layer, mode: str, fifo_bits: int = 0, fifo_depth: int = 2
     return tally.parts
 
 
-def layer_resources(layer, mode: str, fifo_bits: int = 0, fifo_depth: int = 2
-                    ) -> dict[str, int]:
-    """{"LUT", "FF", "BRAM18", "DSP"} of one layer (its stages, its input FIFO, a weighted
-    layer's token FIFO) in ``mode`` (zero_skip, dense or qnn; a pool's SNN modes are equal)."""
+def analytic_resources(layer, mode: str, fifo_bits: int = 0, fifo_depth: int = 2
+                       ) -> dict[str, int]:
+    """The analytical estimate (the part formulas above scaled by ``CALIBRATION``): the
+    fallback of :func:`layer_resources` when there is no fitted cost file."""
     total = dict.fromkeys(KEYS, 0.0)
     for part, values in resource_parts(layer, mode, fifo_bits, fifo_depth).items():
         group = part_group(part)
@@ -247,3 +257,21 @@ def layer_resources(layer, mode: str, fifo_bits: int = 0, fifo_depth: int = 2
             scale = CALIBRATION[key].get(group, 1.0) if key in CALIBRATION else 1.0
             total[key] += scale * values[key]
     return {key: int(round(value)) for key, value in total.items()}
+
+
+def layer_resources(layer, mode: str, fifo_bits: int = 0, fifo_depth: int = 2,
+                    part: str = "xc7") -> dict[str, int]:
+    """{"LUT", "FF", "BRAM18", "DSP"} of one layer (its stages, its input FIFO, a weighted
+    layer's token FIFO) in ``mode`` (zero_skip, dense or qnn; a pool's SNN modes are equal):
+    the fitted cost functions of ``part`` (:func:`pascal_fpga.hw.costs.layer_cost`), else
+    :func:`analytic_resources`."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    if costs.has_fit(part):
+        if fifo_bits <= 0:
+            fifo_bits = layer.mode_input_bits(mode)
+        try:
+            return costs.layer_cost(layer, mode, fifo_bits, fifo_depth, part)
+        except costs.UnknownModule:   # a kind built from modules outside the library
+            pass
+    return analytic_resources(layer, mode, fifo_bits, fifo_depth)
