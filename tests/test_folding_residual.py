@@ -13,7 +13,7 @@ from pascal_fpga.cli import main as cli_main
 from pascal_fpga.hw.layers import AddLayer, ForkLayer, PoolLayer
 from pascal_fpga.hw.design import design_from_ir
 from pascal_fpga.hw.load import load_qonnx_ir
-from pascal_fpga.hw.resources import CONTROL_LUT, fifo
+from pascal_fpga.perf.estimates import input_adapter, output_adapter
 from pascal_fpga.perf.folding import (divisors, input_cycles, output_cycles, program_cycles,
                                       search_folding, search_summary, stage_cycles)
 from pascal_fpga.perf.twin import qnn_twin
@@ -101,9 +101,10 @@ def brute_force(design, lanes, twin):
         first, cls = folding[layers[0].name], folding[layers[-1].name]
         base = max(input_cycles(design, first[1] if layers[0] in weighted else first[0]),
                    output_cycles(design, cls[0]))
-        # the adapters: their control and the classifier's output FIFO (adapter_rows)
-        out_fifo = 2 * CONTROL_LUT + fifo(layers[-1].folded(pe=cls[0]).out_word_bits,
-                                          design.output_depth)[0]
+        # the adapters: the pixel reader, the class writer and the FIFO into it
+        g_in = first[1] if layers[0] in weighted else first[0]
+        out_fifo = input_adapter(design, g_in)["LUT"] + \
+            output_adapter(design, layers[-1].folded(pe=cls[0]))["LUT"]
         for ms in itertools.product(modes, repeat=len(weighted)):
             mode_of = {l.name: m for l, m in zip(weighted, ms)}
             total, worst = out_fifo, base

@@ -9,9 +9,9 @@ import pytest
 from pascal_fpga.errors import PascalError
 from pascal_fpga.hw.layers import ClassifierLayer, ConvLayer, DenseLayer, PoolLayer
 from pascal_fpga.hw.design import Design
-from pascal_fpga.hw.resources import (CONTROL_LUT, fifo, layer_resources,
+from pascal_fpga.hw.resources import (layer_resources,
                                       resource_parts)
-from pascal_fpga.perf.estimates import design_resources
+from pascal_fpga.perf.estimates import design_resources, input_adapter, output_adapter
 from pascal_fpga.perf.folding import (divisors, input_cycles, output_cycles, program_cycles,
                                       search_folding, search_summary, stage_cycles, LayerActivity)
 
@@ -130,9 +130,9 @@ def brute_force(design, lanes, twin="snn"):
                 cycles, lut = cost(i, gs[i], gs[i + 1], mode)
                 total += lut
                 worst = max(worst, cycles)
-            # the adapters: their control and the classifier's output FIFO (adapter_rows)
-            total += 2 * CONTROL_LUT + fifo(layers[-1].folded(pe=gs[-1]).out_word_bits,
-                                            design.output_depth)[0]
+            # the adapters: the pixel reader, the class writer and the FIFO into it
+            total += input_adapter(design, gs[0])["LUT"] + \
+                output_adapter(design, layers[-1].folded(pe=gs[-1]))["LUT"]
             results.append((total, worst, gs, ms))
     return results
 

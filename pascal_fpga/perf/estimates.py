@@ -29,32 +29,43 @@ def layer_row(layer, mode: str | None = None) -> dict[str, Any]:
     return row
 
 
+def input_adapter(design: Design, group: int | None = None) -> dict[str, int]:
+    """{LUT, FF, BRAM18, DSP} of the pixel reader (pascal_input) writing ``group`` channels a
+    word (default: the design's), by the fitted cost functions
+    (:func:`pascal_fpga.hw.costs.stage_cost`; without a fit file: control and the AXI word
+    register)."""
+    group = design.input_group if group is None else group
+    if costs.has_fit():
+        return costs.stage_cost("pascal_input", dict(
+            PIXELS=design.pixels, CH=design.channels, IN_BITS=design.bits,
+            AXI_BITS=design.axi_bits, GROUP=group))
+    return {"LUT": CONTROL_LUT, "FF": CONTROL_FF + design.axi_bits, "BRAM18": 0, "DSP": 0}
+
+
+def output_adapter(design: Design, classifier=None) -> dict[str, int]:
+    """{LUT, FF, BRAM18, DSP} of the class writer (pascal_output) and the FIFO into it from
+    ``classifier`` (default: the design's, at its folding), by the fitted cost functions
+    (without a fit file: control and the FIFO's formula)."""
+    c = design.classifier if classifier is None else classifier
+    if costs.has_fit():
+        out = costs.stage_cost("pascal_output", dict(CLASSES=c.out_channels,
+                                                     ACC_BITS=c.acc_bits, PE=c.pe))
+        fifo_cost = costs.stage_cost("pascal_fifo", dict(WIDTH=c.out_word_bits,
+                                                         DEPTH=design.output_depth))
+        return {key: out[key] + fifo_cost[key] for key in KEYS}
+    out_lut, out_bram = fifo(c.out_word_bits, design.output_depth)
+    return {"LUT": CONTROL_LUT + out_lut, "FF": CONTROL_FF + 32, "BRAM18": out_bram, "DSP": 0}
+
+
 def adapter_rows(design: Design) -> list[dict[str, Any]]:
     """The input (pixel reader) and output (class writer) stages: pascal_input, pascal_output
-    and the classifier's output FIFO, by the fitted cost functions
-    (:func:`pascal_fpga.hw.costs.stage_cost`; without a fit file: control, the AXI word
-    register, the FIFO's formula). Equal for the SNN and the QNN twin."""
+    and the classifier's output FIFO (:func:`input_adapter`, :func:`output_adapter`). Equal for
+    the SNN and the QNN twin."""
     classifier = design.classifier
-    rows = [{"layer": "input", "op": "input", "pe": design.input_group, "simd": 1, "mode": "-",
-             "fifo_bits": 0},
+    return [{"layer": "input", "op": "input", "pe": design.input_group, "simd": 1, "mode": "-",
+             "fifo_bits": 0, **input_adapter(design)},
             {"layer": "output", "op": "output", "pe": classifier.pe, "simd": 1, "mode": "-",
-             "fifo_bits": classifier.out_word_bits}]
-    if costs.has_fit():
-        rows[0].update(costs.stage_cost("pascal_input", dict(
-            PIXELS=design.pixels, CH=design.channels, IN_BITS=design.bits,
-            AXI_BITS=design.axi_bits, GROUP=design.input_group)))
-        out = costs.stage_cost("pascal_output", dict(
-            CLASSES=classifier.out_channels, ACC_BITS=classifier.acc_bits, PE=classifier.pe))
-        fifo_cost = costs.stage_cost("pascal_fifo", dict(WIDTH=classifier.out_word_bits,
-                                                         DEPTH=design.output_depth))
-        rows[1].update({key: out[key] + fifo_cost[key] for key in KEYS})
-        return rows
-    out_lut, out_bram = fifo(classifier.out_word_bits, design.output_depth)
-    rows[0].update({"LUT": CONTROL_LUT, "FF": CONTROL_FF + design.axi_bits, "BRAM18": 0,
-                    "DSP": 0})
-    rows[1].update({"LUT": CONTROL_LUT + out_lut, "FF": CONTROL_FF + 32, "BRAM18": out_bram,
-                    "DSP": 0})
-    return rows
+             "fifo_bits": classifier.out_word_bits, **output_adapter(design)}]
 
 
 def design_resources(design: Design, mode: str | None = None) -> dict[str, Any]:

@@ -62,7 +62,8 @@ from ..errors import PascalError
 from ..hw.backends.hls import DEFAULT_CLOCK_MHZ
 from ..hw.design import Design, StreamClasses
 from ..hw.layers import WORD_BITS_MAX, HWLayer
-from ..hw.resources import CONTROL_LUT, fifo, layer_resources
+from ..hw.resources import layer_resources
+from .estimates import input_adapter, output_adapter
 from ..hw.schedule import LOOP_OVERHEAD
 
 TWINS = ("snn", "qnn")
@@ -260,10 +261,10 @@ def _options(design: Design, index: int, layer: HWLayer, g_ins: list[int], g_out
                 extra = 0
                 if index == 0:   # the input adapter: its cycles and its LUTs
                     stages["input"] = worst["input"] = input_cycles(design, g_in)
-                    extra += CONTROL_LUT
+                    extra += input_adapter(design, g_in)["LUT"]
                 if last:         # the output adapter and the FIFO into it
                     stages["output"] = worst["output"] = output_cycles(design, g_out)
-                    extra += CONTROL_LUT + fifo(folded.out_word_bits, design.output_depth)[0]
+                    extra += output_adapter(design, folded)["LUT"]
                 lut = layer_resources(folded, mode, folded.mode_input_bits(mode),
                                       layer.fifo_depth)["LUT"]
                 opts.append(_Option(g_in, g_out, zero_skip, mode, stages, worst, lut, extra))
