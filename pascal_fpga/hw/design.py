@@ -216,15 +216,16 @@ class Design:
         copy.check_streams()
         return copy
 
-    def as_qnn(self) -> "Design":
+    def as_qnn(self, check: bool = True) -> "Design":
         """The FINN-style QNN twin of this design at the same folding and FIFO depths: every
         layer's :meth:`~pascal_fpga.hw.layers.base.HWLayer.as_qnn` (docs/design.md, section
-        4.8)."""
+        4.8); ``check``: its streams checked."""
         if self.arch == "qnn":
             return self
         copy = Design([layer.as_qnn() for layer in self.layers], self.channels, self.height,
                       self.width, self.bits, self.output_depth, self.input_tensor, "qnn")
-        copy.check_streams()
+        if check:
+            copy.check_streams()
         return copy
 
     def activity_from_lanes(self, lanes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -332,10 +333,10 @@ def design_from_ir(model, check: bool = True, arch: str | None = None) -> Design
     shape = model.get_tensor_shape(model.graph.input[0].name)
     bits = unsigned_bits(layers[0].in_max)
     classifier = layers[-1]
-    if arch == "qnn":
-        layers = [layer.as_qnn() for layer in layers]
     design = Design(layers, int(shape[1]), int(shape[2]), int(shape[3]), bits,
-                    int(classifier.attrs.get("out_depth", 2)), model.graph.input[0].name, arch)
+                    int(classifier.attrs.get("out_depth", 2)), model.graph.input[0].name)
+    if arch == "qnn":
+        return design.as_qnn(check)
     if check:
         design.check_streams()
     return design
