@@ -72,9 +72,12 @@ def load_qonnx(path: str | Path):
     graph = proto.graph
     if not graph.node:
         raise PascalError(f"{path}: not an ONNX model (no graph nodes)")
-    if not any(n.op_type == "Quant" for n in graph.node):
-        raise PascalError(f"{path}: not a QONNX model (no Quant nodes); export a trained run "
-                          f"with `pascal-fpga export`")
+    if not any(n.op_type in ("Quant", "BipolarQuant") for n in graph.node):
+        kinds = sorted({n.op_type for n in graph.node if n.domain not in ("", "ai.onnx")})
+        raise PascalError(f"{path}: not a QONNX model of integer quantizers (no Quant or "
+                          f"BipolarQuant nodes{'; it has ' + ', '.join(kinds) if kinds else ''})"
+                          f"; export a quantized Brevitas model with export_qonnx, or a trained "
+                          f"run with `pascal-fpga export`")
 
     def count(items, what: str) -> str:  # "no input", "2 inputs (a, b)"
         if not items:

@@ -41,8 +41,8 @@ def test_a_users_step_runs_among_the_built_in_ones(model, tmp_path):
     result = compile_model(model, tmp_path / "custom", steps=steps)
     names = [step["step"] for step in result["steps"]]
     assert names[names.index("apply_folding") + 1] == "annotate"
-    assert result["steps"][names.index("annotate")]["model"] == "ir/07_annotate.onnx"
-    assert result["ir"] == "ir/08_size_fifos.onnx"
+    assert result["steps"][names.index("annotate")]["model"] == "ir/08_annotate.onnx"
+    assert result["ir"] == "ir/09_size_fifos.onnx"
     assert len(seen) == 1 and all(pe >= 1 for pe in seen[0].values())
     assert set(seen[0]) == {row["layer"] for row in result["layers"]}
     # the annotation reaches the final IR; the hardware is the default build's, byte for byte

@@ -49,7 +49,7 @@ def test_zero_skipping_timing_follows_the_data(odd_build):
     report = {}
     for name, images in (("dense", dense_images), ("sparse", sparse_images)):
         cm = cycle_model(design, images, 100.0)
-        acc, classes = ir_outputs(ModelWrapper(str(odd_build / "ir" / "07_size_fifos.onnx")),
+        acc, classes = ir_outputs(ModelWrapper(str(odd_build / "ir" / "08_size_fifos.onnx")),
                                   images)
         assert np.array_equal(cm.accumulators, acc) and np.array_equal(cm.classes, classes)
         report[name] = cm.summary()

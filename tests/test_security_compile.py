@@ -27,7 +27,7 @@ from pascal_fpga.errors import PascalError
 
 from nets import ODD_SPECS, make_exported
 
-IR = Path("ir") / "07_size_fifos.onnx"
+IR = Path("ir") / "08_size_fifos.onnx"
 
 
 @pytest.fixture(scope="module")
@@ -498,7 +498,6 @@ def _poke(tensor: str, value, index=0):
 
 BAD_QUANTS = [
     ("narrow", _set_attr("Quant_7", "narrow", 1), ["Quant_7 (Quant)", "narrow=1"]),
-    ("pixel-narrow", _set_attr("Quant_0", "narrow", 1), ["Quant_0 (Quant)", "narrow=1"]),
     ("scale-negative", lambda m: _set_const(m, "Quant_7", 1, -0.5),
      ["Quant_7 (Quant)", "not a positive finite"]),
     ("scale-zero", lambda m: _set_const(m, "Quant_7", 1, 0.0),

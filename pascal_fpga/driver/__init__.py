@@ -6,6 +6,11 @@ its two simulators.
     result = acc.predict(images)                            # raw pixels (N, C, H, W)
     result.classes, result.logits
 
+A build of a foreign model (docs/foreign-models.md) takes the model's own input instead (float
+values, as the model takes them): its input adapter (design.json's ``input_adapter``) turns them
+into the integer codes the accelerator takes, on the host, with the model's own ops and
+quantizer.
+
 Backends: ``pynq`` (the bitstream on a PYNQ board, through its AXI DMA: :mod:`.board`), ``csim``
 (the HLS project's C simulation, built with g++), ``cyclesim`` (the cycle-accurate model). All
 three return the classifier's integer accumulators; logits are those times the classifier's
@@ -15,6 +20,7 @@ output scale.
 from __future__ import annotations
 
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +64,14 @@ class Accelerator:
         except ValueError as exc:  # board.py's own one-line message, naming the file
             raise PascalError(f"{exc} (compile again)") from exc
         self._run = None
+        self.adapter = None
+        if self.design.get("input_adapter") is not None:
+            from ..ir.adapter import InputAdapter   # deferred: only foreign models need it
+            try:
+                self.adapter = InputAdapter.from_json(json.dumps(self.design["input_adapter"]))
+            except PascalError as exc:
+                raise PascalError(f"{design_path}: field 'input_adapter': {exc}") from None
+        self.out_offset = float(self.design.get("out_offset", 0.0))
         if backend == "cyclesim":
             # deferred: the cycle model imports qonnx (2 s), which the other backends never need
             from ..hw.design import design_from_ir
@@ -108,9 +122,24 @@ class Accelerator:
                               f"got {images.min()}..{images.max()}")
         return images.astype(np.float32)
 
+    def check_inputs(self, inputs) -> np.ndarray:
+        """A foreign model's own inputs (N, C, H, W) of finite numbers -> the codes the
+        accelerator takes (its input adapter), or one clear error."""
+        d = self.design
+        expected = (d["channels"], d["height"], d["width"])
+        if not isinstance(inputs, np.ndarray) or not (
+                np.issubdtype(inputs.dtype, np.integer) or np.issubdtype(inputs.dtype,
+                                                                        np.floating)):
+            raise PascalError(f"inputs must be a numpy array of numbers, got "
+                              f"{getattr(inputs, 'dtype', type(inputs).__name__)}")
+        if inputs.ndim != 4 or tuple(inputs.shape[1:]) != expected or len(inputs) == 0:
+            raise PascalError(f"inputs of shape {inputs.shape}, expected (N, "
+                              f"{', '.join(map(str, expected))}) with N >= 1")
+        return self.adapter(inputs.astype(np.float32))
+
     def predict(self, images: np.ndarray) -> Prediction:
-        x = self.check_images(images)
+        x = self.check_images(images) if self.adapter is None else self.check_inputs(images)
         acc, classes = self._run(x)
         acc = np.asarray(acc, dtype=np.int64)
         return Prediction(np.asarray(classes, dtype=np.int64), acc,
-                          acc.astype(np.float64) * self.design["out_scale"])
+                          acc.astype(np.float64) * self.design["out_scale"] + self.out_offset)

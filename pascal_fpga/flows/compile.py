@@ -61,7 +61,9 @@ from ..hw.backends.rtl import generate_rtl
 from ..hw.design import ARCH_KEY, ARCHS, Design, design_from_ir, ir_arch
 from ..ir.execute import ir_outputs
 from ..ir.export import SOURCE_KEY, model_source
-from ..ir.transforms import Step as Pass, layer_nodes, output_scale, pipeline
+from ..ir.adapter import input_adapter
+from ..ir.transforms import (Step as Pass, input_quantizer, layer_nodes, output_offset,
+                             output_scale, pipeline)
 from ..names import check_name, check_part
 from ..perf.estimates import design_resources
 from ..perf.folding import search_folding
@@ -360,7 +362,9 @@ def _needs() -> dict[str, str]:
     chain = step_names()[:step_names().index("size_fifos") + 1]
     needs = dict(zip(chain[1:], chain))
     needs.update(generate_hls="size_fifos", generate_rtl="size_fifos",
-                 write_driver="generate_hls")
+                 write_driver="generate_hls",
+                 check_supported="qonnx")  # normalize_export may be left out (a list from
+    # before it existed): CheckSupported then refuses the export patterns it rewrites
     return needs
 
 
@@ -531,6 +535,9 @@ def _compile(model: ModelWrapper, model_path, out: Path, config: CompileConfig,
                 break
         if build.get("ir") is None:  # a step list that ends before size_fifos: its last model
             build["ir"] = [entry["model"] for entry in ctx.steps if "model" in entry][-1]
+        adapter = input_adapter(model)
+        if adapter is not None:   # a foreign model's input quantizer, run on the host
+            build["input_adapter"] = adapter.to_json()
         write_json(staging / BUILD_FILE, build)
     result = {"build_dir": str(out), **build}
     if any(entry["step"] == "size_fifos" for entry in build["steps"]):
@@ -656,9 +663,10 @@ def _graph_spec(model) -> dict[str, Any]:
     shape = model.get_tensor_shape(name)
     datatype = model.get_tensor_datatype(name)
     bits = datatype.bitwidth()
-    quant = model.find_consumer(name)
-    if not datatype.is_integer() and quant is not None and quant.op_type == "Quant":
-        bits = int(np.asarray(model.get_initializer(quant.input[3])).reshape(-1)[0])  # pixels
+    quant = input_quantizer(model)   # through a foreign model's preprocessing
+    if not datatype.is_integer() and quant is not None:
+        bits = 1 if quant.op_type == "BipolarQuant" else \
+            int(np.asarray(model.get_initializer(quant.input[3])).reshape(-1)[0])  # codes
     return {"input": {"channels": int(shape[1]), "height": int(shape[2]),
                       "width": int(shape[3]), "bits": int(bits)}}
 
@@ -731,6 +739,11 @@ def _write_driver(model, folder: Path, spec: dict[str, Any], info: dict[str, Any
               "height": shape["height"], "width": shape["width"], "bits": shape["bits"],
               "axi_bytes": info["axi_in_bits"] // 8, "classes": info["classes"],
               "out_scale": output_scale(model)}
+    adapter = input_adapter(model)
+    if adapter is not None:  # the host turns the model's own input into the codes it takes
+        design["input_adapter"] = adapter.to_json()
+    if output_offset(model):  # every logit's share beyond out_scale x accumulator
+        design["out_offset"] = output_offset(model)
     (folder / "design.json").write_text(json.dumps(design, indent=2, sort_keys=True) + "\n")
     shutil.copyfile(board.__file__, folder / "board.py")
     script = Path(board.__file__).resolve().parent / "run_on_board.py"

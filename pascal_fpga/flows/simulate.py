@@ -17,6 +17,7 @@ import torch
 from ..buildfolder import load_build
 from ..hw.design import design_from_ir
 from ..hw.load import load_qonnx_ir
+from ..ir.adapter import input_adapter
 from ..ir.integer import ir_to_integer_network
 from ..perf.cyclesim import cycle_model
 from ..perf.estimates import design_resources
@@ -36,6 +37,9 @@ def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray
     build = load_build(build_dir)
     model = load_qonnx_ir(build_dir / build["ir"])
     design = design_from_ir(model)
+    adapter = input_adapter(model)
+    if adapter is not None:  # a foreign model's own inputs -> the codes the accelerator takes
+        images = adapter(images)
     clock = float(build["hls"]["clock_mhz"])
     started = time.perf_counter()
     cm = cycle_model(design, images, clock, backend=backend)

@@ -35,6 +35,7 @@ not a tie.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,11 @@ from ..hw.csim import build_csim, run_csim
 from ..hw.design import design_from_ir
 from ..hw.load import load_qonnx_ir
 from ..ir.execute import BATCH, Batched
-from ..ir.export import activation_quant_nodes, level_count
+from ..ir.adapter import InputAdapter, input_adapter
+from ..ir.export import activation_quant_nodes
 from ..ir.integer import ir_to_integer_network
-from ..ir.transforms import layer_nodes, output_scale
+from ..ir.transforms import (act_quant, input_quantizer, layer_nodes, level_codes,
+                             output_offset, output_scale)
 from ..perf.timing import simulate as simulate_cycles
 from ..perf.values import run_values
 from ..snn.report import TIE_TOLERANCE, brevitas_levels, distance_to_boundary
@@ -105,24 +108,40 @@ class _Counter:
                 "tie_levels": self.tie_levels, **self.extra}
 
 
-def _near_boundary(pre: np.ndarray, levels: int) -> np.ndarray:
-    """Ties as the snn report defines them: ``pre`` (in steps) within TIE_TOLERANCE of a rounding
-    boundary k - 1/2, k = 1..L."""
-    return (distance_to_boundary(torch.from_numpy(pre), 1.0, levels) <= TIE_TOLERANCE).numpy()
+def _near_boundary(pre: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Ties as the snn report defines them: ``pre`` (in steps) within TIE_TOLERANCE of one of
+    the quantizer's rounding boundaries (k - 1/2, k = 1..L, for a QCFS activation)."""
+    if len(steps) and np.array_equal(steps, np.arange(1, len(steps) + 1) - 0.5):
+        return (distance_to_boundary(torch.from_numpy(pre), 1.0, len(steps))
+                <= TIE_TOLERANCE).numpy()
+    near = np.zeros(pre.shape, dtype=bool)
+    for step in steps:
+        near |= np.abs(pre - step) <= TIE_TOLERANCE
+    return near
 
 
 def qonnx_levels(model, ctx) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(tensor name, levels, tie mask) per QCFS activation of a QONNX execution."""
+    """(tensor name, levels, tie mask) per activation quantizer of a QONNX execution (the input
+    quantizer aside): QCFS, or a foreign model's signed or bipolar one."""
     rows = []
+    first = input_quantizer(model)
     for node in activation_quant_nodes(model):
-        if model.get_initializer(node.input[1]) is None or node.input[0] == \
-                model.graph.input[0].name:
+        if model.get_initializer(node.input[1]) is None or node is first:
             continue
-        scale = float(model.get_initializer(node.input[1]))
-        levels = level_count(model.get_initializer(node.input[3]))
-        value = np.rint(ctx[node.output[0]].astype(np.float64) / scale)
-        pre = ctx[node.input[0]].astype(np.float64) / scale
-        rows.append((node.output[0], value, _near_boundary(pre, levels)))
+        quant = act_quant(model, node)
+        value = np.rint(ctx[node.output[0]].astype(np.float64) / quant.scale)
+        pre = ctx[node.input[0]].astype(np.float64) / quant.scale
+        rows.append((node.output[0], value, _near_boundary(pre, quant.steps)))
+    return rows
+
+
+def _as_codes(q_levels, codes: dict[str, tuple[int, int]]) -> list:
+    """The QONNX levels as the IR holds them: a signed or bipolar activation's codes
+    (level - offset) / mult (the IR's metadata), every other tensor its levels."""
+    rows = []
+    for name, value, tie in q_levels:
+        offset, mult = codes.get(name, (0, 1))
+        rows.append((name, (value - offset) / mult, tie))
     return rows
 
 
@@ -186,6 +205,9 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
         raise PascalError(f"{build_dir / build['ir']}: the IR does not compute the QCFS levels of "
                           f"{build_dir / build['steps'][0]['model']} (compile again)")
     scale = output_scale(ir_model)
+    offset = output_offset(ir_model)
+    adapter = input_adapter(ir_model)
+    codes = level_codes(ir_model)
     qonnx_exec, ir_exec = Batched(qonnx_model), Batched(ir_model)
     net = _brevitas(run_dir)
     inet = ir_to_integer_network(ir_model, build["name"]) if snn else None
@@ -219,7 +241,7 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
         q_ctx = qonnx_exec.run(x)
         q_levels = qonnx_levels(qonnx_model, q_ctx)
         q_logits = q_ctx[q_out].astype(np.float64)
-        q_acc = np.rint(q_logits / scale)
+        q_acc = np.rint((q_logits - offset) / scale)
         q_pred = q_logits.argmax(axis=1)
         predictions["qonnx"].append(q_pred)
 
@@ -234,10 +256,12 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
             checks["qonnx_vs_brevitas"].add(diffs, b_pred != q_pred,
                                             _shared_max(q_acc, b_pred, q_pred))
 
+        if adapter is not None:   # the model's own input -> the codes the accelerator takes
+            x = adapter(x)
         ir_ctx = ir_exec.run(x)
         ir_acc = ir_ctx[ir_out].astype(np.float64)
         predictions["ir"].append(ir_acc.argmax(axis=1))
-        diffs = [(ir_ctx[name] != ql, tie) for name, ql, tie in q_levels]
+        diffs = [(ir_ctx[name] != ql, tie) for name, ql, tie in _as_codes(q_levels, codes)]
         checks["ir_vs_qonnx"].add(diffs, (ir_acc != q_acc).any(axis=1))
 
         if inet is not None:
@@ -368,13 +392,64 @@ def _compare_counters(design, lanes, counts: dict[str, np.ndarray], counters: di
                                           f"{model[image, column]} in the cycle model")
 
 
+def build_adapter(build: dict[str, Any]) -> InputAdapter | None:
+    """The build's input adapter (build.json's ``input_adapter``, from the IR), or None where
+    the accelerator takes the pixels themselves."""
+    value = build.get("input_adapter")
+    return None if value is None else InputAdapter.from_json(json.dumps(value))
+
+
+def load_inputs(path: str | Path, shape: dict[str, int]) -> np.ndarray:
+    """A .npy file of the model's own inputs (N, C, H, W), read as data (no pickles): finite
+    numbers of the build's input shape, as float32."""
+    path = Path(path)
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise PascalError(f"{path}: not a readable .npy file of numbers ({type(exc).__name__})"
+                          ) from None
+    if not isinstance(values, np.ndarray) or not (np.issubdtype(values.dtype, np.integer) or
+                                                  np.issubdtype(values.dtype, np.floating)):
+        raise PascalError(f"{path}: holds {getattr(values, 'dtype', type(values).__name__)}, "
+                          f"not numbers")
+    expected = tuple(shape[key] for key in ("channels", "height", "width")) if shape else None
+    if values.ndim != 4 or len(values) == 0 or (expected and tuple(values.shape[1:]) != expected):
+        raise PascalError(f"{path}: shape {list(values.shape)}, expected (N, "
+                          f"{', '.join(map(str, expected or ('C', 'H', 'W')))}) with N >= 1")
+    values = values.astype(np.float32)
+    if not np.all(np.isfinite(values)):
+        raise PascalError(f"{path}: holds NaN or infinite values")
+    return values
+
+
 def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | None,
-                  samples: int | None, random: int | None, seed: int = 0
+                  samples: int | None, random: int | None, seed: int = 0,
+                  input_file: str | Path | None = None, labels_file: str | Path | None = None
                   ) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """The test images to verify on: the build's data set (or ``dataset``), its first
-    ``samples``; or ``random`` images of uniform random pixels. (images, labels, description)."""
+    """The model inputs to verify on: ``input_file`` (a .npy of the model's own inputs, with
+    ``labels_file`` optionally); the build's data set (or ``dataset``), its first ``samples``;
+    or ``random`` images of uniform random pixels. (images, labels, description).
+
+    A build with an input adapter (a foreign model: docs/foreign-models.md) takes the model's
+    own input: where its input quantizer covers a [0, 1] image (FINN's BNN-PYNQ, most Brevitas
+    examples: torchvision's ToTensor convention) data-set images are given as pixels / 255,
+    else as the pixels; its random images spread over every code of its input quantizer."""
     spec = build.get("spec") or {}
     shape = spec.get("input", {})
+    adapter = build_adapter(build)
+    if input_file is not None:
+        images = load_inputs(input_file, shape)
+        labels = None
+        if labels_file is not None:
+            labels = np.load(labels_file, allow_pickle=False)
+            if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+                raise PascalError(f"{labels_file}: expected {len(images)} integer labels, got "
+                                  f"{labels.dtype} of shape {list(labels.shape)}")
+        count = len(images) if samples is None else min(samples, len(images))
+        if count < 1:
+            raise PascalError(f"--samples must be >= 1, got {samples}")
+        return (images[:count], None if labels is None else labels[:count],
+                f"{count} inputs of {Path(input_file).name}")
     if random is not None:
         if random < 1:
             raise PascalError(f"--random must be >= 1, got {random}")
@@ -382,12 +457,16 @@ def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | No
             raise PascalError("the build does not record its input shape; pass --dataset")
         rng = np.random.default_rng(seed)
         size = (random, shape["channels"], shape["height"], shape["width"])
+        if adapter is not None:
+            return (adapter.random_inputs(rng, size), None,
+                    f"{random} random inputs over the input quantizer's codes (seed {seed})")
         images = rng.integers(0, 2 ** shape["bits"], size=size)
         return images.astype(np.float32), None, f"{random} random images (seed {seed})"
     source = build.get("source", {})
     name = dataset or source.get("dataset")
     if name is None:
-        raise PascalError("the build does not say its data set; pass --dataset or --random N")
+        raise PascalError("the build does not say its data set; pass --dataset or --random N "
+                          "(or --input FILE.npy)")
     # the data folder is the user's (--data-dir) or the data set's default: a folder recorded
     # in the model's metadata is never read
     data = datasets.load_dataset(name, data_dir)
@@ -399,15 +478,18 @@ def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | No
     count = len(data.test_images) if samples is None else min(samples, len(data.test_images))
     if count < 1:
         raise PascalError(f"--samples must be >= 1, got {samples}")
-    return (data.test_images[:count].astype(np.float32), data.test_labels[:count],
-            f"{count} test images of {data.name}")
+    images = data.test_images[:count].astype(np.float32)
+    if adapter is not None and adapter.takes_unit_range():
+        return (images / np.float32(255), data.test_labels[:count],
+                f"{count} test images of {data.name} (pixels / 255)")
+    return images, data.test_labels[:count], f"{count} test images of {data.name}"
 
 
 def qcfs_tensors(qonnx_model) -> list[str]:
     """The QCFS activations' output tensors of an exported model; every later step keeps these
     names for the same layers' levels."""
-    return [node.output[0] for node in activation_quant_nodes(qonnx_model)
-            if node.input[0] != qonnx_model.graph.input[0].name]
+    first = input_quantizer(qonnx_model)
+    return [node.output[0] for node in activation_quant_nodes(qonnx_model) if node is not first]
 
 
 def integer_outputs(model, ctx: dict[str, np.ndarray], names: list[str], out_scale: float

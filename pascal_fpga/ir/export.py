@@ -74,12 +74,13 @@ def qcfs_bit_width(levels: int) -> np.ndarray:
 
 
 def activation_quant_nodes(model) -> list:
-    """The activation Quant nodes of a graph, in topological order: Quant nodes whose input is a
-    tensor computed by the graph (not an initializer) and not the graph input."""
+    """The activation quantizers of a graph, in topological order: Quant (and a foreign model's
+    BipolarQuant) nodes whose input is a tensor computed by the graph (not an initializer) and
+    not the graph input."""
     inputs = {i.name for i in model.graph.input}
     nodes = []
     for node in model.graph.node:
-        if node.op_type != "Quant":
+        if node.op_type not in ("Quant", "BipolarQuant"):
             continue
         if model.get_initializer(node.input[0]) is not None or node.input[0] in inputs:
             continue

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 from onnx import AttributeProto, TensorProto, defs, helper
 from qonnx.core.datatype import DataType
-from qonnx.custom_op.general.intquant import int_quant, resolve_rounding_mode
+from qonnx.custom_op.general.bipolar_quant import binary_quant
+from qonnx.custom_op.general.intquant import int_quant, max_int, min_int, resolve_rounding_mode
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine as _QonnxBatchNormToAffine
@@ -43,17 +44,20 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from ..errors import PascalError
 from ..names import enum_name, show_value, shown_name
-from ..qcfs import integer_thresholds, level_boundaries
+from ..qcfs import integer_thresholds, rounding_steps
 from ..spec import INPUT_BITS_RANGE, LEVELS_MAX
 from . import ops
+from .adapter import INPUT_ADAPTER
 from .export import level_count, node_attr
+from .normalize import NormalizeExport
 from .widths import accumulator_range, signed_bits, unsigned_bits
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 ACTIVATIONS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardTanh", "HardSigmoid",
-               "Softmax", "Elu", "Selu", "PRelu", "BipolarQuant", "Trunc", "MultiThreshold"}
-SUPPORTED = {"Quant", "Conv", "Gemm", "BatchNormalization", "Mul", "Add", "MaxPool",
-             "AveragePool", "Reshape", "Flatten"}
+               "Softmax", "Elu", "Selu", "PRelu", "Trunc", "MultiThreshold"}
+SUPPORTED = {"Quant", "BipolarQuant", "Conv", "Gemm", "BatchNormalization", "Mul", "Add", "Sub",
+             "Div", "MaxPool", "AveragePool", "Reshape", "Flatten"}
+AFFINE = ("Mul", "Add", "Sub", "Div")  # with a constant: folded into a layer's a * acc + b
 BIAS_MAX = 2 ** 18  # the classifier bias's integers, recovered from its float32 export
 PIXEL_BITS_MAX = INPUT_BITS_RANGE[1]  # the widest pixel a spec allows (LEVELS_MAX: its largest L)
 def _where(node) -> str:
@@ -89,7 +93,74 @@ def _only_consumer(model, tensor: str, after) -> Any:
 
 
 def _is_qcfs(node) -> bool:
-    return node.op_type == "Quant" and not node_attr(node, "signed", 1)
+    """An activation quantizer (a Quant or BipolarQuant on a computed tensor, where a layer ends):
+    QCFS (unsigned) or a foreign model's signed or bipolar one."""
+    return node.op_type in ("Quant", "BipolarQuant")
+
+
+def _mode(node) -> str:
+    mode = node_attr(node, "rounding_mode", b"ROUND")
+    return mode.decode(errors="replace") if isinstance(mode, bytes) else str(mode)
+
+
+@dataclass
+class ActQuant:
+    """What an activation quantizer computes, as integer codes: the level is
+    ``low + mult * code``, code in 0..``codes``, its real value ``scale`` times the level; code
+    j is reached where the input x reaches ``scale * steps[j - 1]`` (x > it where ``strict``).
+    A QCFS Quant: low 0, mult 1, L codes, steps k - 1/2, none strict. A signed Quant of b bits:
+    low -2^(b-1) (+1 when narrow), each rounding mode's steps (:func:`pascal_fpga.qcfs.
+    rounding_steps`). A BipolarQuant (or a 1-bit signed Quant, which qonnx executes as one):
+    levels -1 and +1, low -1, mult 2, one code step at x >= 0."""
+
+    scale: float
+    low: int
+    mult: int
+    codes: int
+    steps: np.ndarray
+    strict: np.ndarray
+
+    def boundaries(self) -> np.ndarray:
+        return self.steps * self.scale
+
+    def view(self) -> "IntView":
+        return IntView(self.scale, self.codes, self.low, self.mult)
+
+
+def act_quant(model, node) -> ActQuant:
+    """The :class:`ActQuant` of an activation quantizer (its constants checked by
+    CheckSupported)."""
+    scale = float(_const(model, node.input[1]).reshape(-1)[0])
+    if node.op_type == "BipolarQuant":
+        return ActQuant(scale, -1, 2, 1, np.zeros(1), np.zeros(1, dtype=bool))
+    bits = float(_const(model, node.input[3]).reshape(-1)[0])
+    signed, narrow = bool(node_attr(node, "signed", 1)), bool(node_attr(node, "narrow", 0))
+    if signed and bits == 1:
+        return ActQuant(scale, -1, 2, 1, np.zeros(1), np.zeros(1, dtype=bool))
+    if bits == int(bits):
+        low, high = int(min_int(signed, narrow, int(bits))), int(max_int(signed, narrow,
+                                                                         int(bits)))
+    else:  # a QCFS export's fractional bit width: clamp 2^bits - 1 = L (unsigned, not narrow)
+        low, high = 0, level_count(bits)
+    steps, strict = rounding_steps(resolve_rounding_mode(_mode(node)), low, high)
+    return ActQuant(scale, low, 1, high - low, steps, strict)
+
+
+def input_quantizer(model):
+    """The graph input's quantizer: the Quant or BipolarQuant reached from the input through
+    single-consumer Mul/Add/Sub/Div ops (a user's preprocessing) and, before NormalizeExport,
+    a flatten, or None."""
+    tensor = model.graph.input[0].name
+    while True:
+        consumers = model.find_consumers(tensor)
+        if len(consumers) != 1:
+            return None
+        node = consumers[0]
+        if node.op_type in ("Quant", "BipolarQuant"):
+            return node
+        if node.op_type not in AFFINE + ("Reshape", "Flatten"):
+            return None
+        tensor = node.output[0]
 
 
 def _square(node, name: str, default: int) -> int:
@@ -136,10 +207,16 @@ class CheckSupported(Transformation):
                 if len(after) != 1 or not _is_qcfs(after[0]):
                     raise PascalError(f"{where}: a residual add must feed one QCFS activation "
                                       f"(a shift-add block, docs/design.md, section 2.8)")
-            if node.op_type == "Mul" and not any(_is_const(model, i) for i in node.input):
-                raise PascalError(f"{where}: a product of two computed tensors is not supported")
+            if node.op_type in ("Mul", "Sub", "Div") and \
+                    not any(_is_const(model, i) for i in node.input):
+                raise PascalError(f"{where}: a {node.op_type} of two computed tensors is not "
+                                  f"supported")
+            if node.op_type == "Div" and not _is_const(model, node.input[1]):
+                raise PascalError(f"{where}: a constant divided by a tensor is not supported")
             if node.op_type == "Quant":
                 self._check_quant(model, node)
+            if node.op_type == "BipolarQuant":
+                self._check_bipolar(model, node)
             if node.op_type == "BatchNormalization":
                 self._check_batchnorm(model, node)
             if node.op_type == "Conv":
@@ -172,10 +249,10 @@ class CheckSupported(Transformation):
                 f" {what}{'' if high == 1 else 's'}"
 
         where = _where(node)
-        if node.op_type == "Quant":
+        if node.op_type in ("Quant", "BipolarQuant"):
             if node.domain not in (QONNX_DOMAIN, "onnx.brevitas"):
-                raise PascalError(f"{where}: domain {show_value(node.domain)}; a Quant node "
-                                  f"is in {QONNX_DOMAIN}")
+                raise PascalError(f"{where}: domain {show_value(node.domain)}; a "
+                                  f"{node.op_type} node is in {QONNX_DOMAIN}")
             kinds = {"i": AttributeProto.INT, "f": AttributeProto.FLOAT,
                      "s": AttributeProto.STRING, "ints": AttributeProto.INTS,
                      "floats": AttributeProto.FLOATS, "strings": AttributeProto.STRINGS}
@@ -295,35 +372,63 @@ class CheckSupported(Transformation):
             return  # a weight or bias quantizer: FoldWeightQuant checks the rest
         if not all(_is_const(model, name) for name in node.input[1:]):
             raise PascalError(f"{where}: scale, zero point and bit width must be constants")
-        if node_attr(node, "signed", 1):
-            raise PascalError(f"{where}: a signed activation quantizer (the add quantizer of a "
-                              f"'residual: requant' block?); hardware takes shift-add blocks "
-                              f"only (train with 'residual: shift')")
-        if node_attr(node, "narrow", 0):
-            raise PascalError(f"{where}: narrow=1 is not a QCFS activation (its largest level "
-                              f"would be 2^bitwidth - 2, not L)")
         if np.any(_const(model, node.input[2]) != 0):
-            raise PascalError(f"{where}: a nonzero zero point is not a QCFS activation")
+            raise PascalError(f"{where}: a nonzero zero point on an activation is not "
+                              f"supported")
+        CheckSupported._check_act_scale(model, node)
+        bits = _const(model, node.input[3])
+        if bits.size != 1 or not 0 < float(bits) <= 32:  # NaN fails too
+            raise PascalError(f"{where}: bit width {_values(bits)} is not a number in (0, 32]")
+        if node is input_quantizer(model):
+            return  # the input quantizer: PixelsToIntegers checks it
+        bits = float(bits)
+        signed, narrow = node_attr(node, "signed", 1), node_attr(node, "narrow", 0)
+        if bits != int(bits):
+            if signed or narrow:
+                raise PascalError(f"{where}: a fractional bit width {bits:g} with signed="
+                                  f"{int(signed)}, narrow={int(narrow)}; only a QCFS activation "
+                                  f"(unsigned, not narrow) has one: log2(L + 1)")
+            levels = level_count(bits)
+            if not 1 <= levels <= LEVELS_MAX or abs(2.0 ** bits - 1.0 - levels) > 1e-3:
+                raise PascalError(f"{where}: bit width {bits:g} does not give a level count "
+                                  f"L = 2^bitwidth - 1 in 1..{LEVELS_MAX}")
+            return
+        codes = max_int(signed, narrow, int(bits)) - min_int(signed, narrow, int(bits))
+        if signed and bits == 1:
+            codes = 1
+        if not 1 <= codes <= LEVELS_MAX:
+            raise PascalError(f"{where}: {codes + 1} levels ({'signed' if signed else 'unsigned'}"
+                              f", {bits:g} bits{', narrow' if narrow else ''}); an activation "
+                              f"of 2..{LEVELS_MAX + 1} levels is supported (each level a "
+                              f"timestep of spikes)")
+
+    @staticmethod
+    def _check_act_scale(model, node) -> None:
+        """An activation's scale: positive, finite, one value (per-channel scales are refused
+        unless all equal: the next layer's integer weights cannot absorb a scale per input
+        channel)."""
+        where = _where(node)
         scale = _const(model, node.input[1])
         if not _positive_finite(scale):
             raise PascalError(f"{where}: activation scale {_values(scale)} is not a positive "
                               f"finite number")
-        bits = _const(model, node.input[3])
-        if bits.size != 1 or not 0 < float(bits) <= 32:  # NaN fails too
-            raise PascalError(f"{where}: bit width {_values(bits)} is not a number in (0, 32]")
-        if node.input[0] == model.graph.input[0].name:
-            return  # the pixel quantizer: ActivationsToThresholds checks it
-        levels = level_count(bits)
-        if not 1 <= levels <= LEVELS_MAX or abs(2.0 ** float(bits) - 1.0 - levels) > 1e-3:
-            raise PascalError(f"{where}: bit width {float(bits):g} does not give a level count "
-                              f"L = 2^bitwidth - 1 in 1..{LEVELS_MAX}")
-        mode = node_attr(node, "rounding_mode", b"ROUND")
-        mode = mode.decode() if isinstance(mode, bytes) else mode
-        if mode.upper() != "HALF_UP":
-            raise PascalError(f"{where}: rounding_mode {mode} is not a QCFS activation (QCFS "
-                              f"rounds half up; export with `pascal-fpga export`)")
-        if _const(model, node.input[1]).size != 1:
-            raise PascalError(f"{where}: a per-channel activation scale is not supported")
+        if np.any(scale != scale.reshape(-1)[0]):
+            raise PascalError(f"{where}: a per-channel activation scale is not supported (the "
+                              f"next layer's integer weights cannot absorb a scale per input "
+                              f"channel; use a per-tensor activation quantizer)")
+
+    @staticmethod
+    def _check_bipolar(model, node) -> None:
+        where = _where(node)
+        if len(node.input) != 2 or not _is_const(model, node.input[1]):
+            raise PascalError(f"{where}: a BipolarQuant takes its input and a constant scale")
+        if _is_const(model, node.input[0]):
+            scale = _const(model, node.input[1])
+            if not _positive_finite(scale):
+                raise PascalError(f"{where}: weight scale {_values(scale)} is not positive and "
+                                  f"finite")
+            return  # binary weights: FoldWeightQuant
+        CheckSupported._check_act_scale(model, node)
 
     @staticmethod
     def _check_quantized_constant(model, node) -> None:
@@ -362,16 +467,27 @@ class BatchNormToAffine(_QonnxBatchNormToAffine):
 
 
 def _run_quant(model, node) -> tuple[np.ndarray, np.ndarray, int]:
-    """(integer values, scale, bit width) of a Quant node on a constant."""
+    """(integer values, scale, bit width) of a Quant or BipolarQuant node on a constant (binary
+    weights: the integers -1 and +1, held in 2 bits)."""
     value = _const(model, node.input[0])
     scale = _const(model, node.input[1])
+    if node.op_type == "BipolarQuant":
+        if not _positive_finite(scale):
+            raise PascalError(f"{_where(node)}: weight scale {_values(scale)} is not positive "
+                              f"and finite")
+        try:
+            quantized = binary_quant(value.astype(np.float32), scale.astype(np.float32))
+        except ValueError:
+            raise PascalError(f"{_where(node)}: its scale of shape {list(scale.shape)} does "
+                              f"not fit its input of shape {list(value.shape)}") from None
+        return np.rint(np.asarray(quantized, dtype=np.float64) / scale), scale, 2
     zero = _const(model, node.input[2])
     bits = _const(model, node.input[3])
     if np.any(zero != 0):
         raise PascalError(f"{_where(node)}: a nonzero zero point on weights is not supported")
-    if bits.size != 1 or not 2 <= float(bits) <= 32 or float(bits) != int(bits):
+    if bits.size != 1 or not 1 <= float(bits) <= 32 or float(bits) != int(bits):
         raise PascalError(f"{_where(node)}: weight bit width {_values(bits)} is not an integer "
-                          f"in 2..32")
+                          f"in 1..32")
     if not _positive_finite(scale):
         raise PascalError(f"{_where(node)}: weight scale {_values(scale)} is not positive and "
                           f"finite")
@@ -383,7 +499,7 @@ def _run_quant(model, node) -> tuple[np.ndarray, np.ndarray, int]:
     rounded = np.rint(integers)
     if np.max(np.abs(integers - rounded), initial=0.0) > 1e-3:
         raise PascalError(f"{_where(node)}: quantized values are not integers times the scale")
-    return rounded, scale, int(bits)
+    return rounded, scale, max(2, int(bits))  # 1 bit: qonnx's bipolar -1/+1
 
 
 class FoldWeightQuant(Transformation):
@@ -398,7 +514,7 @@ class FoldWeightQuant(Transformation):
             if node.op_type not in ("Conv", "Gemm"):
                 continue
             quant = model.find_producer(node.input[1])
-            if quant is None or quant.op_type != "Quant":
+            if quant is None or quant.op_type not in ("Quant", "BipolarQuant"):
                 raise PascalError(f"{_where(node)}: its weights are not quantized (no Quant "
                                   f"node); train and export with pascal-fpga")
             weight, scale, bits = _run_quant(model, quant)
@@ -438,7 +554,7 @@ class FoldWeightQuant(Transformation):
             for offset, item in enumerate([new] + added):
                 model.graph.node.insert(index + offset, item)
         for node in list(model.graph.node):  # the weight and bias quantizers, now unused
-            if node.op_type == "Quant" and _is_const(model, node.input[0]) \
+            if node.op_type in ("Quant", "BipolarQuant") and _is_const(model, node.input[0]) \
                     and not model.find_consumers(node.output[0]):
                 model.graph.node.remove(node)
         model = model.transform(RemoveUnusedTensors()).transform(InferShapes())
@@ -504,10 +620,15 @@ LEVEL_VIEWS = "pascal_fpga.level_views"   # metadata, while ActivationsToThresho
 
 @dataclass
 class IntView:
-    """A tensor's integer form: real value = scale * level, level in 0..level_max."""
+    """A tensor's integer form: real value = scale * (mult * code + offset), the integer code in
+    0..level_max. A QCFS activation's code is its level (offset 0, mult 1); a signed activation's
+    code is its level minus its lowest (offset < 0), a bipolar one's (level + 1) / 2 (offset -1,
+    mult 2): hardware carries codes (spike counts), the next layer's thresholds absorb the rest."""
 
     scale: float
     level_max: int
+    offset: int = 0
+    mult: int = 1
 
 
 def _record_view(model, tensor: str, view: IntView) -> None:
@@ -516,8 +637,35 @@ def _record_view(model, tensor: str, view: IntView) -> None:
     the graph no longer shows."""
     value = model.get_metadata_prop(LEVEL_VIEWS)
     views = json.loads(value) if value is not None else {}
-    views[tensor] = [view.scale, view.level_max]
+    views[tensor] = [view.scale, view.level_max, view.offset, view.mult]
     model.set_metadata_prop(LEVEL_VIEWS, json.dumps(views))
+    if view.offset != 0 or view.mult != 1:
+        _record_codes(model, tensor, view)
+
+
+LEVEL_CODES = "pascal_fpga.level_codes"   # metadata of the IR: tensors that hold codes
+
+
+def _record_codes(model, tensor: str, view: IntView) -> None:
+    """Records, for ``verify``, that ``tensor`` holds codes whose level is mult * code + offset
+    (metadata ``LEVEL_CODES``, a JSON object {tensor: [offset, mult]}; kept in the IR)."""
+    value = model.get_metadata_prop(LEVEL_CODES)
+    codes = json.loads(value) if value is not None else {}
+    codes[tensor] = [view.offset, view.mult]
+    model.set_metadata_prop(LEVEL_CODES, json.dumps(codes))
+
+
+def level_codes(model) -> dict[str, tuple[int, int]]:
+    """{tensor: (offset, mult)} of an IR's tensors that hold codes, not levels (foreign models'
+    signed and bipolar activations); a tensor not named holds its levels."""
+    value = model.get_metadata_prop(LEVEL_CODES)
+    if value is None:
+        return {}
+    try:
+        codes = json.loads(value)
+        return {str(k): (int(v[0]), int(v[1])) for k, v in codes.items()}
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise PascalError(f"the IR's metadata {LEVEL_CODES} is damaged (compile again)") from None
 
 
 def _forget_views(model) -> None:
@@ -543,15 +691,16 @@ def level_view(model, tensor: str) -> IntView | None:
         views = json.loads(value) if value is not None else {}
         if tensor not in views:
             return None
-        scale, level_max = views[tensor]
-        return IntView(float(scale), int(level_max))
+        scale, level_max, offset, mult = views[tensor]
+        return IntView(float(scale), int(level_max), int(offset), int(mult))
     if producer.op_type in ("MaxPool", "Reshape", "Flatten"):
         return level_view(model, producer.input[0])
     if _is_sum_pool(producer):
         view = level_view(model, producer.input[0])
         kernel = _square(producer, "kernel_shape", 1)
         return None if view is None else IntView(view.scale / kernel ** 2,
-                                                 view.level_max * kernel ** 2)
+                                                 view.level_max * kernel ** 2,
+                                                 view.offset * kernel ** 2, view.mult)
     return None
 
 
@@ -562,18 +711,55 @@ def _not_levels(node) -> PascalError:
 @dataclass
 class _Chain:
     """A weighted layer on its way to its activation: the Conv/Gemm, its input's view, its
-    integer weight, the constant Mul/Add ops after it folded into a * acc + b per channel
-    (a with the input's scale), the tensor they end at and what reads that: the QCFS Quant, a
-    residual Add, or nothing (the graph output: the classifier)."""
+    integer weight, the constant Mul/Add/Sub/Div ops after it folded into a * acc + b + common
+    per channel (a with the input's scale and mult, b with its offset times each row's weight
+    sum; ``common`` the part of the offset that every channel shares, kept apart for the
+    classifier, whose argmax it does not change), the tensor they end at and what reads that: the
+    activation quantizer, a residual Add, or nothing (the graph output: the classifier)."""
 
     node: Any
     view: IntView
     weight: np.ndarray
     a: np.ndarray
     b: np.ndarray
+    common: float
     ops: list
     tensor: str
     end: Any
+
+    @property
+    def offset(self) -> np.ndarray:
+        return self.b + self.common
+
+
+def _affine_step(model, step, a: np.ndarray, b: np.ndarray, common: float
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """(a, b, common) of x -> a * x + b + common after one constant Mul, Add, Sub or Div, in
+    float64 (a per-tensor constant keeps ``common`` apart, a per-channel one folds it into b)."""
+    channels = len(a)
+    const_name = [i for i in step.input if _is_const(model, i)][0]
+    value = _const(model, const_name)
+    if value.size not in (1, channels):
+        raise PascalError(f"{_where(step)}: a constant that is neither per tensor nor per "
+                          f"channel")
+    c = np.broadcast_to(value.reshape(-1), (channels,))
+    if value.size != 1:
+        b, common = b + common, 0.0
+    scalar = float(c[0]) if value.size == 1 else None
+    op = step.op_type
+    if op == "Sub" and step.input[0] == const_name:   # c - x
+        a, b, common = -a, -b, -common
+        op = "Add"
+    if op == "Mul":
+        return a * c, b * c, common * scalar if scalar is not None else 0.0
+    if op == "Div":
+        if np.any(c == 0):
+            raise PascalError(f"{_where(step)}: a division by zero")
+        return a / c, b / c, common / scalar if scalar is not None else 0.0
+    sign = -1.0 if op == "Sub" else 1.0
+    if scalar is not None:
+        return a, b, common + sign * scalar
+    return a, b + sign * c, common
 
 
 def _layer_chain(model, node) -> _Chain | None:
@@ -589,8 +775,16 @@ def _layer_chain(model, node) -> _Chain | None:
         return None
     weight = _const(model, node.input[1])
     channels = weight.shape[0]
-    a = np.full(channels, view.scale, dtype=np.float64)
+    a = np.full(channels, view.scale * view.mult, dtype=np.float64)
     b = np.zeros(channels, dtype=np.float64)
+    if view.offset:  # W . (mult * code + offset) = mult * acc + offset * (the row's weight sum)
+        if node.op_type == "Conv" and _square(node, "pads", 0) > 0:
+            raise PascalError(f"{_where(node)}: a padded convolution on a signed or bipolar "
+                              f"activation is not supported (its padding, level 0, is no "
+                              f"spike count: code {-view.offset}/{view.mult}); pad an "
+                              f"unsigned activation, or use no padding")
+        b = view.scale * view.offset * weight.reshape(channels, -1).sum(axis=1)
+    common = 0.0
     chain = []
     tensor = node.output[0]
     end = None
@@ -601,26 +795,17 @@ def _layer_chain(model, node) -> _Chain | None:
         if step.op_type == "Add" and not any(_is_const(model, i) for i in step.input):
             end = step   # a residual block's add
             break
-        if step.op_type in ("Mul", "Add"):
-            const = [i for i in step.input if _is_const(model, i)][0]
-            c = np.broadcast_to(_const(model, const).reshape(-1), (channels,)) \
-                if _const(model, const).size in (1, channels) else None
-            if c is None:
-                raise PascalError(f"{_where(step)}: a constant that is neither per tensor nor "
-                                  f"per channel")
-            if step.op_type == "Mul":
-                a, b = a * c, b * c
-            else:
-                b = b + c
+        if step.op_type in AFFINE:
+            a, b, common = _affine_step(model, step, a, b, common)
             chain.append(step)
             tensor = step.output[0]
             continue
         if _is_qcfs(step):
             end = step
             break
-        raise PascalError(f"{_where(step)}: expected the affine ops or the QCFS activation of "
-                          f"layer {shown_name(node.name)}")
-    return _Chain(node, view, weight, a, b, chain, tensor, end)
+        raise PascalError(f"{_where(step)}: expected the affine ops or the activation "
+                          f"quantizer of layer {shown_name(node.name)}")
+    return _Chain(node, view, weight, a, b, common, chain, tensor, end)
 
 
 def _take_chain(model, chain: _Chain) -> tuple[tuple, dict]:
@@ -640,29 +825,68 @@ def _take_chain(model, chain: _Chain) -> tuple[tuple, dict]:
 
 
 class PixelsToIntegers(NodeRewrite):
-    """Expects: the output of FoldWeightQuant, whose graph input feeds the pixel quantizer (a
-    Quant of scale 1 and an integer bit width b in 1..PIXEL_BITS_MAX). Guarantees: the quantizer
-    is gone, its readers read the graph input, annotated UINT<b>: the graph takes integer pixels
-    (level view: scale 1, levels 0..2^b - 1) and computes what it computed on them."""
+    """Expects: the output of FoldWeightQuant, whose graph input feeds the input quantizer,
+    directly or through constant per-tensor Mul/Add/Sub/Div ops (a user's preprocessing such as
+    2x - 1). Guarantees: the quantizer and those ops are gone, their readers read the graph
+    input, annotated UINT<b>: the graph takes the quantizer's integer codes (b its bit width).
+
+    Our own models' quantizer takes integer pixels (scale 1, unsigned, no preprocessing): the
+    codes are the pixels (level view: scale 1, levels 0..2^b - 1). Any other input quantizer (a
+    foreign model's signed Q1.7, a scale 1/255, preprocessing before it) is recorded as the
+    build's input adapter (metadata ``pascal_fpga.input_adapter``, :mod:`.adapter`): the host
+    turns the model's own input into codes with the model's own ops and quantizer, exactly as
+    qonnx executes them, and the accelerator takes the codes; the level view is then the
+    quantizer's scale with code 0 at its lowest level."""
 
     def rewrite(self, model, node) -> bool:
-        if node.op_type != "Quant" or node.input[0] != model.graph.input[0].name:
-            return False
-        scale = _const(model, node.input[1])
-        bits = _const(model, node.input[3])
-        if scale.size != 1 or float(scale) != 1.0 or bits.size != 1 \
-                or float(bits) != int(bits) or not 1 <= int(bits) <= PIXEL_BITS_MAX:
-            raise PascalError(f"{_where(node)}: the input quantizer must take integer pixels "
-                              f"(scale 1, integer bit width 1..{PIXEL_BITS_MAX}); got scale "
-                              f"{_values(scale)}, bits {_values(bits)}")
         source = model.graph.input[0].name
-        for consumer in model.find_consumers(node.output[0]):
+        if source not in node.input or node.op_type not in AFFINE + ("Quant", "BipolarQuant"):
+            return False
+        prefix = []
+        while node is not None and node.op_type in AFFINE:
+            consts = [i for i in node.input if _is_const(model, i)]
+            if len(consts) != 1 or _const(model, consts[0]).size != 1:
+                raise PascalError(f"{_where(node)}: the input's preprocessing must be constant "
+                                  f"per-tensor Mul, Add, Sub or Div ops before its quantizer")
+            prefix.append(node)
+            node = _only_consumer(model, node.output[0], node)
+        if node is None or node.op_type not in ("Quant", "BipolarQuant"):
+            raise PascalError(f"{_where(prefix[-1])}: the input's preprocessing does not end in "
+                              f"an input quantizer (the accelerator takes integer codes)")
+        quant = node
+        scale = _const(model, quant.input[1])
+        if quant.op_type == "BipolarQuant":
+            bits, signed, narrow, mode = 1, True, False, "ROUND"
+        else:
+            bits = _const(model, quant.input[3])
+            if bits.size != 1 or float(bits) != int(bits) or \
+                    not 1 <= int(bits) <= PIXEL_BITS_MAX:
+                raise PascalError(f"{_where(quant)}: the input quantizer's bit width "
+                                  f"{_values(bits)} is not an integer in 1..{PIXEL_BITS_MAX}")
+            bits = int(bits)
+            signed, narrow = bool(node_attr(quant, "signed", 1)), bool(node_attr(quant,
+                                                                             "narrow", 0))
+            mode = _mode(quant)
+        pixels = not prefix and float(scale.reshape(-1)[0]) == 1.0 and not signed and not narrow
+        view = IntView(1.0, 2 ** bits - 1)
+        if not pixels:
+            levels = act_quant(model, quant)
+            view = IntView(levels.scale, 2 ** bits - 1, levels.low, levels.mult)
+            adapter = {"ops": [[n.op_type, float(_const(model, [i for i in n.input if _is_const(
+                                    model, i)][0]).reshape(-1)[0]),
+                                _is_const(model, n.input[0])] for n in prefix],
+                       "quant": quant.op_type, "scale": levels.scale, "bits": bits,
+                       "signed": signed, "narrow": narrow, "rounding_mode": mode,
+                       "low": levels.low, "mult": levels.mult, "codes": levels.codes}
+            model.set_metadata_prop(INPUT_ADAPTER, json.dumps(adapter))
+        for consumer in model.find_consumers(quant.output[0]):
             for i, name in enumerate(consumer.input):
-                if name == node.output[0]:
+                if name == quant.output[0]:
                     consumer.input[i] = source
-        model.graph.node.remove(node)
-        _record_view(model, source, IntView(1.0, 2 ** int(bits) - 1))
-        model.set_tensor_datatype(source, DataType[f"UINT{int(bits)}"])
+        for item in prefix + [quant]:
+            model.graph.node.remove(item)
+        model.set_tensor_datatype(source, DataType[f"UINT{bits}"])
+        _record_view(model, source, view)
         return True
 
 
@@ -702,17 +926,17 @@ class ThresholdLayers(NodeRewrite):
 
     def rewrite(self, model, node) -> bool:
         chain = _layer_chain(model, node)
-        if chain is None or chain.end is None or chain.end.op_type != "Quant":
+        if chain is None or chain.end is None or not _is_qcfs(chain.end):
             return False
         in_shape, geometry = _take_chain(model, chain)
         end, weight, channels = chain.end, chain.weight, chain.weight.shape[0]
-        levels = level_count(_const(model, end.input[3]))
-        step_size = float(_const(model, end.input[1]))
-        boundaries = level_boundaries(step_size, levels)
-        a = guard_affine(_where(end), chain.a, chain.b, boundaries)
+        quant = act_quant(model, end)
+        boundaries = quant.boundaries()
+        a = guard_affine(_where(end), chain.a, chain.offset, boundaries)
         try:
-            thresholds, sign = integer_thresholds(a, chain.b, boundaries,
-                                                  np.zeros(channels, dtype=np.int64))
+            thresholds, sign = integer_thresholds(a, chain.offset, boundaries,
+                                                  np.zeros(channels, dtype=np.int64),
+                                                  quant.strict)
         except PascalError as exc:
             raise PascalError(f"{_where(end)}: {exc}") from exc
         weight = weight * sign.reshape((-1,) + (1,) * (weight.ndim - 1))
@@ -723,7 +947,7 @@ class ThresholdLayers(NodeRewrite):
         model.set_initializer(t_name, thresholds.astype(np.float32))
         if np.abs(thresholds).max() >= 2 ** 24:
             raise PascalError(f"{_where(node)}: thresholds beyond 2^24 do not fit float32")
-        _threshold_node(model, end, node.output[0], t_name, IntView(step_size, levels))
+        _threshold_node(model, end, node.output[0], t_name, quant.view())
         return True
 
 
@@ -740,8 +964,8 @@ def _threshold_node(model, act, source: str, thresholds: str, view: IntView) -> 
 
 
 def _feeds_residual(model, node) -> bool:
-    """A constant Mul/Add on the way (through such ops) to a residual add."""
-    while node is not None and node.op_type in ("Mul", "Add"):
+    """A constant Mul/Add/Sub/Div on the way (through such ops) to a residual add."""
+    while node is not None and node.op_type in AFFINE:
         if not any(_is_const(model, i) for i in node.input):
             return True
         consumers = model.find_consumers(node.output[0])
@@ -756,7 +980,7 @@ def _branch(model, tensor: str, channels: int) -> dict[str, Any]:
     per channel (a without the source's scale)."""
     ops_back = []
     node = model.find_producer(tensor)
-    while node is not None and node.op_type in ("Mul", "Add") and \
+    while node is not None and node.op_type in AFFINE and \
             any(_is_const(model, i) for i in node.input):
         if len(model.find_consumers(node.output[0])) != 1:
             raise PascalError(f"{_where(node)}: a residual branch op with several consumers")
@@ -770,18 +994,16 @@ def _branch(model, tensor: str, channels: int) -> dict[str, Any]:
         raise PascalError(f"{_where(conv)}: its accumulator feeds several nodes")
     a = np.ones(channels, dtype=np.float64)
     b = np.zeros(channels, dtype=np.float64)
+    common = 0.0
     for step in reversed(ops_back):
-        const = _const(model, [i for i in step.input if _is_const(model, i)][0])
-        if const.size not in (1, channels):
-            raise PascalError(f"{_where(step)}: a constant that is neither per tensor nor per "
-                              f"channel")
-        c = np.broadcast_to(const.reshape(-1), (channels,))
-        if step.op_type == "Mul":
-            a, b = a * c, b * c
-        else:
-            b = b + c
-    return {"ops": ops_back, "conv": conv, "source": source, "a": a, "b": b,
-            "tensor": tensor, "view": level_view(model, source)}
+        a, b, common = _affine_step(model, step, a, b, common)
+    view = level_view(model, source)
+    if view is not None and (view.offset or view.mult != 1):
+        raise PascalError(f"{_where(model.find_consumers(tensor)[0])}: a residual block on "
+                          f"signed or bipolar activations is not supported (train the block's "
+                          f"input and its conv1 with unsigned activations, 'residual: shift')")
+    return {"ops": ops_back, "conv": conv, "source": source, "a": a, "b": b + common,
+            "tensor": tensor, "view": view}
 
 
 class ShiftAddBlocks(NodeRewrite):
@@ -851,13 +1073,12 @@ class ShiftAddBlocks(NodeRewrite):
                               f"'residual: shift')")
         shift_main, shift_short = np.maximum(0, -e), np.maximum(0, e)
         unit = np.abs(a_m) * 2.0 ** np.minimum(0, e)
-        levels = level_count(_const(model, act.input[3]))
-        step_size = float(_const(model, act.input[1]))
-        boundaries = level_boundaries(step_size, levels)
+        quant = act_quant(model, act)
+        boundaries = quant.boundaries()
         unit = guard_affine(_where(act), unit, b, boundaries)
         try:
             thresholds, _ = integer_thresholds(unit, b, boundaries,
-                                               np.zeros(channels, dtype=np.int64))
+                                               np.zeros(channels, dtype=np.int64), quant.strict)
         except PascalError as exc:
             raise PascalError(f"{_where(act)}: {exc}") from exc
         weight2 = _const(model, conv2.input[1])
@@ -897,7 +1118,7 @@ class ShiftAddBlocks(NodeRewrite):
         add.input[0], add.input[1] = shifted
         t_name = model.make_new_valueinfo_name()
         model.set_initializer(t_name, thresholds.astype(np.float32))
-        _threshold_node(model, act, add.output[0], t_name, IntView(step_size, levels))
+        _threshold_node(model, act, add.output[0], t_name, quant.view())
         return True
 
 
@@ -916,7 +1137,25 @@ class IntegerClassifier(NodeRewrite):
         if chain.tensor != model.graph.output[0].name:
             raise PascalError(f"{_where(node)}: the layer ends without an activation but is "
                               f"not the graph's output")
-        self._classifier(model, node, chain.a, chain.b, chain.tensor)
+        a, b = chain.a, chain.b
+        weight = chain.weight
+        if chain.view.mult != 1:  # a bipolar input: its mult into the weights, so that the
+            # offset (the level -1 times each row's weight sum) is an integer bias
+            weight = weight * chain.view.mult
+            a = a / chain.view.mult
+        if np.all(a < 0):  # a negative scale (an affine such as TensorNorm after the layer):
+            weight, a = -weight, -a   # a * acc = (-a) * (-acc), accumulated with -W
+        if weight is not chain.weight:
+            model.set_initializer(node.input[1], weight.astype(np.float32))
+            model.set_tensor_datatype(node.input[1], DataType[
+                f"INT{signed_bits(int(weight.min()), int(weight.max()))}"])
+        if chain.common and not np.isfinite(chain.common):
+            raise PascalError(f"{_where(node)}: the classifier's common offset is not finite")
+        # a per-tensor offset after the classifier (TensorNorm, a scalar Add) moves every logit
+        # alike: not part of the integer accumulators; verify and the driver add it back
+        if chain.common:
+            model.set_metadata_prop(OUT_OFFSET, repr(float(chain.common)))
+        self._classifier(model, node, a, b, chain.tensor)
         return True
 
     @staticmethod
@@ -964,9 +1203,9 @@ def _check_in_layer(model, node) -> None:
     if op in ("MaxPool", "Reshape", "Flatten", "AveragePool", "Conv", "Gemm"):
         if level_view(model, node.input[0]) is None:
             raise _not_levels(node)
-    elif op in ("Mul", "Add") and _feeds_residual(model, node):
+    elif op in AFFINE and _feeds_residual(model, node):
         return  # a shortcut's scale: converted with its block's add
-    elif op in ("Mul", "Add", "Quant"):
+    elif op in AFFINE + ("Quant", "BipolarQuant"):
         raise PascalError(f"{_where(node)}: not part of a layer (a weighted layer, its "
                           f"affine ops, then a QCFS activation)")
 
@@ -1002,6 +1241,23 @@ class ActivationsToThresholds(Transformation):
                                   f"projection shortcut scaled by a constant)")
         _forget_views(model)
         return _tidy(model), False
+
+
+OUT_OFFSET = "pascal_fpga.out_offset"
+
+
+def output_offset(model) -> float:
+    """What every logit of the source model has beyond out_scale times the integer accumulator:
+    a per-tensor offset after the classifier (TensorNorm, a scalar Add; 0 for our own models)."""
+    value = model.get_metadata_prop(OUT_OFFSET)
+    try:
+        offset = float(value) if value is not None else 0.0
+    except ValueError:
+        offset = float("nan")
+    if not np.isfinite(offset):
+        raise PascalError(f"the IR's metadata {OUT_OFFSET} {value!r} is not a finite number "
+                          f"(compile again)")
+    return offset
 
 
 def output_scale(model) -> float:
@@ -1381,7 +1637,8 @@ class Step:
 
 def pipeline() -> list[Step]:
     """The steps before folding, each saved as ir/NN_<name>.onnx by compile."""
-    return [Step("check_supported", CheckSupported()),
+    return [Step("normalize_export", NormalizeExport()),
+            Step("check_supported", CheckSupported()),
             Step("batchnorm_to_affine", BatchNormToAffine()),
             Step("fold_weight_quant", FoldWeightQuant()),
             Step("activations_to_thresholds", ActivationsToThresholds()),
