@@ -126,7 +126,8 @@ class Accelerator:
         """A foreign model's own inputs (N, C, H, W) of finite numbers -> the codes the
         accelerator takes (its input adapter), or one clear error."""
         d = self.design
-        expected = (d["channels"], d["height"], d["width"])
+        expected = tuple(self.adapter.model_shape) if self.adapter.model_shape else \
+            (d["channels"], d["height"], d["width"])
         if not isinstance(inputs, np.ndarray) or not (
                 np.issubdtype(inputs.dtype, np.integer) or np.issubdtype(inputs.dtype,
                                                                         np.floating)):

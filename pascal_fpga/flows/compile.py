@@ -185,8 +185,20 @@ class BuildContext:
         data set's first ``config.calibration_images`` test images when the model names one and
         it loads from its default place, else uniform random pixels."""
         if self._calibration is None:
-            self._calibration = _calibration_images(model, self.dataset,
-                                                    self.config.calibration_images, self.spec)
+            adapter = input_adapter(model)
+            if adapter is not None and self.dataset is None:
+                # a foreign model: its own inputs spread over every input code, as the host
+                # adapter turns them into codes (padding included)
+                shape = self.spec["input"]
+                size = (self.config.calibration_images, shape["channels"], shape["height"],
+                        shape["width"])
+                inputs = adapter.random_inputs(np.random.default_rng(1), size)
+                self._calibration = (adapter(inputs), f"{size[0]} random inputs through the "
+                                                      f"input adapter")
+            else:
+                self._calibration = _calibration_images(model, self.dataset,
+                                                        self.config.calibration_images,
+                                                        accelerator_spec(model, self.spec))
         return self._calibration
 
     def save_model(self, model: ModelWrapper, step: str, always: bool = False, **extra) -> str:
@@ -317,7 +329,7 @@ def step_generate_hls(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     clock = ctx.config.clock_mhz if ctx.config.clock_mhz is not None else DEFAULT_CLOCK_MHZ
     ctx.record["hls"] = generate_hls(ctx.design(model), out, ctx.spec, ctx.name,
                                      ctx.config.part or DEFAULT_PART, clock)
-    images = sample_images(ctx.spec)
+    images = sample_images(accelerator_spec(model, ctx.spec))
     images.tofile(out / "tb" / "inputs.bin")
     acc, classes = ir_outputs(model, images.astype(np.float32))
     expected = np.concatenate([acc, classes[:, None]], axis=1).astype(np.int32)
@@ -338,7 +350,8 @@ def step_generate_rtl(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
 def step_write_driver(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
     """Expects: the final IR and generate_hls's record. Guarantees: driver/, the board-side
     driver (board.py), its host script and design.json; the model unchanged."""
-    _write_driver(model, ctx.folder / "driver", ctx.spec, ctx.record["hls"])
+    _write_driver(model, ctx.folder / "driver", accelerator_spec(model, ctx.spec),
+                  ctx.record["hls"])
     ctx.wrote("write_driver", "driver")
     return model
 
@@ -655,6 +668,18 @@ def _calibration_images(model: ModelWrapper, dataset: str | None, count: int,
         except PascalError:
             pass
     return sample_images(spec, count, seed=1).astype(np.float32), f"{count} random images"
+
+
+def accelerator_spec(model, spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec of what the accelerator takes: the model's, but for an input adapter that pads
+    (a padded first convolution on a signed input) the padded height and width."""
+    adapter = input_adapter(model)
+    if adapter is None or not adapter.pad:
+        return spec
+    shape = dict(spec["input"])
+    shape["height"] += 2 * adapter.pad
+    shape["width"] += 2 * adapter.pad
+    return {**spec, "input": shape}
 
 
 def _graph_spec(model) -> dict[str, Any]:

@@ -37,6 +37,9 @@ class InputAdapter:
     low: int
     mult: int
     codes: int
+    pad: int = 0               # the host pads the codes (a padded first conv on a signed input)
+    pad_code: int = 0          # ... with the code of the real value 0
+    model_shape: list | None = None   # (C, H, W) of the model's own input, where padded
 
     @classmethod
     def from_json(cls, text: str) -> "InputAdapter":
@@ -46,7 +49,10 @@ class InputAdapter:
                           quant=str(data["quant"]), scale=float(data["scale"]),
                           bits=int(data["bits"]), signed=bool(data["signed"]),
                           narrow=bool(data["narrow"]), rounding_mode=str(data["rounding_mode"]),
-                          low=int(data["low"]), mult=int(data["mult"]), codes=int(data["codes"]))
+                          low=int(data["low"]), mult=int(data["mult"]), codes=int(data["codes"]),
+                          pad=int(data.get("pad", 0)), pad_code=int(data.get("pad_code", 0)),
+                          model_shape=[int(v) for v in data["model_shape"]]
+                          if data.get("model_shape") is not None else None)
         except (ValueError, TypeError, KeyError, AttributeError):
             raise PascalError(f"the IR's metadata {INPUT_ADAPTER} is damaged (compile "
                               f"again)") from None
@@ -54,7 +60,10 @@ class InputAdapter:
                 or adapter.quant not in ("Quant", "BipolarQuant") \
                 or not (np.isfinite(adapter.scale) and adapter.scale > 0) \
                 or not 1 <= adapter.bits <= 16 or adapter.mult not in (1, 2) \
-                or not 1 <= adapter.codes < 2 ** adapter.bits:
+                or not 1 <= adapter.codes < 2 ** adapter.bits \
+                or not 0 <= adapter.pad <= 16 or not 0 <= adapter.pad_code <= adapter.codes \
+                or (adapter.pad and (adapter.model_shape is None
+                                     or len(adapter.model_shape) != 3)):
             raise PascalError(f"the IR's metadata {INPUT_ADAPTER} is damaged (compile again)")
         return adapter
 
@@ -62,7 +71,9 @@ class InputAdapter:
         return {"ops": self.ops, "quant": self.quant, "scale": self.scale, "bits": self.bits,
                 "signed": self.signed, "narrow": self.narrow,
                 "rounding_mode": self.rounding_mode, "low": self.low, "mult": self.mult,
-                "codes": self.codes}
+                "codes": self.codes,
+                **({"pad": self.pad, "pad_code": self.pad_code, "model_shape": self.model_shape}
+                   if self.pad else {})}
 
     def describe(self) -> str:
         """One line: what the host computes."""
@@ -75,7 +86,8 @@ class InputAdapter:
             f"{'signed' if self.signed else 'unsigned'} {self.bits}-bit"
             f"{' narrow' if self.narrow else ''}, {self.rounding_mode}")
         return (f"{pre + ', then ' if pre else ''}quantize ({kind}) at scale {self.scale:.6g}; "
-                f"code = (level - {self.low}) / {self.mult}, 0..{self.codes}")
+                f"code = (level - {self.low}) / {self.mult}, 0..{self.codes}"
+                + (f"; padded by {self.pad} with code {self.pad_code}" if self.pad else ""))
 
     def levels(self, x: np.ndarray) -> np.ndarray:
         """The quantizer's integer levels of the model's own input ``x`` (float32), exactly as
@@ -110,6 +122,9 @@ class InputAdapter:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The codes (float32, 0..codes) that the accelerator takes for the model's input x."""
         codes = (self.levels(x) - self.low) / self.mult
+        if self.pad:
+            p = self.pad
+            codes = np.pad(codes, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=self.pad_code)
         return codes.astype(np.float32)
 
     def _inverse(self, value):

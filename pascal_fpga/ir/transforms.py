@@ -878,6 +878,7 @@ class PixelsToIntegers(NodeRewrite):
                        "quant": quant.op_type, "scale": levels.scale, "bits": bits,
                        "signed": signed, "narrow": narrow, "rounding_mode": mode,
                        "low": levels.low, "mult": levels.mult, "codes": levels.codes}
+            adapter.update(self._pad_on_host(model, quant, view))
             model.set_metadata_prop(INPUT_ADAPTER, json.dumps(adapter))
         for consumer in model.find_consumers(quant.output[0]):
             for i, name in enumerate(consumer.input):
@@ -888,6 +889,35 @@ class PixelsToIntegers(NodeRewrite):
         model.set_tensor_datatype(source, DataType[f"UINT{bits}"])
         _record_view(model, source, view)
         return True
+
+    @staticmethod
+    def _pad_on_host(model, quant, view: IntView) -> dict[str, Any]:
+        """A padded first convolution on a signed input: its padding is the real value 0, the
+        code -offset / mult, not the code 0 that the hardware's window pads with. The host pads
+        instead: the adapter writes the padding's code around the image, the convolution gets
+        no padding, and the graph takes the padded codes (the same outputs, exactly). The
+        adapter's fields for it (none where nothing is padded)."""
+        readers = model.find_consumers(quant.output[0])
+        padded = [n for n in readers if n.op_type == "Conv" and _square(n, "pads", 0) > 0]
+        if not padded or view.offset == 0:
+            return {}
+        conv = padded[0]
+        if len(readers) != 1:
+            raise PascalError(f"{_where(conv)}: a padded convolution on a signed input that "
+                              f"also feeds other nodes is not supported")
+        if view.offset % view.mult:
+            raise PascalError(f"{_where(conv)}: a padded convolution on a bipolar input is not "
+                              f"supported (the padding, 0, lies between its levels -1 and +1)")
+        pad = _square(conv, "pads", 0)
+        source = model.graph.input[0].name
+        shape = [int(d) for d in model.get_tensor_shape(source)]
+        padded_shape = shape[:2] + [shape[2] + 2 * pad, shape[3] + 2 * pad]
+        for attribute in conv.attribute:
+            if attribute.name == "pads":
+                del attribute.ints[:]
+                attribute.ints.extend([0, 0, 0, 0])
+        model.set_tensor_shape(source, padded_shape)
+        return {"pad": pad, "pad_code": -view.offset // view.mult, "model_shape": shape[1:]}
 
 
 class SumPools(NodeRewrite):
