@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-quick install clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned in the same command: an unpinned torch would pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0 -e '.[test]'

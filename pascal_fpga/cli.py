@@ -9,6 +9,7 @@ so that ``--help`` and usage errors answer at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -21,40 +22,123 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__, bundled
 from .buildfolder import load_build
-from .driver import Accelerator
+from .datasets import DATASETS
+from .driver import ACCELERATOR_BACKENDS, Accelerator
 from .errors import PascalError
 from .hw.csim import ap_types_dir
+from .hw.synth import PARTS as SYNTH_FAMILIES
+from .progress import LogStream, cli_logging, log
 from .staging import artefact_kind, check_output, check_output_file, staged_folder
 
-REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
+# Choices argparse checks before torch or qonnx load. Each is a copy of its module's own list
+# (train/trainer.py, flows/compile.py's step_names()), which would import torch or qonnx;
+# tests/test_cli_usability.py checks that they agree.
+DEVICES = ("auto", "cpu", "cuda")
+AUGMENTATIONS = ("auto", "none", "flip", "crop-flip")
+COMPILE_STEPS = ("qonnx", "normalize_export", "check_supported", "batchnorm_to_affine",
+                 "fold_weight_quant", "activations_to_thresholds", "lower_to_spiking_ops",
+                 "apply_folding", "size_fifos", "generate_hls", "generate_rtl", "write_driver")
+
+DESCRIPTION = """\
+pascal-fpga: QCFS networks trained with Brevitas, converted to PASCAL spiking accelerators for
+FPGAs. One subcommand per pipeline stage: train -> (adapt) -> export -> compile -> verify,
+simulate, synth, run; demo runs them all on the digits set. "pascal-fpga COMMAND --help" describes
+a command; "pascal-fpga models" lists the specs and trained networks that ship with the package.
+
+Errors are one line and exit status 2 (--debug shows the traceback)."""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """States each option's default, unless it has none (None, or a flag's False) or its help
+    already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or \
+                action.default is argparse.SUPPRESS or "default" in text or \
+                not action.option_strings:
+            return text
+        return f"{text} (default %(default)s)"
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit 2 like every other user error."""
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+class _Deprecated(argparse.Action):
+    """An option's earlier name: it still works (scripts use it), with a one-line note on
+    stderr naming the new one."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"pascal-fpga: warning: {option_string} is deprecated, use {self.new} (the old "
+              f"name still works)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _deprecated_alias(parser, old: str, new: str, dest: str, **kwargs) -> None:
+    """``old`` as a hidden second name of the option ``new`` (stored in ``dest``)."""
+    parser.add_argument(old, dest=dest, action=_Deprecated, new=new, help=argparse.SUPPRESS,
+                        default=argparse.SUPPRESS, **kwargs)
+
+
+def _count(text: str) -> int:
+    """A count of images: an integer >= 1, refused by argparse before anything loads."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
 def _debug_option() -> argparse.ArgumentParser:
-    """--debug after the subcommand too; SUPPRESS keeps the subcommand from resetting it."""
+    """--debug, -v and -q after the subcommand too; SUPPRESS keeps the subcommand from resetting
+    what was given before it."""
     parent = _Parser(add_help=False)
-    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks of errors")
+    _global_options(parent, argparse.SUPPRESS)
     return parent
 
 
+def _global_options(parser, default) -> None:
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show tracebacks of errors")
+    parser.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                        default=default, help="also print debug lines")
+    parser.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                        default=default, help="print no progress or info lines (results, "
+                        "warnings and errors only)")
+
+
+def _data_options(parser, default: str = "the run's own data set") -> None:
+    parser.add_argument("--dataset", choices=DATASETS, help=f"the data set (default: {default})")
+    parser.add_argument("--data-dir", help="folder of the data set's files (default: the data "
+                        "set's usual place; see the README's Data sets)")
+
+
 def _device_option(parser, what: str = "the network runs") -> None:
-    parser.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
-                        help=f"where {what}: auto (CUDA when present, the default), cpu or cuda")
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help=f"where {what}: auto (CUDA when present), cpu or cuda")
 
 
 def _augment_options(parser, resumable: bool = True) -> None:
     # train: default None, so that --resume keeps the run's own (TRAIN_DEFAULTS for a new run)
     if not resumable:
         parser.set_defaults(augment=TRAIN_DEFAULTS["augment"], crop_pad=TRAIN_DEFAULTS["crop_pad"])
-    parser.add_argument("--augment", metavar="{auto,none,flip,crop-flip}",
+    parser.add_argument("--augment", choices=AUGMENTATIONS,
                         help="training augmentation: auto (crop-flip for cifar10, none otherwise; "
                              "the default), none, flip (horizontal), crop-flip (random crop of the "
                              "image padded by --crop-pad zeros, and flips)")
@@ -68,15 +152,19 @@ def _augment_options(parser, resumable: bool = True) -> None:
 def _add_train(sub) -> None:
     p = sub.add_parser("train", parents=[_debug_option()],
                        help="train a QCFS network from a spec")
-    p.add_argument("spec", help="model spec (YAML), e.g. models/fmnist-cnn.yaml")
-    p.add_argument("--dataset", required=True, help="digits | fashion-mnist | cifar10")
-    p.add_argument("--data-dir", help="folder of the data set's files")
+    p.add_argument("spec", help="model spec (YAML): a file, e.g. models/fmnist-cnn.yaml, or "
+                   "the name of a spec that ships with the package, e.g. digits-cnn (pascal-fpga "
+                   "models lists them)")
+    p.add_argument("--dataset", required=True, choices=DATASETS, help="the data set to train on")
+    p.add_argument("--data-dir", help="folder of the data set's files (default: the data set's "
+                   "usual place; see the README's Data sets)")
     p.add_argument("--epochs", type=int, default=10, help="0: calibrate only (default 10)")
     # default None: --resume takes these from the run, a new run from TRAIN_DEFAULTS
     p.add_argument("--batch-size", type=int, help="global batch (default 128)")
     p.add_argument("--lr", type=float, help="Adam learning rate, cosine schedule (default 2e-3)")
     p.add_argument("--weight-decay", type=float, help="on weights only (default 0)")
-    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--seed", type=int, help="seed of the initial weights, the shuffling and the "
+                   "augmentation (default 0)")
     p.add_argument("--float", dest="float_net", action="store_true",
                    help="train the float ReLU twin instead (a baseline)")
     p.add_argument("--out", required=True, help="run directory to write")
@@ -91,20 +179,21 @@ def _add_train(sub) -> None:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", parents=[_debug_option()], help="test accuracy of a trained run")
-    p.add_argument("run_dir")
-    p.add_argument("--dataset", help="default: the run's own data set")
-    p.add_argument("--data-dir")
+    p.add_argument("run_dir", help="a run folder from train or adapt (or a model zoo's)")
+    _data_options(p)
     _device_option(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _add_snn(sub) -> None:
     p = sub.add_parser("snn", parents=[_debug_option()],
                        help="simulate the converted SNN (PASCAL) against its ANN and the baseline")
-    p.add_argument("run_dir")
-    p.add_argument("--dataset", help="default: the run's own data set")
-    p.add_argument("--data-dir")
-    p.add_argument("--samples", type=int, help="first N test images (default: all)")
+    p.add_argument("run_dir", help="a run folder from train or adapt; the report goes to "
+                   "RUN_DIR/snn")
+    _data_options(p)
+    p.add_argument("--images", dest="samples", type=_count, metavar="N",
+                   help="the first N test images (default: all)")
+    _deprecated_alias(p, "--samples", "--images", "samples", type=_count)
     p.add_argument("--no-float", action="store_true", help="skip the float-mode simulation")
     _device_option(p, "the Brevitas network runs (the integer network and the SNNs always run "
                       "on the CPU, in float64)")
@@ -114,33 +203,36 @@ def _add_snn(sub) -> None:
 def _add_adapt(sub) -> None:
     p = sub.add_parser("adapt", parents=[_debug_option()],
                        help="Adaptive Layerwise levels: choose L per layer, fine-tune")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="the trained run to start from (read only)")
     p.add_argument("--out", required=True, help="the new run directory")
     p.add_argument("--force", action="store_true",
                    help="replace the run already in --out (only a pascal-fpga run is replaced)")
     p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     p.add_argument("--budget", type=float, default=3.0, help="largest mean L (default 3)")
-    p.add_argument("--candidates", default="1,2,4,8", help="level counts to choose from")
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--calibration", type=int, default=2000,
-                   help="training images for the metric (default 2000)")
+    p.add_argument("--candidates", default="1,2,4,8",
+                   help="level counts to choose from, separated by commas")
+    p.add_argument("--lr", type=float, default=5e-4, help="the fine-tuning's learning rate")
+    p.add_argument("--calibration-images", dest="calibration", type=int, default=2000,
+                   metavar="N", help="training images for the metric")
+    _deprecated_alias(p, "--calibration", "--calibration-images", "calibration", type=int)
     _device_option(p)
     _augment_options(p, resumable=False)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", parents=[_debug_option()],
                        help="export a trained run to QONNX (QCFS quantizers made exact)")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a run folder from train or adapt (or a model zoo's)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--force", action="store_true", help="replace the file --out if it exists")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print what was exported as JSON")
 
 
 def _add_compile(sub) -> None:
     p = sub.add_parser("compile", parents=[_debug_option()],
-                       help="QONNX model -> spiking IR (BUILD_DIR/ir/)")
+                       help="QONNX model -> a build folder: the spiking IR (ir/), the HLS "
+                       "project (hls/), the RTL (rtl/) and the host driver (driver/)")
     p.add_argument("model", help="a QONNX model from `pascal-fpga export` (its name, from its "
                    "metadata or else its file name with unsafe characters replaced by '_', names "
                    "the HLS project)")
@@ -166,7 +258,7 @@ def _add_compile(sub) -> None:
                    help="snn: PASCAL's spiking accelerator; qnn: its FINN-style QNN twin (the "
                    "same integer network, levels in binary, one cycle per input group, its own "
                    "folding search), the baseline to compare against (default snn)")
-    p.add_argument("--calibration-images", type=int, default=64,
+    p.add_argument("--calibration-images", type=int, default=64, metavar="N",
                    help="images whose activity sizes the FIFOs and drives the folding search "
                    "(default 64)")
     p.add_argument("--resume", action="store_true",
@@ -174,26 +266,36 @@ def _add_compile(sub) -> None:
                    "with the options it was started with")
     p.add_argument("--no-intermediate", action="store_true",
                    help="keep only the input model and the final IR in ir/ (not every step's)")
-    p.add_argument("--stop-after", metavar="STEP",
-                   help="stop after this compile step (qonnx, check_supported, ..., "
-                   "apply_folding, size_fifos, generate_hls, generate_rtl, write_driver)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--stop-after", metavar="STEP", choices=COMPILE_STEPS,
+                   help="stop after this compile step: " + ", ".join(COMPILE_STEPS))
+    p.add_argument("--json", action="store_true", help="print build.json's record as JSON")
 
 
 def _add_verify(sub) -> None:
     p = sub.add_parser("verify", parents=[_debug_option()],
                        help="check the views of a build against each other on test images")
-    p.add_argument("build_dir")
+    p.add_argument("build_dir", help="a build folder from compile")
     p.add_argument("--run", metavar="RUN_DIR",
                    help="the Brevitas run to compare the QONNX model against (qonnx_vs_brevitas; "
                    "skipped without it: a run named in a model file is never loaded)")
-    p.add_argument("--dataset", help="default: the data set the model names")
+    p.add_argument("--dataset", choices=DATASETS, help="the data set (default: the one the "
+                   "model names)")
     p.add_argument("--data-dir", help="folder of the data set's files (default: the data set's "
                    "usual place; a folder named in the model is not used)")
-    p.add_argument("--samples", type=int, help="first N test images (default: all)")
-    p.add_argument("--random", type=int, metavar="N",
-                   help="N images of random pixels instead of a data set")
-    p.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
+    p.add_argument("--images", dest="samples", type=_count, metavar="N",
+                   help="the first N test images, or N random images with --random (default: "
+                   "all test images)")
+    _deprecated_alias(p, "--samples", "--images", "samples", type=_count)
+    p.add_argument("--random", type=_count, nargs="?", const=0, metavar="N",
+                   help="random pixels instead of a data set: N images (--random N, or --random "
+                   "--images N)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random's pixels")
+    p.add_argument("--input", metavar="FILE.npy",
+                   help="verify on these inputs instead of a data set: a .npy (N, C, H, W) of "
+                   "what the model takes (integer pixels for our models; a foreign model's own "
+                   "float input, which the build's input adapter quantizes)")
+    p.add_argument("--labels", metavar="FILE.npy",
+                   help="with --input: their integer labels (N,), for the accuracy line")
     p.add_argument("--no-snn", action="store_true", help="skip the PASCAL simulation")
     p.add_argument("--csim", action="store_true",
                    help="also build and run the HLS C simulation (g++; the ap_types headers of "
@@ -208,24 +310,27 @@ def _add_verify(sub) -> None:
 def _add_simulate(sub) -> None:
     p = sub.add_parser("simulate", parents=[_debug_option()],
                        help="cycle model, resource and energy estimates -> BUILD_DIR/report/")
-    p.add_argument("build_dir")
-    p.add_argument("--images", type=int, default=100, help="test images (default 100)")
-    p.add_argument("--dataset", help="default: the data set of the model's run")
-    p.add_argument("--data-dir")
-    p.add_argument("--random", action="store_true", help="random pixels instead of a data set")
+    p.add_argument("build_dir", help="a build folder from compile")
+    p.add_argument("--images", type=_count, default=100, metavar="N",
+                   help="the first N test images, or N random images with --random")
+    _data_options(p, "the data set of the model's run")
+    p.add_argument("--random", type=_count, nargs="?", const=0, metavar="N",
+                   help="random pixels instead of a data set: --images of them (or N)")
     p.add_argument("--schedule", choices=("hls", "rtl"), default="hls",
                    help="the cycle model runs the HLS project's schedule (default) or the RTL's "
                    "(each stage's writes its pipeline latency later)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _add_synth(sub) -> None:
     p = sub.add_parser("synth", parents=[_debug_option()],
                        help="Yosys synthesis of BUILD_DIR/rtl per layer and whole (and with "
                        "--pnr nextpnr-ecp5 and a bitstream) -> BUILD_DIR/synth/")
-    p.add_argument("build_dir")
-    p.add_argument("--part", default="xc7", help="xc7 (7-series, synth_xilinx; default) or "
-                   "ecp5-85k (synth_ecp5)")
+    p.add_argument("build_dir", help="a build folder from compile (its rtl/)")
+    p.add_argument("--family", dest="part", default="xc7", choices=SYNTH_FAMILIES,
+                   help="the FPGA family Yosys maps to: xc7 (7-series, synth_xilinx) or ecp5-85k "
+                   "(synth_ecp5); not compile's --part, a part number")
+    _deprecated_alias(p, "--part", "--family", "part", choices=SYNTH_FAMILIES)
     p.add_argument("--pnr", action="store_true",
                    help="also place and route the top on an ECP5-85F (nextpnr-ecp5) and write "
                    "the bitstream (ecppack)")
@@ -233,7 +338,9 @@ def _add_synth(sub) -> None:
                    help="only the whole top, not each layer out of context")
     p.add_argument("--no-dsp", action="store_true",
                    help="map every multiplier to LUTs (Yosys -nodsp), for an all-LUT comparison")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr's placement seed (default 1)")
+    p.add_argument("--pnr-seed", dest="seed", type=int, default=1,
+                   help="nextpnr's placement seed (with --pnr)")
+    _deprecated_alias(p, "--seed", "--pnr-seed", "seed", type=int)
     p.add_argument("--force", action="store_true",
                    help="replace an earlier BUILD_DIR/synth (only one this command wrote)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -258,7 +365,7 @@ def _add_compare(sub) -> None:
                    "Fmax and images/s at each design's own Fmax")
     p.add_argument("--dsp-only", action="store_true",
                    help="skip the all-LUT synthesis (-nodsp), for large networks (not with --pnr)")
-    p.add_argument("--images", type=int, default=256,
+    p.add_argument("--images", type=_count, default=256, metavar="N",
                    help="test images (of the model's data set, else random pixels) for the "
                    "cycle model (default 256)")
     p.add_argument("--calibration-images", type=int, default=64,
@@ -270,9 +377,11 @@ def _add_compare(sub) -> None:
 def _add_run(sub) -> None:
     p = sub.add_parser("run", parents=[_debug_option()],
                        help="classify a .npy of raw images with a build (board or simulators)")
-    p.add_argument("build_dir")
+    p.add_argument("build_dir", help="a build folder from compile")
     p.add_argument("--input", required=True, help=".npy of raw images (N, C, H, W)")
-    p.add_argument("--backend", default="cyclesim", help="cyclesim | csim | pynq")
+    p.add_argument("--backend", default="cyclesim", choices=ACCELERATOR_BACKENDS,
+                   help="what runs the build: cyclesim (the cycle-accurate model), csim (the HLS "
+                   "C simulation, g++) or pynq (the bitstream on a PYNQ board)")
     p.add_argument("--bitfile", help="the bitstream (pynq backend)")
     p.add_argument("--json", action="store_true", help="print classes and logits as JSON")
 
@@ -281,18 +390,30 @@ def _add_demo(sub) -> None:
     p = sub.add_parser("demo", parents=[_debug_option()],
                        help="the whole pipeline on the embedded digits set")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: the demo's, 30)")
     p.add_argument("--zoo", action="store_true",
                    help="skip training and adapt: take the trained digits networks from the "
-                        "model zoo (models/zoo), made with the demo's own settings")
+                        "model zoo (shipped with the package), made with the demo's own settings")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier demo in --out (only a pascal-fpga demo is replaced)")
 
 
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", parents=[_debug_option()],
+                       help="list the model specs and the trained networks (model zoo) that ship "
+                       "with the package, and where they are")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pascal-fpga", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(prog="pascal-fpga", description=DESCRIPTION,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pascal-fpga {__version__}")
+    _global_options(parser, False)
+    parser.set_defaults(verbosity=0)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                metavar="COMMAND")
     _add_train(sub)
     _add_eval(sub)
     _add_snn(sub)
@@ -305,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_run(sub)
     _add_demo(sub)
+    _add_models(sub)
     return parser
 
 
@@ -369,6 +491,10 @@ def cmd_train(args) -> int:
     from .train.trainer import check_augment, check_training_args
 
     world_size, rank = _distributed_env()
+    shipped = bundled.spec_path(args.spec) if not Path(args.spec).exists() else None
+    if shipped is not None:  # `train digits-cnn`: the spec that ships with the package
+        log.info(f"train: the shipped spec {shipped}")
+        args.spec = str(shipped)
     _training_settings(args)
     if not args.resume and not args.force and artefact_kind(Path(args.out)) == "run":
         raise PascalError(f"--out {args.out}: already holds a run; use --resume to continue it, "
@@ -393,11 +519,12 @@ def cmd_train(args) -> int:
         # nccl reduces GPU tensors only, gloo CPU tensors
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
+        progress = args.verbosity >= 0
         if args.resume or rank != 0:  # a resumed run goes on in place (atomic files)
-            metrics = train(config, progress=sys.stderr.isatty())
+            metrics = train(config, progress=progress)
         else:  # a new run is built aside and replaces an old one (--force) only when complete
             with staged_folder(out, "run", replace=args.force) as staging:
-                metrics = train(config, progress=sys.stderr.isatty(), write_to=staging)
+                metrics = train(config, progress=progress, write_to=staging)
     finally:
         if world_size > 1:
             import torch.distributed as dist
@@ -435,7 +562,7 @@ def cmd_snn(args) -> int:
 
     check_output(Path(args.run_dir) / "snn", "snn-report", force=True, option="report folder")
     report = snn_report(args.run_dir, args.dataset, args.data_dir, args.samples,
-                        float_mode=not args.no_float, progress=sys.stderr.isatty(),
+                        float_mode=not args.no_float, progress=args.verbosity >= 0,
                         device=str(_device(args.device)))
     folder = write_report(Path(args.run_dir), report)
     if args.json:
@@ -503,7 +630,7 @@ def cmd_adapt(args) -> int:
     _check_amp(args.amp, device)
     report = adapt_run(args.run_dir, args.out, epochs=args.epochs, budget=args.budget,
                        candidates=_candidates(args.candidates), calibration_images=args.calibration,
-                       lr=args.lr, progress=sys.stderr.isatty(), replace=args.force,
+                       lr=args.lr, progress=args.verbosity >= 0, replace=args.force,
                        device=str(device), amp=args.amp, augment=args.augment,
                        crop_pad=args.crop_pad)
     if args.json:
@@ -549,9 +676,13 @@ def cmd_compile(args) -> int:
                            calibration_images=args.calibration_images,
                            save_intermediate=not args.no_intermediate,
                            stop_after=args.stop_after, arch=args.arch)
-    result = compile_model(args.model, args.out, args.folding, part=args.part,
-                           clock_mhz=args.clock_mhz, target_fps=args.target_fps, config=config,
-                           resume=args.resume)
+    # compile prints a line per step when asked for progress: to the log (stderr), so that
+    # stdout keeps only the result
+    with contextlib.redirect_stdout(LogStream("compile: ")):
+        result = compile_model(args.model, args.out, args.folding, part=args.part,
+                               clock_mhz=args.clock_mhz, target_fps=args.target_fps,
+                               config=config, resume=args.resume,
+                               progress=args.verbosity >= 0)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -603,17 +734,29 @@ def cmd_verify(args) -> int:
     from .flows.verify import verify_build, verify_images
 
     build = load_build(args.build_dir)
+    if args.random == 0:  # --random without N: --images random images
+        if args.samples is None:
+            raise PascalError("--random: how many images? --random N, or --random --images N")
+        args.random, args.samples = args.samples, None
     if args.random is not None and (args.dataset or args.samples):
         raise PascalError("--random replaces the data set: do not combine it with --dataset or "
                           "--samples")
+    if args.input is not None and (args.dataset or args.random is not None):
+        raise PascalError("--input replaces the data set: do not combine it with --dataset or "
+                          "--random")
+    if args.labels is not None and args.input is None:
+        raise PascalError("--labels goes with --input FILE.npy")
     if args.run is not None and not Path(args.run).is_dir():
         raise PascalError(f"--run {args.run}: no such run directory")
     images, labels, what = verify_images(build, args.dataset, args.data_dir, args.samples,
-                                         args.random, args.seed)
+                                         args.random, args.seed, input_file=args.input,
+                                         labels_file=args.labels)
     headers = None
     if args.csim:
         headers = ap_types_dir(os.environ.get("XILINX_HLS"))
-    report = verify_build(args.build_dir, images, labels, progress=sys.stderr.isatty(),
+    # verify's bar is tqdm's own: on a terminal only
+    report = verify_build(args.build_dir, images, labels,
+                          progress=sys.stderr.isatty() and args.verbosity >= 0,
                           snn=not args.no_snn, run_dir=args.run, csim_headers=headers,
                           rtlsim=args.rtlsim)
     report["images"] = what
@@ -660,8 +803,9 @@ def cmd_simulate(args) -> int:
     build = load_build(args.build_dir)
     if args.images < 1:
         raise PascalError(f"--images must be >= 1, got {args.images}")
-    images, labels, what = verify_images(build, args.dataset, args.data_dir, args.images,
-                                         args.images if args.random else None)
+    count = args.random or args.images  # --random N, else --images (also with a bare --random)
+    images, labels, what = verify_images(build, args.dataset, args.data_dir, count,
+                                         count if args.random is not None else None)
     report = simulate_build(args.build_dir, images, labels, backend=args.schedule)
     folder = write_report(args.build_dir, report)
     if args.json:
@@ -743,8 +887,25 @@ def cmd_demo(args) -> int:
     from .flows.demo import run_demo
 
     check_output(args.out, "demo", force=args.force)
-    run_demo(Path(args.out), REPO_MODELS, epochs=args.epochs, progress=sys.stderr.isatty(),
-             xilinx_hls=os.environ.get("XILINX_HLS"), zoo=args.zoo)
+    run_demo(Path(args.out), bundled.models_dir(), epochs=args.epochs,
+             progress=args.verbosity >= 0, xilinx_hls=os.environ.get("XILINX_HLS"), zoo=args.zoo)
+    return 0
+
+
+def cmd_models(args) -> int:
+    folder = bundled.models_dir()
+    specs, zoo = bundled.specs(), bundled.zoo()
+    if args.json:
+        print(json.dumps({"folder": str(folder),
+                          "specs": {name: str(path) for name, path in specs.items()},
+                          "zoo": {name: str(path) for name, path in zoo.items()}}, indent=2))
+        return 0
+    print(f"specs in {folder} (pascal-fpga train NAME --dataset ... takes them by name):")
+    print("  " + " ".join(specs))
+    print(f"trained networks in {folder / 'zoo'} (run folders for eval, adapt, export; copy one "
+          f"before snn, which writes its report into the folder):")
+    for name, path in zoo.items():
+        print(f"  {name:<18} {path}")
     return 0
 
 
@@ -786,7 +947,7 @@ def cmd_synth(args) -> int:
     from .flows.synth import print_report, synth_build
 
     report = synth_build(args.build_dir, args.part, pnr=args.pnr, layers=not args.no_layers,
-                         progress=sys.stderr.isatty() and not args.json, seed=args.seed,
+                         progress=args.verbosity >= 0, seed=args.seed,
                          force=args.force, dsp=not args.no_dsp)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -811,8 +972,7 @@ def cmd_compare(args) -> int:
     report = compare_model(args.model, args.out, target_fps=args.target_fps,
                            clock_mhz=args.clock_mhz, pnr=args.pnr, images=args.images,
                            calibration_images=args.calibration_images,
-                           progress=sys.stderr.isatty() and not args.json,
-                           dsp_only=args.dsp_only)
+                           progress=args.verbosity >= 0, dsp_only=args.dsp_only)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -824,7 +984,7 @@ def cmd_compare(args) -> int:
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "snn": cmd_snn, "adapt": cmd_adapt,
             "export": cmd_export, "compile": cmd_compile, "verify": cmd_verify,
             "simulate": cmd_simulate, "synth": cmd_synth, "compare": cmd_compare, "run": cmd_run,
-            "demo": cmd_demo}
+            "demo": cmd_demo, "models": cmd_models}
 
 
 def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
@@ -859,9 +1019,11 @@ def main(argv: list[str] | None = None) -> int:
     guarded = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if guarded else None
     try:
-        if args.command in _HEAVY:
-            _import_libraries()
-        return COMMANDS[args.command](args)
+        with cli_logging(args.verbosity):
+            log.debug(f"pascal-fpga {__version__}: {args}")
+            if args.command in _HEAVY:
+                _import_libraries()
+            return COMMANDS[args.command](args)
     except PascalError as exc:
         interrupt = _interrupt_behind(exc)
         if interrupt is not None:

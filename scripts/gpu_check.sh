@@ -29,8 +29,8 @@ run pascal-fpga train models/fmnist-cnn-l8.yaml "${DATA[@]}" --epochs 3 --seed 0
   --out "$RESULTS/gpu-amp" --json > "$RESULTS/train_gpu_amp.json"
 run pascal-fpga eval "$RESULTS/gpu" --device cuda --json > "$RESULTS/eval_gpu.json"
 run pascal-fpga eval "$RESULTS/gpu" --device cpu --json > "$RESULTS/eval_cpu.json"
-run pascal-fpga snn "$RESULTS/gpu" --device cpu --samples 2000 --no-float --json > "$RESULTS/snn_cpu.json"
-run pascal-fpga snn "$RESULTS/gpu-amp" --device cpu --samples 2000 --no-float --json > "$RESULTS/snn_cpu_amp.json"
+run pascal-fpga snn "$RESULTS/gpu" --device cpu --images 2000 --no-float --json > "$RESULTS/snn_cpu.json"
+run pascal-fpga snn "$RESULTS/gpu-amp" --device cpu --images 2000 --no-float --json > "$RESULTS/snn_cpu_amp.json"
 python - "$RESULTS" <<'PY'
 import json, sys
 from pathlib import Path

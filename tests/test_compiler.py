@@ -98,7 +98,7 @@ def test_each_transformation_keeps_every_level_odd(odd_build):
 
 def test_lowered_graph_is_only_spiking_ops(odd_build):
     for build in (odd_build,):
-        model = ModelWrapper(str(build / "ir" / "07_size_fifos.onnx"))
+        model = ModelWrapper(str(build / "ir" / "08_size_fifos.onnx"))
         assert all(n.domain == "pascal_fpga.ir.ops" for n in model.graph.node)
         assert model.graph.node[-1].op_type == "SpikingClassifier"
         assert model.graph.node[0].op_type.startswith("Pixel")
@@ -131,7 +131,7 @@ def _worst_case_input(weight, in_max, in_shape, kernel=1, stride=1, pad=0, sign=
 
 def test_accumulator_width_is_the_exact_worst_case(odd_build):
     for build in (odd_build,):
-        model = ModelWrapper(str(build / "ir" / "07_size_fifos.onnx"))
+        model = ModelWrapper(str(build / "ir" / "08_size_fifos.onnx"))
         for node in layer_nodes(model):
             if node.domain != "pascal_fpga.ir.ops" or "Pool" in node.op_type:
                 continue
@@ -206,14 +206,14 @@ def test_verify_reports_a_corrupted_threshold(digits_build, tmp_path, capsys):
 
     broken = tmp_path / "broken"
     shutil.copytree(digits_build, broken)
-    path = broken / "ir" / "07_size_fifos.onnx"
+    path = broken / "ir" / "08_size_fifos.onnx"
     model = ModelWrapper(str(path))
     node = layer_nodes(model)[1]
     thresholds = model.get_initializer(node.input[2]).copy()
     thresholds[:, 0] -= 3  # channel levels now fire early
     model.set_initializer(node.input[2], thresholds)
     model.save(str(path))
-    assert cli_main(["verify", str(broken), "--samples", "60", "--json", "--no-snn"]) == 1
+    assert cli_main(["verify", str(broken), "--images", "60", "--json", "--no-snn"]) == 1
     report = json.loads(capsys.readouterr().out)
     ir = [c for c in report["checks"] if c["name"] == "ir_vs_qonnx"][0]
     assert ir["mismatched"] > ir["ties"]
@@ -222,12 +222,13 @@ def test_verify_reports_a_corrupted_threshold(digits_build, tmp_path, capsys):
 def test_compile_writes_steps_folding_and_layer_table(digits_build):
     build = json.loads((digits_build / "build.json").read_text())
     names = [s["step"] for s in build["steps"]]
-    assert names == ["qonnx", "check_supported", "batchnorm_to_affine", "fold_weight_quant",
+    assert names == ["qonnx", "normalize_export", "check_supported", "batchnorm_to_affine",
+                     "fold_weight_quant",
                      "activations_to_thresholds", "lower_to_spiking_ops", "apply_folding",
                      "size_fifos", "generate_hls", "generate_rtl", "write_driver"]
     for step in build["steps"]:
         assert (digits_build / (step.get("model") or step["folder"])).exists()
-    assert build["config"]["zero_skip"] is True and build["ir"] == "ir/07_size_fifos.onnx"
+    assert build["config"]["zero_skip"] is True and build["ir"] == "ir/08_size_fifos.onnx"
     folding = json.loads((digits_build / "ir" / "folding.json").read_text())
     layers = json.loads((digits_build / "ir" / "layers.json").read_text())
     assert [row["layer"] for row in layers] == list(folding)
@@ -240,7 +241,7 @@ def test_folding_config_is_applied(digits_build, tmp_path):
     config = {"conv1": {"pe": 4, "simd": 16}, "classifier": {"pe": 10, "simd": 64}}
     (tmp_path / "fold.json").write_text(json.dumps(config))
     compile_model(digits_build / "ir" / "00_qonnx.onnx", tmp_path / "b", tmp_path / "fold.json")
-    model = ModelWrapper(str(tmp_path / "b" / "ir" / "07_size_fifos.onnx"))
+    model = ModelWrapper(str(tmp_path / "b" / "ir" / "08_size_fifos.onnx"))
     nodes = {n.name: getCustomOp(n) for n in layer_nodes(model)}
     assert nodes["conv1"].get_nodeattr("pe") == 4 and nodes["conv1"].get_nodeattr("simd") == 16
     assert nodes["classifier"].get_nodeattr("simd") == 64
@@ -306,15 +307,7 @@ def test_compile_errors(digits_build, tmp_path, capsys):
                                                    perm=[0, 1, 3, 2]))
     err = _compile_error(capsys, transpose, out)
     assert "Inserted_Transpose (Transpose): op type not supported" in err
-
-    def round_mode(model, helper):
-        node = model.get_node_from_name("Quant_7")
-        for attribute in node.attribute:
-            if attribute.name == "rounding_mode":
-                attribute.s = b"ROUND"
-
-    err = _compile_error(capsys, _mutate(digits_build, tmp_path, round_mode), out)
-    assert "Quant_7 (Quant)" in err and "rounding_mode ROUND is not a QCFS activation" in err
+    # a ROUND (half-to-even) activation is no longer refused: tests/test_import.py
 
 
 def test_folding_errors(digits_build, tmp_path, capsys):

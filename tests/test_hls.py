@@ -108,7 +108,7 @@ def test_compile_error_names_the_first_error_and_the_log(digits_build, tmp_path,
     shutil.copytree(digits_build, build)
     params = build / "hls" / "firmware" / "parameters.h"
     params.write_text(params.read_text().replace("struct conv0_cfg {", "struct conv0_cfg { oops"))
-    assert cli_main(["verify", str(build), "--csim", "--samples", "5", "--no-snn"]) == 2
+    assert cli_main(["verify", str(build), "--csim", "--images", "5", "--no-snn"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "did not compile" in err and "error" in err and "csim/build.log" in err

@@ -483,7 +483,7 @@ def test_bad_adapt_option_before_any_work(tmp_path, options, option):
 
 
 @pytest.mark.parametrize("options, option", [
-    (["--calibration", "0"], "--calibration"),
+    (["--calibration-images", "0"], "--calibration-images"),
     (["--budget", "nan"], "--budget"),
     (["--lr", "-1"], "--lr"),
     (["--epochs", "-2"], "--epochs"),

@@ -211,7 +211,7 @@ def test_choose_levels_keeps_the_budget_and_favours_spread_layers():
 def test_cli_snn_json(digits_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)  # snn writes its report into the run
-    assert cli_main(["snn", str(run), "--samples", "40", "--json"]) == 0
+    assert cli_main(["snn", str(run), "--images", "40", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("samples", "ann_accuracy", "snn_accuracy", "mismatched_samples", "baseline"):
         assert key in report

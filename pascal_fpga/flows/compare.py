@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from ..buildfolder import load_build
 from ..errors import PascalError
+from ..progress import log
 from ..staging import staged_folder
 from .compile import CompileConfig, compile_model
 from .simulate import simulate_build
@@ -39,7 +40,7 @@ ARCHS = ("snn", "qnn")
 def _say(progress: bool) -> Callable[[str], None]:
     def say(text: str) -> None:
         if progress:
-            print(text, flush=True)
+            log.info(f"compare: {text}")
     return say
 
 

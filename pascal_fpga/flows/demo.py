@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ..driver import Accelerator
 from ..errors import PascalError
 from ..hw.csim import ap_types_dir
 from ..ir.export import export_run
+from ..progress import log
 from ..snn.adapt import adapt_run
 from ..snn.report import snn_report, write_report
 from ..staging import staged_folder
@@ -36,75 +38,76 @@ DEMO_TARGET_FPS = 20000.0  # the folding search's target at the default 100 MHz 
 
 def run_demo(out: Path, models_dir: Path, epochs: int | None = None, progress: bool = False,
              xilinx_hls: str | None = None, zoo: bool = False) -> dict:
-    """Run the demo into ``out`` and print its summary; returns the summary rows.
+    """Run the demo into ``out`` and print its summary; returns the summary rows. Each step is
+    an info line of the log (pascal_fpga/progress.py); ``models_dir`` holds the specs and the zoo
+    (:func:`pascal_fpga.bundled.models_dir`).
 
-    With ``zoo`` the trained and adapted networks come from the model zoo (models/zoo/digits-cnn
-    and digits-cnn-al, made by the demo's own training and adapt settings) instead of training.
+    With ``zoo`` the trained and adapted networks come from the model zoo (zoo/digits-cnn and
+    zoo/digits-cnn-al, made by the demo's own training and adapt settings) instead of training.
     """
     spec_path = models_dir / DEMO_SPEC
     if not spec_path.is_file():
-        raise PascalError(f"{spec_path}: the demo's spec is missing (run from a clone of the repo)")
+        raise PascalError(f"{spec_path}: the demo's spec is missing (reinstall pascal-fpga)")
     zoo_dirs = (models_dir / "zoo" / "digits-cnn", models_dir / "zoo" / "digits-cnn-al")
     if zoo and epochs is not None:
         raise PascalError("--zoo takes the trained networks from the model zoo: --epochs does not "
                           "apply")
     if zoo and not all((d / "checkpoint.pt").is_file() for d in zoo_dirs):
-        raise PascalError(f"{zoo_dirs[0].parent}: the zoo's digits networks are missing (run from "
-                          f"a clone of the repo)")
+        raise PascalError(f"{zoo_dirs[0].parent}: the zoo's digits networks are missing "
+                          f"(reinstall pascal-fpga)")
     out = out.resolve()
     started = time.perf_counter()
     with staged_folder(out, "demo") as staging:
         run_dir = staging / "run"
         adapted_dir = staging / "adapted"
         if zoo:
-            print(f"[1/9] train: taken from the model zoo ({zoo_dirs[0]})", flush=True)
+            log.info(f"[1/9] train: taken from the model zoo ({zoo_dirs[0]})")
             shutil.copytree(zoo_dirs[0], run_dir)
             metrics = json.loads((run_dir / "metrics.json").read_text())
         else:
-            print(f"[1/9] train {DEMO_SPEC} on {DEMO_DATASET}", flush=True)
+            log.info(f"[1/9] train {DEMO_SPEC} on {DEMO_DATASET}")
             metrics = train(TrainConfig(spec=str(spec_path), dataset=DEMO_DATASET,
                                         out=str(run_dir),
                                         epochs=DEMO_EPOCHS if epochs is None else epochs,
                                         batch_size=64, lr=2e-3, seed=0), progress=progress)
-        print("[2/9] evaluate the trained QCFS network", flush=True)
+        log.info("[2/9] evaluate the trained QCFS network")
         result = evaluate_run(run_dir)
         if zoo:
-            print(f"[3/9] adapt: taken from the model zoo ({zoo_dirs[1]})", flush=True)
+            log.info(f"[3/9] adapt: taken from the model zoo ({zoo_dirs[1]})")
             shutil.copytree(zoo_dirs[1], adapted_dir)
             plan = json.loads((adapted_dir / "adapt.json").read_text())
         else:
-            print(f"[3/9] adapt: Adaptive Layerwise L (mean L <= {DEMO_BUDGET}), fine-tune "
-                  f"{DEMO_ADAPT_EPOCHS} epochs", flush=True)
+            log.info(f"[3/9] adapt: Adaptive Layerwise L (mean L <= {DEMO_BUDGET}), "
+                     f"fine-tune {DEMO_ADAPT_EPOCHS} epochs")
             plan = adapt_run(run_dir, adapted_dir, epochs=DEMO_ADAPT_EPOCHS, budget=DEMO_BUDGET,
                              progress=progress)
-        print("[4/9] snn: PASCAL simulation of the adapted network on every test image",
-              flush=True)
+        log.info("[4/9] snn: PASCAL simulation of the adapted network on every test image")
         report = snn_report(adapted_dir, progress=progress)
         write_report(adapted_dir, report)
-        print("[5/9] export the adapted network to QONNX", flush=True)
+        log.info("[5/9] export the adapted network to QONNX")
         model_path = staging / "model.onnx"
         export_run(adapted_dir, model_path, record_as=out / "adapted")
-        print(f"[6/9] compile: QONNX -> spiking IR (folding searched for {DEMO_TARGET_FPS:.0f} "
-              f"images/s) -> HLS project", flush=True)
+        log.info(f"[6/9] compile: QONNX -> spiking IR (folding searched for "
+                 f"{DEMO_TARGET_FPS:.0f} images/s) -> HLS project")
         build_dir = staging / "build"
         compiled = compile_model(model_path, build_dir, record_model_as=out / "model.onnx",
                                  target_fps=DEMO_TARGET_FPS)
-        print("[7/9] verify: Brevitas, QONNX, spiking IR, PASCAL simulation, the HLS C "
-              "simulation (g++) and the RTL simulation (Verilator, cycle by cycle against the "
-              "cycle model) on every test image", flush=True)
+        log.info("[7/9] verify: Brevitas, QONNX, spiking IR, PASCAL simulation, the HLS C "
+                 "simulation (g++) and the RTL simulation (Verilator, cycle by cycle against the "
+                 "cycle model) on every test image")
         images, labels, _ = verify_images(compiled, None, None, None, None)
-        verified = verify_build(build_dir, images, labels, progress=progress,
+        # verify's bar is tqdm's own: on a terminal only
+        verified = verify_build(build_dir, images, labels,
+                                progress=progress and sys.stderr.isatty(),
                                 run_dir=adapted_dir, csim_headers=ap_types_dir(xilinx_hls),
                                 rtlsim=True)
         if not verified["passed"]:
             raise PascalError(f"demo: verify found mismatches that are not ties: "
                               f"{verified['checks']}")
-        print("[8/9] simulate: cycle model, resource and energy estimates -> build/report",
-              flush=True)
+        log.info("[8/9] simulate: cycle model, resource and energy estimates -> build/report")
         sim = simulate_build(build_dir, images, labels)
         write_hw_report(build_dir, sim)
-        print("[9/9] run the test images through the host driver (cycle-model backend)",
-              flush=True)
+        log.info("[9/9] run the test images through the host driver (cycle-model backend)")
         prediction = Accelerator(build_dir, backend="cyclesim").predict(images)
         driver_accuracy = float((prediction.classes == labels).mean())
         levels = lambda rows, key: " ".join(str(r[key]) for r in rows)  # noqa: E731

@@ -30,6 +30,7 @@ from ..hw.synth import PARTS, place_and_route, synthesize
 from ..perf.estimates import design_resources
 from ..perf.timing import simulate
 from ..perf.values import run_values
+from ..progress import heartbeat, log
 from ..staging import check_output, staged_folder
 from .verify import verify_images
 
@@ -97,7 +98,7 @@ def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
 
     def say(text: str) -> None:
         if progress:
-            print(text, flush=True)
+            log.info(f"synth: {text.strip()}")
 
     with staged_folder(out, "synth") as staging:
         began = time.perf_counter()
@@ -131,12 +132,13 @@ def synth_build(build_dir: str | Path, part: str = "xc7", pnr: bool = False,
                                   extra_options=options)
                 report["ecp5_total"] = {k: ecp5[k] for k in KEYS}
                 report["seconds"]["top_ecp5"] = round(ecp5["seconds"], 2)
-            say("  nextpnr-ecp5 + ecppack")
+            say("  nextpnr-ecp5 + ecppack (minutes)")
             clock = float(build.get("hls", {}).get("clock_mhz") or 100.0)
             try:
-                routed = place_and_route(rtl, netlist, freq_mhz=clock,
-                                         bitstream=staging / "pascal_top.bit", seed=seed,
-                                         log=staging / "pnr.log")
+                with heartbeat("synth: nextpnr-ecp5", enabled=progress):
+                    routed = place_and_route(rtl, netlist, freq_mhz=clock,
+                                             bitstream=staging / "pascal_top.bit", seed=seed,
+                                             log=staging / "pnr.log")
             except PascalError as exc:
                 if dsp and "MULT18X18D" in str(exc):
                     raise PascalError(f"{build_dir}: the design needs more multipliers than the "

@@ -131,7 +131,7 @@ def check_adapt_args(epochs: int, budget: float, candidates: tuple[int, ...],
                      calibration_images: int, lr: float) -> None:
     """The options of ``adapt``, checked before any work (one line naming the option)."""
     if calibration_images < 1:
-        raise PascalError(f"--calibration must be >= 1 image, got {calibration_images}")
+        raise PascalError(f"--calibration-images must be >= 1 image, got {calibration_images}")
     if epochs < 0:
         raise PascalError(f"--epochs must be >= 0, got {epochs}")
     if not math.isfinite(lr) or lr <= 0:

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from ..errors import PascalError
+from ..progress import progress_bar
 from ..staging import staged_folder
 from ..train.trainer import images_to_tensor, load_run, run_dataset
 from .baseline import BASELINE_TIMESTEPS, simulate_baseline
@@ -85,7 +85,7 @@ def snn_report(run_dir: str | Path, dataset: str | None = None, data_dir: str | 
     totals: list[LayerStats] | None = None
     bar = None
     if progress:
-        bar = tqdm(total=count, unit="img", desc="snn")
+        bar = progress_bar(count, "snn", unit="img")
     for start in range(0, count, batch_size):
         x = images[start:start + batch_size]
         y = labels[start:start + batch_size]

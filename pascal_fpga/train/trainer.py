@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import pickle
@@ -26,13 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
-from tqdm import tqdm
 
 from ..datasets import Dataset, load_dataset
 from ..errors import PascalError
 from ..model.network import QCFSNet, lambda_parameter
 from ..spec import ModelSpec, load_spec, parse_spec
 from ..names import check_optional_strings
+from ..progress import ProgressLines, log, progress_bar
 from ..staging import write_marker
 from .calibrate import calibrate
 from .plots import plot_training_curve
@@ -538,8 +539,12 @@ def train(config: TrainConfig, progress: bool = True,
 
     bar = None
     if progress and is_main and config.epochs > start_epoch:
-        bar = tqdm(total=(config.epochs - start_epoch) * steps_per_epoch, unit="batch",
-                   desc=f"train {spec.name}")
+        bar = progress_bar((config.epochs - start_epoch) * steps_per_epoch,
+                           f"train {spec.name}", unit="batch")
+    # a line per epoch: info where no bar shows it (a log, -q aside), debug under a terminal's bar
+    epoch_level = logging.DEBUG if bar is not None and not isinstance(bar, ProgressLines) \
+        else logging.INFO
+    last_test: dict[str, str] = {}  # the bar's test accuracy, of the epoch before
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         order = epoch_batches(len(train_x), config, epoch).to(device)
@@ -576,7 +581,8 @@ def train(config: TrainConfig, progress: bool = True,
             if bar is not None:
                 bar.update(1)
                 if step % 20 == 0 or step == steps_per_epoch - 1:
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss_sum) / seen:.3f}")
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss_sum) / seen:.3f}",
+                                    **last_test)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds += time.perf_counter() - started
@@ -587,6 +593,14 @@ def train(config: TrainConfig, progress: bool = True,
             history.append({"epoch": epoch + 1, "train_loss": float(loss_sum) / max(seen, 1),
                             "train_accuracy": int(correct) / max(seen, 1), "test_loss": test_loss,
                             "test_accuracy": test_acc})
+            last_test = {"test_acc": f"{100 * test_acc:.2f}%"}
+            if bar is not None:
+                bar.set_postfix(epoch=epoch + 1, loss=f"{history[-1]['train_loss']:.3f}",
+                                **last_test)
+            log.log(epoch_level, f"train {spec.name}: epoch {epoch + 1}/{config.epochs}, train "
+                    f"loss {history[-1]['train_loss']:.4f}, train accuracy "
+                    f"{100 * history[-1]['train_accuracy']:.2f}%, test accuracy "
+                    f"{100 * test_acc:.2f}%, {time.perf_counter() - started:.1f} s")
             save_checkpoint(ckpt_path, _checkpoint_state(spec, net, optimizer, epoch + 1, history,
                                                          train_seconds, config))
         if config.world_size > 1:
