@@ -153,14 +153,15 @@ def test_round_activations_and_a_narrow_input_compile_exactly(digits_build, tmp_
               and model.get_initializer(n.input[0]) is None]
     for node in quants[1:]:
         _set_attribute(node, "rounding_mode", "ROUND")
-    _set_attribute(quants[0], "narrow", 1)   # the pixels: 0..254 (255 clamps to 254)
+    _set_attribute(quants[0], "narrow", 1)   # the pixels: 0..2^b - 2 (the top one clamps)
     path = tmp_path / "round.onnx"
     model.save(str(path))
     out = tmp_path / "b"
     assert cli_main(["compile", str(path), "--out", str(out)]) == 0
     capsys.readouterr()
     build = json.loads((out / "build.json").read_text())
-    assert build["input_adapter"]["codes"] == 254 and build["input_adapter"]["narrow"]
+    bits = build["spec"]["input"]["bits"]
+    assert build["input_adapter"]["codes"] == 2 ** bits - 2 and build["input_adapter"]["narrow"]
     assert cli_main(["verify", str(out), "--images", "120", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["passed"]
@@ -168,3 +169,54 @@ def test_round_activations_and_a_narrow_input_compile_exactly(digits_build, tmp_
     assert checks["ir_vs_qonnx"]["compared"] == 120
     for name in ("ir_vs_qonnx", "snn_vs_ir", "cyclesim_vs_ir"):
         assert checks[name]["mismatched"] == checks[name]["ties"], checks[name]
+
+
+def _as_matmul(model, gemm) -> None:
+    """Gemm(x, Quant(W)[, Quant(b)]) -> MatMul(x, Quant(W^T)) [-> Add(Quant(b))], as an export
+    of a linear layer without Gemm gives it (the weight's scale transposed with it)."""
+    quant = model.find_producer(gemm.input[1])
+    model.set_initializer(quant.input[0], model.get_initializer(quant.input[0]).T.copy())
+    scale = model.get_initializer(quant.input[1])
+    if scale.ndim == 2:
+        model.set_initializer(quant.input[1], scale.T.copy())
+    out = gemm.output[0]
+    matmul_out = out + "_matmul" if len(gemm.input) > 2 else out
+    nodes = [helper.make_node("MatMul", list(gemm.input[:2]), [matmul_out],
+                              name=gemm.name + "_mm")]
+    if len(gemm.input) > 2:
+        nodes.append(helper.make_node("Add", [matmul_out, gemm.input[2]], [out],
+                                      name=gemm.name + "_bias"))
+    index = model.get_node_index(gemm)
+    model.graph.node.remove(gemm)
+    for offset, node in enumerate(nodes):
+        model.graph.node.insert(index + offset, node)
+    for tensor in list(model.graph.value_info):
+        if tensor.name == quant.output[0]:
+            model.graph.value_info.remove(tensor)
+
+
+@pytest.mark.slow
+def test_matmul_layers_and_a_separate_bias_compile_to_the_same_ir(digits_build, tmp_path,
+                                                                   capsys):
+    """Both dense layers of the digits model as MatMul (one with its bias added by a separate
+    Add of a quantized constant): the same integer weights and thresholds as the Gemm model's
+    build, and every view agrees."""
+    model = ModelWrapper(str(digits_build / "ir" / "00_qonnx.onnx"))
+    for gemm in [n for n in model.graph.node if n.op_type == "Gemm"]:
+        _as_matmul(model, gemm)
+    model = model.transform(InferShapes())
+    assert not [n for n in model.graph.node if n.op_type == "Gemm"]
+    path = tmp_path / "matmul.onnx"
+    model.save(str(path))
+    out = tmp_path / "b"
+    assert cli_main(["compile", str(path), "--out", str(out)]) == 0
+    capsys.readouterr()
+    mine = ModelWrapper(str(out / json.loads((out / "build.json").read_text())["ir"]))
+    ours = ModelWrapper(str(digits_build / json.loads(
+        (digits_build / "build.json").read_text())["ir"]))
+    for a, b in zip(mine.graph.node, ours.graph.node):
+        assert a.op_type == b.op_type
+        for x, y in zip(a.input[1:], b.input[1:]):
+            assert np.array_equal(mine.get_initializer(x), ours.get_initializer(y)), a.name
+    assert cli_main(["verify", str(out), "--images", "60", "--json", "--no-snn"]) == 0
+    assert json.loads(capsys.readouterr().out)["passed"]

@@ -13,7 +13,10 @@ mean what the spiking pass can map, rewritten into the form it reads (docs/forei
   image as it is (the dense layer flattens it);
 - a ``Gemm`` with ``transB`` 0, or a ``MatMul`` by a quantized constant, becomes a Gemm with
   ``transB`` 1 on the transposed constant (and its scale), the form of ``QuantLinear``'s own
-  export.
+  export;
+- a quantizer of constants that feeds a constant ``Add``/``Sub``/``Mul``/``Div`` (a bias
+  quantized apart from its layer, as after a ``MatMul``) becomes the constant it computes
+  (qonnx's own ``int_quant``).
 
 Everything else is left to :class:`pascal_fpga.ir.transforms.CheckSupported`, which refuses
 what cannot be mapped, naming the node.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import helper
+from qonnx.custom_op.general.intquant import int_quant
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import RemoveUnusedTensors
 from qonnx.transformation.infer_shapes import InferShapes
@@ -75,6 +79,8 @@ class NormalizeExport(Transformation):
                     changed = True
         changed |= self._flatten_behind_input_quant(model)
         for node in list(graph.node):
+            changed |= self._quantized_constant(model, node)
+        for node in list(graph.node):
             if node.op_type in ("Gemm", "MatMul"):
                 changed |= self._weight_rows(model, node)
         if changed:
@@ -126,6 +132,27 @@ class NormalizeExport(Transformation):
             for tensor in list(graph.value_info):
                 if tensor.name == name:
                     graph.value_info.remove(tensor)
+        return True
+
+    @staticmethod
+    def _quantized_constant(model, node) -> bool:
+        """Quant(constants) -> Add/Sub/Mul/Div only: its values, as an initializer."""
+        if node.op_type != "Quant" or len(node.input) != 4 or \
+                not all(_is_const(model, i) for i in node.input):
+            return False
+        readers = model.find_consumers(node.output[0])
+        if not readers or any(r.op_type not in AFFINE for r in readers):
+            return False
+        values = [np.asarray(model.get_initializer(i), dtype=np.float32) for i in node.input]
+        mode = node_attr(node, "rounding_mode", b"ROUND")
+        mode = mode.decode(errors="replace") if isinstance(mode, bytes) else str(mode)
+        try:
+            out = int_quant(values[0], values[1], values[2], values[3],
+                            node_attr(node, "signed", 1), node_attr(node, "narrow", 0), mode)
+        except (ValueError, TypeError):
+            return False   # CheckSupported names what is wrong with it
+        model.set_initializer(node.output[0], np.asarray(out, dtype=np.float32))
+        model.graph.node.remove(node)
         return True
 
     @staticmethod

@@ -203,6 +203,15 @@ class CheckSupported(Transformation):
                 raise PascalError(f"{where}: op type not supported by the spiking compiler")
             self._check_form(model, node)
             if node.op_type == "Add" and not any(_is_const(model, i) for i in node.input):
+                quantized = [model.find_producer(i) for i in node.input]
+                if any(p is not None and p.op_type in ("Quant", "BipolarQuant")
+                       for p in quantized):
+                    raise PascalError(f"{where}: a residual add of requantized branches (a "
+                                      f"FINN-style add with its own quantizer on each input) is "
+                                      f"not supported: train the block as a shift-add block "
+                                      f"(conv2 + BatchNorm and the shortcut, added before one "
+                                      f"unsigned activation quantizer; 'residual: shift', "
+                                      f"docs/design.md, section 2.8)")
                 after = model.find_consumers(node.output[0])
                 if len(after) != 1 or not _is_qcfs(after[0]):
                     raise PascalError(f"{where}: a residual add must feed one QCFS activation "
