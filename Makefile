@@ -18,7 +18,7 @@ demo: $(VENV)/.installed
 	$(BIN)/pascal-fpga demo --force  # replaces only an earlier demo in runs/demo
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20  # the 20 slowest tests: where the time goes
 
 # the quick loop while working: every test not marked slow (pyproject.toml's markers)
 test-quick: $(VENV)/.installed

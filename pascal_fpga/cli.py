@@ -756,7 +756,7 @@ def cmd_verify(args) -> int:
         headers = ap_types_dir(os.environ.get("XILINX_HLS"))
     # verify's bar is tqdm's own: on a terminal only
     report = verify_build(args.build_dir, images, labels,
-                          progress=sys.stderr.isatty() and args.verbosity >= 0,
+                          progress=args.verbosity >= 0,  # a bar, or log lines off a terminal
                           snn=not args.no_snn, run_dir=args.run, csim_headers=headers,
                           rtlsim=args.rtlsim)
     report["images"] = what

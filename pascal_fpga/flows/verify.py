@@ -41,11 +41,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .. import datasets
 from ..buildfolder import load_build, load_qonnx
 from ..errors import PascalError
+from ..progress import progress_bar
 from ..hw.backends.rtl import build_rtlsim, model_cycles, run_rtlsim
 from ..hw.csim import build_csim, run_csim
 from ..hw.design import design_from_ir
@@ -235,7 +235,7 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
                    "cyclesim": [], "rtlsim": []}
     bar = None
     if progress:
-        bar = tqdm(total=len(images), unit="img", desc="verify")
+        bar = progress_bar(len(images), "verify", unit="img")
     for start in range(0, len(images), BATCH):
         x = np.asarray(images[start:start + BATCH], dtype=np.float32)
         q_ctx = qonnx_exec.run(x)
@@ -447,7 +447,7 @@ def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | No
                                   f"{labels.dtype} of shape {list(labels.shape)}")
         count = len(images) if samples is None else min(samples, len(images))
         if count < 1:
-            raise PascalError(f"--samples must be >= 1, got {samples}")
+            raise PascalError(f"--images must be >= 1, got {samples}")
         return (images[:count], None if labels is None else labels[:count],
                 f"{count} inputs of {Path(input_file).name}")
     if random is not None:
@@ -477,7 +477,7 @@ def verify_images(build: dict[str, Any], dataset: str | None, data_dir: str | No
                               f"model takes {expected}")
     count = len(data.test_images) if samples is None else min(samples, len(data.test_images))
     if count < 1:
-        raise PascalError(f"--samples must be >= 1, got {samples}")
+        raise PascalError(f"--images must be >= 1, got {samples}")
     images = data.test_images[:count].astype(np.float32)
     if adapter is not None and adapter.takes_unit_range():
         return (images / np.float32(255), data.test_labels[:count],
