@@ -52,7 +52,7 @@ class ProgressLines:
     def update(self, n: int = 1) -> None:
         self.n += n
         now = time.monotonic()
-        if now - self.last >= self.every_s:
+        if now - self.last >= self.every_s and self.n < self.total:  # the last: at close
             self.last = now
             self._line(now)
 

@@ -53,6 +53,8 @@ class InputAdapter:
                           pad=int(data.get("pad", 0)), pad_code=int(data.get("pad_code", 0)),
                           model_shape=[int(v) for v in data["model_shape"]]
                           if data.get("model_shape") is not None else None)
+            from qonnx.custom_op.general.intquant import resolve_rounding_mode
+            resolve_rounding_mode(adapter.rounding_mode)
         except (ValueError, TypeError, KeyError, AttributeError):
             raise PascalError(f"the IR's metadata {INPUT_ADAPTER} is damaged (compile "
                               f"again)") from None
