@@ -20,6 +20,7 @@ from ..hw.load import load_qonnx_ir
 from ..ir.adapter import input_adapter
 from ..ir.integer import ir_to_integer_network
 from ..perf.cyclesim import cycle_model
+from ..perf.spikes import spike_bound_markdown, spike_bound_rows
 from ..perf.estimates import design_resources
 from ..perf.twin import qnn_twin, snn_at_folding
 from ..snn.report import PJ_PER_AC, PJ_PER_MAC
@@ -83,6 +84,10 @@ def simulate_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray
                    "convention": f"Horowitz 45 nm: {PJ_PER_AC} pJ per accumulate (spike x "
                                  f"fan-out), {PJ_PER_MAC} pJ per MAC (the first layer)"},
         "spikes_per_image": spikes,
+        # per weighted layer: the MVU's cycles against what its spikes need (perf/spikes.py)
+        "spike_bound": spike_bound_rows(design, cm.lanes or {},
+                                        {s["stage"]: s["busy_cycles_mean"]
+                                         for s in summary["stages"]}),
     }
     if labels is not None:
         report["accuracy"] = float(np.mean(cm.classes == labels))
@@ -130,6 +135,10 @@ def _markdown(r: dict[str, Any]) -> str:
     for stage in cm["stages"]:
         lines.append(f"| {stage['stage']} | {stage['busy_cycles_mean']:.0f} | "
                      f"{stage['busy_cycles_max']} | {stage['stall_cycles_mean']:.0f} |")
+    if r.get("spike_bound"):
+        lines += ["", "Cycles against spikes, per weighted layer (means per image; the spike "
+                  "bound: spike-carrying lane-frames over SIMD lanes, times NF; "
+                  "`pascal_fpga/perf/spikes.py`):", ""] + spike_bound_markdown(r["spike_bound"])
     lines += ["", "| layer | op | PE | SIMD | mode | LUT | FF | BRAM18 | DSP |",
               "|---|---|---|---|---|---|---|---|---|"]
     for row in r["estimates"]["layers"]:

@@ -44,6 +44,7 @@ class CycleReport:
     worst_case: Timing
     programs: list
     clock_mhz: float
+    lanes: dict | None = None   # each weighted layer's input activity per channel (run_values)
 
     def summary(self) -> dict[str, Any]:
         t, clock = self.timing, self.clock_mhz
@@ -99,5 +100,6 @@ def cycle_model(design: Design, images: np.ndarray, clock_mhz: float,
     for t in (timing, worst):
         if t.deadlock:
             raise PascalError(f"the design deadlocks: {t.deadlock}")
-    return CycleReport(acc, classes, levels, activity, timing, worst, programs, clock_mhz)
+    return CycleReport(acc, classes, levels, activity, timing, worst, programs, clock_mhz,
+                       lanes)
 
