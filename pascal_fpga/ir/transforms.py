@@ -513,7 +513,8 @@ def _run_quant(model, node) -> tuple[np.ndarray, np.ndarray, int]:
 
 class FoldWeightQuant(Transformation):
     """Expects: Conv/Gemm whose weight (and bias) come from Quant nodes on constants (Brevitas'
-    weight and Int32Bias quantizers). Guarantees: each Conv/Gemm has an integer weight
+    weight and Int32Bias quantizers; BipolarQuant for binary weights; a bias may also be a float
+    constant). Guarantees: each Conv/Gemm has an integer weight
     initializer (datatype INT<bits> annotated) and no bias; after it, Mul(weight scale) and, where
     there was a bias, Add(the quantized bias as a float constant). Same values up to float32
     rounding of the reassociated product."""
@@ -535,10 +536,16 @@ class FoldWeightQuant(Transformation):
             bias = None
             if len(node.input) > 2 and node.input[2]:
                 bias_quant = model.find_producer(node.input[2])
-                if bias_quant is None or bias_quant.op_type != "Quant":
-                    raise PascalError(f"{_where(node)}: its bias is not quantized (Int32Bias)")
-                bias_int, bias_scale, _ = _run_quant(model, bias_quant)
-                bias = (bias_int * bias_scale).astype(np.float32)
+                if bias_quant is None and _is_const(model, node.input[2]):
+                    # a float bias: a hidden layer's thresholds absorb any real offset (the
+                    # classifier's must be an integer on its accumulator's scale: checked there)
+                    bias = _const(model, node.input[2]).astype(np.float32)
+                elif bias_quant is None or bias_quant.op_type != "Quant":
+                    raise PascalError(f"{_where(node)}: its bias is neither a constant nor "
+                                      f"quantized (Int32Bias)")
+                else:
+                    bias_int, bias_scale, _ = _run_quant(model, bias_quant)
+                    bias = (bias_int * bias_scale).astype(np.float32)
             weight_name = model.make_new_valueinfo_name()
             model.set_initializer(weight_name, weight.astype(np.float32))
             model.set_tensor_datatype(weight_name, DataType[f"INT{bits}"])
