@@ -29,6 +29,7 @@ from .driver import ACCELERATOR_BACKENDS, Accelerator
 from .errors import PascalError
 from .hw.csim import ap_types_dir
 from .hw.synth import PARTS as SYNTH_FAMILIES
+from .hw.parts import FPGAS, fit_lines
 from .progress import LogStream, cli_logging, log
 from .staging import artefact_kind, check_output, check_output_file, staged_folder
 
@@ -251,6 +252,10 @@ def _add_compile(sub) -> None:
                    "with the least estimated LUTs; the QNN twin gets its own search")
     p.add_argument("--lut-budget", type=int,
                    help="choose the folding with the highest throughput within this many LUTs")
+    p.add_argument("--fpga", choices=sorted(FPGAS),
+                   help="a board to fit: report whether the design's estimate fits it and what "
+                   "binds (build.json 'fit'); alone, also search the fastest folding within 80%% "
+                   "of its LUTs and use its part (a Xilinx board)")
     p.add_argument("--dense", action="store_true",
                    help="the dense schedule (T_in cycles per input group, a constant interval) "
                    "instead of event-driven zero-skipping, in every layer")
@@ -675,7 +680,7 @@ def cmd_compile(args) -> int:
     config = CompileConfig(lut_budget=args.lut_budget, zero_skip=not args.dense,
                            calibration_images=args.calibration_images,
                            save_intermediate=not args.no_intermediate,
-                           stop_after=args.stop_after, arch=args.arch)
+                           stop_after=args.stop_after, arch=args.arch, fpga=args.fpga)
     # compile prints a line per step when asked for progress: to the log (stderr), so that
     # stdout keeps only the result
     with contextlib.redirect_stdout(LogStream("compile: ")):
@@ -707,6 +712,9 @@ def cmd_compile(args) -> int:
               f"{row.get('acc_bits') or '-':>9} {row['pe']:>3} {row['simd']:>4} {schedule}")
     print(f"  steps: {', '.join(step['step'] for step in result['steps'])} (one model each in "
           f"{args.out}/ir)")
+    if result.get("fit"):
+        for line in fit_lines(result["fit"]):
+            print(f"  {line}")
     search = result.get("folding_search")
     if search is not None:
         missed = [row["layer"] for row in search["layers"] if not row.get("met", True)]

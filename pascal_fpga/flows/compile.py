@@ -65,6 +65,7 @@ from ..ir.adapter import input_adapter
 from ..ir.transforms import (Step as Pass, input_quantizer, layer_nodes, output_offset,
                              output_scale, pipeline)
 from ..names import check_name, check_part
+from ..hw.parts import COMFORT, fit_report, fpga, weight_bits
 from ..perf.estimates import design_resources
 from ..perf.folding import search_folding
 from ..perf.timing import simulate as simulate_cycles, size_fifos
@@ -111,6 +112,13 @@ class CompileConfig:
     stop_after: str | None = None
     """Stop after this step (``compile --stop-after``); the build then holds the steps so far.
     Checked against the steps run (:func:`compile_model`)."""
+    fpga: str | None = None
+    """A board to fit (``pynq-z2``, ``zcu104``, ``u250``, ``ecp5-85f``; pascal_fpga/hw/parts.py):
+    compile reports whether the design's estimate fits it and what binds (build.json ``fit``).
+    Given alone (no ``folding``, ``target_fps`` or ``lut_budget``), the folding search looks for
+    the fastest design within 80% of its LUTs (a Xilinx board; the ECP5's LUT4s are not what
+    the estimate counts); on a Xilinx board with the default ``part``, ``part`` becomes the
+    board's."""
     arch: str = "snn"
     """The architecture: ``snn`` (PASCAL's spiking accelerator) or ``qnn`` (its FINN-style QNN
     twin: the same integer network with each level in binary, every input group one cycle, its
@@ -130,6 +138,8 @@ class CompileConfig:
         check_part(self.part, "--part")
         if self.arch not in ARCHS:
             raise PascalError(f"--arch {self.arch!r}: one of {', '.join(ARCHS)}")
+        if self.fpga is not None:
+            fpga(self.fpga)
         if self.arch == "qnn" and not self.zero_skip:
             raise PascalError("--dense is an SNN schedule: the QNN twin (--arch qnn) has one "
                               "schedule; leave --dense out")
@@ -308,6 +318,9 @@ def step_size_fifos(model: ModelWrapper, ctx: BuildContext) -> ModelWrapper:
             # the sized FIFOs took the design past the budget the layers met: not met
             for row in search["layers"]:
                 row["met"] = False
+    if config.fpga is not None:
+        total = design_resources(ctx.design(model))["total"]
+        ctx.record["fit"] = fit_report(fpga(config.fpga), total, weight_bits(model))
     ir_dir = ctx.folder / "ir"
     rows = layer_table(model)
     write_json(ir_dir / "folding.json", _folding_of(model), sort_keys=False)
@@ -458,6 +471,13 @@ def compile_model(model_path: str | Path, out: str | Path,
     if target_fps is not None:
         config.target_fps = target_fps
     config.check()
+    if config.fpga is not None and not resume:
+        board = fpga(config.fpga)
+        if board.family == "xc7" and config.part == DEFAULT_PART:
+            config.part = board.part
+        if board.family == "xc7" and config.folding is None and config.target_fps is None \
+                and config.lut_budget is None:   # the fastest design that fits the board
+            config.lut_budget = int(COMFORT * board.lut)
     if config.stop_after is not None and config.stop_after not in names:
         raise PascalError(f"--stop-after {config.stop_after!r}: not a step (steps: "
                           f"{', '.join(names)})")
