@@ -316,6 +316,9 @@ def verify_build(build_dir: str | Path, images: np.ndarray, labels: np.ndarray |
         report_checks.append(checks["rtlsim_vs_ir"].result())
         report_checks.append(rtl_cycles)
     report = {"build_dir": str(build_dir), "name": build["name"], "samples": len(images),
+              # what ir_vs_qonnx compares with: the user's model file as compile read it,
+              # before any rewrite of ours (ir/00_qonnx.onnx)
+              "reference_model": build["steps"][0]["model"],
               "checks": report_checks,
               "skipped": [] if net is not None else [{
                   "name": "qonnx_vs_brevitas", "reason": _brevitas_skipped(build)}],
