@@ -301,22 +301,14 @@ class _Block(nn.Module):
         return self.act2(y + x)
 
 
-class _SharedQuantBlock(nn.Module):
+class _SharedQuantBlock(_Block):
     """A FINN-style residual block: both summands pass one shared signed QuantIdentity before
     the add, then a QuantReLU."""
 
     def __init__(self, channels: int, bits: int):
-        super().__init__()
+        super().__init__(channels, bits)
         qnn, _ = _quant()
-        self.conv1 = qnn.QuantConv2d(channels, channels, 3, padding=1, bias=False,
-                                     weight_bit_width=bits)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.act1 = qnn.QuantReLU(bit_width=bits)
-        self.conv2 = qnn.QuantConv2d(channels, channels, 3, padding=1, bias=False,
-                                     weight_bit_width=bits)
-        self.bn2 = nn.BatchNorm2d(channels)
         self.shared = qnn.QuantIdentity(bit_width=bits + 1)
-        self.act2 = qnn.QuantReLU(bit_width=bits)
 
     def forward(self, x):
         y = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
