@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import math
+import time
 import traceback
 from pathlib import Path
 
@@ -383,7 +384,11 @@ def _add_run(sub) -> None:
     p = sub.add_parser("run", parents=[_debug_option()],
                        help="classify a .npy of raw images with a build (board or simulators)")
     p.add_argument("build_dir", help="a build folder from compile")
-    p.add_argument("--input", required=True, help=".npy of raw images (N, C, H, W)")
+    p.add_argument("--input", required=True,
+                   help=".npy (N, C, H, W) of what the model takes: raw integer pixels for our "
+                   "models, a foreign model's own input (its build's input adapter quantizes it)")
+    p.add_argument("--labels", metavar="FILE.npy",
+                   help="their integer labels (N,): prints the accuracy (and adds it to --json)")
     p.add_argument("--backend", default="cyclesim", choices=ACCELERATOR_BACKENDS,
                    help="what runs the build: cyclesim (the cycle-accurate model), csim (the HLS "
                    "C simulation, g++) or pynq (the bitstream on a PYNQ board)")
@@ -876,17 +881,32 @@ def _read_npy(path: Path):
 def cmd_run(args) -> int:
     path = Path(args.input)
     images = _read_npy(path)
+    labels = None
+    if args.labels is not None:
+        labels = _read_npy(Path(args.labels))
+        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+            raise PascalError(f"{args.labels}: expected {len(images)} integer labels (N,), got "
+                              f"{labels.dtype} of shape {list(labels.shape)}")
     accel = Accelerator(args.build_dir, backend=args.backend, bitfile=args.bitfile,
                         xilinx_hls=os.environ.get("XILINX_HLS"))
+    started = time.perf_counter()
     try:
         result = accel.predict(images)
     except PascalError as exc:
         raise PascalError(f"{path}: {exc}") from exc
+    seconds = time.perf_counter() - started
+    accuracy = None if labels is None else float(np.mean(result.classes == labels))
     if args.json:
-        print(json.dumps({"classes": result.classes.tolist(),
-                          "logits": result.logits.tolist()}))
+        out = {"classes": result.classes.tolist(), "logits": result.logits.tolist()}
+        if accuracy is not None:
+            out["accuracy"] = accuracy
+        print(json.dumps(out))
     else:
         print(" ".join(str(c) for c in result.classes.tolist()))
+        print(f"{len(images)} images on {args.backend} in {seconds:.2f} s"
+              + (f"; accuracy {100 * accuracy:.2f}%" if accuracy is not None else "")
+              + ("" if args.backend == "pynq" else " (a simulator's speed, not the hardware's: "
+                 "pascal-fpga simulate gives the hardware's images/s)"), file=sys.stderr)
     return 0
 
 

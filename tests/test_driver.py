@@ -113,13 +113,16 @@ def test_run_errors(rgb_build, tmp_path, capsys):
              ("frac.npy", "cyclesim", "non-integer pixels"),
              ("junk.npy", "cyclesim", "not a .npy array"),
              ("missing.npy", "cyclesim", "no such file"),
-             ("wrong.npy", "gpu", "backend 'gpu'"),
              ("wrong.npy", "pynq", "needs --bitfile")]
     for name, backend, message in cases:
         assert cli_main(["run", str(rgb_build), "--input", str(tmp_path / name),
                          "--backend", backend]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+    with pytest.raises(SystemExit) as exit_:   # a choice: argparse's usage line, exit 2
+        cli_main(["run", str(rgb_build), "--input", str(tmp_path / "wrong.npy"),
+                  "--backend", "gpu"])
+    assert exit_.value.code == 2 and "invalid choice: 'gpu'" in capsys.readouterr().err
 
 
 def test_driver_folder_is_self_contained(rgb_build):
@@ -139,3 +142,23 @@ def test_driver_folder_is_self_contained(rgb_build):
                 modules.add((node.module or "").split(".")[0])
         assert modules <= {"__future__", "argparse", "json", "pathlib", "sys", "time", "numpy",
                            "pynq", "board"}, (name, modules)
+
+
+def test_run_reports_the_accuracy_of_given_labels(rgb_build, tmp_path, capsys):
+    spec = parse_spec(json.loads((rgb_build / "build.json").read_text())["spec"], "spec")
+    images = random_images(spec, 8, 5).astype(np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    args = ["run", str(rgb_build), "--input", str(tmp_path / "images.npy")]
+    assert cli_main(args + ["--json"]) == 0
+    classes = np.array(json.loads(capsys.readouterr().out)["classes"])
+    labels = classes.copy()
+    labels[:3] = (labels[:3] + 1) % 5                  # three of eight wrong
+    np.save(tmp_path / "labels.npy", labels)
+    assert cli_main(args + ["--labels", str(tmp_path / "labels.npy"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == 5 / 8
+    assert cli_main(args + ["--labels", str(tmp_path / "labels.npy")]) == 0
+    out, err = capsys.readouterr()
+    assert out.split() == [str(c) for c in classes] and "accuracy 62.50%" in err
+    np.save(tmp_path / "short.npy", labels[:3])
+    assert cli_main(args + ["--labels", str(tmp_path / "short.npy")]) == 2
+    assert "expected 8 integer labels" in capsys.readouterr().err
