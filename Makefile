@@ -6,10 +6,11 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-quick install clean
 
-$(VENV)/.installed: pyproject.toml setup.py
+$(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned in the same command: an unpinned torch would pull a CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0 -e '.[test]'
+	# constraints.txt: the exact versions known to work together (pyproject.toml gives ranges)
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0 -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
