@@ -178,8 +178,9 @@ def small_disk(tmp_path):
 @pytest.mark.slow
 def test_a_full_disk_is_one_line_and_leaves_nothing(build, small_disk, capsys):
     run, model, _ = build
-    cases = [
-        ["train", SPEC, "--dataset", "digits", "--epochs", "1", "--out", small_disk / "run"],
+    cases = [   # -q: training's progress lines (after 10 s off a terminal) aside, one line
+        ["train", SPEC, "--dataset", "digits", "--epochs", "1", "--out", small_disk / "run",
+         "-q"],
         ["export", run, "--out", small_disk / "m.onnx"],
         ["compile", model, "--out", small_disk / "b"],
     ]

@@ -406,10 +406,10 @@ class CheckSupported(Transformation):
         if signed and bits == 1:
             codes = 1
         if not 1 <= codes <= LEVELS_MAX:
-            raise PascalError(f"{where}: {codes + 1} levels ({'signed' if signed else 'unsigned'}"
-                              f", {bits:g} bits{', narrow' if narrow else ''}); an activation "
-                              f"of 2..{LEVELS_MAX + 1} levels is supported (each level a "
-                              f"timestep of spikes)")
+            raise PascalError(f"{where}: {codes + 1} levels ({bits:g} bits, signed="
+                              f"{int(signed)}, narrow={int(narrow)}); an activation of "
+                              f"2..{LEVELS_MAX + 1} levels is supported (each level a timestep "
+                              f"of spikes)")
 
     @staticmethod
     def _check_act_scale(model, node) -> None:
